@@ -1,0 +1,83 @@
+"""Shared fixtures: a real git repository of the template, and real renders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from copier import run_copy
+
+ROOT = Path(__file__).resolve().parents[1]
+# The daskhub chart data beside the project (see ../shared/charts/README.md).
+CHART = ROOT.parent / "shared" / "charts" / "daskhub"
+TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
+VERSION = version("hub-template")
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _git_identity():
+    """Commits need an author on a fresh CI machine; ignore the user's git config."""
+    env = {
+        "GIT_AUTHOR_NAME": "hub-template tests",
+        "GIT_AUTHOR_EMAIL": "tests@hub-template.invalid",
+        "GIT_COMMITTER_NAME": "hub-template tests",
+        "GIT_COMMITTER_EMAIL": "tests@hub-template.invalid",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "init.defaultBranch",
+        "GIT_CONFIG_VALUE_0": "main",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def publish_template(repo: Path, tag: str, source: Path = ROOT) -> Path:
+    """Copy the template's parts from ``source`` into the git repository
+    ``repo`` (created if needed), commit them and tag the commit ``tag``."""
+    repo.mkdir(parents=True, exist_ok=True)
+    if not (repo / ".git").exists():
+        git(repo, "init", "-q")
+    for part in TEMPLATE_PARTS:
+        target = repo / part
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        src = source / part
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, target)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", f"template {tag}")
+    git(repo, "tag", tag)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory) -> Path:
+    """The current template as a real git repository, tagged with its version."""
+    return publish_template(tmp_path_factory.mktemp("template") / "hub-template", f"v{VERSION}")
+
+
+def render(template: Path, dst: Path, **data) -> Path:
+    """``copier copy --trust --defaults --data ...`` into ``dst``."""
+    run_copy(str(template), str(dst), data=data, defaults=True, unsafe=True, quiet=True)
+    return dst
