@@ -1,0 +1,20 @@
+"""hub-template's Python: what copier runs (migrations, the source import) and
+the tools for operators (`hub-template check`, `hub-template update`).
+
+Modules copier runs use only copier's own dependencies; see hooks/run.py.
+"""
+
+from importlib.resources import files
+from pathlib import Path
+
+import yaml
+
+
+def data_file(name: str) -> Path:
+    """A file of hooks/hub_template/data/, shared with copier.yml."""
+    return Path(str(files(__package__) / "data" / name))
+
+
+def load_data(name: str) -> dict:
+    """versions.yml or providers.yml, as copier.yml reads them."""
+    return yaml.safe_load(data_file(name).read_text())

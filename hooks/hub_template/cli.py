@@ -1,0 +1,35 @@
+"""`hub-template`: the operators' command.
+
+    hub-template check deployments/charlie [--chart daskhub/]
+    hub-template update deployments/ [--check]
+
+Each verb lives in its own module, which provides `add_arguments(parser)` and
+`run(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+VERBS = {
+    "check": ("hub_template.checks.command", "Check a rendered hub, offline, in seconds."),
+    "update": ("hub_template.federation", "Update every hub of a federation to the newest template."),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hub-template", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(VERBS) + "}")
+    modules = {}
+    for verb, (module_name, help_text) in VERBS.items():
+        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        modules[verb] = importlib.import_module(module_name)
+        modules[verb].add_arguments(sub)
+    args = parser.parse_args(argv)
+    return modules[args.verb].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
