@@ -77,6 +77,16 @@ def template_repo(tmp_path_factory) -> Path:
     return publish_template(tmp_path_factory.mktemp("template") / "hub-template", f"v{VERSION}")
 
 
+@pytest.fixture(scope="session")
+def evolving_template(tmp_path_factory) -> Path:
+    """The template released three times, tagged v1.0.0, v1.1.0 and v1.2.0
+    (see tests/template_versions.py)."""
+    from template_versions import publish_versions
+
+    base = tmp_path_factory.mktemp("evolving")
+    return publish_versions(base / "hub-template", base / "sources")
+
+
 def render(template: Path, dst: Path, **data) -> Path:
     """``copier copy --trust --defaults --data ...`` into ``dst``."""
     run_copy(str(template), str(dst), data=data, defaults=True, unsafe=True, quiet=True)

@@ -1,0 +1,188 @@
+"""The template as it evolves: three releases in one real git repository, and
+hubs rendered from them inside a federation repository.
+
+- v1.0.0 asked `provider` (the exact inverse of the 1.1.0 migration);
+- v1.1.0 is the current template;
+- v1.2.0 is the current template plus what a maintainer would change next:
+  a helm value (the jupyterhub culler), a pinned version (dask-labextension
+  capped below 8) and a better starter notebook.
+
+Tests never read this repository's own tags: CI clones may lack them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from copier import run_copy
+
+from conftest import ROOT, TEMPLATE_PARTS, git, publish_template
+
+ANSWERS = ".copier-answers.yml"
+
+# v1.2.0's changes, each an (old, new) edit of one file of the current template.
+CULL_BLOCK = (
+    "    cull:\n"
+    "      # Stop servers idle for an hour, so their nodes can scale down.\n"
+    "      timeout: 3600\n"
+)
+V1_2_0_EDITS = {
+    "template/config/common.yaml.jinja": ("\n    singleuser:\n", "\n" + CULL_BLOCK + "\n    singleuser:\n"),
+    "hooks/hub_template/data/versions.yml": ('dask_labextension: ">=7"', 'dask_labextension: ">=7,<8"'),
+    "template/image/{% if not source_repo %}welcome.ipynb{% endif %}.jinja": (
+        "This notebook starts a dask cluster,",
+        "This notebook starts a dask cluster in seconds,",
+    ),
+}
+
+
+def _copy_current(dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for part in TEMPLATE_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dst / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, dst / part)
+    return dst
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    # A loud failure if the current template moved on: the fixture must
+    # really publish a different version.
+    assert old in text, f"{path}: {old!r} not found; update tests/template_versions.py"
+    path.write_text(text.replace(old, new, 1))
+
+
+def v1_0_0_source(dst: Path) -> Path:
+    """The current template with the answer named `provider` again: every
+    `cloud_provider` token of copier.yml and template/ (hubploy.yaml's own
+    `provider:` keys are other words and stay)."""
+    _copy_current(dst)
+    files = [dst / "copier.yml", *(p for p in (dst / "template").rglob("*") if p.is_file())]
+    renamed = 0
+    for path in files:
+        text = path.read_text()
+        new, count = re.subn(r"\bcloud_provider\b", "provider", text)
+        if count:
+            path.write_text(new)
+            renamed += count
+    assert renamed, "the current template no longer uses cloud_provider"
+    return dst
+
+
+def v1_2_0_source(dst: Path) -> Path:
+    _copy_current(dst)
+    for relpath, (old, new) in V1_2_0_EDITS.items():
+        _edit(dst / relpath, old, new)
+    return dst
+
+
+def publish_versions(repo: Path, scratch: Path) -> Path:
+    """A template repository tagged v1.0.0, v1.1.0 and v1.2.0, in that order."""
+    publish_template(repo, "v1.0.0", source=v1_0_0_source(scratch / "v1.0.0"))
+    publish_template(repo, "v1.1.0", source=ROOT)
+    publish_template(repo, "v1.2.0", source=v1_2_0_source(scratch / "v1.2.0"))
+    return repo
+
+
+# A fork of the template whose release 1.2.1 has a bug a maintainer could
+# make: an "after" migration that reads a file hubs do not have. Its update
+# fails once the new version is fully rendered, with a file it created.
+BROKEN_MIGRATION = '''
+
+@migration("1.2.1", stage="after")
+def move_cull_settings(hub: Path) -> str | None:
+    """Moves the culler's settings out of config/common.yaml (buggy)."""
+    return (hub / "config" / "cull.yaml").read_text()
+'''
+
+
+def publish_fork(repo: Path, fork: Path, scratch: Path) -> Path:
+    """A clone of the template repository with a broken release v1.2.1."""
+    git(fork.parent, "clone", "-q", str(repo), fork.name)
+    source = v1_2_0_source(scratch / "v1.2.1")
+    with (source / "hooks" / "hub_template" / "migrations.py").open("a") as module:
+        module.write(BROKEN_MIGRATION)
+    (source / "template" / "docs").mkdir()
+    (source / "template" / "docs" / "cull.md.jinja").write_text("# How {{ hub_name }} stops idle servers\n")
+    return publish_template(fork, "v1.2.1", source=source)
+
+
+# --- a federation repository and its hubs ---------------------------------------
+
+
+def federation(path: Path) -> Path:
+    """An empty federation repository with a first commit."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q")
+    (path / "README.md").write_text("# A Pangeo federation\n")
+    git(path, "add", "README.md")
+    git(path, "commit", "-q", "-m", "federation")
+    return path
+
+
+def make_hub(template: Path | str, fed: Path, name: str, tag: str, **data) -> Path:
+    """Render deployments/<name> from the template at `tag` and commit it."""
+    hub = fed / "deployments" / name
+    run_copy(str(template), str(hub), data=data, vcs_ref=tag, defaults=True, unsafe=True, quiet=True)
+    commit(fed, f"Add hub {name} from hub-template {tag}")
+    return hub
+
+
+def commit(fed: Path, message: str) -> None:
+    git(fed, "add", "-A")
+    git(fed, "commit", "-q", "-m", message)
+
+
+def edit_like_a_user(hub: Path) -> dict[str, str]:
+    """What a hub's operators change after the first render: a helm value, a
+    package, their own notebook and the starter one, the real secrets. Returns
+    the lines (or file texts) an update must keep."""
+    common = hub / "config" / "common.yaml"
+    text = common.read_text()
+    assert "capacity: 10Gi" in text
+    common.write_text(text.replace("capacity: 10Gi", "capacity: 50Gi"))
+
+    env = hub / "image" / "binder" / "environment.yml"
+    env.write_text(env.read_text().rstrip("\n") + "\n  - cartopy\n")
+
+    notebook = hub / "image" / "analysis.ipynb"
+    notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n')
+    welcome = hub / "image" / "welcome.ipynb"
+    welcome.write_text(welcome.read_text().replace("Welcome to", "Welcome, oceanographers, to"))
+
+    secrets = hub / "secrets" / "staging.yaml"
+    secrets.write_text(re.sub(r'client_secret: ".*"', 'client_secret: "0123456789abcdef"', secrets.read_text()))
+    return {
+        "config/common.yaml": "capacity: 50Gi",
+        "image/binder/environment.yml": "  - cartopy\n",
+        "image/welcome.ipynb": "Welcome, oceanographers, to",
+        "secrets/staging.yaml": 'client_secret: "0123456789abcdef"',
+    }
+
+
+def clash_with_v1_2_0(hub: Path) -> None:
+    """Edit the very line v1.2.0 changes (the dask-labextension pin)."""
+    env = hub / "image" / "binder" / "environment.yml"
+    text = env.read_text()
+    assert "  - dask-labextension>=7\n" in text
+    env.write_text(text.replace("  - dask-labextension>=7\n", "  - dask-labextension>=7.2\n"))
+
+
+def answers(hub: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((hub / ANSWERS).read_text())
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (outside .git), by relative path."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(folder).parts
+    }

@@ -1,0 +1,221 @@
+"""`hub-template update DEPLOYMENTS_DIR`: a federation's hubs at different
+versions, each case at once, through the installed command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import git
+from template_versions import (
+    CULL_BLOCK,
+    answers,
+    clash_with_v1_2_0,
+    commit,
+    edit_like_a_user,
+    federation,
+    make_hub,
+    publish_fork,
+    snapshot,
+)
+from test_migrations import RENAME_LOG, helm_problems
+
+HUB_TEMPLATE = [str(Path(sys.executable).with_name("hub-template"))]
+
+
+def hub_template(*args: str, trace: Path | None = None, **env: str) -> tuple[int, dict[str, list[str]], str]:
+    """Run `hub-template ARGS`; return its exit status, its summary table as
+    {hub: [from, to, status, notes]}, and everything it printed."""
+    env = {**os.environ, "COLUMNS": "250", **env}
+    if trace:
+        env["GIT_TRACE2_EVENT"] = str(trace)
+    done = subprocess.run([*HUB_TEMPLATE, *args], capture_output=True, text=True, env=env)
+    rows: dict[str, list[str]] = {}
+    last = None
+    for line in done.stdout.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        if cells[0]:
+            last = cells[0]
+            rows[last] = cells[1:]
+        elif last:  # a wrapped note
+            rows[last][3] = f"{rows[last][3]} {cells[4]}".strip()
+    return done.returncode, rows, done.stdout + done.stderr
+
+
+def hub_snapshot(hub: Path) -> dict[str, bytes]:
+    return snapshot(hub)
+
+
+@pytest.fixture(scope="module")
+def fed_run(evolving_template, tmp_path_factory):
+    """Six hubs, every case the command must tell apart; then `--check`, then
+    the update. Its template is served as a remote (file://…/hub-template.git),
+    so copier goes through git's transport as it would for GitHub."""
+    base = tmp_path_factory.mktemp("federation-run")
+    remote = base / "remote" / "hub-template.git"
+    git(base, "clone", "-q", "--bare", str(evolving_template), str(remote))
+    url = remote.as_uri()
+    fork = publish_fork(evolving_template, base / "fork", base / "fork-sources")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COPIER_CACHE_DIR", str(base / "copier-cache"))
+        fed = federation(base / "federation")
+        (fed / ".gitignore").write_text("# decrypted secrets never go to git\n*.dec.yaml\n")
+        hubs = {
+            "alpha": make_hub(url, fed, "alpha", "v1.2.0"),  # current
+            "bravo": make_hub(url, fed, "bravo", "v1.0.0", provider="aws"),  # updatable, crosses 1.1.0
+            "charlie": make_hub(url, fed, "charlie", "v1.1.0"),  # conflicts
+            "delta": make_hub(url, fed, "delta", "v1.1.0"),  # dirty
+            "echo": make_hub(str(fork), fed, "echo", "v1.1.0"),  # its fork's 1.2.1 migration fails
+            "foxtrot": make_hub(url, fed, "foxtrot", "v1.1.0"),  # its template is gone
+        }
+        kept = edit_like_a_user(hubs["bravo"])
+        edit_like_a_user(hubs["echo"])
+        clash_with_v1_2_0(hubs["charlie"])
+        foxtrot_answers = hubs["foxtrot"] / ".copier-answers.yml"
+        foxtrot_answers.write_text(foxtrot_answers.read_text().replace(url, (base / "moved.git").as_uri()))
+        commit(fed, "The hubs' own edits")
+        (hubs["echo"] / "secrets" / "staging.dec.yaml").write_text("client_secret: decrypted\n")
+        prod = hubs["delta"] / "config" / "prod.yaml"
+        prod.write_text(prod.read_text() + "# work in progress\n")
+
+        before = {name: hub_snapshot(hub) for name, hub in hubs.items()}
+        status_before = git(fed, "status", "--porcelain", "--ignored")
+        deployments = str(fed / "deployments")
+        check = hub_template("update", deployments, "--check")
+        after_check = snapshot(fed), git(fed, "status", "--porcelain", "--ignored")
+        trace = base / "trace.json"
+        update = hub_template("update", deployments, trace=trace)
+
+    return {
+        "fed": fed, "hubs": hubs, "url": url, "remote": remote, "kept": kept, "before": before,
+        "fed_before": (status_before,), "check": check, "after_check": after_check,
+        "update": update, "trace": trace,
+    }
+
+
+def test_check_reports_every_hub_and_changes_nothing(fed_run):
+    code, rows, output = fed_run["check"]
+    assert code == 1, output  # hubs are behind
+    assert {hub: row[:3] for hub, row in rows.items()} == {
+        "alpha": ["v1.2.0", "v1.2.0", "current"],
+        "bravo": ["v1.0.0", "v1.2.0", "behind"],
+        "charlie": ["v1.1.0", "v1.2.0", "behind"],
+        "delta": ["v1.1.0", "v1.2.0", "behind"],
+        "echo": ["v1.1.0", "v1.2.1", "behind"],  # its own template's newest
+        "foxtrot": ["v1.1.0", "?", "failed"],
+    }
+    assert "cannot read the template file://" in rows["foxtrot"][3]
+    files, status = fed_run["after_check"]
+    assert status == fed_run["fed_before"][0]
+    assert {name: {p: c for p, c in files.items() if p.startswith(f"deployments/{name}/")}
+            for name in fed_run["hubs"]} == {
+        name: {f"deployments/{name}/{p}": c for p, c in hub.items()} for name, hub in fed_run["before"].items()
+    }
+
+
+def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run):
+    code, rows, output = fed_run["update"]
+    assert code == 1, output
+    assert {hub: row[:3] for hub, row in rows.items()} == {
+        "alpha": ["v1.2.0", "v1.2.0", "current"],
+        "bravo": ["v1.0.0", "v1.2.0", "updated"],
+        "charlie": ["v1.1.0", "v1.2.0", "conflicts"],
+        "delta": ["v1.1.0", "v1.1.0", "skipped dirty"],
+        "echo": ["v1.1.0", "v1.1.0", "failed"],
+        "foxtrot": ["v1.1.0", "v1.1.0", "failed"],
+    }
+    assert rows["bravo"][3] == RENAME_LOG
+    assert rows["charlie"][3] == "resolve the conflict markers in: image/binder/environment.yml"
+    assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
+    assert "cull.yaml" in rows["echo"][3]  # the failing migration's error
+    assert "1 current, 1 updated, 1 conflicts, 1 skipped dirty, 2 failed" in output
+
+
+def test_the_updated_hub_keeps_its_edits_and_its_source(fed_run):
+    hub = fed_run["hubs"]["bravo"]
+    recorded = answers(hub)
+    assert recorded["_commit"] == "v1.2.0"
+    assert recorded["_src_path"] == fed_run["url"]  # the mirror never shows
+    assert recorded["cloud_provider"] == "aws" and "provider" not in recorded
+    for name, text in fed_run["kept"].items():
+        assert text in (hub / name).read_text(), name
+    assert CULL_BLOCK in (hub / "config" / "common.yaml").read_text()
+    assert helm_problems(hub) == []
+
+
+def test_the_conflicting_hub_is_left_to_resolve_as_copier_leaves_it(fed_run):
+    fed, hub = fed_run["fed"], fed_run["hubs"]["charlie"]
+    assert "<<<<<<< before updating" in (hub / "image" / "binder" / "environment.yml").read_text()
+    # Recorded as a conflict in git, though later hubs were updated after it.
+    assert git(fed, "diff", "--name-only", "--diff-filter=U") == "deployments/charlie/image/binder/environment.yml"
+    assert answers(hub)["_commit"] == "v1.2.0"
+
+
+@pytest.mark.parametrize("name", ["alpha", "delta", "echo", "foxtrot"])
+def test_hubs_not_updated_are_byte_identical(fed_run, name):
+    hub = fed_run["hubs"][name]
+    assert hub_snapshot(hub) == fed_run["before"][name]
+    if name != "delta":  # delta keeps its own uncommitted edit
+        assert git(fed_run["fed"], "status", "--porcelain", "--", f"deployments/{name}") == ""
+
+
+def test_a_failed_update_is_undone_but_ignored_files_stay(fed_run):
+    fed, hub = fed_run["fed"], fed_run["hubs"]["echo"]
+    assert not (hub / "docs").exists()  # what the failed update created is gone
+    assert (hub / "secrets" / "staging.dec.yaml").read_text() == "client_secret: decrypted\n"
+    assert git(fed, "status", "--porcelain", "--ignored", "--", "deployments/echo") == (
+        "!! deployments/echo/secrets/staging.dec.yaml")
+
+
+def test_the_template_is_fetched_once(fed_run):
+    """git's own trace: only one upload-pack ever served the template's real
+    repository (the mirror's clone); copier's clones were served by the mirror."""
+    served = []
+    for line in fed_run["trace"].read_text().splitlines():
+        event = json.loads(line)
+        if event.get("event") == "start" and event["argv"][0] == "git-upload-pack":
+            served.append(event["argv"][-1])
+    assert served.count(str(fed_run["remote"])) == 1, served
+    mirrored = [repo for repo in served if repo.endswith("template-1.git")]
+    assert len(mirrored) >= 3, served  # at least one per clone of the updated hubs
+
+
+def test_a_federation_updates_step_by_step(evolving_template, tmp_path):
+    fed = federation(tmp_path / "federation")
+    old = make_hub(evolving_template, fed, "alpha", "v1.0.0", provider="azure")
+    make_hub(evolving_template, fed, "bravo", "v1.1.0")
+    deployments = str(fed / "deployments")
+
+    code, rows, output = hub_template("update", deployments, "--vcs-ref", "v1.1.0")
+    assert code == 0, output
+    assert {hub: row[:3] for hub, row in rows.items()} == {
+        "alpha": ["v1.0.0", "v1.1.0", "updated"], "bravo": ["v1.1.0", "v1.1.0", "current"]}
+    assert answers(old)["cloud_provider"] == "azure"
+    commit(fed, "hub-template 1.1.0")
+
+    code, rows, output = hub_template("update", deployments)
+    assert code == 0, output
+    assert [row[2] for row in rows.values()] == ["updated", "updated"]
+    commit(fed, "hub-template 1.2.0")
+
+    code, rows, output = hub_template("update", deployments, "--check")
+    assert code == 0, output
+    assert {hub: row[:3] for hub, row in rows.items()} == {
+        "alpha": ["v1.2.0", "v1.2.0", "current"], "bravo": ["v1.2.0", "v1.2.0", "current"]}
+
+
+def test_a_folder_without_hubs_is_explained(tmp_path):
+    code, rows, output = hub_template("update", str(tmp_path / "nowhere"))
+    assert code == 2 and "is not a folder" in output and "deployments/ folder" in output
+    (tmp_path / "deployments" / "notes").mkdir(parents=True)
+    code, rows, output = hub_template("update", str(tmp_path / "deployments"))
+    assert code == 2 and "No hub in" in output and ".copier-answers.yml" in output

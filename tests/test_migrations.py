@@ -1,0 +1,164 @@
+"""Migrations: the registry picks what an update crosses, and real updates
+across real tags run each migration exactly once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from copier import run_update
+from packaging.version import Version
+
+from conftest import CHART, ROOT
+from hub_template import migrations
+from hub_template.helm_values import Chart, ValuesFile, check_values
+from template_versions import answers, federation, make_hub
+
+RENAME_LOG = "migration 1.1.0 (rename_provider_to_cloud_provider): answer 'provider' is now 'cloud_provider'"
+
+
+# --- the registry --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version_from", "version_to", "expected"),
+    [
+        ("1.0.0", "1.1.0", ["rename_provider_to_cloud_provider"]),
+        ("1.0.0", "1.2.0", ["rename_provider_to_cloud_provider"]),
+        ("1.0.0", "1.0.0.post3+gabc1234", []),  # a commit after v1.0.0 is still 1.0.0's answers
+        ("1.1.0", "1.2.0", []),
+        ("1.1.0", "1.1.0", []),  # `copier update --data` at the same version
+    ],
+)
+def test_an_update_runs_the_migrations_it_crosses(version_from, version_to, expected):
+    pending = migrations.pending(Version(version_from), Version(version_to), "before")
+    assert [m.name for m in pending] == expected
+    assert migrations.pending(Version(version_from), Version(version_to), "after") == []
+
+
+def test_migrations_run_in_version_order_and_once_each(monkeypatch, tmp_path):
+    ran = []
+    registry: list[migrations.Migration] = []
+    monkeypatch.setattr(migrations, "MIGRATIONS", registry)
+
+    # Registered out of order, as modules grow.
+    @migrations.migration("2.0.0")
+    def second(hub):
+        ran.append("2.0.0")
+        return "moved"
+
+    @migrations.migration("1.5.0")
+    def first(hub):
+        ran.append("1.5.0")
+
+    @migrations.migration("1.5.0", stage="after")
+    def after(hub):
+        ran.append("1.5.0 after")
+
+    assert migrations.run(tmp_path, Version("1.0.0"), Version("2.0.0"), "before") == [
+        "migration 1.5.0 (first): nothing to change",
+        "migration 2.0.0 (second): moved",
+    ]
+    assert ran == ["1.5.0", "2.0.0"]
+    assert migrations.run(tmp_path, Version("1.5.0"), Version("2.0.0"), "after") == []
+    assert migrations.run(tmp_path, Version("1.4.0"), Version("1.5.0"), "after") == [
+        "migration 1.5.0 (after): nothing to change"
+    ]
+
+
+ANSWERS_V1_0_0 = """\
+# Answers hub-template was rendered with.
+_commit: v1.0.0
+_src_path: gh:pangeo/hub-template
+aws_region: us-west-2
+hub_name: bravo
+provider: aws
+scratch_bucket: bravo-scratch
+"""
+
+
+def test_rename_answer_changes_only_that_answer(tmp_path):
+    answers_file = tmp_path / migrations.ANSWERS_FILE
+    answers_file.write_text(ANSWERS_V1_0_0)
+    assert migrations.rename_answer(tmp_path, "provider", "cloud_provider") == (
+        "answer 'provider' is now 'cloud_provider'"
+    )
+    assert answers_file.read_text() == ANSWERS_V1_0_0.replace("\nprovider: aws", "\ncloud_provider: aws")
+    # Run again (or on a hub already migrated): nothing to do, nothing changes.
+    assert migrations.rename_answer(tmp_path, "provider", "cloud_provider") is None
+    assert yaml.safe_load(answers_file.read_text())["cloud_provider"] == "aws"
+
+
+def test_rename_answer_leaves_a_hub_without_that_answer(tmp_path):
+    answers_file = tmp_path / migrations.ANSWERS_FILE
+    text = ANSWERS_V1_0_0.replace("provider: aws\n", "")
+    answers_file.write_text(text)
+    assert migrations.rename_answer(tmp_path, "provider", "cloud_provider") is None
+    assert answers_file.read_text() == text
+
+
+def run_migrate(cwd, **env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("STAGE", "VERSION_"))}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "hooks" / "run.py"), "migrate"],
+        cwd=cwd, env={**clean, **env}, capture_output=True, text=True,
+    )
+
+
+def test_migrate_outside_copier_says_how_to_run_it(tmp_path):
+    (tmp_path / migrations.ANSWERS_FILE).write_text(ANSWERS_V1_0_0)
+    done = run_migrate(tmp_path, STAGE="before")
+    assert done.returncode == 2
+    assert "run it through `copier update`" in done.stderr
+    done = run_migrate(tmp_path, STAGE="during", VERSION_PEP440_FROM="1.0.0", VERSION_PEP440_TO="1.1.0")
+    assert done.returncode == 2
+    assert "unknown stage 'during'" in done.stderr
+    assert (tmp_path / migrations.ANSWERS_FILE).read_text() == ANSWERS_V1_0_0
+
+
+# --- real updates across real tags -----------------------------------------------------
+
+
+def helm_problems(hub) -> list:
+    """What helm would reject in the hub's values, for staging and prod."""
+    chart = Chart(CHART)
+    umbrella = answers(hub)["helm_umbrella_key"]
+    problems = []
+    for env in ("staging", "prod"):
+        layers = [ValuesFile.load(hub / "config" / "common.yaml", "config/common.yaml"),
+                  ValuesFile.load(hub / "config" / f"{env}.yaml", f"config/{env}.yaml"),
+                  ValuesFile.load(hub / "secrets" / f"{env}.yaml", f"secrets/{env}.yaml")]
+        problems += check_values(chart, layers, umbrella)
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("made_at", "update_to", "renames"),
+    [("v1.0.0", "v1.1.0", 1), ("v1.1.0", "v1.2.0", 0), ("v1.0.0", "v1.2.0", 1)],
+)
+def test_an_aws_hub_stays_aws_across_updates(evolving_template, tmp_path, capfd, made_at, update_to, renames):
+    fed = federation(tmp_path / "federation")
+    answer = "provider" if made_at == "v1.0.0" else "cloud_provider"
+    hub = make_hub(evolving_template, fed, "bravo", made_at, **{answer: "aws", "aws_account_id": "210987654321"})
+    assert answers(hub)[answer] == "aws"
+    capfd.readouterr()
+
+    run_update(str(hub), vcs_ref=update_to, defaults=True, overwrite=True, unsafe=True, quiet=True)
+
+    log = capfd.readouterr().err
+    assert log.count("migration 1.1.0 (") == renames, log
+    if renames:
+        assert RENAME_LOG in log
+    recorded = answers(hub)
+    assert recorded["_commit"] == update_to
+    assert recorded["cloud_provider"] == "aws"
+    assert "provider" not in recorded
+    hubploy = yaml.safe_load((hub / "hubploy.yaml").read_text())
+    assert hubploy["cluster"]["provider"] == "aws"
+    assert hubploy["images"]["registry"]["aws"]["account_id"] == "210987654321"
+    assert (hub / "secrets" / "aws-config.txt").is_file()
+    assert not (hub / "secrets" / "gcloud-service-key.json").exists()
+    assert helm_problems(hub) == []

@@ -1,0 +1,137 @@
+"""`copier update` of a hub inside a federation repository, across real tags,
+run the way an operator runs it: the copier command, from deployments/<hub>."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from conftest import git
+from template_versions import (
+    CULL_BLOCK,
+    answers,
+    clash_with_v1_2_0,
+    commit,
+    edit_like_a_user,
+    federation,
+    make_hub,
+    snapshot,
+)
+
+
+def copier_update(hub, *args):
+    """`copier update --trust --defaults ARGS` from the hub's folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--trust", "--defaults", *args],
+        cwd=hub, capture_output=True, text=True,
+    )
+
+
+def changed_paths(fed) -> set[str]:
+    out = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=all"],
+                         cwd=fed, check=True, capture_output=True, text=True).stdout
+    return {entry[3:] for entry in out.split("\0") if entry}
+
+
+def test_update_keeps_the_hubs_edits_and_brings_the_new_release(evolving_template, tmp_path):
+    fed = federation(tmp_path / "federation")
+    neighbour = make_hub(evolving_template, fed, "alpha", "v1.1.0")
+    hub = make_hub(evolving_template, fed, "charlie", "v1.1.0")
+    kept = edit_like_a_user(hub)
+    commit(fed, "charlie: bigger homes, cartopy, our notebooks, real secrets")
+    owned = {name: (hub / name).read_bytes() for name in
+             ("image/welcome.ipynb", "image/analysis.ipynb", "secrets/staging.yaml", "secrets/prod.yaml")}
+    neighbour_before = snapshot(neighbour)
+
+    done = copier_update(hub)
+
+    assert done.returncode == 0, done.stderr
+    # The hub's own edits are still there...
+    for name, text in kept.items():
+        assert text in (hub / name).read_text(), name
+    # ...files the hub owns are untouched, though v1.2.0 changed the starter notebook...
+    for name, content in owned.items():
+        assert (hub / name).read_bytes() == content, name
+    # ...and v1.2.0's changes are in.
+    common = (hub / "config" / "common.yaml").read_text()
+    assert CULL_BLOCK in common
+    assert yaml.safe_load(common)["daskhub"]["jupyterhub"]["cull"] == {"timeout": 3600}
+    assert "  - dask-labextension>=7,<8\n" in (hub / "image" / "binder" / "environment.yml").read_text()
+    recorded = answers(hub)
+    assert recorded["_commit"] == "v1.2.0"
+    assert recorded["_src_path"] == str(evolving_template)
+    assert "hub-template v1.2.0" in (hub / "README.md").read_text()
+    # Nothing outside the hub changed, the neighbour hub included; no conflicts.
+    changed = changed_paths(fed)
+    assert changed and all(path.startswith("deployments/charlie/") for path in changed), changed
+    assert snapshot(neighbour) == neighbour_before
+    assert "<<<<<<<" not in "".join(p.read_text() for p in hub.rglob("*") if p.is_file())
+
+
+def test_a_clashing_edit_ends_in_conflict_markers(evolving_template, tmp_path):
+    fed = federation(tmp_path / "federation")
+    hub = make_hub(evolving_template, fed, "charlie", "v1.1.0")
+    clash_with_v1_2_0(hub)
+    commit(fed, "charlie: newer dask-labextension")
+
+    done = copier_update(hub)
+
+    assert done.returncode == 0, done.stderr
+    env = (hub / "image" / "binder" / "environment.yml").read_text()
+    assert (
+        "<<<<<<< before updating\n"
+        "  - dask-labextension>=7.2\n"
+        "=======\n"
+        "  - dask-labextension>=7,<8\n"
+        ">>>>>>> after updating\n"
+    ) in env
+    # git reports it as a conflict to resolve, like a merge does.
+    assert git(fed, "diff", "--name-only", "--diff-filter=U") == "deployments/charlie/image/binder/environment.yml"
+    assert "both modified:   deployments/charlie/image/binder/environment.yml" in git(fed, "status")
+    # The rest of the update went through.
+    assert CULL_BLOCK in (hub / "config" / "common.yaml").read_text()
+    assert answers(hub)["_commit"] == "v1.2.0"
+
+
+def test_changing_an_answer_rerenders_what_depends_on_it(evolving_template, tmp_path):
+    fed = federation(tmp_path / "federation")
+    hub = make_hub(evolving_template, fed, "charlie", "v1.2.0")
+    kept = edit_like_a_user(hub)
+    commit(fed, "charlie: our edits")
+    secrets = (hub / "secrets" / "prod.yaml").read_bytes()
+
+    done = copier_update(hub, "--data", "user_memory_limit=16", "--data", "domain=ocean.example.org")
+
+    assert done.returncode == 0, done.stderr
+    recorded = answers(hub)
+    assert (recorded["_commit"], recorded["user_memory_limit"], recorded["domain"]) == (
+        "v1.2.0", 16.0, "ocean.example.org")
+    common = yaml.safe_load((hub / "config" / "common.yaml").read_text())
+    assert common["daskhub"]["jupyterhub"]["singleuser"]["memory"]["limit"] == "16G"
+    prod = yaml.safe_load((hub / "config" / "prod.yaml").read_text())["daskhub"]["jupyterhub"]
+    assert prod["proxy"]["https"]["hosts"] == ["ocean.example.org"]
+    assert prod["hub"]["config"]["GitHubOAuthenticator"]["oauth_callback_url"] == (
+        "https://ocean.example.org/hub/oauth_callback")
+    # Defaults derived from the old domain were answers already: they stay.
+    assert recorded["staging_domain"] == "staging.charlie.pangeo.io"
+    assert "https://ocean.example.org |" in (hub / "README.md").read_text()
+    for name, text in kept.items():
+        assert text in (hub / name).read_text(), name
+    assert (hub / "secrets" / "prod.yaml").read_bytes() == secrets  # the hub's own, even if stale
+
+
+def test_a_dirty_hub_is_refused_and_nothing_changes(evolving_template, tmp_path):
+    fed = federation(tmp_path / "federation")
+    hub = make_hub(evolving_template, fed, "charlie", "v1.1.0")
+    (hub / "config" / "prod.yaml").write_text((hub / "config" / "prod.yaml").read_text() + "# not committed\n")
+    before, status = snapshot(fed), git(fed, "status", "--porcelain")
+
+    done = copier_update(hub)
+
+    assert done.returncode != 0
+    assert "Destination repository is dirty; cannot continue" in done.stderr
+    assert "commit or stash your local changes" in done.stderr
+    assert snapshot(fed) == before
+    assert git(fed, "status", "--porcelain") == status
