@@ -3,10 +3,12 @@ run the way an operator runs it: the copier command, from deployments/<hub>."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import yaml
+from plumbum import local
 
 from conftest import git
 from template_versions import (
@@ -135,3 +137,46 @@ def test_a_dirty_hub_is_refused_and_nothing_changes(evolving_template, tmp_path)
     assert "commit or stash your local changes" in done.stderr
     assert snapshot(fed) == before
     assert git(fed, "status", "--porcelain") == status
+
+
+def test_the_copy_only_source_import_never_runs_on_update(evolving_template, tmp_path, monkeypatch):
+    """The source import (a `_tasks` entry) runs when the hub is made, and
+    never again: not in the update, nor in the old and new versions copier
+    renders in temporary folders. git's trace of every process (the tasks'
+    included) must not mention the source repository during the update."""
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    git(source, "init", "-q")
+    (source / "first.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n')
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "first notebook")
+    made_from = git(source, "rev-parse", "HEAD")
+
+    def traced_commands(trace):
+        events = [json.loads(line) for line in trace.read_text().splitlines()]
+        return [event["argv"] for event in events if event.get("event") == "start"]
+
+    def mention_source(commands):
+        return [argv for argv in commands if any(str(source) in arg for arg in argv)]
+
+    fed = federation(tmp_path / "federation")
+    with local.env(GIT_TRACE2_EVENT=str(tmp_path / "copy.json")):  # copier starts tasks with plumbum's environment
+        hub = make_hub(evolving_template, fed, "charlie", "v1.1.0", source_repo=str(source))
+    assert (hub / "image" / "first.ipynb").is_file()  # the import ran on copy...
+    assert answers(hub)["source_commit"] == made_from
+    assert mention_source(traced_commands(tmp_path / "copy.json"))  # ...and the trace shows it
+    # The source moves on; an import run again would bring this notebook in.
+    (source / "second.ipynb").write_text((source / "first.ipynb").read_text())
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "second notebook")
+
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(tmp_path / "update.json"))
+    done = copier_update(hub)
+
+    assert done.returncode == 0, done.stderr
+    assert answers(hub)["_commit"] == "v1.2.0"
+    assert not (hub / "image" / "second.ipynb").exists()
+    assert answers(hub)["source_commit"] == made_from
+    commands = traced_commands(tmp_path / "update.json")
+    assert any("write-tree" in argv for argv in commands)  # the trace saw copier's update
+    assert not mention_source(commands)
