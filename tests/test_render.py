@@ -164,12 +164,14 @@ def test_every_structured_file_parses(hub):
             configparser.ConfigParser().read_string(text)
 
 
-def test_no_template_syntax_is_left(hub):
+def test_files_are_clean_text_with_no_template_syntax_left(hub):
     for relpath in sorted(hub.files()):
         assert not re.search(r"\{\{|\{%|\{#", relpath), relpath
         text = (hub.path / relpath).read_text()
+        assert text.endswith("\n") and not text.endswith("\n\n"), f"{relpath} must end with one newline"
         for number, line in enumerate(text.splitlines(), 1):
             assert not re.search(r"\{\{|\{%", line), f"{relpath}:{number}: {line}"
+            assert line == line.rstrip(), f"{relpath}:{number}: trailing whitespace"
 
 
 def test_hubploy_yaml_is_what_hubploy_reads(hub):
@@ -356,6 +358,38 @@ def _first_rule(config: Path, path: str) -> dict | None:
         if not rule.get("path_regex") or re.search(rule["path_regex"], path):
             return rule
     return None
+
+
+def test_readme_explains_this_hub(hub):
+    """The hub's README names every file it has, draws how they flow into a
+    running hub, and gives secrets commands that work as written."""
+    readme = (hub.path / "README.md").read_text()
+    explained = set()
+    for row in readme.splitlines():
+        if row.startswith("| `"):
+            names = re.findall(r"`([^`]+)`", row.split("|")[1])
+            folder = names[0].rpartition("/")[0]
+            explained |= {name if "/" in name or not folder else f"{folder}/{name}" for name in names}
+    assert hub.files() <= explained, f"files the README's table does not explain: {hub.files() - explained}"
+
+    flow = re.search(r"```mermaid\n(.*?)```", readme, re.S).group(1)
+    for step in (".copier-answers.yml", "deployments/charlie/", "hubploy build", "repo2docker",
+                 "hubploy deploy", "helm upgrade charlie-", "JupyterHub", hub.answers["domain"]):
+        assert step in flow, step
+    assert ("Dask Gateway" if hub.answers["dask_backend"] == "gateway" else "dask worker pods") in flow
+    for section in ("## Before the first deploy", "## Deploying", "## Secrets checklist", "## Updating"):
+        assert section in readme
+
+    if hub.answers["secrets_backend"] == "sops":
+        # sops finds .sops.yaml from its working directory, so from the
+        # repository's root it finds no rule for the hub: every command cds first.
+        assert sops_rule(hub.root, hub.path / "secrets" / "prod.yaml") is None
+        spans = [span for line in readme.splitlines() if not line.startswith("```")
+                 for span in re.findall(r"`([^`]+)`", line)]
+        commands = [span for span in spans if re.search(r"(^|&& )sops ", span)]
+        assert commands and all(c.startswith("cd deployments/charlie && sops ") for c in commands), commands
+    else:
+        assert "git-crypt status -e deployments/charlie" in readme
 
 
 # --------------------------------------------------------------------------
