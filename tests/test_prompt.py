@@ -119,7 +119,8 @@ def questions(template: Path) -> dict:
 
 
 def rendered_help(spec: dict, answers: dict) -> list[str]:
-    """A question's help, as copier renders it with the answers so far."""
+    """A question's help, as copier renders it with the answers so far
+    (including the computed ones that help texts use)."""
     return jinja2.Environment().from_string(spec.get("help", "")).render(answers).splitlines()
 
 
@@ -136,7 +137,9 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
     term = Terminal([sys.executable, "-m", "copier", "copy", "--trust", str(template_repo),
                      "deployments/charlie"], federation, env)
     specs = questions(template_repo)
-    answers: dict = {}  # what copier will have recorded, for rendering later help texts
+    # What copier will have recorded, for rendering later help texts.
+    answers: dict = {"versions": yaml.safe_load(
+        (template_repo / "hooks" / "hub_template" / "data" / "versions.yml").read_text())}
     asked: list[str] = []
     try:
         previous = None
