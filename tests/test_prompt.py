@@ -12,6 +12,7 @@ allowed before the terminal's edge cuts it.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ import jinja2
 import pexpect
 import pyte
 import yaml
+
+from conftest import ROOT
 
 COLUMNS, LINES = 80, 24
 QMARK = "🎤"
@@ -115,7 +118,8 @@ class Terminal:
 def questions(template: Path) -> dict:
     """The questions copier may ask, from the template it runs."""
     return {name: spec for name, spec in yaml.safe_load((template / "copier.yml").read_text()).items()
-            if not name.startswith("_") and isinstance(spec, dict) and spec.get("when") is not False}
+            if not name.startswith("_") and isinstance(spec, dict)
+            and spec.get("when") is not False and spec.get("ask") is not False}
 
 
 def rendered_help(spec: dict, answers: dict) -> list[str]:
@@ -207,3 +211,23 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
     environment = yaml.safe_load((hub / "image" / "binder" / "environment.yml").read_text())
     assert {"python=3.13", "cartopy", "zarr>=2.18", "dask-kubernetes>=2024.1,<2024.5"} <= set(
         d for d in environment["dependencies"] if isinstance(d, str))
+
+
+def test_every_help_fits_an_80_column_prompt(template_repo):
+    """The questions the researcher above was not asked, for every choice
+    their help depends on (copier shows help lines unwrapped)."""
+    versions = yaml.safe_load((template_repo / "hooks" / "hub_template" / "data" / "versions.yml").read_text())
+    for name, spec in questions(template_repo).items():
+        assert spec.get("help"), f"{name} has no help"
+        for provider in ("gcp", "aws", "azure"):
+            for backend in ("gateway", "kubernetes"):
+                context = {"versions": versions, "cloud_provider": provider, "dask_backend": backend}
+                for line in rendered_help(spec, context):
+                    assert len(line) <= COLUMNS - 4, f"{name} ({provider}, {backend}): {line!r} is too long"
+
+
+def test_readme_explains_every_question(template_repo):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The questions"):readme.index("## What gets rendered")]
+    documented = set(re.findall(r"`([a-z_]+)`", section))
+    assert set(questions(template_repo)) <= documented
