@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -630,4 +629,3 @@ def test_defaults_render_offline_from_a_clone(template_repo, tmp_path, chart):
         assert [str(p) for p in check_values(chart, files, answers["helm_umbrella_key"])] == []
     apt = (path / "image" / "binder" / "apt.txt").read_text().splitlines()
     assert all(line.startswith("#") for line in apt if line)
-    shutil.rmtree(clone)
