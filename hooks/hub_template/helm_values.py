@@ -1,9 +1,10 @@
 """Merge a hub's helm values the way helm does, and validate them against the
 daskhub chart's subchart schemas.
 
-A chart directory has the layout ``helm pull dask/daskhub --untar`` gives:
-``daskhub/{Chart.yaml,values.yaml}`` and ``daskhub/charts/<sub>/`` with each
-subchart's ``values.yaml`` and ``values.schema.json``.
+A chart directory has the layout ``helm pull dask/daskhub --untar`` or
+``helm dependency build daskhub`` gives: ``daskhub/{Chart.yaml,values.yaml}``
+and, under ``daskhub/charts/``, each subchart as a folder or as the ``.tgz``
+helm packed it in, holding its ``values.yaml`` and ``values.schema.json``.
 
 For each subchart S, helm computes
 ``coalesce(S/values.yaml, daskhub/values.yaml[S], file_1[S], ..., file_n[S])``
@@ -17,11 +18,16 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import yaml
+
+# libyaml's parser when pyyaml has it: the charts' values.yaml are large.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Keys the daskhub parent chart reads itself, besides its subcharts' names.
 PARENT_KEYS = frozenset({"global", "rbac", "dask-kubernetes"})
@@ -52,7 +58,7 @@ class ValuesFile:
     @classmethod
     def load(cls, path: Path, label: str | None = None) -> "ValuesFile":
         text = Path(path).read_text()
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_Loader) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{label or path}: helm values must be a mapping")
         return cls(Path(path), label or str(path), data, _key_lines(text))
@@ -80,7 +86,7 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
             for index, item in enumerate(node.value):
                 walk(item, prefix + (str(index),))
 
-    root = yaml.compose(text)
+    root = yaml.compose(text, Loader=_Loader)
     if root is not None:
         walk(root, ())
     return lines
@@ -107,6 +113,25 @@ def _drop_nulls(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+_SUBCHART_FILES = ("Chart.yaml", "values.yaml", "values.schema.json")
+
+
+def _subchart_files(sub: Path) -> dict[str, str]:
+    """Chart.yaml, values.yaml and values.schema.json of one subchart, from its
+    folder or from the ``<name>-<version>.tgz`` helm packs (top folder ``<name>/``)."""
+    if sub.is_dir():
+        return {n: (sub / n).read_text() for n in _SUBCHART_FILES if (sub / n).is_file()}
+    if not sub.name.endswith(".tgz"):
+        return {}
+    found = {}
+    with tarfile.open(sub, "r:gz") as archive:
+        for member in archive.getmembers():
+            top, _, name = member.name.partition("/")
+            if name in _SUBCHART_FILES and member.isfile():
+                found[name] = archive.extractfile(member).read().decode()
+    return found
+
+
 class Chart:
     """The daskhub chart's defaults and its subcharts' defaults and schemas."""
 
@@ -118,19 +143,25 @@ class Chart:
                 f"{self.directory} is not a helm chart (no Chart.yaml). Get daskhub with "
                 "`helm pull dask/daskhub --untar` and pass the daskhub/ folder."
             )
-        self.meta = yaml.safe_load(chart_file.read_text())
-        self.values = yaml.safe_load((self.directory / "values.yaml").read_text()) or {}
+        self.meta = yaml.load(chart_file.read_text(), Loader=_Loader)
+        self.values = yaml.load((self.directory / "values.yaml").read_text(), Loader=_Loader) or {}
         self.subcharts: dict[str, tuple[dict, dict]] = {}
-        for sub in sorted((self.directory / "charts").iterdir()):
-            schema_file = sub / "values.schema.json"
-            if not schema_file.is_file():
+        self.subchart_meta: dict[str, dict] = {}
+        charts = self.directory / "charts"
+        for sub in sorted(charts.iterdir()) if charts.is_dir() else ():
+            files = _subchart_files(sub)
+            if "values.schema.json" not in files:
                 continue
-            meta = yaml.safe_load((sub / "Chart.yaml").read_text())
-            defaults = yaml.safe_load((sub / "values.yaml").read_text()) or {}
-            schema = json.loads(schema_file.read_text())
-            self.subcharts[meta["name"]] = (defaults, schema)
+            meta = yaml.load(files["Chart.yaml"], Loader=_Loader)
+            defaults = yaml.load(files.get("values.yaml", ""), Loader=_Loader) or {}
+            self.subcharts[meta["name"]] = (defaults, json.loads(files["values.schema.json"]))
+            self.subchart_meta[meta["name"]] = meta
 
     def subchart_version(self, name: str) -> str | None:
+        """The version of subchart ``name`` this chart bundles (its Chart.yaml),
+        else the version its dependencies ask for."""
+        if name in self.subchart_meta:
+            return str(self.subchart_meta[name].get("version"))
         for dep in self.meta.get("dependencies", []):
             if dep.get("name") == name:
                 return str(dep.get("version"))
@@ -151,29 +182,44 @@ class Chart:
 
 def check_values(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
     """Problems helm would reject, or silently ignore, in these layered files."""
-    import jsonschema  # the checker's dependency, not copier's
+    return [*misplaced_keys(files, umbrella), *unused_keys(chart, files, umbrella),
+            *schema_problems(chart, files, umbrella)]
 
-    problems: list[Problem] = []
-    layers = []
+
+def misplaced_keys(files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
+    """Top-level keys of the files other than ``umbrella``: the federation's
+    chart passes only that key on to daskhub, so helm ignores the rest."""
+    problems = []
     for f in files:
         for key in f.data:
             if key != umbrella:
                 problems.append(Problem(f.label, f.line_of([key]),
                     f"top-level key '{key}' is not '{umbrella}:'; the federation chart passes "
                     f"only '{umbrella}' to daskhub, so helm ignores it. Move it under '{umbrella}:'."))
-        inner = f.data.get(umbrella) or {}
-        if not isinstance(inner, dict):
+        if not isinstance(f.data.get(umbrella) or {}, dict):
             problems.append(Problem(f.label, f.line_of([umbrella]), f"'{umbrella}' must be a mapping"))
-            inner = {}
-        known = PARENT_KEYS | set(chart.subcharts)
-        for key in inner:
+    return problems
+
+
+def unused_keys(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
+    """Keys under ``umbrella`` that neither daskhub nor any of its subcharts reads."""
+    problems = []
+    known = PARENT_KEYS | set(chart.subcharts)
+    for f in files:
+        for key in _inner(f, umbrella):
             if key not in known:
                 problems.append(Problem(f.label, f.line_of([umbrella, key]),
                     f"'{umbrella}.{key}' is not a key daskhub or its charts use "
                     f"({', '.join(sorted(known))}); helm ignores it without a word. Check its spelling."))
-        layers.append(inner)
+    return problems
 
-    for name, values in chart.merged(layers).items():
+
+def schema_problems(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
+    """Each enabled subchart's merged values checked against its values.schema.json."""
+    import jsonschema  # the checker's dependency, not copier's
+
+    problems: list[Problem] = []
+    for name, values in chart.merged([_inner(f, umbrella) for f in files]).items():
         if values.get("enabled") is False:
             continue  # a disabled subchart renders nothing
         _, schema = chart.subcharts[name]
@@ -195,11 +241,14 @@ def check_values(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> li
     return problems
 
 
+def _inner(f: ValuesFile, umbrella: str) -> dict:
+    inner = f.data.get(umbrella) or {}
+    return inner if isinstance(inner, dict) else {}
+
+
 def _unexpected_keys(error) -> list[str]:
     allowed = set(error.schema.get("properties", {}))
     patterns = error.schema.get("patternProperties", {})
-    import re
-
     return [k for k in error.instance
             if k not in allowed and not any(re.search(p, k) for p in patterns)]
 

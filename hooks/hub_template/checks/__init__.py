@@ -1,0 +1,38 @@
+"""The hub checker: `hub-template check deployments/<hub>`.
+
+Built on repo-review, like sp-repo-review: each check is a small class with an
+ID, a family and a one-line docstring (base.py), grouped by module:
+
+- structure.py  ST: the template's files, rendered and parseable; hubploy.yaml
+- helm.py       HV: helm values merged per environment, against --chart
+- image.py      IM: repo2docker's plan, environment.yml, apt.txt, scripts, workspace, notebooks
+- dask_config.py DK: the dask config the image reads at run time (runtime.py)
+- secrets.py    SE: encryption of secrets/, and no credential in clear
+
+The two functions below and the fixtures of fixtures.py are also repo-review's
+entry points (pyproject.toml), so `repo-review deployments/charlie` runs the
+same checks (without a chart); runner.py runs them for `hub-template check`.
+"""
+
+from __future__ import annotations
+
+from . import dask_config, helm, image, secrets, structure
+from .base import FAMILIES
+from .encryption import PLACEHOLDER
+from .hub import ChartSource, Hub
+
+CHECK_CLASSES = (*structure.CHECKS, *helm.CHECKS, *image.CHECKS, *dask_config.CHECKS, *secrets.CHECKS)
+
+__all__ = ["CHECK_CLASSES", "PLACEHOLDER", "ChartSource", "Hub", "repo_review_checks", "repo_review_families"]
+
+
+def repo_review_checks(hub: Hub, list_all: bool = False) -> dict:
+    """Every check, or none for a folder that is not a hub (so the checks stay
+    quiet when repo-review looks at a Python project)."""
+    if not (list_all or hub.is_hub):
+        return {}
+    return {cls.__name__: cls() for cls in CHECK_CLASSES}
+
+
+def repo_review_families(hub: Hub, list_all: bool = False) -> dict:
+    return dict(FAMILIES) if (list_all or hub.is_hub) else {}

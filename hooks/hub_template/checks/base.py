@@ -1,0 +1,79 @@
+"""What every hub check shares: its family, its link, how it skips with a
+reason, and how its problems become one message.
+
+A check is a small class in the repo-review style: its docstring is the
+one-line description, ``family`` groups it, and ``check(...)`` receives the
+fixtures it names (``hub``, ``chart``) and returns "" (pass), a Markdown
+message (fail) or ``None`` (skip, with ``self.skip_reason`` set by `skip`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Iterable
+
+from ..helm_values import Problem
+
+DOCS = "https://github.com/pangeo/hub-template#checking-a-hub"
+
+
+class HubCheck:
+    family: ClassVar[str]
+    url: ClassVar[str] = DOCS
+
+    def __init__(self) -> None:
+        self.skip_reason = ""
+
+    def skip(self, reason: str) -> None:
+        """Skip this check, saying why (repo-review itself only knows that it skipped)."""
+        self.skip_reason = reason
+        return None
+
+
+class Structure(HubCheck):
+    family = "structure"
+
+
+class Helm(HubCheck):
+    family = "helm"
+
+
+class Image(HubCheck):
+    family = "image"
+
+
+class Dask(HubCheck):
+    family = "dask"
+
+
+class Secrets(HubCheck):
+    family = "secrets"
+
+
+FAMILIES = {
+    "structure": {"name": "Structure", "order": 0,
+                  "description": "The folder the template renders, parsed the way hubploy reads it."},
+    "helm": {"name": "Helm values", "order": 1,
+             "description": "config/ and secrets/ merged for each environment the way helm merges them."},
+    "image": {"name": "Image", "order": 2,
+              "description": "image/ as repo2docker builds it."},
+    "dask": {"name": "Dask", "order": 3,
+             "description": "The dask configuration notebooks and workers read at run time."},
+    "secrets": {"name": "Secrets", "order": 4,
+                "description": "Nothing secret reaches git in clear."},
+}
+
+
+def report(problems: Iterable[Problem]) -> str:
+    """One Markdown bullet per problem, file and line first; "" when there is none."""
+    lines = []
+    for p in dict.fromkeys(problems):  # the same problem from two environments is one
+        where = f"{p.file}:{p.line}" if p.line else p.file
+        lines.append(f"- `{where}`: {p.message}")
+    return "\n".join(lines)
+
+
+def code(text: object) -> str:
+    """Inline Markdown code, safe for any text (keys with __ or *, placeholders with <>)."""
+    text = str(text)
+    fence = "``" if "`" in text else "`"
+    return f"{fence}{text}{fence}"

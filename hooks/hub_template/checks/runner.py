@@ -1,0 +1,55 @@
+"""Run the hub checks on one hub with repo-review's engine.
+
+Only hub-template's own checks run (other repo-review plugins installed beside
+it are not asked), the chart comes from --chart, and a check that skips says
+why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from repo_review.fixtures import apply_fixtures, compute_fixtures, list_all, pyproject
+from repo_review.processor import CollectionReturn, ProcessReturn, process
+
+from . import repo_review_checks, repo_review_families
+from .fixtures import hub
+from .hub import ChartSource
+
+
+def _skip_slow_format_checkers() -> None:
+    """jsonschema imports rfc3987_syntax for its "iri" format checker when it is
+    installed (jupyter-events brings it); that import builds a grammar and costs
+    about a second. The checker never checks formats, so a check run that
+    imports jsonschema first leaves that module out."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
+
+
+def run_checks(path: Path, chart: Path | None = None, select: frozenset[str] = frozenset(),
+               ignore: frozenset[str] = frozenset()) -> ProcessReturn:
+    _skip_slow_format_checkers()
+    root = Path(path).resolve()
+    fixtures = compute_fixtures(root, root, {
+        "list_all": list_all,
+        "pyproject": pyproject,  # a hub's own pyproject.toml may set [tool.repo-review] select/ignore
+        "hub": hub,
+        "chart": lambda: ChartSource(Path(chart).resolve() if chart else None),
+    })
+    checks = apply_fixtures(fixtures, repo_review_checks)
+    families = apply_fixtures(fixtures, repo_review_families)
+    families, results = process(root, select=select, ignore=ignore,
+                                collected=CollectionReturn(fixtures, checks, families))
+    return ProcessReturn(families, [_with_skip_reason(r, checks) for r in results])
+
+
+def _with_skip_reason(result, checks):
+    if result.result is not None or result.skip_reason:
+        return result
+    check = checks[result.name]
+    reason = getattr(check, "skip_reason", "")
+    if not reason and getattr(check, "requires", None):
+        reason = f"needs {', '.join(sorted(check.requires))} to pass first"
+    return dataclasses.replace(result, skip_reason=reason)

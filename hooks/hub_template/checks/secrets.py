@@ -1,0 +1,215 @@
+"""Secrets: nothing secret reaches git in clear.
+
+A file under secrets/ is safe when it is encrypted (git-crypt's header, or
+sops metadata), when git-crypt will encrypt it on commit (the repository is
+unlocked and its rule covers the file), or while it still holds the template's
+placeholders (encryption.PLACEHOLDER). Values are never echoed: a finding
+names the file, the line and the key only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..helm_values import Problem
+from .base import Secrets, code, report
+from .encryption import PLACEHOLDER, YamlLoader, encryption_of
+from .hub import Hub
+
+# sops' key sources: a creation rule without one encrypts nothing.
+SOPS_KEYS = ("kms", "gcp_kms", "azure_keyvault", "pgp", "age", "hc_vault_transit_uri", "key_groups")
+
+SECRET_KEY = re.compile(r"secret|token|passw(or)?d|private[-_]?key|access[-_]?key|api[-_]?key|credential", re.I)
+NOT_A_SECRET_KEY = re.compile(r"(name|ref|file|path|uri|url|type|class|kind|mode|enabled|existing\w*)$", re.I)
+TOKEN_SHAPES = (
+    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+    ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b")),
+    ("an AWS access key", re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")),
+    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("a JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
+)
+KEY_VALUE = re.compile(r"""^\s*(?:-\s+)?["']?(?P<key>[A-Za-z0-9_.-]+)["']?\s*[:=]\s*(?P<value>.*?)\s*,?\s*$""")
+REFERENCE = re.compile(r"^(\$\(.*\)|\$\{.*\}|\{.*\}|[|>][-+]?|[\[{]|null|~|true|false)$")
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    rel: str
+    encryption: str | None  # "git-crypt" / "sops" in the working tree, None in clear
+    placeholders: bool
+    on_commit: str | None = None  # "git-crypt" when the unlocked repository encrypts it on commit
+    staged_in_clear: bool = False  # git's index already holds it unencrypted, with real values
+
+
+def _has_secret_values(data: bytes) -> bool:
+    text = data.decode("utf-8", errors="replace")
+    return not PLACEHOLDER.search(text) or bool(credentials(text))
+
+
+def secret_files(hub: Hub) -> list[SecretFile]:
+    return hub.memo("secret-files", _secret_files)
+
+
+def _secret_files(hub: Hub) -> list[SecretFile]:
+    rels = [rel for rel in hub.files if rel.startswith("secrets/")]
+    repo = hub.git if rels else None
+    paths = [hub.path / rel for rel in rels]
+    filters = repo.check_attr("filter", paths) if repo else {}
+    unlocked = bool(repo and repo.config("filter.git-crypt.clean"))
+    staged = repo.staged(paths) if repo else {}
+    found = []
+    for rel, path in zip(rels, paths):
+        data = hub.raw(rel) or b""
+        encryption = encryption_of(data)
+        blob = staged.get(path)
+        found.append(SecretFile(
+            rel, encryption,
+            placeholders=bool(PLACEHOLDER.search(data.decode("utf-8", errors="replace"))),
+            on_commit="git-crypt" if unlocked and filters.get(path) == "git-crypt" else None,
+            staged_in_clear=blob is not None and encryption_of(blob) is None and _has_secret_values(blob),
+        ))
+    return found
+
+
+def credentials(text: str) -> list[tuple[int, str]]:
+    """(line, what) for each value in clear that looks like a credential."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        shape = next((what for what, pattern in TOKEN_SHAPES if pattern.search(line)), None)
+        if shape:
+            found.append((number, f"holds what looks like {shape}"))
+            continue
+        match = KEY_VALUE.match(line)
+        if not match or not SECRET_KEY.search(match["key"]) or NOT_A_SECRET_KEY.search(match["key"]):
+            continue
+        value = re.sub(r"\s+#.*$", "", match["value"]).strip().strip("\"'")
+        if (len(value) >= 8 and not PLACEHOLDER.fullmatch(value) and not REFERENCE.match(value)
+                and not re.match(r"^https?://", value)):
+            found.append((number, f"{code(match['key'])} holds what looks like a credential"))
+    return found
+
+
+class SE001(Secrets):
+    "Every file in secrets/ is encrypted, or still holds only placeholders"
+
+    def check(self, hub: Hub) -> str | None:
+        files = secret_files(hub)
+        if not files:
+            return self.skip("no secrets/ folder")
+        how = _how_to_encrypt(hub)
+        problems = []
+        for f in files:
+            if f.staged_in_clear:
+                problems.append(Problem(f.rel, None,
+                    "is staged or committed in clear (git's index holds it unencrypted): anyone with the "
+                    "repository can read it. Rotate these credentials, then `git rm --cached` it and add it "
+                    f"again with the encryption rule active. {how}"))
+            elif f.encryption is None and f.on_commit is None and not f.placeholders:
+                problems.append(Problem(f.rel, None,
+                    f"is in clear and holds no placeholder any more, so it holds real values. {how}"))
+        return report(problems)
+
+
+class SE002(Secrets):
+    "An encryption rule covers every file in secrets/"
+
+    def check(self, hub: Hub) -> str | None:
+        rels = [f.rel for f in secret_files(hub)]
+        if not rels:
+            return self.skip("no secrets/ folder")
+        backend = hub.secrets_backend
+        if backend == "sops":
+            return report(self._sops(hub, rels))
+        if backend != "git-crypt":
+            return report([Problem(".copier-answers.yml", None,
+                "names no secrets_backend and the hub has neither .gitattributes nor .sops.yaml: nothing "
+                "encrypts secrets/. Run `copier update --trust` to restore the template's rule.")])
+        repo = hub.git
+        if repo is None:
+            return self.skip("the hub is not in a git repository, so git cannot say which files git-crypt "
+                             "encrypts; check it inside the federation repository")
+        filters = repo.check_attr("filter", [hub.path / rel for rel in rels])
+        return report(Problem(rel, None,
+            f"is not covered by git-crypt: `git check-attr filter` says {code(filters[hub.path / rel])}, "
+            "so git would commit it in clear. Add `secrets/** filter=git-crypt diff=git-crypt` to the "
+            "hub's .gitattributes.")
+            for rel in rels if filters[hub.path / rel] != "git-crypt")
+
+    def _sops(self, hub: Hub, rels: list[str]) -> list[Problem]:
+        problems = []
+        for rel in rels:
+            config = _nearest_sops_config(hub.path / rel, hub.git.top if hub.git else None)
+            if config is None:
+                problems.append(Problem(rel, None,
+                    "has no .sops.yaml above it: `sops --encrypt` would not know which key to use. "
+                    "Restore the hub's .sops.yaml with `copier update --trust`."))
+                continue
+            label = _relative(config, hub.path)
+            try:
+                rules = (yaml.load(config.read_text(), Loader=YamlLoader) or {}).get("creation_rules") or []
+            except (yaml.YAMLError, AttributeError):
+                problems.append(Problem(label, None, "is not a mapping with `creation_rules`; fix its YAML."))
+                continue
+            # sops compares the path relative to the .sops.yaml's folder; the first matching rule wins.
+            target = (hub.path / rel).resolve().relative_to(config.parent.resolve()).as_posix()
+            rule = next((r for r in rules if isinstance(r, dict)
+                         and (not r.get("path_regex") or re.search(str(r["path_regex"]), target))), None)
+            if rule is None:
+                problems.append(Problem(rel, None,
+                    f"matches no creation rule of {code(label)} (sops matches {code(target)} against each "
+                    "`path_regex`): sops would refuse to encrypt it. Add a rule whose path_regex matches it."))
+            elif not any(rule.get(key) for key in SOPS_KEYS):
+                problems.append(Problem(rel, None,
+                    f"matches a creation rule of {code(label)} that names no key ({', '.join(SOPS_KEYS)})."))
+        return problems
+
+
+class SE003(Secrets):
+    "No value that looks like a credential is in clear"
+
+    def check(self, hub: Hub) -> str:
+        protected = {f.rel for f in secret_files(hub) if f.encryption or f.on_commit}
+        clear = [rel for rel in hub.files if rel not in protected and (
+            rel.startswith(("secrets/", "config/", "image/binder/", "image/.dask/"))
+            or rel == "hubploy.yaml")]
+        problems = []
+        for rel in clear:
+            text = hub.text(rel)
+            for line, what in credentials(text or ""):
+                fix = ("Encrypt the file, or put the template's placeholder back until it is."
+                       if rel.startswith("secrets/") else
+                       "Move it to secrets/<env>.yaml, which is encrypted, and rotate it if it was pushed.")
+                problems.append(Problem(rel, line, f"{what}, in clear (value not shown). {fix}"))
+        return report(problems)
+
+
+def _how_to_encrypt(hub: Hub) -> str:
+    if hub.secrets_backend == "sops":
+        return "Encrypt it from the hub's folder: `sops --encrypt --in-place secrets/<file>`."
+    return ("Unlock git-crypt in the repository (`git-crypt init` once, or `git-crypt unlock`), so that "
+            "the hub's .gitattributes encrypts it on commit; `git-crypt status -e` must list it.")
+
+
+def _nearest_sops_config(file: Path, top: Path | None) -> Path | None:
+    """The .sops.yaml sops uses when run from the file's folder: the nearest above it."""
+    for folder in file.resolve().parents:
+        if (folder / ".sops.yaml").is_file():
+            return folder / ".sops.yaml"
+        if top is not None and folder == top.resolve():
+            return None
+    return None
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+CHECKS = (SE001, SE002, SE003)

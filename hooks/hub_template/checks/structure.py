@@ -1,0 +1,164 @@
+"""Structure: the files the template owns are there, fully rendered, parse,
+and hubploy.yaml is what hubploy reads."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ..helm_values import Problem, ValuesFile
+from .base import Structure, code, report
+from .hub import ANSWERS_FILE, Hub
+from .template_files import template_files
+
+# Jinja syntax copier would have rendered: an expression, or a statement tag.
+JINJA = re.compile(
+    r"\{\{-?\s*[A-Za-z_][^{}\n]*\}\}"
+    r"|\{%-?\s*(?:if|elif|else|endif|for|endfor|set|from|import|include|macro|endmacro|raw|endraw)\b[^\n]*?%\}"
+    r"|\{#.*?#\}"
+)
+HUBPLOY_SCHEMA = Path(__file__).with_name("hubploy.schema.json")
+
+
+def _template_files(hub: Hub):
+    if not hub.answers:
+        return None
+    try:
+        return template_files(hub.answers)
+    except FileNotFoundError:
+        return None
+
+
+class ST001(Structure):
+    "Every file the template owns is present"
+
+    def check(self, hub: Hub) -> str | None:
+        if not hub.answers:
+            return self.skip(f"{ANSWERS_FILE} is missing or unreadable, so the template's files are unknown")
+        expected = _template_files(hub)
+        if expected is None:
+            return self.skip("the template is not installed beside the checker (install hub-template from its wheel or a checkout)")
+        rendered_from = hub.answers.get("_commit", "an unknown version")
+        fix = (f"Restore it from git, or run `copier update --trust` in the hub's folder "
+               f"(this checker is hub-template {expected.version}; the hub was rendered from {rendered_from}).")
+        return report(Problem(rel, None, f"is missing. {fix}")
+                      for rel in expected.owned if not (hub.path / rel).is_file())
+
+
+class ST002(Structure):
+    "No unrendered Jinja is left in the template's files"
+
+    def check(self, hub: Hub) -> str:
+        problems = [Problem(rel, None, "is a template file copier should have rendered; "
+                                       "render the hub again with `copier copy` or `copier update`.")
+                    for rel in hub.files if rel.endswith(".jinja") or "{{" in rel or "{%" in rel]
+        expected = _template_files(hub)
+        owned = expected.owned if expected else [rel for rel in hub.files if not rel.startswith("secrets/")]
+        for rel in owned:
+            text = hub.text(rel)
+            for number, line in enumerate((text or "").splitlines(), 1):
+                match = JINJA.search(line)
+                if match:
+                    problems.append(Problem(rel, number, f"holds unrendered Jinja {code(match.group(0))}; "
+                                            "replace it with the value it stands for."))
+        return report(problems)
+
+
+class ST003(Structure):
+    "Every YAML file parses"
+
+    def check(self, hub: Hub) -> str:
+        problems = []
+        for rel in hub.files:
+            if rel.endswith((".yaml", ".yml")) and hub.encryption(rel) != "git-crypt":
+                problem = hub.yaml(rel).problem
+                if problem:
+                    problems.append(Problem(problem.file, problem.line, f"{problem.message} Fix the syntax there."))
+        return report(problems)
+
+
+class ST004(Structure):
+    "hubploy.yaml matches hubploy's schema for its provider"
+
+    def check(self, hub: Hub) -> str | None:
+        import jsonschema
+
+        parsed = hub.yaml("hubploy.yaml")
+        if parsed.problem:
+            return self.skip("hubploy.yaml does not parse (ST003)")
+        if parsed.data is None:
+            return report([Problem("hubploy.yaml", None, "is missing or empty; hubploy needs it to build and deploy the hub.")])
+        located = hub.values_file("hubploy.yaml")
+        validator = jsonschema.Draft7Validator(json.loads(HUBPLOY_SCHEMA.read_text()))
+        problems = []
+        for error in sorted(validator.iter_errors(parsed.data), key=lambda e: list(e.absolute_path)):
+            keys = [str(k) for k in error.absolute_path]
+            where = ".".join(keys) or "(top level)"
+            line = located.line_of(keys) if located and keys else None
+            problems.append(Problem("hubploy.yaml", line, f"{code(where)}: {_hubploy_message(error)}"))
+        return report(problems)
+
+
+def _hubploy_message(error) -> str:
+    if error.validator == "additionalProperties":
+        return f"{error.message}; hubploy passes these settings as keyword arguments and rejects unknown ones."
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        options = [next(iter(s["required"])) for s in error.validator_value if "required" in s]
+        return f"give exactly one of {', '.join(map(code, options))}."
+    if error.validator == "required":
+        return (f"{error.message}; hubploy passes these settings as keyword arguments to its login "
+                "for this provider, so it needs every one.")
+    description = error.schema.get("description")
+    return f"{error.message}." + (f" {description}" if description else "")
+
+
+class ST005(Structure):
+    "hubploy.yaml names the hub's provider, its key files and its image's helm path"
+
+    def check(self, hub: Hub) -> str | None:
+        config = hub.yaml("hubploy.yaml").data
+        if not isinstance(config, dict):
+            return self.skip("hubploy.yaml is missing or does not parse (ST003, ST004)")
+        located = hub.values_file("hubploy.yaml")
+        problems = []
+        expected = hub.cloud["hubploy"] if hub.cloud else None
+        for section in ("images.registry", "cluster"):
+            keys = section.split(".")
+            block = _get(config, keys)
+            if not isinstance(block, dict):
+                continue
+            provider = block.get("provider")
+            if expected and provider != expected:
+                problems.append(Problem("hubploy.yaml", located.line_of([*keys, "provider"]),
+                    f"{code(section + '.provider')} is {code(provider)}, but the hub's cloud_provider "
+                    f"{code(hub.answers.get('cloud_provider'))} is {code(expected)} in hubploy; "
+                    "change the answer with `copier update --trust --data cloud_provider=...` rather than this file."))
+            settings = block.get(provider)
+            for field in ("service_key", "auth_file", "filename"):
+                name = settings.get(field) if isinstance(settings, dict) else None
+                if isinstance(name, str) and not (hub.path / "secrets" / name).is_file():
+                    problems.append(Problem("hubploy.yaml", located.line_of([*keys, provider, field]),
+                        f"{code(field)} names {code('secrets/' + name)}, which does not exist; hubploy reads "
+                        "its credentials from there."))
+        image_path = _get(config, ["images", "image_config_path"])
+        if isinstance(image_path, str):
+            common = hub.yaml("config/common.yaml").data
+            target = _get(common, image_path.split(".")) if isinstance(common, dict) else None
+            if not isinstance(target, dict) or "name" not in target:
+                problems.append(Problem("hubploy.yaml", located.line_of(["images", "image_config_path"]),
+                    f"{code('images.image_config_path')} is {code(image_path)}, which is not the image "
+                    f"(a mapping with {code('name')}) in config/common.yaml; hubploy would set the tag where "
+                    f"the chart never reads it. Use {code(hub.umbrella + '.jupyterhub.singleuser.image')}."))
+        return report(problems)
+
+
+def _get(data, keys):
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+CHECKS = (ST001, ST002, ST003, ST004, ST005)

@@ -1,0 +1,82 @@
+"""Which files the template renders for a hub's answers, derived from the
+template itself (copier.yml and the file names under template/), so the list
+never drifts from what `copier copy` makes.
+
+The checker finds the template beside its own code: in a source checkout the
+repository root, in an installed wheel ``hub_template/_template`` (see
+pyproject.toml, ``force-include``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .. import load_data
+from .encryption import YamlLoader
+
+# copier's own default exclusions that can occur in template/.
+DEFAULT_EXCLUDE = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store", "~*")
+
+
+@dataclass(frozen=True)
+class TemplateFiles:
+    version: str  # the checker's version, which is the template's
+    rendered: tuple[str, ...]  # every file `copier copy` writes for these answers
+    owned: tuple[str, ...]  # those the template keeps owning (not _skip_if_exists)
+
+
+def template_root() -> Path | None:
+    package = Path(__file__).resolve().parents[1]
+    for root in (package / "_template", package.parents[1]):
+        if (root / "copier.yml").is_file() and (root / "template").is_dir():
+            return root
+    return None
+
+
+def template_files(answers: dict) -> TemplateFiles:
+    return _template_files(json.dumps(answers, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=32)
+def _template_files(answers_json: str) -> TemplateFiles:
+    import jinja2
+    import pathspec
+
+    from importlib.metadata import version
+
+    answers = json.loads(answers_json)
+    root = template_root()
+    if root is None:
+        raise FileNotFoundError("hub-template's template/ and copier.yml are not installed beside the checker")
+    settings = yaml.load((root / "copier.yml").read_text(), Loader=YamlLoader)
+    source = root / settings.get("_subdirectory", "")
+    suffix = settings.get("_templates_suffix", ".jinja")
+    context = {
+        **answers,
+        "cloud": load_data("providers.yml").get(answers.get("cloud_provider"), {}),
+        "versions": load_data("versions.yml"),
+        "_copier_conf": {"answers_file": settings.get("_answers_file", ".copier-answers.yml")},
+    }
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    exclude = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_EXCLUDE, *settings.get("_exclude", [])])
+    rendered = []
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if not path.is_file() or exclude.match_file(rel.as_posix()):
+            continue
+        # copier drops the suffix, then renders each part of the path; a part
+        # that renders empty drops the file.
+        parts = list(rel.parts)
+        if suffix and parts[-1].endswith(suffix):
+            parts[-1] = parts[-1][: -len(suffix)]
+        parts = [env.from_string(part).render(context) for part in parts]
+        if all(parts):
+            rendered.append("/".join(parts))
+    skip = pathspec.GitIgnoreSpec.from_lines(settings.get("_skip_if_exists", []))
+    owned = tuple(rel for rel in rendered if not skip.match_file(rel))
+    return TemplateFiles(version("hub-template"), tuple(rendered), owned)

@@ -1,0 +1,47 @@
+"""The render matrix the checker's tests share: provider x secrets backend x
+dask backend, read from the template's own data (providers.yml, the choices in
+copier.yml), each cell rendered at most once per test session."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT, git, render
+from hub_template import load_data
+
+_QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text())
+PROVIDERS = list(load_data("providers.yml"))
+SECRETS = list(_QUESTIONS["secrets_backend"]["choices"].values())
+DASK = list(_QUESTIONS["dask_backend"]["choices"].values())
+CELLS = list(itertools.product(PROVIDERS, SECRETS, DASK))
+
+_rendered: dict[tuple, Path] = {}
+
+
+def rendered_hub(template_repo: Path, tmp_path_factory, provider: str, secrets: str, dask: str) -> Path:
+    """deployments/charlie rendered with defaults for this cell (shared: copy it before changing it)."""
+    key = (str(template_repo), provider, secrets, dask)
+    if key not in _rendered:
+        dst = tmp_path_factory.mktemp(f"{provider}-{secrets}-{dask}") / "deployments" / "charlie"
+        _rendered[key] = render(template_repo, dst, cloud_provider=provider,
+                                secrets_backend=secrets, dask_backend=dask)
+    return _rendered[key]
+
+
+def copy_hub(hub: Path, federation: Path) -> Path:
+    """A private copy of ``hub`` at federation/deployments/<name>."""
+    target = federation / "deployments" / hub.name
+    shutil.copytree(hub, target)
+    return target
+
+
+def commit_federation(federation: Path) -> None:
+    """Make the folder a federation repository with everything committed."""
+    if not (federation / ".git").exists():
+        git(federation, "init", "-q")
+    git(federation, "add", "-A")
+    git(federation, "commit", "-q", "-m", "hubs")

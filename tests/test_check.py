@@ -1,0 +1,439 @@
+"""`hub-template check`: it passes on every rendered cell, and each kind of
+breakage fails the right check with a message naming the file (and line).
+
+Hubs are rendered once per cell (hub_cells.py); each breakage works on its
+own copy, placed in a federation git repository when git must be asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from conftest import CHART, ROOT, git
+from hub_cells import CELLS, commit_federation, copy_hub, rendered_hub
+from hub_template.checks import PLACEHOLDER
+from hub_template.checks.runner import run_checks
+from hub_template.checks.template_files import template_files
+from hub_template.helm_values import Chart, ValuesFile, check_values
+
+BIN = Path(sys.executable).parent
+TOKEN = "ghp_" + "Zq8x" * 9  # GitHub's token shape; must never be echoed
+
+
+def results(hub: Path, chart: Path | None = CHART) -> dict:
+    return {r.name: r for r in run_checks(hub, chart).results}
+
+
+def failures(hub: Path, chart: Path | None = CHART) -> dict:
+    return {name: r.err_msg for name, r in results(hub, chart).items() if r.result is False}
+
+
+def edit(path: Path, pattern: str, replacement: str, count: int = 1) -> None:
+    """Regex-replace in a file, failing loudly if the template no longer has the text."""
+    text = path.read_text()
+    new, n = re.subn(pattern, replacement, text, count=count, flags=re.M)
+    assert n, f"{pattern!r} not found in {path}"
+    path.write_text(new)
+
+
+def line_of(path: Path, marker: str) -> int:
+    """The first line holding ``marker`` (starting with it, for a marker "^...")."""
+    lines = enumerate(path.read_text().splitlines(), 1)
+    if marker.startswith("^"):
+        return next(n for n, line in lines if line.startswith(marker[1:]))
+    return next(n for n, line in lines if marker in line)
+
+
+# --- every cell passes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", CELLS, ids="-".join)
+def test_every_rendered_cell_passes(template_repo, tmp_path_factory, cell):
+    hub = rendered_hub(template_repo, tmp_path_factory, *cell)
+    found = results(hub)
+    assert {name: r.err_msg for name, r in found.items() if r.result is False} == {}
+    skipped = {name: r.skip_reason for name, r in found.items() if r.result is None}
+    # Outside a git repository git cannot say what git-crypt covers; nothing else skips.
+    assert skipped.keys() == ({"SE002"} if cell[1] == "git-crypt" else set())
+    assert all(skipped.values()), "a skip must say why"
+
+
+@pytest.mark.parametrize("cell", [c for c in CELLS if c[1] == "git-crypt" and c[0] == "gcp"], ids="-".join)
+def test_a_hub_in_its_federation_repository_passes_everything(template_repo, tmp_path_factory, tmp_path, cell):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, *cell), tmp_path)
+    commit_federation(tmp_path)
+    found = results(hub)
+    assert {n: r.err_msg for n, r in found.items() if r.result is not True} == {}
+
+
+def test_the_checker_expects_exactly_the_files_copier_renders(template_repo, tmp_path_factory):
+    """The expected list is derived from the template, and matches what copier wrote."""
+    for cell in CELLS:
+        hub = rendered_hub(template_repo, tmp_path_factory, *cell)
+        answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
+        on_disk = {p.relative_to(hub).as_posix() for p in hub.rglob("*") if p.is_file()}
+        assert set(template_files(answers).rendered) == on_disk
+
+
+def test_the_placeholder_is_the_one_secrets_jinja_renders(template_repo, tmp_path_factory):
+    hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", "gateway")
+    for rel in ("secrets/prod.yaml", "secrets/aws-config.txt"):
+        found = PLACEHOLDER.findall((hub / rel).read_text())
+        assert found and all(f.startswith("<hub-template placeholder: ") for f in found)
+    for other in ("CHANGEME", "<placeholder: github-oauth-client-id>", "{{ client_secret }}"):
+        assert not PLACEHOLDER.search(other)
+
+
+# --- one breakage per check ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Breakage:
+    name: str
+    fails: frozenset[str]  # exactly the checks that must fail
+    file: str  # the file the message names
+    marker: str | None  # text on the line the message names, if it names one
+    change: Callable[[Path], None]
+    cell: tuple[str, str, str] = ("gcp", "git-crypt", "gateway")
+    in_git: bool = False
+
+
+def _misspell_helm_key(hub):
+    edit(hub / "config/common.yaml", r"^(\s+)memory:\n", r"\1memmory:\n")
+
+
+def _unknown_umbrella_key(hub):
+    edit(hub / "config/prod.yaml", r"^  jupyterhub:", "  jupyterhubb:\n    foo: 1\n  jupyterhub:")
+
+
+def _unknown_file_key(hub):
+    (hub / "config/staging.yaml").write_text((hub / "config/staging.yaml").read_text() + "jupyterhub:\n  debug:\n    enabled: true\n")
+
+
+def _build_string(hub):
+    edit(hub / "image/binder/environment.yml", r"^  - zarr$", "  - numpy=1.26.4=py312h1234567_0")
+
+
+def _prefix(hub):
+    path = hub / "image/binder/environment.yml"
+    path.write_text(path.read_text() + "prefix: /home/someone/miniconda3/envs/science\n")
+
+
+def _pin_mismatch(hub):
+    edit(hub / "image/binder/environment.yml", r"^  - dask-gateway=\S+", "  - dask-gateway=2024.1.0")
+
+
+def _apt_injection(hub):
+    path = hub / "image/binder/apt.txt"
+    path.write_text(path.read_text() + "nco\nfoo;bar\n")
+
+
+def _start_without_exec(hub):
+    edit(hub / "image/binder/start", r'^exec "\$@"$', '"$@"')
+
+
+def _gateway_adress(hub):
+    edit(hub / "image/.dask/config.yaml", r"^  address:", "  adress:")
+
+
+def _old_workspace_id(hub):
+    edit(hub / "image/binder/jupyterlab-workspace.json", r'"id": "default"', '"id": "/user/{name}/lab"')
+
+
+def _broken_notebook(hub):
+    path = hub / "image/welcome.ipynb"
+    notebook = json.loads(path.read_text())
+    del notebook["cells"][1]["source"]
+    path.write_text(json.dumps(notebook, indent=1))
+
+
+def _plaintext_token(hub):
+    edit(hub / "secrets/prod.yaml", r'client_secret: ".*"', f'client_secret: "{TOKEN}"')
+
+
+def _not_covered_by_git_crypt(hub):
+    (hub / ".gitattributes").write_text("secrets/*.yaml filter=git-crypt diff=git-crypt\n")
+
+
+def _filled_sops_file_in_clear(hub):
+    edit(hub / "secrets/prod.yaml", r'client_id: ".*"', 'client_id: "Iv1.8a61f9b3a7aba766"')
+    edit(hub / "secrets/prod.yaml", r'client_secret: ".*"', 'client_secret: "' + "3f9a" * 10 + '"')
+
+
+def _committed_in_clear(hub):
+    _filled_sops_file_in_clear(hub)  # then the federation commits it without git-crypt set up
+
+
+def _sops_rule_misses_a_file(hub):
+    edit(hub / ".sops.yaml", r"path_regex: .*", "path_regex: (^|/)secrets/[^/]+[.]yaml$")
+
+
+def _kubernetes_factory_in_a_gateway_hub(hub):
+    edit(hub / "image/.dask/config.yaml", r"module: dask_gateway", "module: dask_kubernetes")
+    edit(hub / "image/.dask/config.yaml", r"class: GatewayCluster", "class: KubeCluster")
+
+
+def _dask_variable_typo(hub):
+    edit(hub / "config/common.yaml", r"DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE", "DASK_GATEWAY__CLUSTER__OPTION__IMAGE")
+
+
+def _config_left_in_home(hub):
+    edit(hub / "image/binder/postBuild", r'^mkdir -p .*\n(cp .*)$',
+         'mkdir -p "${HOME}/.config/dask"\ncp .dask/config.yaml "${HOME}/.config/dask/"')
+
+
+def _missing_start(hub):
+    (hub / "image/binder/start").unlink()
+
+
+def _unrendered_jinja(hub):
+    edit(hub / "README.md", r"^# charlie$", "# {{ hub_name }}")
+
+
+def _yaml_syntax_error(hub):
+    edit(hub / "config/staging.yaml", r"^(\s+)hosts:$", r"\1hosts: [oops")
+
+
+def _hubploy_missing_key(hub):
+    edit(hub / "hubploy.yaml", r"^      service_key: .*\n", "")
+
+
+def _hubploy_wrong_image_path(hub):
+    edit(hub / "hubploy.yaml", r"image_config_path: \S+", "image_config_path: jupyterhub.singleuser.image")
+
+
+def _snippet_syntax_error(hub):
+    edit(hub / "config/common.yaml", r"^(\s+)c\.ClusterConfig\.idle_timeout = .*$", r"\1c.ClusterConfig.idle_timeout = (")
+
+
+def _dockerfile(hub):
+    (hub / "image/binder/Dockerfile").write_text("FROM busybox\n")
+
+
+def _root_level_apt(hub):
+    (hub / "image/apt.txt").write_text("nco\n")
+
+
+def _python_unpinned(hub):
+    edit(hub / "image/binder/environment.yml", r"^  - python=\S+\n", "")
+
+
+def _shellcheck_finding(hub):
+    path = hub / "image/binder/postBuild"
+    path.write_text(path.read_text() + "for f in $(ls .dask); do echo $f; done\n")
+
+
+def _kubernetes_key_typo(hub):
+    edit(hub / "image/.dask/config.yaml", r"^  worker-template:", "  worker-templte:")
+
+
+BREAKAGES = [
+    Breakage("misspelled helm key", frozenset({"HV003"}), "config/common.yaml", "memmory:", _misspell_helm_key),
+    Breakage("unknown key under daskhub", frozenset({"HV002"}), "config/prod.yaml", "jupyterhubb:", _unknown_umbrella_key),
+    Breakage("unknown top-level key", frozenset({"HV001"}), "config/staging.yaml", "^jupyterhub:", _unknown_file_key),
+    Breakage("build string", frozenset({"IM002"}), "image/binder/environment.yml", "py312h1234567_0", _build_string),
+    Breakage("prefix line", frozenset({"IM003"}), "image/binder/environment.yml", "^prefix:", _prefix),
+    Breakage("dask-gateway pin mismatch", frozenset({"IM005"}), "image/binder/environment.yml", "dask-gateway=", _pin_mismatch),
+    Breakage("foo;bar in apt.txt", frozenset({"IM006"}), "image/binder/apt.txt", "foo;bar", _apt_injection),
+    Breakage("start without exec", frozenset({"IM008"}), "image/binder/start", '"$@"', _start_without_exec),
+    Breakage("gateway.adress", frozenset({"DK002"}), "image/.dask/config.yaml", "adress:", _gateway_adress),
+    Breakage("old workspace id", frozenset({"IM009"}), "image/binder/jupyterlab-workspace.json", '"id"', _old_workspace_id),
+    Breakage("broken notebook", frozenset({"IM010"}), "image/welcome.ipynb", None, _broken_notebook),
+    Breakage("plaintext token", frozenset({"SE003"}), "secrets/prod.yaml", "client_secret:", _plaintext_token),
+    Breakage("secrets file not covered by git-crypt", frozenset({"SE002"}), "secrets/gcloud-service-key.json", None,
+             _not_covered_by_git_crypt, in_git=True),
+    Breakage("filled sops file in clear", frozenset({"SE001", "SE003"}), "secrets/prod.yaml", None,
+             _filled_sops_file_in_clear, cell=("gcp", "sops", "gateway")),
+    Breakage("committed in clear", frozenset({"SE001", "SE003"}), "secrets/prod.yaml", None,
+             _committed_in_clear, in_git=True),
+    Breakage("sops rule misses a file", frozenset({"SE002"}), "secrets/gcloud-service-key.json", None,
+             _sops_rule_misses_a_file, cell=("gcp", "sops", "gateway")),
+    Breakage("factory of the other backend", frozenset({"DK003"}), "image/.dask/config.yaml", None,
+             _kubernetes_factory_in_a_gateway_hub),
+    Breakage("DASK_ variable typo", frozenset({"DK004"}), "config/common.yaml", "DASK_GATEWAY__CLUSTER__OPTION__IMAGE",
+             _dask_variable_typo),
+    # Nothing installed, so no factory either: the dask panel falls back to a LocalCluster.
+    Breakage("dask config left in the home", frozenset({"DK001", "DK003"}), "image/.dask/config.yaml", None,
+             _config_left_in_home),
+    Breakage("missing start", frozenset({"ST001"}), "image/binder/start", None, _missing_start),
+    Breakage("unrendered Jinja", frozenset({"ST002"}), "README.md", "{{ hub_name }}", _unrendered_jinja),
+    Breakage("YAML syntax error", frozenset({"ST003"}), "config/staging.yaml", None, _yaml_syntax_error),
+    Breakage("hubploy key missing", frozenset({"ST004"}), "hubploy.yaml", None, _hubploy_missing_key),
+    Breakage("hubploy image path", frozenset({"ST005"}), "hubploy.yaml", "image_config_path", _hubploy_wrong_image_path),
+    Breakage("snippet syntax error", frozenset({"HV004"}), "config/common.yaml", "idle_timeout = (", _snippet_syntax_error),
+    Breakage("Dockerfile", frozenset({"IM001"}), "image/", None, _dockerfile),
+    Breakage("apt.txt outside binder/", frozenset({"IM001"}), "image/apt.txt", None, _root_level_apt),
+    Breakage("Python unpinned", frozenset({"IM004"}), "image/binder/environment.yml", None, _python_unpinned),
+    Breakage("shellcheck finding", frozenset({"IM007"}), "image/binder/postBuild", "for f in", _shellcheck_finding),
+    Breakage("kubernetes key typo", frozenset({"DK002"}), "image/.dask/config.yaml", "worker-templte", _kubernetes_key_typo,
+             cell=("gcp", "git-crypt", "kubernetes")),
+]
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES, ids=lambda b: b.name)
+def test_each_breakage_fails_its_check_naming_the_file(template_repo, tmp_path_factory, tmp_path, breakage):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, *breakage.cell), tmp_path)
+    if breakage.name == "committed in clear":
+        commit_federation(tmp_path)  # before the change: the repository, without git-crypt
+    breakage.change(hub)
+    if breakage.in_git:
+        commit_federation(tmp_path)
+    failed = failures(hub)
+    assert failed.keys() == breakage.fails, failed
+    where = breakage.file
+    if breakage.marker:
+        where += f":{line_of(hub / breakage.file, breakage.marker)}"
+    for message in failed.values():
+        assert f"`{where}" in message, message
+    assert TOKEN not in json.dumps(failed)
+
+
+def test_an_encrypted_secret_is_accepted_and_left_out_of_the_merge(template_repo, tmp_path_factory, tmp_path):
+    """What git-crypt leaves in a locked working tree, and what sops writes."""
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path / "a")
+    (hub / "secrets/prod.yaml").write_bytes(b"\0GITCRYPT\0" + os.urandom(200))
+    assert failures(hub) == {}
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway"), tmp_path / "b")
+    (hub / "secrets/prod.yaml").write_text(
+        "daskhub:\n  jupyterhub:\n    hub:\n      config:\n        GitHubOAuthenticator:\n"
+        "          client_secret: ENC[AES256_GCM,data:q83Hd9s0aZ1b2c3d4e5f6g7h8i9j0k==,iv:abc=,tag:def=,type:str]\n"
+        "sops:\n  gcp_kms:\n    - resource_id: projects/p/locations/global/keyRings/r/cryptoKeys/k\n"
+        "  lastmodified: '2026-11-01T00:00:00Z'\n  mac: ENC[AES256_GCM,data:xyz=,type:str]\n  version: 3.9.0\n")
+    assert failures(hub) == {}
+
+
+def test_the_pin_follows_the_chart_given(template_repo, tmp_path_factory, tmp_path):
+    """With --chart, dask-gateway must equal the chart's dask-gateway, not versions.yml's."""
+    chart = tmp_path / "daskhub"
+    shutil.copytree(CHART, chart)
+    edit(chart / "charts/dask-gateway/Chart.yaml", r"^version: .*$", "version: 2026.9.0")
+    hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway")
+    failed = failures(hub, chart)
+    assert failed.keys() == {"IM005"}
+    assert "2026.9.0, the chart's dask-gateway" in failed["IM005"]
+
+
+def test_without_a_chart_the_chart_checks_skip_and_say_how_to_get_one(template_repo, tmp_path_factory):
+    hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway")
+    found = results(hub, chart=None)
+    for name in ("HV002", "HV003"):
+        assert found[name].result is None
+        assert "helm pull dask/daskhub --untar" in found[name].skip_reason
+        assert "helm dependency build" in found[name].skip_reason
+    assert found["HV001"].result is True and found["IM005"].result is True
+
+
+def test_a_chart_from_helm_dependency_build_reads_the_same(tmp_path, template_repo, tmp_path_factory):
+    """Subcharts packed as charts/<name>-<version>.tgz, as `helm dependency build` leaves them."""
+    packed = tmp_path / "daskhub"
+    shutil.copytree(CHART, packed, ignore=shutil.ignore_patterns("charts"))
+    (packed / "charts").mkdir()
+    for sub in (CHART / "charts").iterdir():
+        version = yaml.safe_load((sub / "Chart.yaml").read_text())["version"]
+        with tarfile.open(packed / "charts" / f"{sub.name}-{version}.tgz", "w:gz") as archive:
+            archive.add(sub, arcname=sub.name)
+    unpacked, tgz = Chart(CHART), Chart(packed)
+    assert tgz.subcharts == unpacked.subcharts
+    assert tgz.subchart_version("dask-gateway") == unpacked.subchart_version("dask-gateway")
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path / "fed")
+    _misspell_helm_key(hub)
+    files = [ValuesFile.load(hub / rel, rel) for rel in ("config/common.yaml", "config/prod.yaml")]
+    assert check_values(tgz, files, "daskhub") == check_values(unpacked, files, "daskhub") != []
+
+
+# --- the command, for real -------------------------------------------------------------------
+
+
+def hub_template(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "hub-template"), *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_the_command_passes_a_good_hub_with_json(template_repo, tmp_path_factory):
+    hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", "kubernetes")
+    done = hub_template("check", str(hub), "--chart", str(CHART), "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "passed"
+    assert list(report["families"]) == ["structure", "helm", "image", "dask", "secrets"]
+    assert all(c["result"] is True for c in report["checks"].values())
+    assert {"ST001", "HV003", "IM001", "DK001", "SE001"} <= report["checks"].keys()
+
+
+def test_the_command_fails_a_broken_hub_naming_file_and_line(template_repo, tmp_path_factory, tmp_path):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
+    _gateway_adress(hub)
+    _plaintext_token(hub)
+    done = hub_template("check", "--format", "json", "--chart", str(CHART), str(hub / "secrets" / "prod.yaml"))
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    failed = {k: v for k, v in report["checks"].items() if v["result"] is False}
+    assert failed.keys() == {"DK002", "SE003"}
+    line = line_of(hub / "image/.dask/config.yaml", "adress:")
+    assert f"image/.dask/config.yaml:{line}" in failed["DK002"]["err_msg"]
+    assert "gateway.address" in failed["DK002"]["err_msg"]
+    assert TOKEN not in done.stdout + done.stderr
+    rich = hub_template("check", str(hub), "--show", "err")
+    assert rich.returncode == 1 and "DK002" in rich.stdout and "ST001" not in rich.stdout
+    assert TOKEN not in rich.stdout + rich.stderr
+
+
+def test_the_command_selects_ignores_and_writes_html(template_repo, tmp_path_factory, tmp_path):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
+    _apt_injection(hub)
+    only = json.loads(hub_template("check", str(hub), "--select", "SE,IM006", "--format", "json").stdout)
+    assert only["checks"].keys() == {"SE001", "SE002", "SE003", "IM006"}
+    ignored = hub_template("check", str(hub), "--ignore", "IM006", "--format", "json")
+    assert ignored.returncode == 0 and "IM006" not in json.loads(ignored.stdout)["checks"]
+    html = hub_template("check", str(hub), "--format", "html")
+    assert html.returncode == 1 and "<" in html.stdout and "IM006" in html.stdout
+
+
+def test_the_command_refuses_what_is_not_a_hub_or_a_chart(template_repo, tmp_path_factory, tmp_path):
+    hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway")
+    not_hub = hub_template("check", str(tmp_path))
+    assert not_hub.returncode == 2 and "is not a hub" in not_hub.stderr and not_hub.stdout == ""
+    not_chart = hub_template("check", str(hub), "--chart", str(tmp_path))
+    assert not_chart.returncode == 2 and "helm pull dask/daskhub --untar" in not_chart.stderr
+    nothing = hub_template("check", str(hub), "--select", "XX999")
+    assert nothing.returncode == 2
+
+
+def test_several_hubs_in_one_run(template_repo, tmp_path_factory, tmp_path):
+    good = rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway")
+    bad = copy_hub(rendered_hub(template_repo, tmp_path_factory, "azure", "sops", "kubernetes"), tmp_path)
+    _prefix(bad)
+    done = hub_template("check", str(good), str(bad), "--format", "json", "--select", "IM")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert len(report) == 2
+    statuses = sorted(v["status"] for v in report.values())
+    assert statuses == ["errors", "passed"]
+
+
+def test_repo_review_runs_the_hub_checks_through_its_entry_points(template_repo, tmp_path_factory):
+    hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway")
+    done = subprocess.run([str(BIN / "repo-review"), str(hub), "--format", "json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = json.loads(done.stdout)["checks"]
+    assert checks["ST001"]["result"] is True
+    assert checks["HV003"]["result"] is None  # repo-review cannot pass a chart
+
+
+def test_the_checks_stay_silent_on_a_folder_that_is_no_hub():
+    from hub_template.checks import repo_review_checks
+    from hub_template.checks.hub import Hub
+
+    assert repo_review_checks(Hub(ROOT)) == {}
+    assert len(repo_review_checks(Hub(ROOT), list_all=True)) >= 20
