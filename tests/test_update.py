@@ -50,6 +50,7 @@ def test_update_keeps_the_hubs_edits_and_brings_the_new_release(evolving_templat
     done = copier_update(hub)
 
     assert done.returncode == 0, done.stderr
+    assert done.stderr.count("hooks/run.py', 'migrate']") == 2  # before and after rendering
     # The hub's own edits are still there...
     for name, text in kept.items():
         assert text in (hub / name).read_text(), name
@@ -107,6 +108,7 @@ def test_changing_an_answer_rerenders_what_depends_on_it(evolving_template, tmp_
     done = copier_update(hub, "--data", "user_memory_limit=16", "--data", "domain=ocean.example.org")
 
     assert done.returncode == 0, done.stderr
+    assert "migrate" not in done.stderr  # within one version there is nothing to migrate
     recorded = answers(hub)
     assert (recorded["_commit"], recorded["user_memory_limit"], recorded["domain"]) == (
         "v1.2.0", 16.0, "ocean.example.org")
