@@ -5,6 +5,7 @@ the standard library, pyyaml, jinja2, packaging and pydantic: the modules it
 dispatches to must need nothing more.
 
     python hooks/run.py migrate        # before/after an update; reads $STAGE, $VERSION_*
+    python hooks/run.py import-source  # after a copy: image/ from source_repo, environment_file
 """
 
 import sys
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 COMMANDS = {
     "migrate": "hub_template.migrations",
+    "import-source": "hub_template.source_import",
 }
 
 

@@ -1,0 +1,666 @@
+"""`hooks/run.py import-source`: build a new hub's `image/` from a repository
+of notebooks (`source_repo` at `source_ref`) and/or an existing conda
+environment (`environment_file`), right after `copier copy` rendered it.
+
+copier runs it as a task (copier.yml `_tasks`) in the new hub's folder, on
+copy only: on update the imported files are the hub's own, and copier keeps
+them like any other edit. What it does:
+
+- content: every file of the source commit goes to image/, except VCS and CI
+  metadata, what repo2docker reads as configuration (merged below) and what
+  cannot be imported safely (reported: submodules, symlinks leaving the
+  repository, git-lfs pointers). The source README becomes image/README.md
+  under a short header saying where it came from.
+- configuration, from `binder/` or `.binder/`, else the root, as repo2docker
+  reads it: environment.yml (or requirements.txt) and the environment file
+  merged into image/binder/environment.yml (see environment.py); apt.txt
+  joined to the hub's; postBuild and start kept, with the hub's own steps
+  once; .dask/*.yaml merged under the hub's dask settings;
+  jupyterlab-workspace.json replacing the hub's, under the id JupyterLab 4
+  imports. A Dockerfile is left out unless `source_keep_dockerfile`.
+- the answers file records `source_commit` (and `python_version` when the
+  source decided it), written the way copier writes it.
+
+Everything is checked and prepared before the hub is touched; any failure
+exits non-zero with one message, and copier then removes the new folder.
+
+Runs in copier's interpreter: standard library, pyyaml, packaging and git.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import posixpath
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from hub_template import environment, load_data
+from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
+
+WORK = ".hub-template-import"  # scratch space inside the new hub, removed at the end
+ENVIRONMENT_FILE_CAP = 5 * 1024 * 1024
+
+# What repo2docker reads in its configuration folder, and hub-template merges.
+CONFIG_FILES = (
+    "environment.yml",
+    "environment.yaml",
+    "requirements.txt",
+    "apt.txt",
+    "postBuild",
+    "start",
+    "jupyterlab-workspace.json",
+    "Dockerfile",
+)
+# Never imported: version control metadata anywhere, CI and tool metadata at the root.
+VCS_NAMES = {
+    ".git",
+    ".gitignore",
+    ".gitattributes",
+    ".gitmodules",
+    ".ipynb_checkpoints",
+    "__pycache__",
+    ".DS_Store",
+}
+CI_NAMES = {
+    ".github", ".gitlab", ".gitlab-ci.yml", ".circleci", ".travis.yml", "azure-pipelines.yml",
+    "appveyor.yml", ".pre-commit-config.yaml", ".readthedocs.yml", ".readthedocs.yaml",
+    "codecov.yml", ".codecov.yml",
+}  # fmt: skip
+README = re.compile(r"^readme(\.(md|markdown|rst|txt))?$", re.IGNORECASE)
+# The dask settings that decide how clusters are made: the hub's, whole.
+HUB_DASK_KEYS = [("labextension", "factory"), ("gateway",), ("kubernetes",)]
+
+
+class ImportFailed(Exception):
+    """The import cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class Plan:
+    """Everything the import will write, prepared before the hub is touched."""
+
+    copies: dict[str, str] = field(default_factory=dict)  # image-relative destination -> source path
+    links: dict[str, str] = field(default_factory=dict)  # image-relative destination -> link target
+    texts: dict[str, str] = field(default_factory=dict)  # image-relative destination -> content
+    executables: set[str] = field(default_factory=set)
+    answers: dict[str, str] = field(default_factory=dict)
+    merged: list[str] = field(default_factory=list)
+    left_out: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- entry point -----------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="run.py import-source")
+    parser.add_argument("--answers-file", default=".copier-answers.yml")
+    parser.add_argument("--origin-dir", default=".", help="where copier was run: relative paths start there")
+    args = parser.parse_args(argv)
+    hub = Path.cwd()
+    work = hub / WORK
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+        summary = run(hub, hub / args.answers_file, Path(args.origin_dir), work)
+    except (ImportFailed, SourceError, environment.SpecError, OSError) as error:
+        print(f"\nhub-template could not build the image: {error}\n", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
+    answers = yaml.safe_load(answers_path.read_text())
+    versions, providers = load_data("versions.yml"), load_data("providers.yml")
+    bucket = providers[answers["cloud_provider"]]["bucket_scheme"] + str(answers["scratch_bucket"])
+    image = hub / "image"
+    plan = Plan()
+    imports: list[environment.Environment] = []
+    tree = None
+    lines = []
+    if answers.get("source_repo"):
+        source = parse_source(str(answers["source_repo"]), origin_dir)
+        # A recopy fetches the very commit the hub was made from.
+        ref = str(answers.get("source_commit") or answers.get("source_ref") or "")
+        tree = fetch(source, ref, work / "source", bucket)
+        imports += plan_source(tree, image, plan, bool(answers.get("source_keep_dockerfile")))
+        plan.answers["source_commit"] = tree.commit
+        lines.append(f"hub-template imported {source.shown} at commit {tree.commit} into image/:")
+    if answers.get("environment_file"):
+        imports.append(read_environment_file(str(answers["environment_file"]), origin_dir))
+        lines.append(f"hub-template imported the environment {answers['environment_file']}:")
+        plan.merged.append("binder/environment.yml")
+    if imports:
+        merged = environment.merge(
+            (image / "binder" / "environment.yml").read_text(), imports, versions["python_supported"]
+        )
+        plan.texts["binder/environment.yml"] = merged.text
+        plan.notes += merged.notes
+        if merged.python_version != str(answers["python_version"]):
+            plan.answers["python_version"] = merged.python_version
+    write(plan, tree, image, work / "stage")
+    record_answers(answers_path, plan.answers)
+    lines += _summary(plan)
+    return "\n".join(lines) + "\n"
+
+
+def _summary(plan: Plan) -> list[str]:
+    notebooks = sum(1 for d in plan.copies if d.endswith(".ipynb"))
+    lines = []
+    if plan.copies or plan.links:
+        lines.append(f"  copied {len(plan.copies) + len(plan.links)} files ({notebooks} notebooks)")
+    if plan.merged:
+        lines.append(f"  merged into the hub's: {', '.join(sorted(set(plan.merged)))}")
+    if plan.left_out:
+        lines.append(f"  left out: {', '.join(sorted(plan.left_out))}")
+    warnings = [n for n in plan.notes if n.startswith("warning:")]
+    lines += [f"  {n}" for n in warnings] + [f"  note: {n}" for n in plan.notes if n not in warnings]
+    return lines
+
+
+# --- the source repository -------------------------------------------------------
+
+
+def plan_source(
+    tree: SourceTree, image: Path, plan: Plan, keep_dockerfile: bool
+) -> list[environment.Environment]:
+    """Plan the copy of the source's files and merge its configuration;
+    returns its environment, for environment.merge."""
+    shown = tree.source.shown
+    config = _config_dir(tree)
+    at = (lambda name: f"{config}/{name}") if config else (lambda name: name)
+    readme = _readme(tree)
+
+    for path in sorted(tree.files):
+        destination = _destination(path, config, readme, plan)
+        if destination is not None:
+            plan.copies[destination] = path
+    for path, target in sorted(tree.links.items()):
+        destination = _destination(path, config, readme, plan)
+        if destination is None:
+            continue
+        pointed = posixpath.normpath(posixpath.join(posixpath.dirname(destination), target))
+        if pointed in plan.copies or any(d.startswith(pointed + "/") for d in plan.copies):
+            plan.links[destination] = target
+        else:
+            plan.notes.append(f"{path}: a symlink to {target}, which is not imported; left out")
+    plan.notes += tree.skipped
+
+    def text(path: str) -> str | None:
+        content = tree.read(path)
+        if content is None:
+            return None
+        try:
+            return content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImportFailed(f"{path} of {shown} is not UTF-8 text.") from None
+
+    # the environment, as repo2docker would read it
+    imports = []
+    env_path = next((at(n) for n in ("environment.yml", "environment.yaml") if tree.resolve(at(n))), None)
+    requirements = at("requirements.txt")
+    def include(base: str):
+        """Reads the files `-r name` names, next to `base` (None if absent)."""
+        folder = posixpath.dirname(base)
+        return lambda name: text(posixpath.normpath(posixpath.join(folder, name)))
+
+    if env_path:
+        imports.append(
+            environment.read_environment(text(env_path), f"{env_path} of {shown}", include(env_path))
+        )
+        plan.merged.append("binder/environment.yml")
+        if tree.resolve(requirements):
+            plan.notes.append(
+                f"{requirements}: repo2docker does not read it beside {env_path} (unless its pip: section "
+                "says `-r requirements.txt`), so neither does the hub"
+            )
+    elif tree.resolve(requirements):
+        imports.append(
+            environment.read_requirements(
+                text(requirements), f"{requirements} of {shown}", include(requirements)
+            )
+        )
+        plan.merged.append("binder/environment.yml")
+
+    binder = image / "binder"
+    if (apt := text(at("apt.txt"))) is not None:
+        plan.texts["binder/apt.txt"] = merge_apt(
+            (binder / "apt.txt").read_text(), apt, f"{at('apt.txt')} of {shown}"
+        )
+        plan.merged.append("binder/apt.txt")
+    if (post_build := text(at("postBuild"))) is not None:
+        merged, extra, notes = merge_post_build(
+            (binder / "postBuild").read_text(), post_build, f"{at('postBuild')} of {shown}"
+        )
+        plan.texts["binder/postBuild"] = merged
+        plan.executables.add("binder/postBuild")
+        if extra is not None:
+            plan.texts["binder/source-postBuild"] = extra
+            plan.executables.add("binder/source-postBuild")
+        plan.notes += notes
+        plan.merged.append("binder/postBuild")
+    if (start := text(at("start"))) is not None:
+        merged, notes = merge_start((binder / "start").read_text(), start, f"{at('start')} of {shown}")
+        plan.texts["binder/start"] = merged
+        plan.executables.add("binder/start")
+        plan.notes += notes
+        plan.merged.append("binder/start")
+    if (workspace := text(at("jupyterlab-workspace.json"))) is not None:
+        plan.texts["binder/jupyterlab-workspace.json"], note = workspace_for_jupyterlab4(
+            workspace, f"{at('jupyterlab-workspace.json')} of {shown}"
+        )
+        plan.notes += [note] if note else []
+        plan.merged.append("binder/jupyterlab-workspace.json")
+    dask_files = [
+        p
+        for d in dict.fromkeys([".dask", at(".dask")])
+        for p in sorted(tree.files)
+        if posixpath.dirname(p) == d and p.endswith((".yaml", ".yml"))
+    ]
+    if dask_files:
+        configs = [(f"{p} of {shown}", _yaml_mapping(text(p), f"{p} of {shown}")) for p in dask_files]
+        plan.texts[".dask/config.yaml"], notes = merge_dask_config(
+            (image / ".dask" / "config.yaml").read_text(), configs
+        )
+        plan.notes += notes
+        plan.merged.append(".dask/config.yaml")
+    if (dockerfile := tree.read(at("Dockerfile"))) is not None:
+        if keep_dockerfile:
+            plan.texts["binder/Dockerfile"] = dockerfile.decode("utf-8", errors="replace")
+            plan.notes.append(
+                f"warning: {at('Dockerfile')} kept as image/binder/Dockerfile: repo2docker now builds only "
+                "from it and ignores environment.yml, apt.txt, postBuild and start, the hub's dask setup "
+                "included. Remove it to build from the merged environment."
+            )
+        else:
+            plan.notes.append(
+                f"warning: {at('Dockerfile')} left out: repo2docker would build only from it and ignore the "
+                "environment, postBuild and start the hub needs. Answer source_keep_dockerfile=true to keep it."
+            )
+    plan.texts["README.md"] = _readme_text(tree, readme, (image / "README.md").read_text(), text)
+    return imports
+
+
+def _config_dir(tree: SourceTree) -> str:
+    binder, dot_binder = tree.is_dir("binder"), tree.is_dir(".binder")
+    if binder and dot_binder:
+        raise ImportFailed(
+            f"{tree.source.shown} has both binder/ and .binder/, which repo2docker refuses; keep one of them."
+        )
+    return "binder" if binder else ".binder" if dot_binder else ""
+
+
+def _readme(tree: SourceTree) -> str | None:
+    found = sorted(
+        (p for p in tree.files if "/" not in p and README.match(p)),
+        key=lambda p: (not p.lower().endswith((".md", ".markdown")), p),
+    )
+    return found[0] if found else None
+
+
+def _destination(path: str, config: str, readme: str | None, plan: Plan) -> str | None:
+    """Where a source file goes in image/, or None when it is not copied."""
+    parts = path.split("/")
+    if vcs := next((part for part in parts if part in VCS_NAMES), None):
+        plan.left_out.add(vcs)
+        return None
+    if parts[0] in CI_NAMES:
+        plan.left_out.add(parts[0] + ("/" if len(parts) > 1 else ""))
+        return None
+    if path in ("binder", ".dask"):
+        plan.notes.append(f"{path}: not a folder, where the image needs its own {path}/ folder; left out")
+        return None
+    if config and parts[0] == config:
+        rest = "/".join(parts[1:])
+        if rest in CONFIG_FILES or rest.startswith(".dask/") and rest.endswith((".yaml", ".yml")):
+            return None
+        return f"binder/{rest}"
+    if not config and path in CONFIG_FILES:
+        return None
+    if parts[0] == ".dask" and len(parts) == 2 and path.endswith((".yaml", ".yml")):
+        return None
+    if path == readme and readme.lower().endswith((".md", ".markdown")):
+        return None  # becomes README.md, under the provenance header
+    return path
+
+
+def _readme_text(tree: SourceTree, readme: str | None, rendered: str, text) -> str:
+    header = (
+        f"> Imported by hub-template from {tree.source.shown} at commit `{tree.commit}`\n"
+        "> when this hub was created. Users find these files in `~/hub-notebooks`;\n"
+        "> `binder/` holds the image's environment, merged with what the hub needs.\n\n"
+    )
+    if readme and readme.lower().endswith((".md", ".markdown")):
+        return header + text(readme)
+    return header + rendered
+
+
+# --- merging the source's configuration into the hub's ---------------------------
+
+_APT_LINE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
+
+
+def merge_apt(rendered: str, source: str, origin: str) -> str:
+    """The hub's apt.txt with the source's packages added (a source version
+    pin replaces the hub's line). repo2docker checks only the start of each
+    line before putting it in a shell command, so check whole lines here."""
+    lines = rendered.splitlines()
+    for number, line in enumerate(source.splitlines(), 1):
+        package = line.partition("#")[0].strip()
+        if not package:
+            continue
+        if not _APT_LINE.match(package):
+            raise ImportFailed(
+                f"{origin}, line {number}: '{package}' is not a Debian package name "
+                "(lowercase letters, digits and + . -, optionally =version), one per line."
+            )
+        name = package.split("=")[0]
+        same = [i for i, known in enumerate(lines) if known.strip().split("=")[0] == name]
+        if same:
+            lines[same[0]] = package
+        else:
+            lines.append(package)
+    return "\n".join(lines) + "\n"
+
+
+_SHELL = re.compile(r"^#!\s*(/usr)?/bin/(env\s+)?(ba|da)?sh(\s|$)")
+_EXEC_ARGS = re.compile(r'^\s*exec\s+("\$@"|"\$\{@\}"|\$@|\$\{@\}|"\$\*"|\$\*)\s*(#.*)?$')
+_WORKSPACE_IMPORT = re.compile(r"\bjupyter(\s+|-)lab\s+workspaces\s+import\b")
+_DASK_INSTALL = re.compile(r"^\s*(cp|install|ln)\b.*\.dask/config\.yaml")
+_JUPYTERLAB3 = re.compile(
+    r"\bjupyter\s+(labextension\s+install|serverextension\s+enable|nbextension\s+(install|enable))\b"
+)
+
+
+def _body(script: str) -> tuple[str, list[str]]:
+    """A script's lines without its shebang, continuations kept together."""
+    lines = script.splitlines()
+    shebang = lines[0] if lines and lines[0].startswith("#!") else ""
+    logical, current = [], []
+    for line in lines[1:] if shebang else lines:
+        current.append(line)
+        if not line.endswith("\\"):
+            logical.append(current)
+            current = []
+    if current:
+        logical.append(current)
+    return shebang, logical
+
+
+def merge_post_build(hub: str, source: str, origin: str) -> tuple[str, str | None, list[str]]:
+    """The hub's postBuild followed by the source's commands, in a subshell so
+    their shell options, `cd` and `exit` stay theirs and a failure still fails
+    the build. A postBuild in another language stays a file of its own.
+    Returns (postBuild, that other file or None, notes)."""
+    shebang, logical = _body(source)
+    notes = []
+    if shebang and not _SHELL.match(shebang):
+        block = (
+            f"\n# The source repository's postBuild, from {origin}, kept as it was.\n"
+            "./binder/source-postBuild\n"
+        )
+        return hub.rstrip("\n") + "\n" + block, source, notes
+    kept = []
+    for group in logical:
+        joined = " ".join(group)
+        if _DASK_INSTALL.search(joined):
+            notes.append(
+                f"{origin}: '{joined.strip()}' left out: the hub installs the merged .dask/config.yaml itself"
+            )
+            continue
+        if _JUPYTERLAB3.search(joined):
+            notes.append(
+                f"warning: {origin}: '{joined.strip()}' is a JupyterLab 3 step that fails on JupyterLab 4; "
+                "install the extension as a conda package instead"
+            )
+        kept.extend(group)
+    body = "\n".join(kept).strip("\n")
+    block = (
+        f"\n# The source repository's postBuild, from {origin}.\n"
+        "# The subshell keeps its shell options, `cd` and `exit` its own; a\n"
+        "# failure still fails the build.\n"
+        f"(\nset +euo pipefail\n{body}\n)\n"
+    )
+    return hub.rstrip("\n") + "\n" + block, None, notes
+
+
+def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str]]:
+    """The hub's start with the source's commands run first, under bash's
+    default options as they were written (exports reach the final exec). The
+    hub's workspace import and `exec "$@"` stay the only ones."""
+    shebang, logical = _body(source)
+    if shebang and not _SHELL.match(shebang):
+        raise ImportFailed(
+            f"{origin} runs with '{shebang[2:].strip()}'; hub-template merges shell start scripts only. "
+            'Rewrite it in bash (it must end with exec "$@") or remove it from the source.'
+        )
+    notes, kept = [], []
+    for group in logical:
+        joined = " ".join(group)
+        if _EXEC_ARGS.match(joined):
+            continue  # the hub's own exec "$@" ends start
+        if _WORKSPACE_IMPORT.search(joined):
+            notes.append(
+                f"{origin}: '{joined.strip()}' left out: the hub imports binder/jupyterlab-workspace.json itself"
+            )
+            continue
+        if re.match(r"^\s*(exec|exit)\b", joined):
+            notes.append(f"warning: {origin}: '{joined.strip()}' ends start before the hub's own steps run")
+        kept.extend(group)
+    body = "\n".join(kept).strip("\n")
+    lines = hub.splitlines()
+    at = lines.index("set -euo pipefail") + 1
+    while at < len(lines) and not lines[at].strip():
+        at += 1
+    block = [
+        f"# The source repository's start, from {origin}.",
+        "# It runs first, under bash's default options as it was written; its",
+        "# exports reach the notebook server and dask workers.",
+        "set +euo pipefail",
+        *body.splitlines(),
+        "set -euo pipefail",
+        "",
+    ]
+    return "\n".join(lines[:at] + block + lines[at:]) + "\n", notes
+
+
+def workspace_for_jupyterlab4(text: str, origin: str) -> tuple[str, str | None]:
+    """The source workspace with metadata.id "default": JupyterLab 4 imports
+    a workspace only under the name it is imported as."""
+    try:
+        workspace = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ImportFailed(f"{origin} is not valid JSON (line {error.lineno}: {error.msg}).") from None
+    if not isinstance(workspace, dict) or not isinstance(workspace.get("data", {}), dict):
+        raise ImportFailed(f"{origin} is not a JupyterLab workspace (an object with `data` and `metadata`).")
+    metadata = workspace.setdefault("metadata", {})
+    old = metadata.get("id")
+    metadata["id"] = "default"
+    note = (
+        f"{origin}: metadata.id '{old}' is now 'default', the id JupyterLab 4 imports"
+        if old not in (None, "default")
+        else None
+    )
+    return json.dumps(workspace, indent=2) + "\n", note
+
+
+def _yaml_mapping(text: str, origin: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ImportFailed(f"{origin} is not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ImportFailed(f"{origin} is not a dask configuration (a mapping of settings).")
+    return data
+
+
+def merge_dask_config(hub_text: str, sources: list[tuple[str, dict]]) -> tuple[str, list[str]]:
+    """The hub's .dask/config.yaml with the source's settings added under it:
+    the hub's values win, and the settings that decide how clusters are made
+    (HUB_DASK_KEYS) are the hub's whole. The hub's text stays as written; the
+    source's additions are inserted into it."""
+    hub = yaml.safe_load(hub_text) or {}
+    notes: list[str] = []
+    additions: dict = {}
+    for origin, config in sources:
+        _deep_update(additions, _additions(hub, config, (), origin, notes))
+    lines = hub_text.splitlines()
+    _insert_yaml(lines, additions, 0, len(lines), 0)
+    text = "\n".join(lines) + "\n"
+    expected = _deep_update(yaml.safe_load(hub_text) or {}, additions)
+    if yaml.safe_load(text) != expected:  # a layout the insertion cannot follow: write it whole
+        comments = "".join(line + "\n" for line in hub_text.splitlines() if line.startswith("#"))
+        text = comments + yaml.safe_dump(expected, sort_keys=False)
+    return text, notes
+
+
+def _additions(hub: dict, source: dict, path: tuple, origin: str, notes: list[str]) -> dict:
+    found = {}
+    for key, value in source.items():
+        where = path + (key,)
+        if key not in hub:
+            found[key] = value
+        elif where in HUB_DASK_KEYS or not (isinstance(hub[key], dict) and isinstance(value, dict)):
+            if hub[key] != value:
+                notes.append(f"{origin}: {'.'.join(map(str, where))} left out, the hub's own setting is kept")
+        elif sub := _additions(hub[key], value, where, origin, notes):
+            found[key] = sub
+    return found
+
+
+def _deep_update(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _insert_yaml(lines: list[str], additions: dict, start: int, end: int, indent: int) -> int:
+    """Insert `additions` into the block mapping lines[start:end] indented by
+    `indent`; returns how many lines were added."""
+    added = 0
+    pad = " " * indent
+    for key, value in additions.items():
+        own = next(
+            (
+                i
+                for i in range(start, end + added)
+                if re.match(rf"^{pad}{re.escape(str(key))}:\s*(#.*)?$", lines[i])
+            ),
+            None,
+        )
+        if own is not None and isinstance(value, dict):
+            block_end = own + 1
+            while block_end < end + added and (
+                not lines[block_end].strip()
+                or lines[block_end].startswith(pad + "  ")
+                or lines[block_end].lstrip().startswith("#")
+                and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent
+            ):
+                block_end += 1
+            while block_end > own + 1 and not lines[block_end - 1].strip():
+                block_end -= 1
+            added += _insert_yaml(lines, value, own + 1, block_end, indent + 2)
+            continue
+        dumped = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False).splitlines()
+        chunk = [f"{pad}# Imported from the source repository."] + [pad + line for line in dumped]
+        at = end + added
+        while at > start and not lines[at - 1].strip():
+            at -= 1
+        if indent == 0:
+            chunk = [""] + chunk
+        lines[at:at] = chunk
+        added += len(chunk)
+    return added
+
+
+# --- the environment file ----------------------------------------------------------
+
+
+def read_environment_file(answer: str, origin_dir: Path) -> environment.Environment:
+    """The environment_file answer: a path (relative to where copier ran) to
+    an environment.yml or `conda env export` output, or a requirements.txt."""
+    path = Path(os.path.expanduser(answer))
+    path = path if path.is_absolute() else origin_dir / path
+    if not path.is_file():
+        raise ImportFailed(
+            f"environment_file '{answer}': there is no file {path} (a relative path is relative to where you ran copier)."
+        )
+    if path.stat().st_size > ENVIRONMENT_FILE_CAP:
+        raise ImportFailed(
+            f"environment_file '{answer}' is larger than {ENVIRONMENT_FILE_CAP // 2**20} MB; it is not an environment file."
+        )
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ImportFailed(f"environment_file '{answer}' is not UTF-8 text.") from None
+    if path.suffix == ".txt":
+        return environment.read_requirements(content, answer)
+    return environment.read_environment(content, answer)
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def write(plan: Plan, tree: SourceTree | None, image: Path, stage: Path) -> None:
+    """Write the plan into image/: the source's files first go to `stage`
+    (git may still fail there), then everything moves into place."""
+    if tree is not None:
+        staged = {path: stage / destination for destination, path in plan.copies.items()}
+        lfs = tree.export(staged)
+        for path in lfs:
+            plan.notes.append(f"{path}: a git-lfs pointer; the data it points to is not imported")
+        for destination, path in plan.copies.items():
+            if path in lfs:
+                continue
+            target = image / destination
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged[path], target)
+    for destination, target in plan.links.items():
+        link = image / destination
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    for destination, content in plan.texts.items():
+        target = image / destination
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        if destination in plan.executables:
+            target.chmod(0o755)
+
+
+def _nice_yaml(data: dict) -> str:
+    """What copier's `to_nice_yaml` filter writes (jinja2-ansible-filters)."""
+    return yaml.dump(data, indent=4, allow_unicode=True, default_flow_style=False)
+
+
+def record_answers(path: Path, updates: dict[str, str]) -> None:
+    """Set answers in the answers file exactly as copier would have written
+    them, so a later `copier update` sees no change in it."""
+    if not updates:
+        return
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    head = "".join(lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))])
+    body = text[len(head) :]
+    data = yaml.safe_load(body)
+    if _nice_yaml(data) != body:
+        raise ImportFailed(
+            f"{path.name} is not written the way copier writes it; hub-template cannot record {', '.join(updates)} in it."
+        )
+    data.update(updates)
+    path.write_text(head + _nice_yaml(data))
