@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -437,3 +438,45 @@ def test_the_checks_stay_silent_on_a_folder_that_is_no_hub():
 
     assert repo_review_checks(Hub(ROOT)) == {}
     assert len(repo_review_checks(Hub(ROOT), list_all=True)) >= 20
+
+
+def test_the_pre_commit_hook_refuses_a_secret_staged_in_clear(template_repo, tmp_path_factory, tmp_path):
+    """.pre-commit-hooks.yaml's entry, run as pre-commit runs it: on the staged
+    files its `files` pattern selects, in the federation repository."""
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    entry = shlex.split(hook["entry"])
+    entry[0] = str(BIN / entry[0])
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
+    (tmp_path / "README.md").write_text("A federation.\n")
+    commit_federation(tmp_path)
+
+    def run_hook():
+        staged = git(tmp_path, "diff", "--cached", "--name-only").splitlines()
+        files = [f for f in staged if re.search(hook["files"], f)]
+        return files, subprocess.run([*entry, *files], cwd=tmp_path, capture_output=True, text=True)
+
+    _filled_sops_file_in_clear(hub)  # real values, and git-crypt was never set up here
+    (tmp_path / "README.md").write_text("A federation of hubs.\n")
+    git(tmp_path, "add", "-A")
+    files, done = run_hook()
+    assert files == ["deployments/charlie/secrets/prod.yaml"]
+    assert done.returncode == 1
+    assert "SE001" in done.stdout and "secrets/prod.yaml" in done.stdout and "3f9a3f9a" not in done.stdout
+
+    git(tmp_path, "checkout", "--", ".")
+    git(tmp_path, "reset", "-q", "--hard")
+    _unknown_file_key(hub)  # not a secrets matter: the hook lets it through
+    git(tmp_path, "add", "-A")
+    files, done = run_hook()
+    assert files == ["deployments/charlie/config/staging.yaml"] and done.returncode == 0, done.stdout
+    outside = subprocess.run([*entry, "README.md"], cwd=tmp_path, capture_output=True, text=True)
+    assert outside.returncode == 0 and "in no hub" in outside.stderr
+
+
+def test_the_readme_lists_every_check_as_the_checker_describes_it():
+    from hub_template.checks import CHECK_CLASSES
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Checking a hub"):readme.index("\n## ", readme.index("## Checking a hub") + 1)]
+    rows = dict(re.findall(r"^\| ([A-Z]{2}\d{3}) \| (.+?) \|", section, re.M))
+    assert rows == {cls.__name__: cls.__doc__ for cls in CHECK_CLASSES}

@@ -39,12 +39,18 @@ def run(args: argparse.Namespace) -> int:
     hubs = []
     for given in args.hubs:
         hub = Hub.containing(given) if given.exists() else None
+        if hub is None and given.is_file():
+            # As a pre-commit hook it gets every changed file; those of no hub are not its business.
+            print(f"hub-template check: {given} is in no hub; skipped.", file=sys.stderr)
+            continue
         if hub is None:
             print(f"hub-template check: {given} is not a hub: give a hub's folder (deployments/<hub>, "
                   "holding .copier-answers.yml or hubploy.yaml) or a file inside one.", file=sys.stderr)
             return 2
         if hub.path not in hubs:
             hubs.append(hub.path)
+    if not hubs:
+        return 0
     if args.chart is not None:
         try:
             Chart(args.chart)

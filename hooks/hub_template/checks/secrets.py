@@ -95,7 +95,7 @@ def credentials(text: str) -> list[tuple[int, str]]:
 
 
 class SE001(Secrets):
-    "Every file in secrets/ is encrypted, or still holds only placeholders"
+    "Every file in secrets/ is encrypted, or still holds the template's placeholders"
 
     def check(self, hub: Hub) -> str | None:
         files = secret_files(hub)

@@ -1,0 +1,80 @@
+"""What needs Docker or the real daskhub chart: run where they exist (CI's
+test job has both), skip elsewhere saying why.
+
+- repo2docker builds a rendered hub's image for real, and the image imports
+  its dask stack and resolves the dask panel's factory (.ci/image-check.py).
+- helm renders every release of a rendered hub with the daskhub chart hubs
+  deploy (.ci/helm-template), and the checker passes against that chart.
+  Point HUB_TEMPLATE_DASKHUB_CHART at it: `.ci/daskhub-chart DIR` builds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from hub_cells import rendered_hub
+from hub_template import load_data
+
+BIN = Path(sys.executable).parent
+
+
+def docker_unavailable() -> str | None:
+    if shutil.which("docker") is None:
+        return "docker is not installed"
+    info = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    if info.returncode:
+        last = (info.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"no Docker daemon answers `docker info` ({last})"
+    return None
+
+
+def daskhub_chart() -> Path:
+    if shutil.which("helm") is None:
+        pytest.skip("helm is not installed")
+    chart = os.environ.get("HUB_TEMPLATE_DASKHUB_CHART")
+    if not chart or not (Path(chart) / "templates").is_dir():
+        pytest.skip("HUB_TEMPLATE_DASKHUB_CHART does not point at a daskhub chart with its templates; "
+                    "build one with `.ci/daskhub-chart DIR` (needs GitHub and helm's repositories)")
+    return Path(chart)
+
+
+def test_the_image_builds_and_imports_its_dask_stack(template_repo, tmp_path_factory):
+    reason = docker_unavailable()
+    if reason:
+        pytest.skip(reason)
+    hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway")
+    image = f"hub-template-test/charlie:{uuid.uuid4().hex[:12]}"
+    subprocess.run([str(BIN / "jupyter-repo2docker"), "--no-run", "--user-id", "1000", "--user-name", "jovyan",
+                    "--target-repo-dir", "/srv/repo", "--image-name", image, str(hub / "image")],
+                   check=True, timeout=3600)
+    try:
+        with (ROOT / ".ci" / "image-check.py").open() as script:
+            done = subprocess.run(["docker", "run", "--rm", "-i", "--env", "DASK_BACKEND=gateway", image, "python", "-"],
+                                  stdin=script, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert "labextension.factory: dask_gateway.GatewayCluster -> <class '" in done.stdout
+        assert f"dask_gateway {load_data('versions.yml')['dask_gateway']}," in done.stdout
+    finally:
+        subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True)
+
+
+@pytest.mark.parametrize("backend", ["gateway", "kubernetes"])
+def test_helm_renders_every_release_with_the_real_chart(template_repo, tmp_path_factory, backend):
+    chart = daskhub_chart()
+    hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", backend)
+    done = subprocess.run([str(ROOT / ".ci" / "helm-template"), str(hub), str(chart)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "charlie-staging:" in done.stdout and "charlie-prod:" in done.stdout
+    check = subprocess.run([str(BIN / "hub-template"), "check", str(hub), "--chart", str(chart), "--format", "json"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert json.loads(check.stdout)["checks"]["HV003"]["result"] is True
