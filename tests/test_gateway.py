@@ -7,10 +7,11 @@
   schedulers and workers as processes, and its cluster config class gets the
   two fields Kubernetes' KubeClusterConfig has and the local one lacks (`image`,
   and fractional `worker_cores`), so the hub's option handler runs unchanged.
-- A client configured by the dask config the RENDERED image installs (its
-  postBuild run as the checker runs it), with only the address and the auth
-  overridden to loopback and basic auth, and the cluster made by the
-  labextension factory that config names.
+- A client, in its own process as in a notebook (tests/gateway_client.py),
+  configured by the dask config the RENDERED image installs (its postBuild
+  run as the checker runs it), with only the address and the auth set to
+  loopback and basic auth by DASK_GATEWAY__* variables, as helm sets them in
+  the hub; it makes its cluster with the labextension factory that config names.
 - The RENDERED `jupyterhub.hub.extraConfig` snippets (the chart's own
   00-add-dask-gateway-values merged with the hub's values) run against a
   traitlets Config, with the environment the z2jh chart gives the hub pod.
@@ -18,9 +19,7 @@
 
 from __future__ import annotations
 
-import base64
-import copy
-import importlib
+import ctypes
 import json
 import os
 import signal
@@ -32,9 +31,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import dask
-import dask.config
-import dask_gateway  # registers its config defaults before any test sets config
 import psutil
 import pytest
 import yaml
@@ -48,6 +44,7 @@ from hub_template.helm_values import Chart, ValuesFile
 BIN = Path(sys.executable).parent
 PASSWORD = "hub-template-tests"
 START_TIMEOUT = 30
+CLIENT_TIMEOUT = 120  # a client step takes seconds; a hang must fail, not stall the suite
 
 SERVER_CONFIG = '''\
 # Local stand-ins for what the chart's gateway ConfigMap sets for Kubernetes.
@@ -98,6 +95,13 @@ def no_proxy_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the server if pytest dies without tearing down (a killed
+    run), so it still stops its clusters and exits."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @pytest.fixture(scope="module")
 def hub(template_repo, tmp_path_factory) -> Path:
     return rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway")
@@ -122,7 +126,8 @@ def gateway(hub, tmp_path_factory):
     env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
     log = (work / "server.log").open("w")
     server = subprocess.Popen([str(BIN / "dask-gateway-server"), "-f", str(config)], cwd=work, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     address = f"http://127.0.0.1:{proxy_port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -154,78 +159,57 @@ def gateway(hub, tmp_path_factory):
                 continue
 
 
-@pytest.fixture
-def client_config(hub, gateway, answers, monkeypatch):
-    """The dask config the rendered image reads, with only address and auth pointed at loopback."""
-    runtime = runtime_config(Hub(hub))
-    assert runtime.error is None and runtime.config
-    # A notebook's own image, which DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE passes to workers.
-    monkeypatch.setenv("JUPYTER_IMAGE_SPEC", f"{answers['image_name']}:2026-11-26")
-    loopback = {"gateway": {"address": gateway, "auth": {"type": "basic",
-                                                         "kwargs": {"username": "jovyan", "password": PASSWORD}}}}
-    config = dask.config.merge(copy.deepcopy(runtime.config), loopback)
-    with dask.config.set(_leaves(config)):
-        yield config
+def run_client(step: str, env: dict, *args: str) -> dict:
+    """tests/gateway_client.py in its own process, as a notebook would be, bounded in time."""
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("gateway_client.py")), step, *args],
+                          env=env, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def closed(gateway) -> None:
-    """dask-gateway 2026.3's Gateway.__del__ closes the client again, and a
-    stopped distributed LoopRunner raises on that (inside __del__, where no one
-    can catch it). A closed client needs no runner: drop it, so __del__ skips."""
-    gateway.__dict__.pop("_loop_runner", None)
+@pytest.fixture(scope="module")
+def client_env(hub, gateway, answers) -> dict:
+    """A notebook pod's environment: the dask config the rendered image installs,
+    with only the gateway's address and auth set by variables, as helm sets them."""
+    installed = runtime_config(Hub(hub)).files
+    assert [f.label for f in installed] == ["image/.dask/config.yaml"]  # what postBuild put in the image
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DASK_")}
+    return {
+        **env,
+        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
+        "DASK_CONFIG": str(hub / installed[0].label),
+        "DASK_GATEWAY__ADDRESS": gateway,
+        "DASK_GATEWAY__AUTH__TYPE": "basic",
+        "DASK_GATEWAY__AUTH__KWARGS": repr({"username": "jovyan", "password": PASSWORD}),
+        # A notebook's own image, which DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE passes to workers.
+        "JUPYTER_IMAGE_SPEC": f"{answers['image_name']}:2026-11-26",
+    }
 
 
-def _leaves(config: dict, prefix: str = "") -> dict:
-    """Dotted keys for dask.config.set, so unrelated defaults stay in place."""
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            out.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+def test_the_client_lists_the_options_the_handler_exposes(client_env, answers):
+    options = run_client("options", client_env)
+    assert options.keys() == {"worker_cores", "worker_memory", "image"}
+    assert options["worker_cores"] == {"value": answers["worker_cores"], "min": 0.25, "max": answers["worker_cores_max"]}
+    assert options["worker_memory"]["value"] == answers["worker_memory"]
+    assert options["worker_memory"]["max"] == answers["worker_memory_max"]
+    assert options["image"]["value"] == client_env["JUPYTER_IMAGE_SPEC"]  # from the image's config
 
 
-def test_a_cluster_from_the_labextension_factory_computes(client_config, answers):
-    import dask.array as da
-
-    with dask_gateway.Gateway() as gw:
-        options = gw.cluster_options()
-        assert set(options) == {"worker_cores", "worker_memory", "image"}
-        assert options.worker_cores == answers["worker_cores"]
-        assert options.worker_memory == answers["worker_memory"]
-        assert options.image == os.environ["JUPYTER_IMAGE_SPEC"]
-    closed(gw)
-
-    factory = client_config["labextension"]["factory"]
-    cluster_class = getattr(importlib.import_module(factory["module"]), factory["class"])
-    cluster = cluster_class(*factory["args"], **factory["kwargs"])
-    try:
-        cluster.scale(1)
-        with cluster.get_client() as client:
-            client.wait_for_workers(1, timeout=60)
-            x = da.ones((400, 400), chunks=(100, 100))
-            assert (x + x.T).sum().compute() == 2 * 400 * 400
-            assert len(client.scheduler_info()["workers"]) == 1
-    finally:
-        cluster.shutdown()
-        closed(cluster.gateway)
+def test_a_cluster_from_the_labextension_factory_computes(client_env):
+    result = run_client("compute", client_env)
+    assert result == {"factory": "dask_gateway.GatewayCluster", "cluster": "GatewayCluster",
+                      "sum": 2 * 400 * 400, "workers": 1}
 
 
-def test_the_limits_bite(client_config, answers):
-    """GatewayCluster(**kwargs) submits through Gateway.new_cluster, as here: the
-    options go to the server as given, and the hub's options refuse them there."""
-    too_many = answers["worker_cores_max"] * 2
-    with dask_gateway.Gateway() as gw:
-        with pytest.raises(ValueError, match=rf"worker_cores must be <= {answers['worker_cores_max']:f}, got {too_many}"):
-            gw.new_cluster(worker_cores=too_many)
-        with pytest.raises(ValueError, match=rf"Workers run this hub's image, {answers['image_name']}:<tag>"):
-            gw.new_cluster(image="docker.io/someone/else:latest")
-        options = gw.cluster_options()
-        with pytest.raises(ValueError, match="worker_memory must be <="):
-            options.worker_memory = answers["worker_memory_max"] + 1  # the same bound, client side
-        assert gw.list_clusters() == []  # the refused requests started nothing
-    closed(gw)
+def test_the_limits_bite(client_env, answers):
+    too_big = {"worker_cores": answers["worker_cores_max"] * 2, "worker_memory": answers["worker_memory_max"] + 1,
+               "image": "docker.io/someone/else:latest"}
+    refused = run_client("limits", client_env, json.dumps(too_big))
+    assert refused["worker_cores"] == f"worker_cores must be <= {answers['worker_cores_max']:f}, got {too_big['worker_cores']}"
+    assert refused["worker_memory"].startswith(f"worker_memory must be <= {answers['worker_memory_max']:f}")
+    assert refused["worker_memory (client)"] == refused["worker_memory"]  # the same bound, client side
+    assert refused["image"].startswith(f"Workers run this hub's image, {answers['image_name']}:<tag>")
+    assert refused["clusters"] == 0  # the refused requests started nothing
 
 
 @pytest.mark.parametrize("backend", ["gateway", "kubernetes"])
