@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from packaging.version import Version
 
 from conftest import git
+from hub_template import federation as command
 from template_versions import (
     CULL_BLOCK,
     answers,
@@ -219,3 +220,29 @@ def test_a_folder_without_hubs_is_explained(tmp_path):
     (tmp_path / "deployments" / "notes").mkdir(parents=True)
     code, rows, output = hub_template("update", str(tmp_path / "deployments"))
     assert code == 2 and "No hub in" in output and ".copier-answers.yml" in output
+
+
+@pytest.mark.parametrize("src", [
+    "gh:pangeo/hub-template", "gh:/pangeo/hub-template.git", "gl:pangeo/hub-template",
+    "https://github.com/pangeo/hub-template", "https://gitlab.com/pangeo/hub-template.git",
+    "git+https://example.org/pangeo/hub-template", "git@github.com:pangeo/hub-template.git",
+    "file:///srv/git/hub-template.git",
+])
+def test_the_mirror_answers_the_url_copier_gives_git(src):
+    """The insteadOf rules match only the very URL copier passes to git."""
+    from copier._vcs import get_repo  # copier's own expansion, to keep ours in step
+
+    assert command.git_url(src) == get_repo(src)
+    assert command.git_url(src) in [url for _, url in command.Source(src, mirror=Path("/m.git")).rewrites()]
+
+
+@pytest.mark.parametrize(("commit", "version"), [
+    ("v1.2.0", "1.2.0"), ("1.2.0", "1.2.0"), ("v1.2.0-3-gabc1234", "1.2.0.post3+gabc1234"),
+    ("abc1234", None), (None, None),
+])
+def test_a_hubs_commit_reads_as_copier_reads_it(commit, version):
+    assert command.commit_version(commit) == (Version(version) if version else None)
+
+
+def test_a_hub_committed_after_a_release_is_not_behind_it():
+    assert command.commit_version("v1.2.0-3-gabc1234") > command.commit_version("v1.2.0")

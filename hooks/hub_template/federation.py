@@ -86,14 +86,16 @@ def find_hubs(deployments: Path) -> list[Hub]:
     for answers_file in sorted(deployments.glob(f"*/{ANSWERS_FILE}")):
         hub = Hub(answers_file.parent.name, answers_file.parent.resolve(), None, None)
         try:
-            answers = yaml.safe_load(answers_file.read_text()) or {}
+            answers = yaml.safe_load(answers_file.read_text())
         except (OSError, yaml.YAMLError) as error:
-            hub.problem = f"{ANSWERS_FILE} is not readable YAML: {error}"
-        else:
-            hub.src, hub.commit = answers.get("_src_path"), answers.get("_commit")
+            answers, hub.problem = None, f"{ANSWERS_FILE} is not readable YAML: {error}"
+        if isinstance(answers, dict):
+            hub.src, hub.commit = (str(answers[k]) if answers.get(k) else None for k in ("_src_path", "_commit"))
             if not (hub.src and hub.commit):
                 hub.problem = (f"{ANSWERS_FILE} has no _src_path or _commit: the hub was not "
                                "rendered by copier from a git template, so it cannot be updated")
+        elif not hub.problem:
+            hub.problem = f"{ANSWERS_FILE} is not a mapping of answers"
         hubs.append(hub)
     return hubs
 
@@ -123,7 +125,7 @@ def git_url(src: str) -> str:
             return src if src.endswith(".git") else src + ".git"
     if src.startswith("git+"):
         return src[4:]
-    if src.startswith("https://") and src.startswith(tuple(SHORTCUTS.values())) and not src.endswith(".git"):
+    if src.startswith(tuple(SHORTCUTS.values())) and not src.endswith(".git"):
         return src + ".git"
     if Path(src).expanduser().exists():
         return str(Path(src).expanduser().resolve())
@@ -429,8 +431,13 @@ def run(args: argparse.Namespace) -> int:
             results = [check_hub(hub, sources.get(hub.src)) for hub in hubs]
         else:
             rewrites = [pair for source in sources.values() for pair in source.rewrites()]
-            with git_config(rewrites):
-                results = _update_all(hubs, sources, args.vcs_ref, Path(scratch) / "copier.log")
+            try:
+                with git_config(rewrites):
+                    results = _update_all(hubs, sources, args.vcs_ref, Path(scratch) / "copier.log")
+            except KeyboardInterrupt:
+                Console(stderr=True).print("[red]Interrupted.[/] The hub being updated is restored as it was; "
+                                           "hubs updated before it keep their update.")
+                return 130
 
     _summary(console, results, args.check)
     bad = {BEHIND, FAILED} if args.check else {CONFLICTS, FAILED}
