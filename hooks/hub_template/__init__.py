@@ -4,17 +4,19 @@ the tools for operators (`hub-template check`, `hub-template update`).
 Modules copier runs use only copier's own dependencies; see hooks/run.py.
 """
 
-from importlib.resources import files
 from pathlib import Path
 
-import yaml
+# Nothing heavy is imported here: every `hooks/run.py migrate` imports this
+# package, twice per update, in a fresh interpreter.
 
 
 def data_file(name: str) -> Path:
     """A file of hooks/hub_template/data/, shared with copier.yml."""
-    return Path(str(files(__package__) / "data" / name))
+    return Path(__file__).resolve().parent / "data" / name
 
 
 def load_data(name: str) -> dict:
     """versions.yml or providers.yml, as copier.yml reads them."""
+    import yaml
+
     return yaml.safe_load(data_file(name).read_text())
