@@ -24,6 +24,7 @@ import yaml
 
 from conftest import CHART, ROOT, git
 from hub_cells import CELLS, commit_federation, copy_hub, rendered_hub
+from hub_template import load_data
 from hub_template.checks import PLACEHOLDER
 from hub_template.checks.runner import run_checks
 from hub_template.checks.template_files import template_files
@@ -480,3 +481,20 @@ def test_the_readme_lists_every_check_as_the_checker_describes_it():
     section = readme[readme.index("## Checking a hub"):readme.index("\n## ", readme.index("## Checking a hub") + 1)]
     rows = dict(re.findall(r"^\| ([A-Z]{2}\d{3}) \| (.+?) \|", section, re.M))
     assert rows == {cls.__name__: cls.__doc__ for cls in CHECK_CLASSES}
+
+
+def test_kubernetes_keys_are_checked_only_against_the_classic_dask_kubernetes():
+    """Its keys come from the installed package's kubernetes.yaml, never from a
+    list of our own: with no classic dask-kubernetes, they are not checked, and
+    the check says so."""
+    from importlib.metadata import version
+
+    from hub_template.checks.dask_config import _known, unknown_keys
+
+    config = {"kubernetes": {"worker-templte": {}}, "gateway": {"adress": "x"}}
+    classic = _known(load_data("versions.yml")["dask_kubernetes_classic"])
+    assert [p for p, _ in unknown_keys(config, classic)] == [("kubernetes", "worker-templte"), ("gateway", "adress")]
+    elsewhere = _known(">=2019.1,<2019.2")  # a range the installed dask-kubernetes is not in
+    assert [p for p, _ in unknown_keys(config, elsewhere)] == [("gateway", "adress")]
+    assert f"dask-kubernetes {version('dask-kubernetes')} is installed" in elsewhere.unchecked["kubernetes"]
+    assert "pip install 'hub-template[kubernetes]'" in elsewhere.unchecked["kubernetes"]
