@@ -13,7 +13,6 @@ import subprocess
 import sysconfig
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 

@@ -143,11 +143,11 @@ class SE002(Secrets):
     def _sops(self, hub: Hub, rels: list[str]) -> list[Problem]:
         problems = []
         for rel in rels:
-            config = _nearest_sops_config(hub.path / rel, hub.git.top if hub.git else None)
+            config = _nearest_sops_config(hub.path, hub.git.top if hub.git else None)
             if config is None:
                 problems.append(Problem(rel, None,
-                    "has no .sops.yaml above it: `sops --encrypt` would not know which key to use. "
-                    "Restore the hub's .sops.yaml with `copier update --trust`."))
+                    "has no .sops.yaml in or above the hub's folder: `sops --encrypt` run there would not "
+                    "know which key to use. Restore the hub's .sops.yaml with `copier update --trust`."))
                 continue
             label = _relative(config, hub.path)
             try:
@@ -195,9 +195,11 @@ def _how_to_encrypt(hub: Hub) -> str:
             "the hub's .gitattributes encrypts it on commit; `git-crypt status -e` must list it.")
 
 
-def _nearest_sops_config(file: Path, top: Path | None) -> Path | None:
-    """The .sops.yaml sops uses when run from the file's folder: the nearest above it."""
-    for folder in file.resolve().parents:
+def _nearest_sops_config(start: Path, top: Path | None) -> Path | None:
+    """The .sops.yaml sops uses when run in ``start`` (the hub's folder, as its
+    README says): sops looks from the directory it runs in upwards, not from the file."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
         if (folder / ".sops.yaml").is_file():
             return folder / ".sops.yaml"
         if top is not None and folder == top.resolve():

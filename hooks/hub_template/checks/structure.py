@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from ..helm_values import Problem, ValuesFile
+from ..helm_values import Problem
 from .base import Structure, code, report
 from .hub import ANSWERS_FILE, Hub
 from .template_files import template_files
