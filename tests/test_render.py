@@ -84,7 +84,7 @@ HUBPLOY_FIELDS = {
 CREDENTIAL_SECRETS = {
     "gcp": ("private_key_id", "private_key", "client_email", "client_id"),
     "aws": ("aws_access_key_id", "aws_secret_access_key"),
-    "azure": ("user", "tenant", "client_secret"),
+    "azure": ("appId", "tenant", "password"),
 }
 
 
