@@ -77,3 +77,12 @@ def code(text: object) -> str:
     text = str(text)
     fence = "``" if "`" in text else "`"
     return f"{fence}{text}{fence}"
+
+
+def get_path(data: object, keys: Iterable[str]) -> object:
+    """The value at ``keys`` in nested mappings, or None where the path breaks."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data

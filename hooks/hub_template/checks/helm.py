@@ -5,7 +5,7 @@ and validated against the chart given with --chart (hub_template.helm_values).""
 from __future__ import annotations
 
 from ..helm_values import Problem, misplaced_keys, schema_problems, unused_keys
-from .base import Helm, code, report
+from .base import Helm, code, get_path, report
 from .hub import ChartSource, Hub
 
 GET_A_CHART = (
@@ -66,7 +66,7 @@ class HV004(Helm):
         problems = []
         for f in _all_files(hub):
             for keys in SNIPPETS:
-                snippets = _get(f.data, [hub.umbrella, *keys])
+                snippets = get_path(f.data, [hub.umbrella, *keys])
                 if isinstance(snippets, str):
                     snippets = {None: snippets}
                 for name, source in (snippets or {}).items() if isinstance(snippets, dict) else ():
@@ -82,14 +82,6 @@ class HV004(Helm):
                             f"{code('.'.join(path[1:]))} is not valid Python: {error.msg}"
                             f" (its line {error.lineno}); the pod running it would not start."))
         return report(problems)
-
-
-def _get(data, keys):
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
 
 
 CHECKS = (HV001, HV002, HV003, HV004)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from ..helm_values import Problem
-from .base import Structure, code, report
+from .base import Structure, code, get_path, report
 from .hub import ANSWERS_FILE, Hub
 from .template_files import template_files
 
@@ -125,7 +125,7 @@ class ST005(Structure):
         expected = hub.cloud["hubploy"] if hub.cloud else None
         for section in ("images.registry", "cluster"):
             keys = section.split(".")
-            block = _get(config, keys)
+            block = get_path(config, keys)
             if not isinstance(block, dict):
                 continue
             provider = block.get("provider")
@@ -141,24 +141,16 @@ class ST005(Structure):
                     problems.append(Problem("hubploy.yaml", located.line_of([*keys, provider, field]),
                         f"{code(field)} names {code('secrets/' + name)}, which does not exist; hubploy reads "
                         "its credentials from there."))
-        image_path = _get(config, ["images", "image_config_path"])
+        image_path = get_path(config, ["images", "image_config_path"])
         if isinstance(image_path, str):
             common = hub.yaml("config/common.yaml").data
-            target = _get(common, image_path.split(".")) if isinstance(common, dict) else None
+            target = get_path(common, image_path.split(".")) if isinstance(common, dict) else None
             if not isinstance(target, dict) or "name" not in target:
                 problems.append(Problem("hubploy.yaml", located.line_of(["images", "image_config_path"]),
                     f"{code('images.image_config_path')} is {code(image_path)}, which is not the image "
                     f"(a mapping with {code('name')}) in config/common.yaml; hubploy would set the tag where "
                     f"the chart never reads it. Use {code(hub.umbrella + '.jupyterhub.singleuser.image')}."))
         return report(problems)
-
-
-def _get(data, keys):
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
 
 
 CHECKS = (ST001, ST002, ST003, ST004, ST005)
