@@ -579,6 +579,38 @@ def _run_start(image: Path, tmp_path: Path) -> dict:
     return results
 
 
+def test_start_keeps_a_users_layout_until_the_hub_changes_its_workspace(template_repo, tmp_path):
+    """start imports the hub's workspace at the first start, not at later ones
+    (the user's own arrangement stays), and again once the image's workspace changes."""
+    image = render(template_repo, tmp_path / "deployments" / "charlie", **ANSWERS) / "image"
+    home, workspaces = tmp_path / "home", tmp_path / "workspaces"
+    home.mkdir()
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(home), "REPO_DIR": str(image),
+           "JUPYTERLAB_WORKSPACES_DIR": str(workspaces), "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/"}
+
+    def start_server() -> dict:
+        run = subprocess.run(["bash", str(image / "binder" / "start"), "true"],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        [saved] = workspaces.glob("*.jupyterlab-workspace")
+        return json.loads(saved.read_text())
+
+    hub_left = start_server()["data"]["layout-restorer:data"]["left"]
+    [saved] = workspaces.glob("*.jupyterlab-workspace")
+    users = json.loads(saved.read_text())
+    users["data"]["layout-restorer:data"]["left"]["collapsed"] = True  # the user hides the sidebar
+    saved.write_text(json.dumps(users))
+    assert start_server()["data"]["layout-restorer:data"]["left"]["collapsed"] is True
+
+    workspace = image / "binder" / "jupyterlab-workspace.json"
+    changed = json.loads(workspace.read_text())
+    changed["data"]["layout-restorer:data"]["left"]["widgets"].append("extensionmanager.main-view")
+    workspace.write_text(json.dumps(changed))  # a newer image with another workspace
+    left = start_server()["data"]["layout-restorer:data"]["left"]
+    assert left["collapsed"] is hub_left["collapsed"] is False
+    assert left["widgets"] == hub_left["widgets"] + ["extensionmanager.main-view"]
+
+
 # --------------------------------------------------------------------------
 # Real-tool runs, once per distinct input
 # --------------------------------------------------------------------------
