@@ -236,10 +236,9 @@ def test_helm_values_pass_the_chart_schemas(hub, chart, env):
         assert singleuser["serviceAccountName"] == "daskkubernetes"
 
 
+@pytest.mark.parametrize("hub", [cell for cell in CELLS if cell[2] == "gateway"], indirect=True, ids="-".join)
 def test_gateway_options_compile_and_bound_workers(hub):
     """The extraConfig snippets are Python that dask-gateway-server executes."""
-    if hub.answers["dask_backend"] != "gateway":
-        pytest.skip("no dask-gateway in a kubernetes-backend hub")
     from traitlets.config import Config
 
     extra = hub.yaml("config/common.yaml")[hub.answers["helm_umbrella_key"]]["dask-gateway"]["gateway"]["extraConfig"]
