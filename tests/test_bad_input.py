@@ -56,6 +56,9 @@ CASES = [
     ("domain-with-spaces", {"domain": "my hub.example.org"}, "charlie", "domain",
      ["Use a domain name: lowercase labels of letters, digits and hyphens joined by dots",
       "('my hub.example.org' is not one)"]),
+    ("azure-container-with-dot", {"cloud_provider": "azure", "scratch_bucket": "my.scratch"}, "charlie",
+     "scratch_bucket", ["Use 3 to 63 lowercase letters, digits and single hyphens",
+                        "('my.scratch' is not an Azure container name)"]),
     ("python-2.7", {"python_version": "2.7"}, "charlie", "python_version",
      [f"Choose one of {SUPPORTED_PYTHONS}", "(Python 2.7 is not supported)"]),
 ]
