@@ -15,7 +15,6 @@ import asyncio
 import configparser
 import hashlib
 import importlib
-import itertools
 import json
 import os
 import re
@@ -31,6 +30,7 @@ import rattler
 import yaml
 
 from conftest import CHART, git, render
+from hub_cells import CELLS  # provider x secrets backend x dask backend, from the template's own data
 from hub_template import load_data
 from hub_template.helm_values import Chart, ValuesFile, check_values
 
@@ -38,7 +38,6 @@ PROVIDERS = load_data("providers.yml")
 VERSIONS = load_data("versions.yml")
 BIN = Path(sys.executable).parent  # the venv's tools: jupyter, shellcheck
 
-CELLS = list(itertools.product(("gcp", "aws", "azure"), ("git-crypt", "sops"), ("gateway", "kubernetes")))
 
 # Answers beyond the matrix, in both forms a list answer takes (a YAML list as
 # through --data-file, a comma or blank separated string as at the prompt), and
