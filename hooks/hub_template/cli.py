@@ -20,16 +20,19 @@ VERBS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="hub-template", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(VERBS) + "}")
-    modules = {}
+    # Import only the verb asked for: one verb's dependencies never break another.
+    chosen = next((arg for arg in argv if arg in VERBS), None)
+    module = None
     for verb, (module_name, help_text) in VERBS.items():
         sub = verbs.add_parser(verb, help=help_text, description=help_text)
-        modules[verb] = importlib.import_module(module_name)
-        modules[verb].add_arguments(sub)
+        if verb == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
     args = parser.parse_args(argv)
-    return modules[args.verb].run(args)
-
+    return module.run(args)
 
 if __name__ == "__main__":
     sys.exit(main())
