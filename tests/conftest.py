@@ -9,7 +9,23 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from copier import run_copy
+
+# Commits need an author on a fresh CI machine, and the tests must not depend
+# on the developer's git config. Set before copier is imported: plumbum, which
+# runs copier's own git commands, copies the environment at import.
+os.environ.update({
+    "GIT_AUTHOR_NAME": "hub-template tests",
+    "GIT_AUTHOR_EMAIL": "tests@hub-template.invalid",
+    "GIT_COMMITTER_NAME": "hub-template tests",
+    "GIT_COMMITTER_EMAIL": "tests@hub-template.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "init.defaultBranch",
+    "GIT_CONFIG_VALUE_0": "main",
+})
+
+from copier import run_copy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The daskhub chart data beside the project (see ../shared/charts/README.md).
@@ -22,30 +38,6 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
     ).stdout.strip()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _git_identity():
-    """Commits need an author on a fresh CI machine; ignore the user's git config."""
-    env = {
-        "GIT_AUTHOR_NAME": "hub-template tests",
-        "GIT_AUTHOR_EMAIL": "tests@hub-template.invalid",
-        "GIT_COMMITTER_NAME": "hub-template tests",
-        "GIT_COMMITTER_EMAIL": "tests@hub-template.invalid",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": "init.defaultBranch",
-        "GIT_CONFIG_VALUE_0": "main",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def publish_template(repo: Path, tag: str, source: Path = ROOT) -> Path:
