@@ -28,8 +28,9 @@ os.environ.update({
 from copier import run_copy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# The daskhub chart data beside the project (see ../shared/charts/README.md).
-CHART = ROOT.parent / "shared" / "charts" / "daskhub"
+# The daskhub chart data beside the project (see ../shared/charts/README.md),
+# or any daskhub chart folder (.ci/daskhub-chart builds one).
+CHART = Path(os.environ.get("HUB_TEMPLATE_CHART_DATA", ROOT.parent / "shared" / "charts" / "daskhub"))
 TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
 VERSION = version("hub-template")
 
@@ -38,6 +39,18 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
     ).stdout.strip()
+
+
+def chart_data() -> Path:
+    """The daskhub chart data, or skip the test saying how to get it.
+    `.ci/run` sets HUB_TEMPLATE_REQUIRE_CHART: in CI a missing chart fails."""
+    if (CHART / "Chart.yaml").is_file():
+        return CHART
+    message = (f"no daskhub chart data at {CHART}: keep hub-template beside shared/ (as CI does), "
+               "or set HUB_TEMPLATE_CHART_DATA to a daskhub chart folder (.ci/daskhub-chart DIR builds one)")
+    if os.environ.get("HUB_TEMPLATE_REQUIRE_CHART"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def publish_template(repo: Path, tag: str, source: Path = ROOT) -> Path:

@@ -22,7 +22,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import CHART, ROOT, git
+from conftest import ROOT, chart_data, git
 from hub_cells import CELLS, commit_federation, copy_hub, rendered_hub
 from hub_template import load_data
 from hub_template.checks import PLACEHOLDER
@@ -34,11 +34,14 @@ BIN = Path(sys.executable).parent
 TOKEN = "ghp_" + "Zq8x" * 9  # GitHub's token shape; must never be echoed
 
 
-def results(hub: Path, chart: Path | None = CHART) -> dict:
-    return {r.name: r for r in run_checks(hub, chart).results}
+WITH_CHART = object()  # the chart data of the tests (conftest.chart_data)
 
 
-def failures(hub: Path, chart: Path | None = CHART) -> dict:
+def results(hub: Path, chart: Path | None | object = WITH_CHART) -> dict:
+    return {r.name: r for r in run_checks(hub, chart_data() if chart is WITH_CHART else chart).results}
+
+
+def failures(hub: Path, chart: Path | None | object = WITH_CHART) -> dict:
     return {name: r.err_msg for name, r in results(hub, chart).items() if r.result is False}
 
 
@@ -319,7 +322,7 @@ def test_an_encrypted_secret_is_accepted_and_left_out_of_the_merge(template_repo
 def test_the_pin_follows_the_chart_given(template_repo, tmp_path_factory, tmp_path):
     """With --chart, dask-gateway must equal the chart's dask-gateway, not versions.yml's."""
     chart = tmp_path / "daskhub"
-    shutil.copytree(CHART, chart)
+    shutil.copytree(chart_data(), chart)
     edit(chart / "charts/dask-gateway/Chart.yaml", r"^version: .*$", "version: 2026.9.0")
     hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway")
     failed = failures(hub, chart)
@@ -339,14 +342,14 @@ def test_without_a_chart_the_chart_checks_skip_and_say_how_to_get_one(template_r
 
 def test_a_chart_from_helm_dependency_build_reads_the_same(tmp_path, template_repo, tmp_path_factory):
     """Subcharts packed as charts/<name>-<version>.tgz, as `helm dependency build` leaves them."""
-    packed = tmp_path / "daskhub"
-    shutil.copytree(CHART, packed, ignore=shutil.ignore_patterns("charts"))
+    packed, source = tmp_path / "daskhub", chart_data()
+    shutil.copytree(source, packed, ignore=shutil.ignore_patterns("charts"))
     (packed / "charts").mkdir()
-    for sub in (CHART / "charts").iterdir():
+    for sub in (source / "charts").iterdir():
         version = yaml.safe_load((sub / "Chart.yaml").read_text())["version"]
         with tarfile.open(packed / "charts" / f"{sub.name}-{version}.tgz", "w:gz") as archive:
             archive.add(sub, arcname=sub.name)
-    unpacked, tgz = Chart(CHART), Chart(packed)
+    unpacked, tgz = Chart(source), Chart(packed)
     assert tgz.subcharts == unpacked.subcharts
     assert tgz.subchart_version("dask-gateway") == unpacked.subchart_version("dask-gateway")
     hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path / "fed")
@@ -364,7 +367,7 @@ def hub_template(*args: str, cwd: Path | None = None) -> subprocess.CompletedPro
 
 def test_the_command_passes_a_good_hub_with_json(template_repo, tmp_path_factory):
     hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", "kubernetes")
-    done = hub_template("check", str(hub), "--chart", str(CHART), "--format", "json")
+    done = hub_template("check", str(hub), "--chart", str(chart_data()), "--format", "json")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["status"] == "passed"
@@ -377,7 +380,7 @@ def test_the_command_fails_a_broken_hub_naming_file_and_line(template_repo, tmp_
     hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
     _gateway_adress(hub)
     _plaintext_token(hub)
-    done = hub_template("check", "--format", "json", "--chart", str(CHART), str(hub / "secrets" / "prod.yaml"))
+    done = hub_template("check", "--format", "json", "--chart", str(chart_data()), str(hub / "secrets" / "prod.yaml"))
     assert done.returncode == 1
     report = json.loads(done.stdout)
     failed = {k: v for k, v in report["checks"].items() if v["result"] is False}

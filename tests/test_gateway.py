@@ -35,7 +35,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import CHART
+from conftest import chart_data
 from hub_cells import rendered_hub
 from hub_template.checks.hub import Hub
 from hub_template.checks.runtime import runtime_config
@@ -88,7 +88,7 @@ def extra_config(snippets) -> str:
 def hub_values(hub: Path, env: str = "staging") -> dict[str, dict]:
     """Each subchart's values for one release, merged as helm merges them."""
     files = [ValuesFile.load(hub / rel, rel) for rel in ("config/common.yaml", f"config/{env}.yaml")]
-    return Chart(CHART).merged([f.data["daskhub"] for f in files])
+    return Chart(chart_data()).merged([f.data["daskhub"] for f in files])
 
 
 def no_proxy_opener() -> urllib.request.OpenerDirector:

@@ -12,7 +12,7 @@ import yaml
 from copier import run_update
 from packaging.version import Version
 
-from conftest import CHART, ROOT
+from conftest import ROOT, chart_data
 from hub_template import migrations
 from hub_template.helm_values import Chart, ValuesFile, check_values
 from template_versions import answers, federation, make_hub
@@ -124,7 +124,7 @@ def test_migrate_outside_copier_says_how_to_run_it(tmp_path):
 
 def helm_problems(hub) -> list:
     """What helm would reject in the hub's values, for staging and prod."""
-    chart = Chart(CHART)
+    chart = Chart(chart_data())
     umbrella = answers(hub)["helm_umbrella_key"]
     problems = []
     for env in ("staging", "prod"):

@@ -29,7 +29,7 @@ import pytest
 import rattler
 import yaml
 
-from conftest import CHART, git, render
+from conftest import chart_data, git, render
 from hub_cells import CELLS  # provider x secrets backend x dask backend, from the template's own data
 from hub_template import load_data
 from hub_template.helm_values import Chart, ValuesFile, check_values
@@ -119,7 +119,7 @@ def hub(request, template_repo, tmp_path_factory) -> Hub:
 
 @pytest.fixture(scope="module")
 def chart() -> Chart:
-    return Chart(CHART)
+    return Chart(chart_data())
 
 
 def expected_files(answers: dict) -> set[str]:
