@@ -249,20 +249,7 @@ def read_requirements(text: str, origin: str, include=None) -> Environment:
         requirement = re.sub(r"(^|\s)#.*$", "", line).strip()
         if not requirement:
             continue
-        included = re.match(r"^(?:-r|--requirement)(?:\s+|=)(\S+)$", requirement)
-        if included and include is not None:
-            nested = include(included[1])
-            if nested is None:
-                raise SpecError(
-                    f"{origin}, line {number}: '{requirement}' names a file the source does not have"
-                )
-            for spec in read_requirements(nested, f"{included[1]} (from {origin})").pip:
-                env.add_pip(spec)
-            continue
-        try:
-            env.add_pip(parse_pip_spec(requirement))
-        except SpecError as error:
-            raise _located(origin, number, error) from None
+        _add_requirement(env, requirement, origin, number, include)
     return env
 
 
@@ -372,19 +359,24 @@ def _add_dependency(env: Environment, node, include) -> None:
 
 
 def _add_pip_line(env: Environment, node, include) -> None:
-    line, text = node.start_mark.line + 1, str(node.value).strip()
+    _add_requirement(env, str(node.value).strip(), env.origin, node.start_mark.line + 1, include)
+
+
+def _add_requirement(env: Environment, text: str, origin: str, line: int, include) -> None:
+    """One pip requirement (of requirements.txt or a `pip:` section); `-r FILE`
+    brings in FILE's requirements through `include`."""
     included = re.match(r"^(?:-r|--requirement)(?:\s+|=)(\S+)$", text)
     if included and include is not None:
         nested = include(included[1])
         if nested is None:
-            raise SpecError(f"{env.origin}, line {line}: '{text}' names a file the source does not have")
-        for spec in read_requirements(nested, f"{included[1]} (from {env.origin})").pip:
+            raise SpecError(f"{origin}, line {line}: '{text}' names a file the source does not have")
+        for spec in read_requirements(nested, f"{included[1]} (from {origin})").pip:
             env.add_pip(spec)
         return
     try:
         env.add_pip(parse_pip_spec(text))
     except SpecError as error:
-        raise _located(env.origin, line, error) from None
+        raise _located(origin, line, error) from None
 
 
 # --- the rendered image/binder/environment.yml -------------------------------
