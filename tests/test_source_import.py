@@ -361,9 +361,11 @@ def test_symlinks_out_of_the_source_are_neither_followed_nor_copied(binder_hub):
     assert "outside: a symlink to ../../outside, outside the repository" in output
     passwd = Path("/etc/passwd").read_bytes()
     assert all(passwd not in p.read_bytes() for p in image.rglob("*") if p.is_file() and not p.is_symlink())
-    # a link inside the repository stays a link, to the imported file
-    assert os.readlink(image / "stations.csv") == "data/stations.csv"
+    # a link to a file of the repository becomes a copy of it: image/ holds no link
+    assert not (image / "stations.csv").is_symlink()
     assert (image / "stations.csv").read_text() == BINDER_SOURCE["data/stations.csv"]
+    assert not any(p.is_symlink() for p in image.rglob("*"))
+    assert "1 of them symlinks, copied as files" in output
 
 
 def test_start_runs_the_sources_commands_then_the_command(binder_hub, tmp_path):

@@ -34,6 +34,7 @@ TIMEOUT = 300  # seconds for the whole download
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_OUTSIDE = object()  # what a path resolves to when it leaves the repository
 
 
 class SourceError(Exception):
@@ -215,7 +216,8 @@ class SourceTree:
         self.repo, self.source, self.commit = repo, source, commit
         self._git = _Git(repo, source, bucket)
         self.files: dict[str, Entry] = {}
-        self.links: dict[str, str] = {}  # symlinks kept: path -> target, inside the repository
+        self.links: dict[str, str] = {}  # symlinks to a file of the repository: path -> that file
+        self._targets: dict[str, str] = {}  # every symlink: path -> its target as written
         self.skipped: list[str] = []  # what was left out, and why
         self._read_tree(bucket)
 
@@ -251,37 +253,70 @@ class SourceTree:
                 f"The files of {self.source.shown} add up to {total / MB:.0f} MB; the image takes at most "
                 f"{TOTAL_CAP // MB} MB from it. " + LARGE_DATA.format(bucket=bucket)
             )
+        self._targets = {}
         for path, entry in links.items():
             target = self._blob(entry.oid).decode(errors="replace")
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-            if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+            if _CONTROL.search(target):
+                self.skipped.append(f"{path}: a symlink with control characters in its target; not copied")
+            else:
+                self._targets[path] = target
+        for path, target in self._targets.items():
+            resolved = self._walk(path)
+            if resolved is _OUTSIDE:
                 self.skipped.append(
                     f"{path}: a symlink to {target}, outside the repository; not followed, not copied"
                 )
-            elif _CONTROL.search(target):
-                self.skipped.append(f"{path}: a symlink with control characters in its target; not copied")
+            elif resolved in self.files:
+                self.links[path] = resolved
+            elif resolved is not None and self.is_dir(resolved):
+                self.skipped.append(
+                    f"{path}: a symlink to the folder {target}; not copied (the image holds only files)"
+                )
             else:
-                self.links[path] = target
+                self.skipped.append(f"{path}: a symlink to {target}, which names no file; not copied")
+
+    def _walk(self, path: str):
+        """The file or folder `path` names once every symlink on the way is
+        followed as the kernel does (a `..` after a link leaves the link's
+        target, not the link's folder): a repository path, _OUTSIDE when it
+        leaves the repository, None when it names nothing or loops."""
+        done: list[str] = []
+        pending = path.split("/")
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not done:
+                    return _OUTSIDE
+                done.pop()
+                continue
+            here = "/".join([*done, part])
+            if here in self._targets:
+                hops += 1
+                target = self._targets[here]
+                if hops > 40:
+                    return None
+                if target.startswith("/"):
+                    return _OUTSIDE
+                pending = target.split("/") + pending
+                continue
+            if here in self.files and pending and any(p not in ("", ".") for p in pending):
+                return None  # a file is no folder
+            done.append(part)
+        return "/".join(done)
 
     # reading
 
     def is_dir(self, path: str) -> bool:
         prefix = path.rstrip("/") + "/"
-        return any(p.startswith(prefix) for p in (*self.files, *self.links))
+        return any(p.startswith(prefix) for p in (*self.files, *self._targets))
 
     def resolve(self, path: str) -> str | None:
         """The file `path` names, following symlinks inside the repository."""
-        for _ in range(20):
-            if path in self.files:
-                return path
-            for link, target in self.links.items():
-                if path == link or path.startswith(link + "/"):
-                    base = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
-                    path = posixpath.normpath(base + path[len(link) :])
-                    break
-            else:
-                return None
-        return None
+        resolved = self._walk(path)
+        return resolved if isinstance(resolved, str) and resolved in self.files else None
 
     def read(self, path: str) -> bytes | None:
         """The content of a (small) file, or None if the commit has no such file."""
@@ -294,21 +329,22 @@ class SourceTree:
             raise SourceError(f"Could not read {oid} of {self.source.shown}: {_last_error(result)}")
         return result.stdout
 
-    def export(self, wanted: dict[str, Path]) -> list[str]:
-        """Write files (source path -> destination) from git's object store,
-        one `cat-file --batch` stream; returns the LFS pointers left out."""
+    def export(self, wanted: list[tuple[str, Path]]) -> list[str]:
+        """Write files (source path, destination) from git's object store, one
+        `cat-file --batch` stream; returns the LFS pointers left out. Each
+        destination is created anew: an existing one (a link above all) is
+        never opened."""
         if not wanted:
             return []
-        order = list(wanted)
         requests = self.repo / "export-requests"
-        requests.write_text("".join(self.files[p].oid + "\n" for p in order))
+        requests.write_text("".join(self.files[p].oid + "\n" for p, _ in wanted))
         left_out = []
         with requests.open("rb") as stdin:
             process = subprocess.Popen(
                 ["git", *self._git.config, "cat-file", "--batch"],
                 cwd=self.repo, env=self._git.env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )  # fmt: skip
-            for path in order:
+            for path, target in wanted:
                 header = process.stdout.readline().split()
                 if len(header) != 3 or header[1] != b"blob":
                     process.kill()
@@ -319,9 +355,12 @@ class SourceTree:
                     process.stdout.read(size - len(head) + 1)
                     left_out.append(path)
                     continue
-                target = wanted[path]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with target.open("wb") as out:
+                mode = 0o755 if self.files[path].executable else 0o644
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                with os.fdopen(os.open(target, flags, mode), "wb") as out:
+                    if self.files[path].executable:
+                        os.fchmod(out.fileno(), mode)  # as the umask allows for any other file
                     out.write(head)
                     remaining = size - len(head)
                     while remaining:
@@ -329,8 +368,6 @@ class SourceTree:
                         out.write(chunk)
                         remaining -= len(chunk)
                 process.stdout.read(1)  # the newline after each object
-                if self.files[path].executable:
-                    target.chmod(0o755)
             process.communicate()
         return left_out
 

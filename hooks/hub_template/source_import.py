@@ -87,7 +87,7 @@ class Plan:
     """Everything the import will write, prepared before the hub is touched."""
 
     copies: dict[str, str] = field(default_factory=dict)  # image-relative destination -> source path
-    links: dict[str, str] = field(default_factory=dict)  # image-relative destination -> link target
+    links: dict[str, str] = field(default_factory=dict)  # of copies: destination -> the symlink it was
     texts: dict[str, str] = field(default_factory=dict)  # image-relative destination -> content
     executables: set[str] = field(default_factory=set)
     answers: dict[str, str] = field(default_factory=dict)
@@ -156,8 +156,9 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
 def _summary(plan: Plan) -> list[str]:
     notebooks = sum(1 for d in plan.copies if d.endswith(".ipynb"))
     lines = []
-    if plan.copies or plan.links:
-        lines.append(f"  copied {len(plan.copies) + len(plan.links)} files ({notebooks} notebooks)")
+    if plan.copies:
+        links = f", {len(plan.links)} of them symlinks, copied as files" if plan.links else ""
+        lines.append(f"  copied {len(plan.copies)} files ({notebooks} notebooks{links})")
     if plan.merged:
         lines.append(f"  merged into the hub's: {', '.join(sorted(set(plan.merged)))}")
     if plan.left_out:
@@ -184,15 +185,14 @@ def plan_source(
         destination = _destination(path, config, readme, plan)
         if destination is not None:
             plan.copies[destination] = path
-    for path, target in sorted(tree.links.items()):
+    for path, resolved in sorted(tree.links.items()):
+        # A symlink to a file of the repository becomes a copy of that file:
+        # the image holds only regular files, so nothing written later into
+        # image/ can pass through a link.
         destination = _destination(path, config, readme, plan)
-        if destination is None:
-            continue
-        pointed = posixpath.normpath(posixpath.join(posixpath.dirname(destination), target))
-        if pointed in plan.copies or any(d.startswith(pointed + "/") for d in plan.copies):
-            plan.links[destination] = target
-        else:
-            plan.notes.append(f"{path}: a symlink to {target}, which is not imported; left out")
+        if destination is not None:
+            plan.copies[destination] = resolved
+            plan.links[destination] = path
     plan.notes += tree.skipped
 
     def text(path: str) -> str | None:
@@ -617,30 +617,52 @@ def read_environment_file(answer: str, origin_dir: Path) -> environment.Environm
 
 def write(plan: Plan, tree: SourceTree | None, image: Path, stage: Path) -> None:
     """Write the plan into image/: the source's files first go to `stage`
-    (git may still fail there), then everything moves into place."""
+    (git may still fail there), then everything moves into place. Every
+    destination is checked first: none is, or passes through, a symlink."""
+    for destination in (*plan.copies, *plan.texts):
+        _checked_destination(image, destination)
     if tree is not None:
-        staged = {path: stage / destination for destination, path in plan.copies.items()}
-        lfs = tree.export(staged)
-        for path in lfs:
+        staged = {destination: stage / destination for destination in plan.copies}
+        lfs = set(tree.export([(path, staged[d]) for d, path in plan.copies.items()]))
+        for path in sorted(lfs):
             plan.notes.append(f"{path}: a git-lfs pointer; the data it points to is not imported")
         for destination, path in plan.copies.items():
             if path in lfs:
                 continue
-            target = image / destination
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged[path], target)
-    for destination, target in plan.links.items():
-        link = image / destination
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(target)
+            target = _checked_destination(image, destination, create=True)
+            os.replace(staged[destination], target)
     for destination, content in plan.texts.items():
-        target = image / destination
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-        if destination in plan.executables:
-            target.chmod(0o755)
+        target = _checked_destination(image, destination, create=True)
+        mode = 0o755 if destination in plan.executables else 0o644
+        if target.is_file():
+            target.unlink()  # a file copier rendered: written anew, never opened through anything
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode), "w") as out:
+            if destination in plan.executables:
+                os.fchmod(out.fileno(), mode)
+            out.write(content)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _checked_destination(image: Path, destination: str, create: bool = False) -> Path:
+    """image/destination, after checking that neither it nor a folder on
+    the way is a symlink or something else than a folder (creating the
+    folders when `create`)."""
+    parts = destination.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ImportFailed(f"{destination}: not a path inside image/; nothing was written there.")
+    here = image
+    for part in parts[:-1]:
+        here = here / part
+        if here.is_symlink() or (here.exists() and not here.is_dir()):
+            raise ImportFailed(f"image/{destination}: image/{here.relative_to(image)} is not a folder.")
+        if create and not here.exists():
+            here.mkdir()
+    target = here / parts[-1]
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise ImportFailed(f"image/{destination} exists and is not a file; nothing was written there.")
+    return target
 
 
 def _nice_yaml(data: dict) -> str:
