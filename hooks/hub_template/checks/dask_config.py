@@ -24,7 +24,7 @@ from ..helm_values import Problem, ValuesFile
 from .base import Dask, code, report
 from .encryption import YamlLoader
 from .hub import Hub
-from .runtime import runtime_config
+from .runtime import Export, runtime_config
 
 DEFAULTS = (("dask", "dask.yaml"), ("distributed", "distributed.yaml"),
             ("dask_gateway", "gateway.yaml"), ("dask_labextension", "labextension.yaml"))
@@ -169,7 +169,7 @@ class DK001(Dask):
     def check(self, hub: Hub) -> str | None:
         runtime = runtime_config(hub)
         if runtime.error:
-            return self.skip(f"the image's scripts could not run here: {runtime.error}")
+            return self.skip(f"the image's scripts cannot be read here: {runtime.error}")
         sources = [rel for rel in hub.files if rel.startswith("image/.dask/") and rel.endswith((".yaml", ".yml"))]
         if not sources:
             return report([Problem("image/.dask/config.yaml", None,
@@ -191,7 +191,7 @@ class DK002(Dask):
         known = known_keys(hub)
         runtime = runtime_config(hub)
         files = {f.label: f for f in runtime.files}
-        for rel in hub.files:  # the hub's own config, even if postBuild could not run here
+        for rel in hub.files:  # the hub's own config, even where postBuild does not install it
             if rel.startswith("image/.dask/") and rel.endswith((".yaml", ".yml")) and rel not in files:
                 f = hub.values_file(rel)
                 if f is not None:
@@ -214,34 +214,60 @@ class DK003(Dask):
 
         runtime = runtime_config(hub)
         if runtime.error:
-            return self.skip(f"the image's scripts could not run here: {runtime.error}")
-        # DASK_* variables of the pods override the YAML, as in the image.
+            return self.skip(f"the image's scripts cannot be read here: {runtime.error}")
+        # DASK_* variables of the pods override the YAML, and start's exports override both.
+        exports = [e for e in runtime.exports if e.file.endswith("/start") and e.value is not None]
         config = dask.config.update(copy.deepcopy(runtime.config), _variable_config(dask_variables(hub)))
+        config = dask.config.update(config, _export_config(exports))
+        problems = [Problem(e.file, e.line,
+            f"exports {code(e.name)}, which sets {code('.'.join(keys))}: the hub's own setting decides how "
+            "clusters are made (its .dask/config.yaml and helm values); remove the export.")
+            for e in runtime.exports for keys in [_hub_keys(e.name)] if keys]
         factory = (config.get("labextension") or {}).get("factory") or {}
         module, cls = FACTORIES[hub.dask_backend]
         got = (factory.get("module"), factory.get("class"))
-        if got == (module, cls):
-            return ""
-        where = next((f.label for f in runtime.files if "labextension" in f.data), "image/.dask/config.yaml")
-        said = f"{code(got[0] + '.' + got[1])}" if all(got) else "no factory (so dask-labextension's LocalCluster)"
-        return report([Problem(where, None,
-            f"the dask panel creates clusters with {said}, but the hub's dask backend is "
-            f"{code(hub.dask_backend)}: set {code('labextension.factory')} to module {code(module)}, "
-            f"class {code(cls)}, or users get clusters inside their own pod (PCF #622, dask/helm-chart#159).")])
+        if got != (module, cls):
+            where = next((f.label for f in runtime.files if "labextension" in f.data), "image/.dask/config.yaml")
+            said = f"{code(got[0] + '.' + got[1])}" if all(got) else "no factory (so dask-labextension's LocalCluster)"
+            problems.insert(0, Problem(where, None,
+                f"the dask panel creates clusters with {said}, but the hub's dask backend is "
+                f"{code(hub.dask_backend)}: set {code('labextension.factory')} to module {code(module)}, "
+                f"class {code(cls)}, or users get clusters inside their own pod (PCF #622, dask/helm-chart#159)."))
+        return report(problems)
+
+
+# The settings that decide how clusters are made: the hub's own (source_import.HUB_DASK_KEYS).
+HUB_KEYS = (("labextension", "factory"), ("gateway",), ("kubernetes",))
+
+
+def _hub_keys(name: str) -> tuple[str, ...] | None:
+    """The dask key path a DASK_* variable sets, when it is one of HUB_KEYS."""
+    keys = tuple(_norm(k).lower() for k in name[len("DASK_"):].split("__"))
+    return keys if any(keys[: len(h)] == h for h in HUB_KEYS) else None
+
+
+def _export_config(exports) -> dict:
+    import dask.config
+
+    return dask.config.collect_env({e.name: e.value for e in exports})
 
 
 class DK004(Dask):
     "DASK_* variables in the helm values name real dask keys"
+    # (and those postBuild and start export: the README lists the check by the line above)
 
     def check(self, hub: Hub) -> str | None:
         known = known_keys(hub)
         problems, unchecked = [], []
-        for var in dask_variables(hub):
-            data = _variable_config([var])
+        found = [(var.name, _variable_config([var]), var.file.label, var.file.line_of(list(var.keys)))
+                 for var in dask_variables(hub)]
+        runtime = runtime_config(hub)
+        found += [(e.name, _export_config([Export(e.name, e.value or "x", e.file, e.line)]), e.file, e.line)
+                  for e in runtime.exports]
+        for name, data, label, line in found:
             unchecked += _unchecked_used(data, known)
             for path, what in unknown_keys(data, known):
-                problems.append(Problem(var.file.label, var.file.line_of(list(var.keys)),
-                                        f"{code(var.name)} sets {code('.'.join(path))}, which {what}"))
+                problems.append(Problem(label, line, f"{code(name)} sets {code('.'.join(path))}, which {what}"))
         if not problems and unchecked:
             return self.skip(unchecked[0])
         return report(problems)
