@@ -2,7 +2,8 @@
 hubs rendered from them inside a federation repository.
 
 - v1.0.0 asked `provider` (the exact inverse of the 1.1.0 migration);
-- v1.1.0 is the current template;
+- v1.1.0 is the current template with 1.1.0's hubploy.yaml (hubploy 0.4's
+  schema) and its cloud key stub in secrets/ (tests/data/v1.1.0);
 - v1.2.0 is the current template plus what a maintainer would change next:
   a helm value (the jupyterhub culler), a pinned version (dask-labextension
   capped below 8) and a better starter notebook.
@@ -57,11 +58,23 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def v1_0_0_source(dst: Path) -> Path:
-    """The current template with the answer named `provider` again: every
-    `cloud_provider` token of copier.yml and template/ (hubploy.yaml's own
-    `provider:` keys are other words and stay)."""
+V1_1_0_FILES = ROOT / "tests" / "data" / "v1.1.0"
+
+
+def v1_1_0_source(dst: Path) -> Path:
+    """The current template with 1.1.0's files for hubploy 0.4 laid over it."""
     _copy_current(dst)
+    for path in V1_1_0_FILES.rglob("*"):
+        if path.is_file() and path.name != "README.md":
+            shutil.copy2(path, dst / path.relative_to(V1_1_0_FILES))
+    return dst
+
+
+def v1_0_0_source(dst: Path) -> Path:
+    """v1.1.0 with the answer named `provider` again: every `cloud_provider`
+    token of copier.yml and template/ (hubploy.yaml's own `provider:` keys
+    are other words and stay)."""
+    v1_1_0_source(dst)
     files = [dst / "copier.yml", *(p for p in (dst / "template").rglob("*") if p.is_file())]
     renamed = 0
     for path in files:
@@ -84,7 +97,7 @@ def v1_2_0_source(dst: Path) -> Path:
 def publish_versions(repo: Path, scratch: Path) -> Path:
     """A template repository tagged v1.0.0, v1.1.0 and v1.2.0, in that order."""
     publish_template(repo, "v1.0.0", source=v1_0_0_source(scratch / "v1.0.0"))
-    publish_template(repo, "v1.1.0", source=ROOT)
+    publish_template(repo, "v1.1.0", source=v1_1_0_source(scratch / "v1.1.0"))
     publish_template(repo, "v1.2.0", source=v1_2_0_source(scratch / "v1.2.0"))
     return repo
 

@@ -94,7 +94,7 @@ def test_the_checker_expects_exactly_the_files_copier_renders(template_repo, tmp
 
 def test_the_placeholder_is_the_one_secrets_jinja_renders(template_repo, tmp_path_factory):
     hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", "gateway")
-    for rel in ("secrets/prod.yaml", "secrets/aws-config.txt"):
+    for rel in ("secrets/prod.yaml", "secrets/staging.yaml"):
         found = PLACEHOLDER.findall((hub / rel).read_text())
         assert found and all(f.startswith("<hub-template placeholder: ") for f in found)
     for other in ("CHANGEME", "<placeholder: github-oauth-client-id>", "{{ client_secret }}"):
@@ -169,7 +169,7 @@ def _plaintext_token(hub):
 
 
 def _not_covered_by_git_crypt(hub):
-    (hub / ".gitattributes").write_text("secrets/*.yaml filter=git-crypt diff=git-crypt\n")
+    (hub / ".gitattributes").write_text("secrets/prod.yaml filter=git-crypt diff=git-crypt\n")
 
 
 def _filled_sops_file_in_clear(hub):
@@ -182,7 +182,7 @@ def _committed_in_clear(hub):
 
 
 def _sops_rule_misses_a_file(hub):
-    edit(hub / ".sops.yaml", r"path_regex: .*", "path_regex: (^|/)secrets/[^/]+[.]yaml$")
+    edit(hub / ".sops.yaml", r"path_regex: .*", "path_regex: (^|/)secrets/prod[.]yaml$")
 
 
 def _kubernetes_factory_in_a_gateway_hub(hub):
@@ -212,11 +212,11 @@ def _yaml_syntax_error(hub):
 
 
 def _hubploy_missing_key(hub):
-    edit(hub / "hubploy.yaml", r"^      service_key: .*\n", "")
+    edit(hub / "hubploy.yaml", r"^    zone: .*\n", "")
 
 
-def _hubploy_wrong_image_path(hub):
-    edit(hub / "hubploy.yaml", r"image_config_path: \S+", "image_config_path: jupyterhub.singleuser.image")
+def _hubploy_key_file_missing(hub):
+    edit(hub / "hubploy.yaml", r"^    role_arn: .*$", "    service_key: aws-key.yaml")
 
 
 def _snippet_syntax_error(hub):
@@ -257,13 +257,13 @@ BREAKAGES = [
     Breakage("old workspace id", frozenset({"IM009"}), "image/binder/jupyterlab-workspace.json", '"id"', _old_workspace_id),
     Breakage("broken notebook", frozenset({"IM010"}), "image/welcome.ipynb", None, _broken_notebook),
     Breakage("plaintext token", frozenset({"SE003"}), "secrets/prod.yaml", "client_secret:", _plaintext_token),
-    Breakage("secrets file not covered by git-crypt", frozenset({"SE002"}), "secrets/gcloud-service-key.json", None,
+    Breakage("secrets file not covered by git-crypt", frozenset({"SE002"}), "secrets/staging.yaml", None,
              _not_covered_by_git_crypt, in_git=True),
     Breakage("filled sops file in clear", frozenset({"SE001", "SE003"}), "secrets/prod.yaml", None,
              _filled_sops_file_in_clear, cell=("gcp", "sops", "gateway")),
     Breakage("committed in clear", frozenset({"SE001", "SE003"}), "secrets/prod.yaml", None,
              _committed_in_clear, in_git=True),
-    Breakage("sops rule misses a file", frozenset({"SE002"}), "secrets/gcloud-service-key.json", None,
+    Breakage("sops rule misses a file", frozenset({"SE002"}), "secrets/staging.yaml", None,
              _sops_rule_misses_a_file, cell=("gcp", "sops", "gateway")),
     Breakage("factory of the other backend", frozenset({"DK003"}), "image/.dask/config.yaml", None,
              _kubernetes_factory_in_a_gateway_hub),
@@ -276,7 +276,8 @@ BREAKAGES = [
     Breakage("unrendered Jinja", frozenset({"ST002"}), "README.md", "{{ hub_name }}", _unrendered_jinja),
     Breakage("YAML syntax error", frozenset({"ST003"}), "config/staging.yaml", None, _yaml_syntax_error),
     Breakage("hubploy key missing", frozenset({"ST004"}), "hubploy.yaml", None, _hubploy_missing_key),
-    Breakage("hubploy image path", frozenset({"ST005"}), "hubploy.yaml", "image_config_path", _hubploy_wrong_image_path),
+    Breakage("hubploy key file missing", frozenset({"ST005"}), "hubploy.yaml", "service_key", _hubploy_key_file_missing,
+             cell=("aws", "git-crypt", "gateway")),
     Breakage("snippet syntax error", frozenset({"HV004"}), "config/common.yaml", "idle_timeout = (", _snippet_syntax_error),
     Breakage("Dockerfile", frozenset({"IM001"}), "image/", None, _dockerfile),
     Breakage("apt.txt outside binder/", frozenset({"IM001"}), "image/apt.txt", None, _root_level_apt),

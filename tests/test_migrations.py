@@ -3,19 +3,21 @@ across real tags run each migration exactly once."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+import jsonschema
 import pytest
 import yaml
-from copier import run_update
+from copier import run_copy, run_update
 from packaging.version import Version
 
 from conftest import ROOT, chart_data
 from hub_template import migrations
 from hub_template.helm_values import Chart, ValuesFile, check_values
-from template_versions import answers, federation, make_hub
+from template_versions import answers, commit, edit_like_a_user, federation, make_hub
 
 RENAME_LOG = "migration 1.1.0 (rename_provider_to_cloud_provider): answer 'provider' is now 'cloud_provider'"
 
@@ -36,7 +38,9 @@ RENAME_LOG = "migration 1.1.0 (rename_provider_to_cloud_provider): answer 'provi
 def test_an_update_runs_the_migrations_it_crosses(version_from, version_to, expected):
     pending = migrations.pending(Version(version_from), Version(version_to), "before")
     assert [m.name for m in pending] == expected
-    assert migrations.pending(Version(version_from), Version(version_to), "after") == []
+    after = migrations.pending(Version(version_from), Version(version_to), "after")
+    crosses_1_2_0 = Version(version_from) < Version("1.2.0") <= Version(version_to)
+    assert [m.name for m in after] == (["hubploy_yaml_for_todays_hubploy"] if crosses_1_2_0 else [])
 
 
 def test_migrations_run_in_version_order_and_once_each(monkeypatch, tmp_path):
@@ -158,7 +162,45 @@ def test_an_aws_hub_stays_aws_across_updates(evolving_template, tmp_path, capfd,
     assert "provider" not in recorded
     hubploy = yaml.safe_load((hub / "hubploy.yaml").read_text())
     assert hubploy["cluster"]["provider"] == "aws"
-    assert hubploy["images"]["registry"]["aws"]["account_id"] == "210987654321"
-    assert (hub / "secrets" / "aws-config.txt").is_file()
+    if update_to == "v1.1.0":
+        assert hubploy["images"]["registry"]["aws"]["account_id"] == "210987654321"
+        assert (hub / "secrets" / "aws-config.txt").is_file()
+    else:  # today's hubploy: the deploy role in the same account, no key file
+        assert hubploy["cluster"]["aws"]["role_arn"] == "arn:aws:iam::210987654321:role/hub-deployer"
+        assert log.count("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)") == 1, log
     assert not (hub / "secrets" / "gcloud-service-key.json").exists()
     assert helm_problems(hub) == []
+
+
+@pytest.mark.parametrize("provider", ["gcp", "aws", "azure"])
+def test_a_1_1_0_hub_gets_todays_hubploy_yaml_and_is_told_its_key_file_is_unused(
+        evolving_template, tmp_path, capfd, provider):
+    fed = federation(tmp_path / "federation")
+    hub = make_hub(evolving_template, fed, "bravo", "v1.1.0", cloud_provider=provider)
+    old_key = {"gcp": "gcloud-service-key.json", "aws": "aws-config.txt", "azure": "azure-auth.yaml"}[provider]
+    assert "images" in yaml.safe_load((hub / "hubploy.yaml").read_text())
+    assert (hub / "secrets" / old_key).is_file()
+    kept = edit_like_a_user(hub)
+    # The operators put their real key where 1.1.0 asked (in clear here: no git-crypt key).
+    (hub / "secrets" / old_key).write_text("a cloud key of this hub's operators\n")
+    commit(fed, "Our hub")
+    capfd.readouterr()
+
+    run_update(str(hub), vcs_ref="v1.2.0", defaults=True, overwrite=True, unsafe=True, quiet=True)
+
+    log = capfd.readouterr().err
+    # Exactly what a hub rendered at 1.2.0 has: today's schema, the checker's schema.
+    rendered = tmp_path / "fresh" / "bravo"
+    run_copy(str(evolving_template), str(rendered), data={"cloud_provider": provider}, vcs_ref="v1.2.0",
+             defaults=True, unsafe=True, quiet=True)
+    assert (hub / "hubploy.yaml").read_text() == (rendered / "hubploy.yaml").read_text()
+    schema = json.loads((ROOT / "hooks/hub_template/checks/hubploy.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load((hub / "hubploy.yaml").read_text()), schema)
+    for rel, text in kept.items():
+        assert text in (hub / rel).read_text(), rel
+    line = next(line for line in log.splitlines() if line.startswith("migration 1.2.0 ("))
+    assert f"secrets/{old_key} is no longer used" in line
+    assert f"`git rm secrets/{old_key}`" in line
+    # The key stays until its owners revoke it; the hub's own secrets are kept.
+    assert (hub / "secrets" / old_key).read_text() == "a cloud key of this hub's operators\n"
+    assert not list(hub.rglob("*.rej")), "the update left a conflict"

@@ -12,7 +12,6 @@ same result for the same bytes, so they run once per distinct image/ folder
 from __future__ import annotations
 
 import asyncio
-import configparser
 import hashlib
 import importlib
 import json
@@ -55,35 +54,15 @@ ANSWERS = {
 # The one form of a secret placeholder (hooks/hub_template/jinja/secrets.jinja).
 PLACEHOLDER = re.compile(r"<hub-template placeholder: [a-z0-9-]+>")
 
-# What hubploy passes as keyword arguments to its auth functions, per provider:
-# registry_auth_<p>(deployment, **registry[p]) and cluster_auth_<p>(deployment, **cluster[p]).
-# A missing or extra key is a TypeError at deploy time.
-HUBPLOY_FIELDS = {
-    "gcp": {
-        "registry": lambda a, key: {"project": a["gcp_project"], "service_key": key},
-        "cluster": lambda a, key: {"project": a["gcp_project"], "cluster": a["gcp_cluster"],
-                                   "zone": a["gcp_zone"], "service_key": key},
-    },
-    "aws": {
-        "registry": lambda a, key: {"account_id": a["aws_account_id"], "region": a["aws_region"],
-                                    "service_key": key},
-        "cluster": lambda a, key: {"account_id": a["aws_account_id"], "region": a["aws_region"],
-                                   "cluster": a["aws_cluster"], "service_key": key},
-    },
-    "azure": {
-        "registry": lambda a, key: {"resource_group": a["azure_resource_group"],
-                                    "registry": a["azure_registry"], "auth_file": key},
-        "cluster": lambda a, key: {"resource_group": a["azure_resource_group"],
-                                   "cluster": a["azure_cluster"], "auth_file": key},
-    },
-}
-
-# The secret fields of each provider's credential file, as the tools that read
-# it name them (gcloud's service-account key, ~/.aws/credentials, hubploy's azure auth file).
-CREDENTIAL_SECRETS = {
-    "gcp": ("private_key_id", "private_key", "client_email", "client_id"),
-    "aws": ("aws_access_key_id", "aws_secret_access_key"),
-    "azure": ("appId", "tenant", "password"),
+# What today's hubploy passes as keyword arguments to its cluster login, per
+# provider (hubploy/auth.py at 237ac7d): cluster_auth_gcloud(project, cluster,
+# zone), cluster_auth_aws(deployment, cluster, region, role_arn=...); Azure
+# hubs use the kubeconfig CI writes after its OIDC login. A missing or extra
+# key is a TypeError at deploy time.
+HUBPLOY_CLUSTER = {
+    "gcp": lambda a: {"project": a["gcp_project"], "cluster": a["gcp_cluster"], "zone": a["gcp_zone"]},
+    "aws": lambda a: {"cluster": a["aws_cluster"], "region": a["aws_region"], "role_arn": a["aws_deploy_role"]},
+    "azure": lambda a: {"filename": "kubeconfig.yaml", "context": a["azure_cluster"]},
 }
 
 
@@ -128,7 +107,6 @@ def expected_files(answers: dict) -> set[str]:
         ".copier-answers.yml", "README.md", "hubploy.yaml",
         "config/common.yaml", "config/staging.yaml", "config/prod.yaml",
         "secrets/staging.yaml", "secrets/prod.yaml",
-        f"secrets/{PROVIDERS[answers['cloud_provider']]['credential_file']}",
         ".gitattributes" if answers["secrets_backend"] == "git-crypt" else ".sops.yaml",
         "image/README.md", "image/.gitignore", "image/.dask/config.yaml",
         *(f"image/binder/{name}" for name in
@@ -158,8 +136,6 @@ def test_every_structured_file_parses(hub):
             json.loads(text)
         elif relpath.endswith(".ipynb"):
             nbformat.validate(nbformat.reads(text, as_version=4))
-        elif relpath.endswith(".txt") and relpath.startswith("secrets/"):
-            configparser.ConfigParser().read_string(text)
 
 
 def test_files_are_clean_text_with_no_template_syntax_left(hub):
@@ -174,26 +150,18 @@ def test_files_are_clean_text_with_no_template_syntax_left(hub):
 
 def test_hubploy_yaml_is_what_hubploy_reads(hub):
     answers, cloud = hub.answers, hub.cloud
-    fields = HUBPLOY_FIELDS[answers["cloud_provider"]]
-    key = cloud["credential_file"]
     provider = cloud["hubploy"]
-    image_config_path = f"{answers['helm_umbrella_key']}.jupyterhub.singleuser.image"
     assert hub.yaml("hubploy.yaml") == {
-        "images": {
-            "image_name": answers["image_name"],
-            "image_config_path": image_config_path,
-            "registry": {"provider": provider, provider: fields["registry"](answers, key)},
-        },
-        "cluster": {"provider": provider, provider: fields["cluster"](answers, key)},
+        "cluster": {"provider": provider, provider: HUBPLOY_CLUSTER[answers["cloud_provider"]](answers)},
     }
-    # hubploy tags the image itself, and reads key files from secrets/.
-    assert not re.search(r"[:@][^/]*$", answers["image_name"])
-    assert (hub.path / "secrets" / key).is_file()
-    # The helm path hubploy sets .name/.tag under exists in the values.
+    # No cloud key in the hub: CI logs in with GitHub's OIDC token.
+    assert sorted(p.name for p in (hub.path / "secrets").iterdir()) == ["prod.yaml", "staging.yaml"]
+    # CI sets the tag under the image the values name, the helm path it passes.
     node = hub.yaml("config/common.yaml")
-    for part in image_config_path.split("."):
+    for part in f"{answers['helm_umbrella_key']}.jupyterhub.singleuser.image".split("."):
         node = node[part]
     assert node["name"] == answers["image_name"]
+    assert not re.search(r"[:@][^/]*$", answers["image_name"])
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
@@ -271,24 +239,11 @@ def test_gateway_options_compile_and_bound_workers(hub):
 # --------------------------------------------------------------------------
 
 def test_secret_stubs_hold_only_placeholders(hub):
-    provider = hub.answers["cloud_provider"]
     for env in ("staging", "prod"):
         leaves = list(_leaves(hub.yaml(f"secrets/{env}.yaml")))
         assert leaves, f"secrets/{env}.yaml holds no values"
         for value in leaves:
             assert isinstance(value, str) and PLACEHOLDER.fullmatch(value), value
-    credential = hub.path / "secrets" / hub.cloud["credential_file"]
-    text = credential.read_text()
-    if provider == "gcp":
-        values = json.loads(text)
-    elif provider == "aws":
-        parser = configparser.ConfigParser()
-        parser.read_string(text)
-        values = dict(parser["default"])
-    else:
-        values = yaml.safe_load(text)
-    for field in CREDENTIAL_SECRETS[provider]:
-        assert PLACEHOLDER.fullmatch(values[field]), f"{credential.name}: {field} = {values[field]!r}"
     # Anything that looks like a placeholder has the one form the checker knows.
     for relpath in sorted(f for f in hub.files() if f.startswith("secrets/")):
         for marker in re.findall(r"<[^<>\n]*>", (hub.path / relpath).read_text()):

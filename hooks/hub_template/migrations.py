@@ -12,7 +12,7 @@ update crosses that version, in version order.
   hub added by hand in files whose layout changed (e.g. helm values after a
   chart upgrade).
 
-Runs in copier's interpreter: standard library, pyyaml, packaging only.
+Runs in copier's interpreter: standard library, pyyaml, jinja2, packaging only.
 """
 
 from __future__ import annotations
@@ -95,6 +95,80 @@ def rename_provider_to_cloud_provider(hub: Path) -> str | None:
     easily confused with hubploy's own `provider` values (gcloud, aws, azure).
     Without this, an update would fall back to the default provider."""
     return rename_answer(hub, "provider", "cloud_provider")
+
+
+@migration("1.2.0", stage="after")
+def hubploy_yaml_for_todays_hubploy(hub: Path) -> str | None:
+    """1.2.0 targets today's hubploy, which reads only `cluster:` and logs in
+    keylessly (CI has the cloud's OIDC credentials): hubploy.yaml is rendered
+    again from the answers when it still has 0.4's `images:` block or a key
+    file (copier's merge of two unrelated layouts would only leave conflict
+    markers), and the operator is told which key files in secrets/ are unused.
+    Nothing is deleted: the keys must be revoked in the cloud first."""
+    if not (hub / "hubploy.yaml").is_file():
+        return None  # not a hub (a federation's root)
+    done = []
+    text = (hub / "hubploy.yaml").read_text()
+    if _hubploy_0_4(text):
+        (hub / "hubploy.yaml").write_text(_render_template_file(hub, "hubploy.yaml.jinja"))
+        done.append("hubploy.yaml rendered again for today's hubploy (`cluster:` only; "
+                    "the old file is in git)")
+    unused = [name for name in _retired_key_files()
+              if (hub / "secrets" / name).is_file() or _restore_real_key(hub, f"secrets/{name}")]
+    for name in unused:
+        done.append(f"secrets/{name} is no longer used (CI logs in with GitHub's OIDC token): "
+                    f"revoke that key in the cloud, then `git rm secrets/{name}`")
+    return "; ".join(done) or None
+
+
+def _hubploy_0_4(text: str) -> bool:
+    import yaml
+
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return True  # conflict markers from copier's merge
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    settings = cluster.get(cluster.get("provider")) if isinstance(cluster, dict) else None
+    return ("images" in config or not isinstance(settings, dict)
+            or any(key in settings for key in ("service_key", "auth_file", "account_id")))
+
+
+def _restore_real_key(hub: Path, rel: str) -> bool:
+    """copier deletes a file the new version no longer renders, even one the
+    operators filled: put back a committed real key (not 1.1.0's stub, which
+    holds placeholders) exactly as git has it, for its owners to revoke."""
+    import subprocess
+
+    shown = subprocess.run(["git", "show", f"HEAD:./{rel}"], cwd=hub, capture_output=True)
+    if shown.returncode != 0 or b"<hub-template placeholder: " in shown.stdout:
+        return False
+    restored = subprocess.run(["git", "checkout", "HEAD", "--", rel], cwd=hub, capture_output=True)
+    return restored.returncode == 0
+
+
+def _template_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def _retired_key_files() -> list[str]:
+    import yaml
+
+    providers = yaml.safe_load((_template_root() / "hooks/hub_template/data/providers.yml").read_text())
+    return [p["retired_key_file"] for p in providers.values() if "retired_key_file" in p]
+
+
+def _render_template_file(hub: Path, name: str) -> str:
+    """A file of template/ rendered with the hub's answers, as copier does."""
+    import jinja2
+    import yaml
+
+    root = _template_root()
+    answers = yaml.safe_load((hub / ANSWERS_FILE).read_text())
+    providers = yaml.safe_load((root / "hooks/hub_template/data/providers.yml").read_text())
+    context = {**answers, "cloud": providers[answers["cloud_provider"]]}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string((root / "template" / name).read_text()).render(context)
 
 
 # --- entry point -----------------------------------------------------------------

@@ -88,7 +88,7 @@ class ST004(Structure):
         if parsed.problem:
             return self.skip("hubploy.yaml does not parse (ST003)")
         if parsed.data is None:
-            return report([Problem("hubploy.yaml", None, "is missing or empty; hubploy needs it to build and deploy the hub.")])
+            return report([Problem("hubploy.yaml", None, "is missing or empty; hubploy needs it to deploy the hub.")])
         located = hub.values_file("hubploy.yaml")
         validator = jsonschema.Draft7Validator(json.loads(HUBPLOY_SCHEMA.read_text()))
         problems = []
@@ -114,7 +114,7 @@ def _hubploy_message(error) -> str:
 
 
 class ST005(Structure):
-    "hubploy.yaml names the hub's provider, its key files and its image's helm path"
+    "hubploy.yaml logs in to the hub's cloud, and names only key files that exist"
 
     def check(self, hub: Hub) -> str | None:
         config = hub.yaml("hubploy.yaml").data
@@ -123,33 +123,23 @@ class ST005(Structure):
         located = hub.values_file("hubploy.yaml")
         problems = []
         expected = hub.cloud["hubploy"] if hub.cloud else None
-        for section in ("images.registry", "cluster"):
-            keys = section.split(".")
-            block = get_path(config, keys)
-            if not isinstance(block, dict):
-                continue
-            provider = block.get("provider")
-            if expected and provider != expected:
-                problems.append(Problem("hubploy.yaml", located.line_of([*keys, "provider"]),
-                    f"{code(section + '.provider')} is {code(provider)}, but the hub's cloud_provider "
-                    f"{code(hub.answers.get('cloud_provider'))} is {code(expected)} in hubploy; "
-                    "change the answer with `copier update --trust --data cloud_provider=...` rather than this file."))
-            settings = block.get(provider)
-            for field in ("service_key", "auth_file", "filename"):
-                name = settings.get(field) if isinstance(settings, dict) else None
-                if isinstance(name, str) and not (hub.path / "secrets" / name).is_file():
-                    problems.append(Problem("hubploy.yaml", located.line_of([*keys, provider, field]),
-                        f"{code(field)} names {code('secrets/' + name)}, which does not exist; hubploy reads "
-                        "its credentials from there."))
-        image_path = get_path(config, ["images", "image_config_path"])
-        if isinstance(image_path, str):
-            common = hub.yaml("config/common.yaml").data
-            target = get_path(common, image_path.split(".")) if isinstance(common, dict) else None
-            if not isinstance(target, dict) or "name" not in target:
-                problems.append(Problem("hubploy.yaml", located.line_of(["images", "image_config_path"]),
-                    f"{code('images.image_config_path')} is {code(image_path)}, which is not the image "
-                    f"(a mapping with {code('name')}) in config/common.yaml; hubploy would set the tag where "
-                    f"the chart never reads it. Use {code(hub.umbrella + '.jupyterhub.singleuser.image')}."))
+        block = config.get("cluster")
+        if not isinstance(block, dict):
+            return report(problems)
+        provider = block.get("provider")
+        if expected and provider != expected:
+            problems.append(Problem("hubploy.yaml", located.line_of(["cluster", "provider"]),
+                f"{code('cluster.provider')} is {code(provider)}, but the hub's cloud_provider "
+                f"{code(hub.answers.get('cloud_provider'))} is {code(expected)} in hubploy; "
+                "change the answer with `copier update --trust --data cloud_provider=...` rather than this file."))
+        settings = block.get(provider)
+        # A kubeconfig is written by CI after its OIDC login; key files are read from the repository.
+        for field in ("service_key", "auth_file"):
+            name = settings.get(field) if isinstance(settings, dict) else None
+            if isinstance(name, str) and not (hub.path / "secrets" / name).is_file():
+                problems.append(Problem("hubploy.yaml", located.line_of(["cluster", provider, field]),
+                    f"{code(field)} names {code('secrets/' + name)}, which does not exist; hubploy reads "
+                    "its credentials from there."))
         return report(problems)
 
 

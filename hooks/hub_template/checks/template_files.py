@@ -54,15 +54,17 @@ def _template_files(answers_json: str) -> TemplateFiles:
     if root is None:
         raise FileNotFoundError("hub-template's template/ and copier.yml are not installed beside the checker")
     settings = yaml.load((root / "copier.yml").read_text(), Loader=YamlLoader)
-    source = root / settings.get("_subdirectory", "")
     suffix = settings.get("_templates_suffix", ".jinja")
     context = {
+        "kind": "hub",  # hubs made before 1.2.0 have no `kind` answer
         **answers,
         "cloud": load_data("providers.yml").get(answers.get("cloud_provider"), {}),
         "versions": load_data("versions.yml"),
         "_copier_conf": {"answers_file": settings.get("_answers_file", ".copier-answers.yml")},
     }
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    # copier renders _subdirectory with the answers (template/ or federation/).
+    source = root / env.from_string(settings.get("_subdirectory", "")).render(context)
     exclude = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_EXCLUDE, *settings.get("_exclude", [])])
     rendered = []
     for path in sorted(source.rglob("*")):
