@@ -2,6 +2,7 @@
 
     hub-template check deployments/charlie [--chart daskhub/]
     hub-template update deployments/ [--check]
+    hub-template plan-deploy --before SHA --after SHA --branch staging
 
 Each verb lives in its own module, which provides `add_arguments(parser)` and
 `run(args) -> int`.
@@ -16,6 +17,7 @@ import sys
 VERBS = {
     "check": ("hub_template.checks.command", "Check a rendered hub, offline, in seconds."),
     "update": ("hub_template.federation", "Update every hub of a federation to the newest template."),
+    "plan-deploy": ("hub_template.deploy_plan", "Plan what CI builds and deploys for a push or pull request."),
 }
 
 

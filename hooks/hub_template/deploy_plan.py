@@ -1,0 +1,215 @@
+"""`hub-template plan-deploy`: what the federation's CI does for one push or
+pull request, decided from git alone (the workflows only run the result).
+
+    hub-template plan-deploy --before SHA --after SHA --branch staging
+    hub-template plan-deploy --before BASE --after HEAD --pull-request
+
+Prints one line of JSON, `{"environment": ..., "count": N, "hubs": [...]}`,
+one entry per hub to deploy (or, for a pull request, to check):
+
+- a hub is in the plan when a file under `deployments/<hub>/` changed, and
+  every hub is when a file outside `deployments/` changed (the chart, CI, a
+  root file). A hub added in one commit is thereby planned: nothing outside
+  its folder needs an edit. A push whose `before` git does not know (a new
+  branch, a force push) plans every hub, building every image;
+- `tag` is the last commit that changed the hub's `image/` (its first 12
+  hex digits), so an unchanged image keeps its tag and is not rebuilt;
+  `build` is true only when `image/` changed;
+- `staging` and `prod` pick the environment; any other branch is refused;
+- `deploy` is the exact `hubploy deploy` command line CI runs.
+
+Everything is read from the commits (`git show`), and every value that
+reaches the workflow is checked against a strict pattern first: a hub's files
+are untrusted input to CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from . import load_data
+
+DEPLOYMENTS = "deployments"
+ENVIRONMENTS = ("staging", "prod")
+CHART = "chart"  # the federation's deployment chart, at the repository root
+TAG_LENGTH = 12
+
+# What a value must look like before it reaches a workflow (answers and
+# values are the hub's, so untrusted).
+PATTERNS = {
+    "hub": r"[a-z]([a-z0-9-]*[a-z0-9])?",
+    "umbrella": r"[a-z][a-z0-9-]*",
+    "image": r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+",
+    "gcp_workload_identity_provider": r"projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+",
+    "gcp_deployer": r"[a-z][a-z0-9-]*@[a-z][a-z0-9-]*\.iam\.gserviceaccount\.com",
+    "aws_deploy_role": r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+",
+    "aws_region": r"[a-z]{2}(-gov)?-[a-z]+-[0-9]",
+    "azure_client_id": r"[0-9a-f-]{36}",
+    "azure_tenant_id": r"[0-9a-f-]{36}",
+    "azure_subscription_id": r"[0-9a-f-]{36}",
+    "azure_resource_group": r"[A-Za-z0-9_.()-]{1,90}",
+    "azure_cluster": r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}",
+}
+# The answers each provider's OIDC login needs (see the federation's deploy.yml).
+LOGIN = {
+    "gcp": ("gcp_workload_identity_provider", "gcp_deployer"),
+    "aws": ("aws_deploy_role", "aws_region"),
+    "azure": ("azure_client_id", "azure_tenant_id", "azure_subscription_id",
+              "azure_resource_group", "azure_cluster"),
+}
+
+
+class PlanError(Exception):
+    """A one-line reason the plan cannot be made."""
+
+
+@dataclass(frozen=True)
+class HubPlan:
+    hub: str
+    environment: str | None
+    provider: str
+    image: str
+    tag: str
+    registry: str  # the image's registry host, which CI logs docker in to
+    build: bool
+    login: dict
+    deploy: list[str] | None  # None for a pull request: nothing is deployed
+
+
+# --- reading git ------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> str | None:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    if done.returncode != 0:
+        if check:
+            raise PlanError(f"git {' '.join(args)}: {done.stderr.strip().splitlines()[-1:] or ['failed']}")
+        return None
+    return done.stdout
+
+
+def changed_files(repo: Path, before: str | None, after: str, merge_base: bool) -> list[str] | None:
+    """Files changed from `before` to `after`, or None when `before` is unknown."""
+    if not before or set(before) == {"0"} or _git(repo, "cat-file", "-e", f"{before}^{{commit}}", check=False) is None:
+        return None
+    spec = f"{before}...{after}" if merge_base else f"{before}..{after}"
+    return _git(repo, "diff", "--name-only", "--no-renames", spec).splitlines()
+
+
+def hubs_at(repo: Path, commit: str) -> list[str]:
+    """The hubs of the commit: folders of deployments/ with a hubploy.yaml."""
+    listing = _git(repo, "ls-tree", "-r", "--name-only", commit, "--", f"{DEPLOYMENTS}/") or ""
+    return sorted({parts[1] for parts in (line.split("/") for line in listing.splitlines())
+                   if len(parts) == 3 and parts[2] == "hubploy.yaml"})
+
+
+def _yaml_at(repo: Path, commit: str, path: str) -> dict:
+    text = _git(repo, "show", f"{commit}:{path}", check=False)
+    if text is None:
+        raise PlanError(f"{path}: missing at {commit[:TAG_LENGTH]}; render the hub with copier")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise PlanError(f"{path}: is not valid YAML; run `hub-template check` on the hub") from None
+    if not isinstance(data, dict):
+        raise PlanError(f"{path}: is not a mapping; run `hub-template check` on the hub")
+    return data
+
+
+def _checked(where: str, field: str, value) -> str:
+    pattern = PATTERNS[field]
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise PlanError(f"{where}: {field} {value!r} does not match {pattern}")
+    return value
+
+
+# --- deciding ---------------------------------------------------------------------
+
+
+def image_tag(repo: Path, commit: str, hub: str) -> str:
+    """The last commit up to `commit` that changed the hub's image/."""
+    last = _git(repo, "log", "-1", "--format=%H", commit, "--", f"{DEPLOYMENTS}/{hub}/image").strip()
+    if not last:
+        raise PlanError(f"{DEPLOYMENTS}/{hub}/image: no commit has it; render the hub with copier")
+    return last[:TAG_LENGTH]
+
+
+def deploy_command(hub: str, environment: str, umbrella: str, tag: str) -> list[str]:
+    """The `hubploy deploy` CI runs: today's hubploy sets no image tag itself."""
+    return ["hubploy", "deploy", hub, CHART, environment,
+            "--set-string", f"{umbrella}.jupyterhub.singleuser.image.tag={tag}",
+            "--cleanup-on-fail"]
+
+
+def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: bool) -> HubPlan:
+    where = f"{DEPLOYMENTS}/{hub}"
+    _checked(where, "hub", hub)
+    answers = _yaml_at(repo, commit, f"{where}/.copier-answers.yml")
+    provider = answers.get("cloud_provider")
+    if provider not in load_data("providers.yml"):
+        raise PlanError(f"{where}: cloud_provider {provider!r} is not one of {', '.join(LOGIN)}")
+    umbrella = _checked(where, "umbrella", answers.get("helm_umbrella_key", "daskhub"))
+    values = _yaml_at(repo, commit, f"{where}/config/common.yaml")
+    image = ((((values.get(umbrella) or {}).get("jupyterhub") or {}).get("singleuser") or {}).get("image") or {})
+    name = _checked(f"{where}/config/common.yaml", "image", image.get("name") if isinstance(image, dict) else None)
+    login = {field: _checked(where, field, answers.get(field)) for field in LOGIN[provider]}
+    tag = image_tag(repo, commit, hub)
+    return HubPlan(
+        hub=hub, environment=environment, provider=provider, image=name, tag=tag,
+        registry=name.split("/", 1)[0], build=build, login=login,
+        deploy=deploy_command(hub, environment, umbrella, tag) if environment else None,
+    )
+
+
+def plan(repo: Path, before: str | None, after: str, branch: str | None, pull_request: bool = False) -> dict:
+    if pull_request:
+        environment = None
+    elif branch in ENVIRONMENTS:
+        environment = branch
+    else:
+        raise PlanError(f"branch {branch!r} deploys nothing: only {' and '.join(ENVIRONMENTS)} do")
+    after = _git(repo, "rev-parse", "--verify", f"{after}^{{commit}}").strip()
+    changed = changed_files(repo, before, after, merge_base=pull_request)
+    hubs = hubs_at(repo, after)
+    everything = changed is None or any(not path.startswith(f"{DEPLOYMENTS}/") for path in changed)
+    entries = []
+    for hub in hubs:
+        prefix = f"{DEPLOYMENTS}/{hub}/"
+        mine = [] if changed is None else [path for path in changed if path.startswith(prefix)]
+        if not (everything or mine):
+            continue
+        build = changed is None or any(path.startswith(prefix + "image/") for path in mine)
+        entries.append(plan_hub(repo, after, hub, environment, build))
+    return {"environment": environment, "count": len(entries), "hubs": [asdict(e) for e in entries]}
+
+
+# --- the command ------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the federation repository (default: .)")
+    parser.add_argument("--before", help="the commit before the push (github.event.before), or the "
+                                         "pull request's base; unknown or all zeros plans every hub")
+    parser.add_argument("--after", default="HEAD", help="the commit pushed, or the pull request's head")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--branch", help="the branch pushed: staging or prod")
+    mode.add_argument("--pull-request", action="store_true",
+                      help="plan the checks of a pull request: changed hubs, no deploy")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = plan(args.repo, args.before, args.after, args.branch, args.pull_request)
+    except PlanError as error:
+        print(f"plan-deploy: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, separators=(",", ":")))
+    return 0

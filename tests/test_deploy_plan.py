@@ -1,0 +1,136 @@
+"""The deploy planner against a real git federation: three hubs rendered by
+copier, then a series of real commits, each planned as CI plans a push."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import git, render
+from hub_template.deploy_plan import plan
+
+HUBS = {"alpha": "gcp", "bravo": "aws", "charlie": "azure"}
+
+
+def commit(fed, message):
+    git(fed, "add", "-A")
+    git(fed, "commit", "-q", "-m", message)
+    return git(fed, "rev-parse", "HEAD")
+
+
+def by_hub(result):
+    return {entry["hub"]: entry for entry in result["hubs"]}
+
+
+@pytest.fixture(scope="module")
+def fed(template_repo, tmp_path_factory):
+    fed = tmp_path_factory.mktemp("plan") / "pangeo-hubs"
+    (fed / "chart" / "templates").mkdir(parents=True)
+    (fed / "chart" / "Chart.yaml").write_text("apiVersion: v2\nname: hubs\nversion: 0.1.0\n")
+    git(fed.parent, "init", "-q", fed.name)
+    for hub, provider in HUBS.items():
+        render(template_repo, fed / "deployments" / hub, cloud_provider=provider)
+    first = commit(fed, "three hubs")
+    return fed, first
+
+
+def test_the_first_push_of_a_branch_builds_and_deploys_every_hub(fed):
+    repo, first = fed
+    result = plan(repo, "0" * 40, first, "staging")
+    assert result["environment"] == "staging" and result["count"] == 3
+    assert all(entry["build"] for entry in result["hubs"])
+    assert {entry["tag"] for entry in result["hubs"]} == {first[:12]}
+
+
+def test_a_series_of_commits(fed):
+    repo, first = fed
+    # A config change of one hub deploys only it, with its image's old tag.
+    common = repo / "deployments/alpha/config/common.yaml"
+    common.write_text(common.read_text().replace("capacity: 10Gi", "capacity: 20Gi"))
+    config = commit(repo, "alpha: bigger homes")
+    result = plan(repo, first, config, "staging")
+    assert list(by_hub(result)) == ["alpha"]
+    alpha = by_hub(result)["alpha"]
+    assert alpha["build"] is False and alpha["tag"] == first[:12]
+    assert alpha["deploy"] == [
+        "hubploy", "deploy", "alpha", "chart", "staging",
+        "--set-string", f"daskhub.jupyterhub.singleuser.image.tag={first[:12]}", "--cleanup-on-fail"]
+    assert alpha["image"] == "us-central1-docker.pkg.dev/my-pangeo-project/pangeo-hubs/alpha"
+    assert alpha["registry"] == "us-central1-docker.pkg.dev"
+    assert alpha["login"] == {
+        "gcp_workload_identity_provider":
+            "projects/123456789012/locations/global/workloadIdentityPools/github/providers/github",
+        "gcp_deployer": "hub-deployer@my-pangeo-project.iam.gserviceaccount.com"}
+
+    # An image change builds and deploys that hub with the new commit's tag.
+    env = repo / "deployments/bravo/image/binder/environment.yml"
+    env.write_text(env.read_text().rstrip("\n") + "\n  - cartopy\n")
+    image = commit(repo, "bravo: cartopy")
+    result = plan(repo, config, image, "prod")
+    bravo = by_hub(result)["bravo"]
+    assert list(by_hub(result)) == ["bravo"] and result["environment"] == "prod"
+    assert bravo["build"] is True and bravo["tag"] == image[:12]
+    assert bravo["deploy"] == [
+        "hubploy", "deploy", "bravo", "chart", "prod",
+        "--set-string", f"daskhub.jupyterhub.singleuser.image.tag={image[:12]}", "--cleanup-on-fail"]
+    assert bravo["login"] == {"aws_deploy_role": "arn:aws:iam::123456789012:role/hub-deployer",
+                              "aws_region": "us-west-2"}
+
+    # A chart change deploys every hub, building none; each keeps its image's tag.
+    (repo / "chart/templates/service-account.yaml").write_text("# per-hub objects\n")
+    chart = commit(repo, "chart: a template")
+    result = plan(repo, image, chart, "staging")
+    assert sorted(by_hub(result)) == sorted(HUBS)
+    assert not any(entry["build"] for entry in result["hubs"])
+    assert {hub: entry["tag"] for hub, entry in by_hub(result).items()} == {
+        "alpha": first[:12], "bravo": image[:12], "charlie": first[:12]}
+    assert by_hub(result)["charlie"]["login"]["azure_cluster"] == "pangeo"
+
+    # A hub added in one commit, with no other file touched, is built and deployed.
+    shutil.copytree(repo / "deployments/charlie", repo / "deployments/delta")
+    added = commit(repo, "Add hub delta")
+    touched = git(repo, "diff", "--name-only", f"{chart}..{added}").split()
+    assert touched and all(path.startswith("deployments/delta/") for path in touched)
+    result = plan(repo, chart, added, "staging")
+    assert list(by_hub(result)) == ["delta"]
+    assert by_hub(result)["delta"]["build"] is True and by_hub(result)["delta"]["tag"] == added[:12]
+
+    # A pull request checks the changed hubs and deploys nothing.
+    result = plan(repo, first, added, None, pull_request=True)
+    assert result["environment"] is None
+    assert sorted(by_hub(result)) == ["alpha", "bravo", "charlie", "delta"]  # the chart changed too
+    assert all(entry["deploy"] is None for entry in result["hubs"])
+
+
+def test_other_branches_and_untrusted_values_are_refused_in_one_line(fed, tmp_path):
+    repo, first = fed
+    done = subprocess.run([sys.executable, "-m", "hub_template.cli", "plan-deploy", "--repo", str(repo),
+                           "--before", "0" * 40, "--after", first, "--branch", "main"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == "plan-deploy: branch 'main' deploys nothing: only staging and prod do\n"
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), "clone")
+    answers = clone / "deployments/bravo/.copier-answers.yml"
+    answers.write_text(answers.read_text().replace("aws_region: us-west-2", "aws_region: us-west-2; curl evil"))
+    bad = commit(clone, "a hostile answer")
+    done = subprocess.run([sys.executable, "-m", "hub_template.cli", "plan-deploy", "--repo", str(clone),
+                           "--before", first, "--after", bad, "--branch", "staging"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("plan-deploy: deployments/bravo: aws_region 'us-west-2; curl evil' does not match")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_the_command_prints_the_plan_as_one_line_of_json(fed):
+    repo, first = fed
+    done = subprocess.run([sys.executable, "-m", "hub_template.cli", "plan-deploy", "--repo", str(repo),
+                           "--before", "0" * 40, "--after", first, "--branch", "prod"],
+                          capture_output=True, text=True, check=True)
+    assert len(done.stdout.splitlines()) == 1
+    assert json.loads(done.stdout) == plan(repo, None, first, "prod")
