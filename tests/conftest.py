@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The daskhub chart data beside the project (see ../shared/charts/README.md),
 # or any daskhub chart folder (.ci/daskhub-chart builds one).
 CHART = Path(os.environ.get("HUB_TEMPLATE_CHART_DATA", ROOT.parent / "shared" / "charts" / "daskhub"))
-TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
+TEMPLATE_PARTS = ("copier.yml", "template", "federation", "hooks")
 VERSION = version("hub-template")
 
 

@@ -41,6 +41,7 @@ DEPLOYMENTS = "deployments"
 ENVIRONMENTS = ("staging", "prod")
 CHART = "chart"  # the federation's deployment chart, at the repository root
 TAG_LENGTH = 12
+SECRETS_BACKENDS = ("git-crypt", "sops")
 
 # What a value must look like before it reaches a workflow (answers and
 # values are the hub's, so untrusted).
@@ -76,6 +77,8 @@ class HubPlan:
     hub: str
     environment: str | None
     provider: str
+    secrets: str  # git-crypt (CI unlocks it) or sops (hubploy decrypts)
+    umbrella: str
     image: str
     tag: str
     registry: str  # the image's registry host, which CI logs docker in to
@@ -157,13 +160,17 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
     if provider not in load_data("providers.yml"):
         raise PlanError(f"{where}: cloud_provider {provider!r} is not one of {', '.join(LOGIN)}")
     umbrella = _checked(where, "umbrella", answers.get("helm_umbrella_key", "daskhub"))
+    secrets = answers.get("secrets_backend")
+    if secrets not in SECRETS_BACKENDS:
+        raise PlanError(f"{where}: secrets_backend {secrets!r} is not one of {', '.join(SECRETS_BACKENDS)}")
     values = _yaml_at(repo, commit, f"{where}/config/common.yaml")
     image = ((((values.get(umbrella) or {}).get("jupyterhub") or {}).get("singleuser") or {}).get("image") or {})
     name = _checked(f"{where}/config/common.yaml", "image", image.get("name") if isinstance(image, dict) else None)
     login = {field: _checked(where, field, answers.get(field)) for field in LOGIN[provider]}
     tag = image_tag(repo, commit, hub)
     return HubPlan(
-        hub=hub, environment=environment, provider=provider, image=name, tag=tag,
+        hub=hub, environment=environment, provider=provider, secrets=secrets, umbrella=umbrella,
+        image=name, tag=tag,
         registry=name.split("/", 1)[0], build=build, login=login,
         deploy=deploy_command(hub, environment, umbrella, tag) if environment else None,
     )

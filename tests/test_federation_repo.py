@@ -1,0 +1,207 @@
+"""A federation repository rendered by the same template (`kind: federation`):
+its files, its workflows (actionlint with shellcheck, GitHub's schema), its
+chart (the real helm, kubernetes-validate --strict), the hub defaults it
+offers, and `copier update` at its root."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from copier import run_copy, run_update
+
+from conftest import chart_data, git, render
+from hub_cells import PROVIDERS, SECRETS
+
+BIN = Path(sys.executable).parent
+FEDERATION_FILES = {
+    ".copier-answers.yml", "README.md", ".gitignore", ".pre-commit-config.yaml", "copier-settings.yml",
+    ".github/workflows/deploy.yml", ".github/workflows/pull-request.yml", ".github/actions/daskhub/action.yml",
+    "chart/Chart.yaml", "chart/values.yaml", "chart/values.schema.json", "chart/.helmignore",
+    "chart/templates/_helpers.tpl", "chart/templates/service-account.yaml", "deployments/README.md",
+}
+_rendered: dict[tuple, Path] = {}
+
+
+def federation(template_repo, tmp_path_factory, provider="gcp", secrets="git-crypt", **data) -> Path:
+    """A federation rendered for this cell (shared: copy it before changing it)."""
+    key = (provider, secrets, tuple(sorted(data.items())))
+    if key not in _rendered:
+        dst = tmp_path_factory.mktemp(f"fed-{provider}-{secrets}") / "pangeo-hubs"
+        run_copy(str(template_repo), str(dst), defaults=True, unsafe=True, quiet=True,
+                 data={"kind": "federation", "cloud_provider": provider, "secrets_backend": secrets, **data})
+        _rendered[key] = dst
+    return _rendered[key]
+
+
+def files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+CELLS = list(itertools.product(PROVIDERS, SECRETS))
+
+
+@pytest.mark.parametrize(("provider", "secrets"), CELLS)
+def test_a_federation_is_its_repository_and_no_hub(template_repo, tmp_path_factory, provider, secrets):
+    fed = federation(template_repo, tmp_path_factory, provider, secrets)
+    assert files(fed) == FEDERATION_FILES
+    answers = yaml.safe_load((fed / ".copier-answers.yml").read_text())
+    assert answers["kind"] == "federation" and answers["cloud_provider"] == provider
+    assert "hub_name" not in answers and "dask_backend" not in answers  # hub questions are not asked
+    chart = yaml.safe_load((fed / "chart/Chart.yaml").read_text())
+    assert chart["dependencies"] == [{"name": "daskhub", "version": "2024.1.2-dev.e25bf51",
+                                      "repository": "file://../.daskhub/daskhub"}]
+
+
+@pytest.mark.parametrize(("provider", "secrets"), CELLS)
+def test_every_workflow_passes_actionlint_with_shellcheck_and_the_github_schema(
+        template_repo, tmp_path_factory, provider, secrets):
+    fed = federation(template_repo, tmp_path_factory, provider, secrets)
+    workflows = sorted(str(p) for p in (fed / ".github/workflows").glob("*.yml"))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), *workflows],
+                          cwd=fed, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for schema, paths in (("vendor.github-workflows", workflows),
+                          ("vendor.github-actions", [str(fed / ".github/actions/daskhub/action.yml")])):
+        done = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", schema, *paths],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actionlint_really_runs_shellcheck_on_run_steps(template_repo, tmp_path_factory, tmp_path):
+    """The lint above can fail: an unquoted variable in a run: step is caught."""
+    fed = tmp_path / "fed"
+    shutil.copytree(federation(template_repo, tmp_path_factory), fed)
+    deploy = fed / ".github/workflows/deploy.yml"
+    text = deploy.read_text()
+    assert 'git-crypt unlock "$key"' in text
+    deploy.write_text(text.replace('git-crypt unlock "$key"', "git-crypt unlock $key"))
+    done = subprocess.run([str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), str(deploy)],
+                          cwd=fed, capture_output=True, text=True)
+    assert done.returncode == 1 and "SC2086" in done.stdout
+
+
+def test_the_deploy_workflow_logs_in_keylessly_and_runs_the_plans_command(template_repo, tmp_path_factory):
+    fed = federation(template_repo, tmp_path_factory)
+    workflow = yaml.safe_load((fed / ".github/workflows/deploy.yml").read_text())
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["permissions"] == {"contents": "read", "id-token": "write"}
+    uses = {step["uses"].split("@")[0]: step for step in deploy["steps"] if "uses" in step}
+    assert {"google-github-actions/auth", "aws-actions/configure-aws-credentials", "azure/login"} <= set(uses)
+    # No cloud key from a secret: the only secret is git-crypt's key, for the helm values.
+    text = (fed / ".github/workflows/deploy.yml").read_text()
+    assert [line.strip() for line in text.splitlines() if "secrets." in line] == [
+        "GIT_CRYPT_KEY: ${{ secrets.GIT_CRYPT_KEY }}"]
+    steps = [step.get("name", step.get("uses")) for step in deploy["steps"]]
+    assert steps.index("Unlock git-crypt with the repository's key") < steps.index(
+        "hubploy deploy ${{ matrix.hub }} chart ${{ matrix.environment }}")
+    # hubploy from GitHub at the pinned commit, and the plan's exact command line run as is.
+    assert workflow["env"]["HUBPLOY"] == ("hubploy @ git+https://github.com/berkeley-dsep-infra/hubploy"
+                                          "@237ac7daca9fb8043d4b4bd9e9a86499ec868353")
+    last = deploy["steps"][-1]
+    assert last["env"] == {"DEPLOY": "${{ toJSON(matrix.deploy) }}"}
+    assert last["run"].splitlines()[-1] == '"${deploy[@]}"'
+
+
+def test_a_hub_made_inside_starts_from_the_federations_answers(template_repo, tmp_path_factory, tmp_path):
+    fed = tmp_path / "pangeo-hubs"
+    shutil.copytree(federation(template_repo, tmp_path_factory, "aws", "sops", aws_account_id="210987654321",
+                               aws_region="eu-central-1", aws_cluster="hubs"), fed)
+    env = {**os.environ, "COPIER_SETTINGS_PATH": "copier-settings.yml"}
+    done = subprocess.run([str(BIN / "copier"), "copy", "--trust", "--defaults", str(template_repo),
+                           "deployments/charlie"], cwd=fed, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    hub = yaml.safe_load((fed / "deployments/charlie/.copier-answers.yml").read_text())
+    assert {k: hub[k] for k in ("kind", "cloud_provider", "aws_account_id", "aws_region", "aws_cluster",
+                                "secrets_backend", "aws_deploy_role", "image_name")} == {
+        "kind": "hub", "cloud_provider": "aws", "aws_account_id": "210987654321", "aws_region": "eu-central-1",
+        "aws_cluster": "hubs", "secrets_backend": "sops",
+        "aws_deploy_role": "arn:aws:iam::210987654321:role/hub-deployer",
+        "image_name": "210987654321.dkr.ecr.eu-central-1.amazonaws.com/pangeo-hubs/charlie"}
+    assert (fed / "deployments/charlie/hubploy.yaml").is_file()
+    assert files(fed) >= FEDERATION_FILES  # the federation's own files are untouched
+
+
+def test_copier_update_works_on_the_federation_root(template_repo, tmp_path_factory, tmp_path):
+    fed = tmp_path / "pangeo-hubs"
+    run_copy(str(template_repo), str(fed), defaults=True, unsafe=True, quiet=True, data={"kind": "federation"})
+    readme = fed / "README.md"
+    readme.write_text(readme.read_text() + "\nOur own notes.\n")
+    git(fed, "init", "-q")
+    git(fed, "add", "-A")
+    git(fed, "commit", "-q", "-m", "federation")
+    run_update(str(fed), data={"helm_umbrella_key": "hubs"}, defaults=True, overwrite=True, unsafe=True, quiet=True)
+    chart = yaml.safe_load((fed / "chart/Chart.yaml").read_text())
+    assert chart["dependencies"][0]["alias"] == "hubs"
+    assert "Our own notes." in readme.read_text()
+    assert yaml.safe_load((fed / "copier-settings.yml").read_text())["defaults"]["helm_umbrella_key"] == "hubs"
+
+
+# --- the deployment chart, with the real helm ---------------------------------------
+
+
+def helm(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "helm"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.fixture
+def built_chart(template_repo, tmp_path_factory, tmp_path) -> Path:
+    """The federation's chart, its daskhub dependency the chart data (values and
+    schemas, no templates: GitHub Actions renders daskhub's own, see hubs.yml)."""
+    if not (BIN / "helm").is_file():
+        pytest.skip(f"no helm in {BIN}: run .ci/install-tools")
+    fed = tmp_path / "pangeo-hubs"
+    shutil.copytree(federation(template_repo, tmp_path_factory), fed)
+    shutil.copytree(chart_data(), fed / ".daskhub" / "daskhub")
+    done = helm("dependency", "build", "chart", cwd=fed)
+    assert done.returncode == 0, done.stderr
+    return fed
+
+
+def kubernetes_validate(manifest: Path) -> None:
+    done = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", str(manifest)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_chart_renders_its_users_service_account_when_a_hub_asks(built_chart, tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"deployment": {"serviceAccount": {
+        "create": True, "name": "charlie-user",
+        "annotations": {"iam.gke.io/gcp-service-account": "charlie@my-pangeo-project.iam.gserviceaccount.com"}}}}))
+    done = helm("template", "charlie-staging", "chart", "--namespace", "charlie-staging", "-f", str(values),
+                cwd=built_chart)
+    assert done.returncode == 0, done.stderr
+    objects = [o for o in yaml.safe_load_all(done.stdout) if o]
+    assert [(o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in objects] == [
+        ("ServiceAccount", "charlie-user", "charlie-staging")]
+    assert objects[0]["metadata"]["annotations"] == {
+        "iam.gke.io/gcp-service-account": "charlie@my-pangeo-project.iam.gserviceaccount.com"}
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(done.stdout)
+    kubernetes_validate(manifest)
+    # Off by default: a hub that asks for nothing gets no object of the chart's own.
+    done = helm("template", "charlie-staging", "chart", cwd=built_chart)
+    assert done.returncode == 0 and not [o for o in yaml.safe_load_all(done.stdout) if o]
+
+
+def test_the_charts_schema_refuses_a_misspelled_value(built_chart):
+    done = helm("template", "x", "chart", "--set", "deployment.serviceAccount.creat=true", cwd=built_chart)
+    assert done.returncode == 1
+    assert "additional properties 'creat' not allowed" in done.stderr
+
+
+def test_a_hubs_values_pass_the_chart_and_the_subcharts_schemas(built_chart, template_repo):
+    hub = render(template_repo, built_chart / "deployments" / "charlie")
+    for env in ("staging", "prod"):
+        done = helm("template", f"charlie-{env}", "chart", "--namespace", f"charlie-{env}",
+                    "-f", str(hub / "config/common.yaml"), "-f", str(hub / f"config/{env}.yaml"),
+                    "--set-string", "daskhub.jupyterhub.singleuser.image.tag=0123456789ab", cwd=built_chart)
+        assert done.returncode == 0, done.stderr
