@@ -204,3 +204,23 @@ def test_a_1_1_0_hub_gets_todays_hubploy_yaml_and_is_told_its_key_file_is_unused
     # The key stays until its owners revoke it; the hub's own secrets are kept.
     assert (hub / "secrets" / old_key).read_text() == "a cloud key of this hub's operators\n"
     assert not list(hub.rglob("*.rej")), "the update left a conflict"
+
+
+def test_a_hand_edited_1_1_0_hubploy_yaml_is_rendered_again_for_todays_hubploy(evolving_template, tmp_path, capfd):
+    """An edit in 0.4's layout cannot be replayed on today's: the migration
+    renders the file again from the answers, rather than leave a conflict."""
+    fed = federation(tmp_path / "federation")
+    hub = make_hub(evolving_template, fed, "bravo", "v1.1.0")
+    path = hub / "hubploy.yaml"
+    path.write_text(path.read_text().replace("    zone: us-central1-b\n", "    zone: us-central1-c\n"))
+    commit(fed, "Our cluster moved")
+    capfd.readouterr()
+
+    run_update(str(hub), vcs_ref="v1.2.0", defaults=True, overwrite=True, unsafe=True, quiet=True)
+
+    line = next(line for line in capfd.readouterr().err.splitlines() if line.startswith("migration 1.2.0 ("))
+    assert "hubploy.yaml rendered again for today's hubploy" in line
+    schema = json.loads((ROOT / "hooks/hub_template/checks/hubploy.schema.json").read_text())
+    config = yaml.safe_load(path.read_text())
+    jsonschema.validate(config, schema)
+    assert config["cluster"]["gcloud"] == {"project": "my-pangeo-project", "cluster": "pangeo", "zone": "us-central1-b"}
