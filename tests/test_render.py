@@ -325,9 +325,17 @@ def test_readme_explains_this_hub(hub):
     assert hub.files() <= explained, f"files the README's table does not explain: {hub.files() - explained}"
 
     flow = re.search(r"```mermaid\n(.*?)```", readme, re.S).group(1)
-    for step in (".copier-answers.yml", "deployments/charlie/", "hubploy build", "repo2docker",
-                 "hubploy deploy", "helm upgrade charlie-", "JupyterHub", hub.answers["domain"]):
+    for step in (".copier-answers.yml", "deployments/charlie/", "CI: repo2docker --push",
+                 "CI: hubploy deploy", "helm upgrade charlie-", "chart/", "JupyterHub", hub.answers["domain"]):
         assert step in flow, step
+    # The real path: a pull request to staging, what CI checks, what it deploys, where to look.
+    deploying = readme[readme.index("## Deploying"):readme.index("## Secrets checklist")]
+    umbrella = hub.answers["helm_umbrella_key"]
+    for words in ("open a pull request to `staging`", "hub-template check deployments/charlie",
+                  f"hubploy deploy charlie chart staging --set-string {umbrella}.jupyterhub.singleuser.image.tag=<tag>",
+                  "Merge `staging` into `prod`", "Actions tab", "kubectl -n charlie-staging get pods"):
+        assert words in deploying, words
+    assert "hubploy build" not in readme  # today's hubploy has no build
     assert ("Dask Gateway" if hub.answers["dask_backend"] == "gateway" else "dask worker pods") in flow
     for section in ("## Before the first deploy", "## Deploying", "## Secrets checklist", "## Updating"):
         assert section in readme
