@@ -768,7 +768,7 @@ def test_update_keeps_the_import_and_does_not_fetch_again(sources, tmp_path, cap
     next_release = tmp_path / "next"
     next_release.mkdir()
     shutil.copy2(ROOT / "copier.yml", next_release / "copier.yml")
-    for part in ("template", "hooks"):
+    for part in ("template", "federation", "hooks"):
         shutil.copytree(ROOT / part, next_release / part, ignore=shutil.ignore_patterns("__pycache__"))
     versions = next_release / "hooks" / "hub_template" / "data" / "versions.yml"
     versions.write_text(
