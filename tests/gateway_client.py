@@ -5,7 +5,7 @@ address and auth come from DASK_GATEWAY__* environment variables, as helm
 gives them to a hub's pods; JUPYTER_IMAGE_SPEC is the notebook's own image.
 Prints one JSON document with what it saw.
 
-    python gateway_client.py options|compute|limits
+    python gateway_client.py options|compute|panel|limits
 """
 
 from __future__ import annotations
@@ -46,6 +46,33 @@ def compute() -> dict:
             "sum": total, "workers": workers}
 
 
+def panel() -> dict:
+    """The dask panel's +NEW: dask-labextension's own cluster manager, as its
+    server extension runs it (asynchronously), with the image's defaults."""
+    import asyncio
+
+    async def new_cluster() -> dict:
+        from dask_gateway import Gateway
+        from dask_labextension.manager import DaskClusterManager
+
+        manager = DaskClusterManager()
+        model = await manager.start_cluster()
+        try:
+            for _ in range(600):  # the panel polls the same way
+                model = manager.get_cluster(model["id"])
+                if model["workers"] >= 1:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await manager.close_cluster(model["id"])
+        async with Gateway(asynchronous=True) as gateway:
+            left = len(await gateway.list_clusters())
+        return {"name": model["name"], "workers": model["workers"], "adapt": model.get("adapt"),
+                "clusters left": left}
+
+    return asyncio.run(new_cluster())
+
+
 def limits() -> dict:
     """Requests the hub's options must refuse. Gateway.submit sends the options
     as given (GatewayCluster(**kwargs) does the same), so the server decides."""
@@ -70,4 +97,4 @@ def limits() -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps({"options": options, "compute": compute, "limits": limits}[sys.argv[1]]()))
+    print(json.dumps({"options": options, "compute": compute, "panel": panel, "limits": limits}[sys.argv[1]]()))

@@ -3,10 +3,9 @@
 - A real dask-gateway-server whose configuration is the RENDERED
   `dask-gateway.gateway.extraConfig` snippets, appended (sorted by key) after a
   local setup, as the chart's gateway ConfigMap appends them after its own.
-  The local setup stands in for the Kubernetes backend: UnsafeLocalBackend runs
-  schedulers and workers as processes, and its cluster config class gets the
-  two fields Kubernetes' KubeClusterConfig has and the local one lacks (`image`,
-  and fractional `worker_cores`), so the hub's option handler runs unchanged.
+  The local setup is `hub-template preview`'s (hub_template.preview), and a
+  test asserts it replaces only the listed backend, addresses and auth: the
+  scheduler and worker commands, options and limits are the hub's own.
 - A client, in its own process as in a notebook (tests/gateway_client.py),
   configured by the dask config the RENDERED image installs (its postBuild
   run as the checker runs it), with only the address and the auth set to
@@ -40,49 +39,22 @@ from hub_cells import rendered_hub
 from hub_template.checks.hub import Hub
 from hub_template.checks.runtime import runtime_config
 from hub_template.helm_values import Chart, ValuesFile
+from hub_template.preview import gateway_config
 
 BIN = Path(sys.executable).parent
 PASSWORD = "hub-template-tests"
 START_TIMEOUT = 30
 CLIENT_TIMEOUT = 120  # a client step takes seconds; a hang must fail, not stall the suite
 
-SERVER_CONFIG = '''\
-# Local stand-ins for what the chart's gateway ConfigMap sets for Kubernetes.
-from dask_gateway_server.backends.local import LocalClusterConfig
-from traitlets import Float, Unicode
-
-
-class HubClusterConfig(LocalClusterConfig):
-    """LocalClusterConfig with the KubeClusterConfig fields the hub's handler sets."""
-
-    image = Unicode(config=True)
-    worker_cores = Float(1, min=0, config=True)
-
-
-c.DaskGateway.address = "127.0.0.1:{api_port}"
-c.Proxy.address = "127.0.0.1:{proxy_port}"
-c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
-c.UnsafeLocalBackend.cluster_config_class = HubClusterConfig
-c.UnsafeLocalBackend.clusters_directory = {clusters!r}
-c.DaskGateway.authenticator_class = "dask_gateway_server.auth.SimpleAuthenticator"
-c.SimpleAuthenticator.password = {password!r}
-# Current distributed has no dask-scheduler / dask-worker executables.
-c.ClusterConfig.scheduler_cmd = ["dask", "scheduler"]
-c.ClusterConfig.worker_cmd = ["dask", "worker"]
-'''
+# The gateway runs with what a notebook image resolves today: distributed 2026.6
+# and newer have no dask-scheduler/dask-worker scripts (the test extra pins it).
+NO_LEGACY_SCRIPTS = "2026.6"
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def extra_config(snippets) -> str:
-    """The chart's rendering of gateway.extraConfig: a string as is, a mapping sorted by key."""
-    if isinstance(snippets, str):
-        return "# From gateway.extraConfig\n" + snippets
-    return "".join(f"\n# From gateway.extraConfig.{key}\n{snippets[key]}" for key in sorted(snippets))
 
 
 def hub_values(hub: Path, env: str = "staging") -> dict[str, dict]:
@@ -113,22 +85,68 @@ def answers(hub) -> dict:
 
 
 @pytest.fixture(scope="module")
-def gateway(hub, tmp_path_factory):
-    """A dask-gateway-server running the hub's rendered extraConfig; yields its public address."""
+def gateway_files(hub, tmp_path_factory) -> dict:
+    """dask_gateway_config.py as the preview writes it: the rendered extraConfig
+    after the local stand-ins, which are the preview's printed overrides only."""
     work = tmp_path_factory.mktemp("gateway")
     clusters = work / "clusters"
     clusters.mkdir()
     api_port, proxy_port = free_port(), free_port()
-    snippets = hub_values(hub)["dask-gateway"]["gateway"]["extraConfig"]
+    gateway_values = hub_values(hub)["dask-gateway"]["gateway"]
+    settings = gateway_config.local_settings(api_port, proxy_port, clusters, password=PASSWORD)
     config = work / "dask_gateway_config.py"
-    config.write_text(SERVER_CONFIG.format(api_port=api_port, proxy_port=proxy_port, clusters=str(clusters),
-                                           password=PASSWORD) + extra_config(snippets))
+    config.write_text(gateway_config.config_text(settings, gateway_values["extraConfig"], gateway_values))
+    return {"work": work, "clusters": clusters, "config": config, "settings": settings,
+            "address": f"http://127.0.0.1:{proxy_port}{gateway_values['prefix']}", "values": gateway_values}
+
+
+def test_the_gateway_runs_the_rendered_config_with_only_the_listed_overrides(gateway_files):
+    from traitlets.config import PyFileConfigLoader
+
+    def load(path: Path) -> dict[str, object]:
+        config = PyFileConfigLoader(path.name, str(path.parent)).load_config()
+        # Options objects compare by identity: compare what they offer users.
+        return {f"{cls}.{trait}": getattr(value, "get_specification", lambda: value)()
+                for cls, traits in config.items() for trait, value in traits.items()}
+
+    rendered_only = gateway_files["work"] / "rendered_only.py"
+    values = gateway_files["values"]
+    rendered_only.write_text(gateway_config.config_text({}, values["extraConfig"], values))
+    full, hubs = load(gateway_files["config"]), load(rendered_only)
+    changed = {key for key in full.keys() | hubs.keys() if full.get(key) != hubs.get(key)}
+    listed = gateway_config.listed(gateway_files["settings"])
+    assert changed == {o.target for o in listed} == set(gateway_files["settings"])
+    assert [o.target for o in listed] == [
+        "DaskGateway.backend_class", "UnsafeLocalBackend.cluster_config_class",
+        "UnsafeLocalBackend.clusters_directory", "DaskGateway.address", "Proxy.address",
+        "DaskGateway.authenticator_class", "SimpleAuthenticator.password",
+    ]
+    # Nothing the hub itself decides is set by the stand-ins: the commands come from the hub.
+    assert not any(target.startswith("ClusterConfig.") for target in changed)
+    assert hubs["ClusterConfig.scheduler_cmd"] == ["dask", "scheduler"]
+
+
+def test_the_gateway_runs_a_distributed_without_the_legacy_scripts():
+    """What the image resolves today (environment.yml leaves distributed
+    unpinned): the hub must name `dask scheduler`/`dask worker` itself."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    assert Version(version("distributed")) >= Version(NO_LEGACY_SCRIPTS)
+    assert not (BIN / "dask-scheduler").exists() and not (BIN / "dask-worker").exists()
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_files):
+    """A dask-gateway-server running the hub's rendered extraConfig; yields its public address."""
+    work, clusters, config = gateway_files["work"], gateway_files["clusters"], gateway_files["config"]
     env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
     log = (work / "server.log").open("w")
     server = subprocess.Popen([str(BIN / "dask-gateway-server"), "-f", str(config)], cwd=work, env=env,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    address = f"http://127.0.0.1:{proxy_port}"
+    address = gateway_files["address"]
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -199,6 +217,13 @@ def test_a_cluster_from_the_labextension_factory_computes(client_env):
     result = run_client("compute", client_env)
     assert result == {"factory": "dask_gateway.GatewayCluster", "cluster": "GatewayCluster",
                       "sum": 2 * 400 * 400, "workers": 1}
+
+
+def test_the_dask_panels_new_button_makes_a_cluster(client_env):
+    """+NEW with the image's labextension defaults (an `adapt` there fails:
+    GatewayCluster.adapt() is a coroutine the panel never awaits)."""
+    made = run_client("panel", client_env)
+    assert made == {"name": "GatewayCluster 1", "workers": 1, "adapt": None, "clusters left": 0}
 
 
 def test_the_limits_bite(client_env, answers):

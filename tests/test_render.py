@@ -138,6 +138,22 @@ def test_every_structured_file_parses(hub):
             nbformat.validate(nbformat.reads(text, as_version=4))
 
 
+def test_notebook_markdown_shows_all_its_text(hub):
+    """JupyterLab renders markdown as CommonMark with HTML allowed: a bare
+    `<your user name>` is an HTML tag there, and shows nothing."""
+    from markdown_it import MarkdownIt
+
+    if hub.answers.get("source_repo"):
+        pytest.skip("a notebook repository's hub has no welcome notebook")
+    notebook = nbformat.read(hub.image / "welcome.ipynb", as_version=4)
+    parser = MarkdownIt("commonmark")
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            tokens = [t for block in parser.parse(cell.source) for t in [block, *(block.children or [])]]
+            html = [t.content for t in tokens if t.type in ("html_inline", "html_block")]
+            assert html == [], f"cell {cell.id}: shown as nothing: {html}"
+
+
 def test_files_are_clean_text_with_no_template_syntax_left(hub):
     for relpath in sorted(hub.files()):
         assert not re.search(r"\{\{|\{%|\{#", relpath), relpath
@@ -434,7 +450,13 @@ def test_dask_config_as_the_image_loads_it(hub, tmp_path, monkeypatch):
     answers = hub.answers
     most_workers = min(answers["cluster_max_cores"] // answers["worker_cores"],
                        answers["cluster_max_memory"] // answers["worker_memory"])
-    assert config["labextension"]["default"]["adapt"]["maximum"] == most_workers
+    default = config["labextension"]["default"]
+    if answers["dask_backend"] == "gateway":
+        # GatewayCluster.adapt() is a coroutine in the panel's async mode: +NEW
+        # with `adapt` fails (tests/test_gateway.py drives the panel's manager).
+        assert default == {"workers": 1}
+    else:
+        assert default["adapt"]["maximum"] == most_workers
 
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
     monkeypatch.setenv("JUPYTER_IMAGE_SPEC", f"{answers['image_name']}:abc123")
@@ -483,9 +505,18 @@ def test_workspace_imports_into_jupyterlab(hub, tmp_path):
     workspace = hub.image / "binder" / "jupyterlab-workspace.json"
     result = once_per_content(workspace.read_bytes(), "workspace", lambda: _import_workspace(workspace, tmp_path))
     assert result["returncode"] == 0, result["stderr"]
+    saved = result["saved"]["data"]
     assert result["saved"]["metadata"]["id"] == "default"
-    restorer = result["saved"]["data"]["layout-restorer:data"]
+    restorer = saved["layout-restorer:data"]
     assert "dask-dashboard-launcher" in restorer["left"]["widgets"]
+    # The main area opens the welcome notebook: JupyterLab restores a widget the
+    # layout names only from its own `notebook:<path>` entry (else a Launcher).
+    main = restorer["main"]["dock"]["children"][0]
+    assert main["widgets"] == ["notebook:hub-notebooks/welcome.ipynb"]
+    assert saved["notebook:hub-notebooks/welcome.ipynb"] == {
+        "data": {"path": "hub-notebooks/welcome.ipynb", "factory": "Notebook"}}
+    # start copies image/welcome.ipynb there (test_start_runs_like_a_container_start).
+    assert (hub.image / "welcome.ipynb").is_file()
 
 
 def _import_workspace(workspace: Path, tmp_path: Path) -> dict:
@@ -507,7 +538,9 @@ def test_start_runs_like_a_container_start(hub, tmp_path):
     expected = sorted(p.relative_to(hub.image).as_posix() for p in hub.image.rglob("*")
                       if p.is_file() and not any(part.startswith(".") or part == "binder"
                                                  for part in p.relative_to(hub.image).parts))
-    assert server["copied"] == expected
+    # image/README.md is the maintainers' page about the image folder, not the users'.
+    assert "README.md" in expected
+    assert server["copied"] == [name for name in expected if name != "README.md"]
     assert server["workspace_id"] == "default"
     assert worker["returncode"] == 0 and worker["argv"] == ["dask", "worker"]
     assert worker["copied"] == [] and worker["workspace_id"] is None

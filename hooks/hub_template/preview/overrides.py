@@ -1,0 +1,54 @@
+"""What a preview replaces in a hub's configuration, and why: the one list.
+
+Everything else comes from the rendered hub. The preview prints this list, and
+the tests assert that the configurations they run differ from the hub's by
+exactly these entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Override:
+    """One replaced setting: `target` is the trait (Class.trait) or key, `why` one line."""
+
+    target: str
+    why: str
+
+
+# dask-gateway-server: its backend, its addresses and its auth.
+GATEWAY_BACKEND = (
+    Override("DaskGateway.backend_class", "Kubernetes -> UnsafeLocalBackend: schedulers and workers are local processes"),
+    Override("UnsafeLocalBackend.cluster_config_class",
+             "local cluster config with KubeClusterConfig's `image` and fractional `worker_cores`"),
+    Override("UnsafeLocalBackend.clusters_directory", "clusters' working folders in the preview's folder"),
+)
+GATEWAY_ADDRESSES = (
+    Override("DaskGateway.address", "the gateway's API on a free loopback port"),
+    Override("Proxy.address", "the gateway's proxy on a free loopback port"),
+)
+GATEWAY_SIMPLE_AUTH = (
+    Override("DaskGateway.authenticator_class", "no JupyterHub: SimpleAuthenticator"),
+    Override("SimpleAuthenticator.password", "SimpleAuthenticator's password"),
+)
+GATEWAY_HUB_AUTH = (
+    Override("DaskGateway.authenticator_class", "JupyterHubAuthenticator against the local hub"),
+    Override("JupyterHubAuthenticator.jupyterhub_api_url", "the local hub's API on loopback"),
+    Override("JupyterHubAuthenticator.jupyterhub_api_token", "the gateway service's token for the local hub"),
+)
+
+# JupyterHub: what z2jh's Kubernetes pieces become on one machine.
+HUB = (
+    Override("JupyterHub.authenticator_class", "GitHub OAuth -> SharedPasswordAuthenticator (password printed)"),
+    Override("JupyterHub.spawner_class", "KubeSpawner -> a local process spawner, each user in their own folder"),
+    Override("JupyterHub.bind_url", "the proxy on a free loopback port"),
+    Override("JupyterHub.hub_bind_url", "the hub's API on a free loopback port"),
+    Override("ConfigurableHTTPProxy.api_url", "configurable-http-proxy's API on a free loopback port"),
+    Override("JupyterHub.services[dask-gateway].url", "traefik-<release>-dask-gateway -> the local gateway"),
+    Override("singleuser env DASK_GATEWAY__ADDRESS", "proxy-public -> the local proxy"),
+    Override("singleuser env DASK_GATEWAY__PROXY_ADDRESS", "traefik service -> the local gateway's proxy"),
+    Override("singleuser env $(VAR)", "Kubernetes' $(VAR) expansion, done here"),
+    Override("Spawner.cmd", "the users' server through the rendered binder/start, in the preview environment"),
+)
