@@ -24,6 +24,10 @@ the median of several runs:
   repository each). Goal: ratio below 1. Then both again once the hubs are
   current (the release is committed), as a federation's CI would run them.
 - `hub-template check` of one hub, in this process (no interpreter start-up).
+- `hub-template preview --smoke` of one hub (where Chromium and
+  configurable-http-proxy are installed): hub ready, the user's server ready,
+  the dask panel's first cluster, the welcome notebook's dask results, and the
+  memory of the whole stack, idle and with a server and a cluster.
 """
 
 from __future__ import annotations
@@ -159,11 +163,37 @@ def bench_check(hub: Path, runs: int) -> tuple[list[float], str]:
     return times[1:], f"exit {code}; first run, with imports, {times[0]:.2f} s"
 
 
+def bench_preview(hub: Path, runs: int) -> tuple[dict[str, list[float]], str]:
+    """Figures `hub-template preview --smoke` prints, over `runs` runs."""
+    import re
+    import shutil
+
+    if runs < 1 or not Path("/usr/bin/chromium").exists() or not shutil.which("configurable-http-proxy"):
+        return {}, "needs /usr/bin/chromium and configurable-http-proxy"
+    figures: dict[str, list[float]] = {}
+    for _ in range(runs):
+        chart = os.environ.get("HUB_TEMPLATE_CHART_DATA") or Path(__file__).resolve().parents[2] / "shared/charts/daskhub"
+        done = subprocess.run([*HUB_TEMPLATE, "preview", str(hub), "--smoke", "--chart", str(chart),
+                               "--artifacts", str(hub.parent / "art")],
+                              capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0:
+            return {}, f"preview --smoke failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:80]}"
+        out = done.stdout
+        figures.setdefault("hub ready (s)", []).append(float(re.search(r"hub ready in ([\d.]+) s", out)[1]))
+        figures.setdefault("idle stack memory (MiB)", []).append(float(re.search(r"idle stack memory: (\d+)", out)[1]))
+        summary = re.search(r"^smoke: passed; (.*)$", out, re.M)[1]
+        for part in summary.split(", "):
+            name, _, value = part.rpartition(": ")
+            figures.setdefault(name, []).append(float(value))
+    return figures, ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each single measurement")
     parser.add_argument("--hubs", type=int, default=20, help="hubs in the federation")
     parser.add_argument("--federation-runs", type=int, default=3, help="runs of each federation-wide update")
+    parser.add_argument("--preview-runs", type=int, default=1, help="runs of hub-template preview --smoke (0: none)")
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -224,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"hub-template check of one hub, {args.runs} runs ...")
         check, check_note = bench_check(work / "hub-0" / "copy-0" / "deployments" / "charlie", args.runs)  # as rendered
 
+        console.print(f"hub-template preview --smoke of one hub, {args.preview_runs} runs ...")
+        preview, preview_note = bench_preview(work / "hub-0" / "copy-0" / "deployments" / "charlie", args.preview_runs)
+
     med = statistics.median
     table = Table(title=f"hub-template benchmarks (median seconds; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
     for column in ("measurement", "median s", "runs", "compared with", "ratio", "goal"):
@@ -244,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row("hub-template check, one hub (in-process)", f"{med(check):.2f}", str(len(check)), check_note, "", "")
     else:
         table.add_row("hub-template check, one hub", "-", "0", check_note, "", "")
+    for name, values in preview.items():
+        table.add_row(f"hub-template preview: {name}", f"{med(values):.1f}", str(len(values)), "", "", "")
+    if not preview:
+        table.add_row("hub-template preview --smoke", "-", "0", preview_note, "", "")
     console.print(table)
     return 0
 

@@ -18,6 +18,7 @@ VERBS = {
     "check": ("hub_template.checks.command", "Check a rendered hub, offline, in seconds."),
     "update": ("hub_template.federation", "Update every hub of a federation to the newest template."),
     "plan-deploy": ("hub_template.deploy_plan", "Plan what CI builds and deploys for a push or pull request."),
+    "preview": ("hub_template.preview.command", "Run a hub on this machine, on 127.0.0.1, to see it work."),
 }
 
 

@@ -1,0 +1,215 @@
+"""`hub-template preview deployments/<hub> [--smoke]`: the verb.
+
+Reads the hub and its chart, makes (or reuses) the users' environment, starts
+dask-gateway-server and JupyterHub (which starts configurable-http-proxy and
+the users' servers) on free loopback ports, prints what it replaced and the
+URL, then waits for Ctrl-C, or with --smoke walks the researcher's path.
+Every process it started is stopped on the way out, by pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from hub_template import load_data
+from hub_template.helm_values import Chart, ValuesFile
+from hub_template.preview import PreviewError, gateway_config, hub_config, overrides, userenv
+from hub_template.preview.processes import Processes, free_port
+
+DESCRIPTION = "Run a rendered hub on this machine (127.0.0.1 only) with its own configuration."
+EPILOG = """\
+What a preview proves: the hub's own JupyterHub configuration (hub.config,
+hub.extraConfig, services, the singleuser environment), its dask-gateway
+options, limits and scheduler/worker commands, its image's start script, dask
+config and JupyterLab workspace, and its welcome notebook, work together in a
+real JupyterHub, configurable-http-proxy, dask-gateway-server and JupyterLab.
+
+What it does not prove: GitHub OAuth (a shared password stands in), KubeSpawner
+and Kubernetes (local processes; no pods, resources or node pools), the image
+build (an approximate pip environment stands in for the conda solve), users'
+storage, TLS and the domain, and the scratch bucket (never reached).
+
+configurable-http-proxy comes from npm: npm install -g configurable-http-proxy
+"""
+ENV_ENV = "staging"  # the values a preview loads: common + staging, as hubploy deploys staging
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("hub", type=Path, help="the hub's folder, deployments/<hub>")
+    parser.add_argument("--chart", type=Path, metavar="DIR", default=os.environ.get("HUB_TEMPLATE_CHART_DATA"),
+                        help="the daskhub chart folder whose defaults the values sit on "
+                             "(default: $HUB_TEMPLATE_CHART_DATA)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="walk the researcher's path in headless Chromium, then stop; exit 0 only if all works")
+    parser.add_argument("--artifacts", type=Path, default=Path("preview-artifacts"), metavar="DIR",
+                        help="where --smoke saves screenshots (default: ./preview-artifacts)")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="with --smoke: a screenshot of JupyterLab after the notebook ran")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        inputs = read(args.hub, args.chart)
+    except PreviewError as error:
+        print(f"hub-template preview: {error}", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="hub-template-preview-"))
+    procs = Processes(work)
+    stop = {"signal": None}
+
+    def on_signal(number, _frame):
+        stop["signal"] = number
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    code = 0
+    try:
+        stack = start(inputs, work, procs, say)
+        if args.smoke:
+            from hub_template.preview import smoke
+
+            times = smoke.run(stack["target"], args.artifacts, args.screenshot, say, stack["memory"])
+            say("smoke: passed; " + ", ".join(f"{k}: {v:.1f}" for k, v in times.items()))
+        else:
+            say("Ctrl-C stops the preview and everything it started.")
+            while all(p.poll() is None for p in procs.started):
+                time.sleep(0.5)
+            raise PreviewError("a program of the preview exited on its own; see its log in " + str(work))
+    except KeyboardInterrupt:
+        say("stopping")
+        code = 130 if stop["signal"] != signal.SIGTERM else 0
+    except PreviewError as error:
+        print(f"hub-template preview: {error}", file=sys.stderr)
+        code = 1
+    finally:
+        killed = procs.stop_all()
+        left = [p.pid for p in procs.ours()]
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if left:
+            print(f"hub-template preview: processes left running: {left}", file=sys.stderr)
+            code = code or 1
+        else:
+            say(f"stopped every process it started{f' ({len(killed)} needed SIGKILL)' if killed else ''}")
+            if code in (0, 130):  # nothing failed: nothing to look at
+                shutil.rmtree(work, ignore_errors=True)
+            else:
+                print(f"hub-template preview: the programs' logs are in {work}", file=sys.stderr)
+    return code
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def read(hub: Path, chart_dir: Path | None) -> dict:
+    """The hub's merged values and files, or a one-line reason."""
+    hub = hub.resolve()
+    if not (hub / "config" / "common.yaml").is_file() or not (hub / "image" / "binder").is_dir():
+        raise PreviewError(f"{hub}: not a hub folder (it needs config/common.yaml and image/binder/)")
+    if chart_dir is None:
+        raise PreviewError("no daskhub chart: give --chart DIR or set HUB_TEMPLATE_CHART_DATA")
+    chp = shutil.which("configurable-http-proxy")
+    if chp is None:
+        raise PreviewError("no configurable-http-proxy: npm install -g configurable-http-proxy")
+    answers = yaml.safe_load((hub / ".copier-answers.yml").read_text()) if (hub / ".copier-answers.yml").exists() else {}
+    umbrella = answers.get("helm_umbrella_key", "daskhub")
+    try:
+        chart = Chart(chart_dir)
+        layers = [ValuesFile.load(hub / rel, rel).data.get(umbrella) or {}
+                  for rel in ("config/common.yaml", f"config/{ENV_ENV}.yaml") if (hub / rel).exists()]
+        values = chart.merged(layers)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        raise PreviewError(f"{chart_dir}: cannot read the chart or the hub's values: {error}"[:200]) from None
+    workspace = hub / "image" / "binder" / "jupyterlab-workspace.json"
+    return {"hub": hub, "values": values, "chp": chp, "answers": answers, "workspace": workspace}
+
+
+def workspace_notebook(workspace: Path) -> str | None:
+    """The notebook the hub's workspace opens, relative to the user's home."""
+    import json
+
+    if not workspace.exists():
+        return None
+    data = json.loads(workspace.read_text()).get("data", {})
+    return next((entry["data"]["path"] for key, entry in data.items() if key.startswith("notebook:")), None)
+
+
+def start(inputs: dict, work: Path, procs: Processes, out) -> dict:
+    hub, values = inputs["hub"], inputs["values"]
+    versions = load_data("versions.yml")
+    env = userenv.ensure(hub / "image" / "binder" / "environment.yml", versions["jupyterhub"], out)
+    # The image's dask config, installed by the hub's own postBuild, into a
+    # prefix of this run; dask reads it there through DASK_ROOT_CONFIG.
+    prefix = work / "nb-python-prefix"
+    post_build = hub / "image" / "binder" / "postBuild"
+    if post_build.exists():
+        done = subprocess.run(["bash", str(post_build)], cwd=hub / "image", capture_output=True, text=True,
+                              env={**os.environ, "NB_PYTHON_PREFIX": str(prefix),
+                                   "PATH": f"{env.bin}:{os.environ.get('PATH', '')}"})
+        if done.returncode != 0:
+            raise PreviewError(f"image/binder/postBuild failed: {(done.stderr.strip().splitlines() or [''])[-1]}")
+    ports = hub_config.Ports(*(free_port() for _ in range(5)))
+    password = secrets.token_urlsafe(12)
+    gateway_token = secrets.token_hex(32)
+    path = f"{env.bin}:/usr/bin:/bin"
+    gateway = values.get("dask-gateway") or {}
+    gateway_on = bool(gateway.get("enabled"))
+    t0 = time.monotonic()
+    if gateway_on:
+        clusters = work / "clusters"
+        clusters.mkdir()
+        settings = gateway_config.local_settings(
+            ports.gateway_api, ports.gateway_proxy, clusters,
+            hub_api_url=f"http://127.0.0.1:{ports.hub}/hub/api", hub_token=gateway_token)
+        config = work / "dask_gateway_config.py"
+        config.write_text(gateway_config.config_text(settings, gateway["gateway"].get("extraConfig"), gateway["gateway"]))
+        listed = gateway_config.listed(settings)
+        # Schedulers and workers run in the users' environment, as they run the users' image.
+        gateway_proc = procs.start("dask-gateway-server", [str(Path(sys.executable).parent / "dask-gateway-server"),
+                                                            "-f", str(config)],
+                                   {**os.environ, "PATH": path}, work)
+        procs.wait_http("dask-gateway-server", gateway_proc,
+                        f"http://127.0.0.1:{ports.gateway_proxy}{gateway['gateway'].get('prefix', '').rstrip('/')}/api/health",
+                        60)
+    else:
+        listed = ()
+    user_env = {"PATH": path, "REPO_DIR": str(hub / "image"), "DASK_ROOT_CONFIG": str(prefix / "etc" / "dask")}
+    cmd = ["bash", str(hub / "image" / "binder" / "start"), "jupyterhub-singleuser"]
+    image = (values["jupyterhub"].get("singleuser") or {}).get("image") or {}
+    the_plan = hub_config.plan(values, ports=ports, work=work, password=password, chp=inputs["chp"], cmd=cmd,
+                               user_env=user_env, gateway_token=gateway_token,
+                               image_spec=f"{image.get('name', 'image')}:preview")
+    (work / "homes").mkdir()
+    config = hub_config.write(work, the_plan)
+    hub_proc = procs.start("jupyterhub", [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(config)],
+                           {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}, work)
+    procs.wait_http("jupyterhub", hub_proc, f"http://127.0.0.1:{ports.proxy}/hub/health", 90)
+    hub_ready = time.monotonic() - t0
+    url = f"http://127.0.0.1:{ports.proxy}"
+    out(f"users' environment: {env.label}")
+    out("replaced, as a preview must (everything else is the hub's own):")
+    for o in (*overrides.HUB, *listed):
+        out(f"  {o.target}: {o.why}")
+    out(f"idle stack memory: {procs.rss() / 2**20:.0f} MiB")
+    out(f"hub ready in {hub_ready:.1f} s at {url}/  (any user name, password: {password})")
+    prefix_path = (gateway.get("gateway") or {}).get("prefix", "/").rstrip("/") if gateway_on else None
+    from hub_template.preview.smoke import USER, Target
+
+    target = Target(url=url, password=password, home=work / "homes" / USER,
+                    notebook=workspace_notebook(inputs["workspace"]), gateway_prefix=prefix_path)
+    return {"target": target, "hub_ready": hub_ready, "work": work, "pids": [p.pid for p in procs.started],
+            "memory": procs.rss}

@@ -1,0 +1,161 @@
+"""`hub-template preview --smoke`, for real: JupyterHub, configurable-http-proxy,
+dask-gateway-server and JupyterLab on loopback, driven by Debian's Chromium
+through playwright, on the default hub and on a hub made from a notebook
+repository. Screenshots land in test-artifacts/ (CI uploads the folder).
+
+Where Chromium or configurable-http-proxy is absent the tests skip, saying how
+to install it; .ci/run installs both, so there they run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import ROOT, chart_data, git, render
+from hub_template.preview import overrides
+from hub_template.preview.smoke import CHROMIUM
+
+BIN = Path(sys.executable).parent
+ARTIFACTS = ROOT / "test-artifacts" / "preview"
+README_SHOT = ROOT / "docs" / "preview.png"
+TIMEOUT = 1500  # s: a first run makes the users' environment (pip), once per environment.yml
+
+STEPS = ["log in through the form", "the server starts, JupyterLab opens"]
+GATEWAY_STEPS = ["the dask panel's +NEW makes a cluster with the hub's options"]
+END_STEPS = ["the limits refuse a too-large worker", "the dask panel's cluster shuts down", "the server stops"]
+
+browser = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"no {CHROMIUM}: apt-get install chromium (.ci/run does)"),
+    pytest.mark.skipif(shutil.which("configurable-http-proxy") is None,
+                       reason="no configurable-http-proxy: npm install -g configurable-http-proxy (.ci/run does)"),
+]
+
+
+@pytest.fixture
+def needs_browser():
+    for mark in browser:
+        if mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+
+
+def preview(hub: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HUB_TEMPLATE_CHART_DATA": str(chart_data())}
+    before = {p.pid for p in psutil.process_iter()}
+    done = subprocess.run([str(BIN / "hub-template"), "preview", str(hub), "--smoke",
+                           "--artifacts", str(ARTIFACTS / name), *extra],
+                          env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    (ARTIFACTS / name).mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / name / "output.txt").write_text(done.stdout + done.stderr)
+    # No leftovers: nothing the preview started outlives it. Its programs work
+    # in its folder (hub-template-preview-*) and Chromium in the artifacts'.
+    leftovers = []
+    for p in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
+        if p.pid in before or p.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        where = f"{p.info['cwd'] or ''} {' '.join(p.info['cmdline'] or [])}"
+        if "hub-template-preview-" in where or str(ARTIFACTS / name) in where:
+            leftovers.append(p.info["cmdline"])
+    assert leftovers == [], leftovers
+    return done
+
+
+def smoke_lines(stdout: str) -> list[str]:
+    return [re.sub(r"\s+\d+\.\d s$", "", line[len("smoke: "):]).rstrip()
+            for line in stdout.splitlines() if line.startswith("smoke: ") and not line.startswith("smoke: passed")]
+
+
+def printed_overrides(stdout: str) -> list[str]:
+    lines = stdout.splitlines()
+    start = lines.index("replaced, as a preview must (everything else is the hub's own):") + 1
+    return [line.strip().split(":")[0] for line in lines[start:] if line.startswith("  ")]
+
+
+def test_the_hub_config_is_z2jhs_loading_with_only_the_listed_overrides(template_repo, tmp_path, monkeypatch):
+    """The generated jupyterhub_config.py, loaded by traitlets as JupyterHub
+    loads it, differs from z2jh's loading of the same values by exactly the
+    printed list (overrides.HUB)."""
+    from traitlets.config import PyFileConfigLoader
+
+    from hub_template.preview import command, hub_config
+
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    values = command.read(hub, chart_data())["values"]
+    ports = hub_config.Ports(*range(40001, 40006))
+    plan = hub_config.plan(values, ports=ports, work=tmp_path, password="pw", chp="configurable-http-proxy",
+                           cmd=["bash", "start", "jupyterhub-singleuser"],
+                           user_env={"PATH": "/env/bin", "REPO_DIR": str(hub / "image"), "DASK_ROOT_CONFIG": "/x"},
+                           gateway_token="t", image_spec="img:preview")
+    full = hub_config.write(tmp_path, plan)
+    z2jh = tmp_path / "z2jh_only.py"
+    z2jh.write_text(hub_config.z2jh_part())
+    for name in ("HELM_RELEASE_NAME", "POD_NAMESPACE", "PROXY_HTTP_SERVICE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+
+    def load(path: Path) -> dict:
+        config = PyFileConfigLoader(path.name, str(path.parent)).load_config()
+        return {f"{cls}.{trait}": value for cls, traits in config.items() for trait, value in traits.items()}
+
+    preview, theirs = load(full), load(z2jh)
+    changed = {key for key in preview.keys() | theirs.keys() if preview.get(key) != theirs.get(key)}
+    listed = [o.target for o in overrides.HUB]
+    assert changed == {t for t in listed if not t.startswith("env ")}
+    # The users' environment: KubeSpawner's (the hub's extraEnv and the chart's
+    # snippet) with only the listed variables replaced or added.
+    kube, local = theirs["KubeSpawner.environment"], preview["Spawner.environment"]
+    replaced = {name for name in kube.keys() | local.keys() if kube.get(name) != local.get(name)}
+    expanded = {name for name, value in kube.items() if "$(" in str(value)}
+    assert replaced == {t[4:] for t in listed if t.startswith("env ") and t != "env $(VAR)"} | expanded
+    assert expanded == {"SCRATCH_BUCKET", "PANGEO_SCRATCH"}
+    assert theirs["JupyterHub.authenticator_class"] == "github"  # the hub's own, replaced
+    assert "GitHubOAuthenticator.allowed_organizations" not in changed
+
+
+@pytest.mark.usefixtures("needs_browser")
+def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    done = preview(hub, "default-hub", "--screenshot", str(ARTIFACTS / "default-hub" / "lab.png"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert smoke_lines(done.stdout) == [*STEPS, "the workspace opens hub-notebooks/welcome.ipynb",
+                                        *GATEWAY_STEPS, "hub-notebooks/welcome.ipynb runs to the end", *END_STEPS]
+    # What it replaced, printed: the one list, nothing more.
+    expected = [o.target for o in (*overrides.HUB, *overrides.GATEWAY_BACKEND, *overrides.GATEWAY_ADDRESSES,
+                                   *overrides.GATEWAY_HUB_AUTH)]
+    assert printed_overrides(done.stdout) == expected
+    assert re.search(r"password: \S+\)", done.stdout)
+    assert "APPROXIMATE" in done.stdout
+    # The README's picture: JupyterLab with the dask panel and the notebook, as the test saw it.
+    shot = ARTIFACTS / "default-hub" / "lab.png"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    README_SHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(shot, README_SHOT)
+
+
+@pytest.mark.usefixtures("needs_browser")
+def test_preview_smoke_of_a_hub_from_a_notebook_repository(template_repo, tmp_path):
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("# A researcher's analysis"),
+                      nbformat.v4.new_code_cell("import dask.array as da\n\nda.ones((1000, 1000)).sum().compute()")]
+    nbformat.write(notebook, source / "analysis.ipynb")
+    git(source, "init", "-q")
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "notebooks")
+    hub = render(template_repo, tmp_path / "deployments" / "charlie", source_repo=str(source))
+    assert (hub / "image" / "analysis.ipynb").exists()
+    done = preview(hub, "notebook-repository")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = smoke_lines(done.stdout)
+    assert lines[:2] == STEPS and lines[-len(END_STEPS):] == END_STEPS
+    assert GATEWAY_STEPS[0] in lines
