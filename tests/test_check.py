@@ -502,3 +502,13 @@ def test_kubernetes_keys_are_checked_only_against_the_classic_dask_kubernetes():
     assert [p for p, _ in unknown_keys(config, elsewhere)] == [("gateway", "adress")]
     assert f"dask-kubernetes {version('dask-kubernetes')} is installed" in elsewhere.unchecked["kubernetes"]
     assert "pip install 'hub-template[kubernetes]'" in elsewhere.unchecked["kubernetes"]
+
+
+def test_a_hubploy_yaml_for_hubploy_0_4_is_told_to_update(template_repo, tmp_path_factory, tmp_path):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
+    path = hub / "hubploy.yaml"
+    path.write_text("images:\n  image_name: us-central1-docker.pkg.dev/p/hubs/charlie\n" + path.read_text())
+    failed = failures(hub, chart=None)
+    assert set(failed) == {"ST004"}, failed
+    assert "`images` is hubploy 0.4's: today's hubploy builds no image and reads only `cluster:`" in failed["ST004"]
+    assert failed["ST004"].startswith("- `hubploy.yaml`: `(top level)`: ")

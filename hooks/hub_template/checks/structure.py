@@ -101,6 +101,9 @@ class ST004(Structure):
 
 
 def _hubploy_message(error) -> str:
+    if error.validator == "additionalProperties" and not error.absolute_path and "images" in error.instance:
+        return ("`images` is hubploy 0.4's: today's hubploy builds no image and reads only `cluster:`; "
+                "run `copier update --trust` (1.2.0 renders it again).")
     if error.validator == "additionalProperties":
         return f"{error.message}; hubploy passes these settings as keyword arguments and rejects unknown ones."
     if error.validator == "oneOf" and isinstance(error.instance, dict):
