@@ -409,3 +409,13 @@ def test_braces_in_the_description_and_nulls_in_the_lists(template_repo, tmp_pat
     assert "- None" not in environment and "- odc-stac" in environment
     done = hub_template("check", str(hub), "--select", "ST002")
     assert done.returncode == 0, done.stdout
+
+
+def test_python_310_read_as_31_from_a_data_file_is_explained(template_repo, tmp_path):
+    data = tmp_path / "answers.yml"
+    data.write_text("python_version: 3.10\n")  # YAML reads the number 3.1
+    done = subprocess.run([str(BIN / "copier"), "copy", "--trust", "--defaults", "--data-file", str(data),
+                           str(template_repo), str(tmp_path / "deployments" / "hub")],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and not (tmp_path / "deployments" / "hub").exists()
+    assert 'YAML reads an unquoted 3.10 as 3.1: write "3.10".' in done.stderr
