@@ -12,7 +12,9 @@ and that a bad input gets one clear line instead of a traceback.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +177,245 @@ def test_the_checker_still_sees_where_postbuild_installs_the_dask_config(templat
     done = hub_template("check", str(hub), "--select", "DK001", "--format", "json")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "under ~/.config/dask" in done.stdout
+
+
+# --- 4. credentials in URLs ---------------------------------------------------------------
+
+PASSWORD = "s3cret-Pa55word"
+
+
+def _files_holding(root: Path, secret: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and secret.encode() in p.read_bytes()]
+
+
+def test_a_password_in_source_repo_is_never_recorded_nor_printed(template_repo, tmp_path, capfd):
+    """The fetch fails (nothing listens on port 9), and the folder existed
+    before, so copier leaves what it rendered: the answers file and the
+    READMEs it rendered from the answer hold the URL without its password."""
+    hub = tmp_path / "deployments" / "hub"
+    hub.mkdir(parents=True)
+    url = f"https://alice:{PASSWORD}@127.0.0.1:9/notebooks.git"
+    _, output, error = copy(template_repo, hub, capfd, source_repo=url)
+    assert error is not None
+    no_traceback(output)
+    assert PASSWORD not in output and "https://127.0.0.1:9/notebooks.git" in output
+    assert _files_holding(tmp_path, PASSWORD) == []
+    assert "https://127.0.0.1:9/notebooks.git" in (hub / ".copier-answers.yml").read_text()
+
+
+@pytest.mark.parametrize("line", [
+    f"private-pkg @ https://__token__:{PASSWORD}@pypi.example.org/private_pkg-1.0-py3-none-any.whl",
+    f"--extra-index-url https://__token__:{PASSWORD}@pypi.example.org/simple",
+])
+def test_a_token_in_an_environment_file_is_refused_without_showing_it(template_repo, tmp_path, capfd, line):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"xarray\n{line}\n")
+    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd,
+                              environment_file=str(requirements))
+    assert error is not None and not hub.exists()
+    no_traceback(output)
+    assert PASSWORD not in output and "requirements.txt, line 2:" in output
+    assert _files_holding(tmp_path, PASSWORD) == [requirements]
+
+
+def test_the_checker_flags_a_url_with_a_password_anywhere(template_repo, tmp_path_factory, tmp_path):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway"), tmp_path)
+    (hub / "image" / "notes.md").write_text(f"clone https://bob:{PASSWORD}@git.example.org/data.git\n")
+    done = hub_template("check", str(hub), "--select", "SE003")
+    assert done.returncode == 1 and "image/notes.md:1" in done.stdout and "a URL with a password" in done.stdout
+    assert PASSWORD not in done.stdout + done.stderr
+
+
+# --- 5, 6, 12. secrets the checker must see ---------------------------------------------------
+
+AWS_KEY_ID = "AKIA" + "Q3EXAMPLE7KEY9ZZ"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY"
+GH_TOKEN = "ghp_" + "Zq8x" * 9
+SECRET_VALUES = (AWS_KEY_ID, AWS_SECRET, GH_TOKEN, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "c0ffee-block-secret-1234",
+                 "folded-secret-value-5678", "plaintext-under-sops-9999")
+
+
+def _hostile_secrets(hub: Path, tmp_path: Path) -> dict[str, int]:
+    """Plant each secret the line scan missed; returns file -> line expected."""
+    prod = hub / "secrets" / "prod.yaml"
+    text = prod.read_text()
+    assert 'client_secret: "' in text
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "client_secret:" in line)
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    lines[at : at + 1] = [f"{indent}client_secret: |", f"{indent}  c0ffee-block-secret-1234"]
+    prod.write_text("\n".join(lines) + "\n")
+    common = hub / "config" / "common.yaml"
+    common.write_text(common.read_text() + "extra:\n  api_token: >-\n    folded-secret-value-5678\n")
+    (hub / "image" / ".env").write_text(f"AWS_ACCESS_KEY_ID={AWS_KEY_ID}\nAWS_SECRET_ACCESS_KEY={AWS_SECRET}\n")
+    (hub / "image" / "fetch.py").write_text(f'import os\n\naws_secret_access_key = "{AWS_SECRET}"\n')
+    (hub / "image" / "data").mkdir()
+    (hub / "image" / "data" / "sa.json").write_text(json.dumps({
+        "type": "service_account", "project_id": "p",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
+    }, indent=2))
+    (hub / "config" / "kubeconfig").write_text(
+        "apiVersion: v1\nusers:\n- name: admin\n  user:\n    client-key-data: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n")
+    notebook = {"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": 1,
+                           "source": ["import os\n", "print('hello')\n"],
+                           "outputs": [{"output_type": "stream", "name": "stdout", "text": [f"token {GH_TOKEN}\n"]}]}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (hub / "image" / "leak.ipynb").write_text(json.dumps(notebook, indent=1))
+    # a sops block above values in clear
+    staging = hub / "secrets" / "staging.yaml"
+    text = re.sub(r'client_id: ".*"', 'client_id: "plaintext-under-sops-9999"', staging.read_text())
+    text = re.sub(r'client_secret: ".*"', 'client_secret: "plaintext-under-sops-9999"', text)
+    staging.write_text(text + "sops:\n  mac: ENC[AES256_GCM,data:abc,type:str]\n  version: 3.9.0\n")
+    return {"secrets/prod.yaml": at + 2, "config/common.yaml": len(common.read_text().splitlines()),
+            "image/.env": 1, "image/fetch.py": 3, "image/data/sa.json": None, "config/kubeconfig": 5,
+            "image/leak.ipynb": None, "secrets/staging.yaml": None}
+
+
+def test_the_checker_sees_every_secret_and_never_echoes_one(template_repo, tmp_path_factory, tmp_path):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway"), tmp_path)
+    expected = _hostile_secrets(hub, tmp_path)
+    done = hub_template("check", str(hub), "--select", "SE", "--format", "json")
+    no_traceback(done.stdout + done.stderr)
+    assert done.returncode == 1
+    report = json.loads(done.stdout)["checks"]
+    se003, se001 = report["SE003"]["err_msg"], report["SE001"]["err_msg"]
+    for rel, line in expected.items():
+        if rel == "secrets/staging.yaml":
+            assert "secrets/staging.yaml" in se001  # fake sops: in clear, no placeholder left
+            continue
+        assert (f"`{rel}:{line}`" if line else f"`{rel}:") in se003, (rel, se003)
+    everything = done.stdout + done.stderr + hub_template("check", str(hub)).stdout
+    for value in SECRET_VALUES:
+        assert value not in everything, value
+    assert "ignore" not in se003.lower() and "ignore" not in se001.lower()
+
+
+def test_a_secret_that_is_a_symlink_out_of_the_repository_is_a_finding(template_repo, tmp_path_factory,
+                                                                      tmp_path):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(f"token: {GH_TOKEN}\n")
+    (hub / "secrets" / "prod.yaml").unlink()
+    (hub / "secrets" / "prod.yaml").symlink_to(outside)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "hub")
+    done = hub_template("check", str(hub), "--select", "SE")
+    no_traceback(done.stdout + done.stderr)
+    assert done.returncode == 1 and "secrets/prod.yaml" in done.stdout and "is a symlink" in done.stdout
+    assert GH_TOKEN not in done.stdout + done.stderr
+
+
+# --- 8. DASK_* exports of the image's scripts ---------------------------------------------------
+
+
+@pytest.mark.parametrize("dask_config", ["/", "HOST"])
+def test_dask_config_in_start_never_reads_the_host(template_repo, tmp_path_factory, tmp_path, dask_config):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway"), tmp_path)
+    host = tmp_path / "host-config"
+    host.mkdir()
+    (host / "mine.yaml").write_text("operatorsownsetting: 1\n")
+    target = str(host) if dask_config == "HOST" else dask_config
+    start = hub / "image" / "binder" / "start"
+    start.write_text(start.read_text().replace("set -euo pipefail\n", f"set -euo pipefail\nexport DASK_CONFIG={target}\n"
+                                               "export DASK_LABEXTENSION__FACTORY__CLASS=LocalCluster\n"
+                                               "export DASK_GATEWAY__ADDRESS=http://elsewhere\n", 1))
+    done = hub_template("check", str(hub), "--select", "DK", "--format", "json")
+    no_traceback(done.stdout + done.stderr)
+    report = json.loads(done.stdout)["checks"]
+    assert "operatorsownsetting" not in done.stdout
+    assert report["DK002"]["result"] is True
+    dk003 = report["DK003"]["err_msg"]
+    assert "`image/binder/start:6`" in dk003 and "DASK_LABEXTENSION__FACTORY__CLASS" in dk003
+    assert "`image/binder/start:7`" in dk003 and "DASK_GATEWAY__ADDRESS" in dk003
+
+
+# --- 11. YAML alias bombs -----------------------------------------------------------------------
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+def test_an_alias_bomb_from_a_source_is_refused_in_one_line(template_repo, tmp_path, capfd):
+    source = make_source(tmp_path / "source", {".dask/config.yaml": BOMB, "intro.ipynb": "{}"})
+    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd, source_repo=str(source))
+    assert error is not None and not hub.exists()
+    no_traceback(output)
+    assert ".dask/config.yaml of" in output and "holds an alias (*a)" in output
+
+
+def test_an_alias_bomb_or_duplicate_anchor_in_a_hub_does_not_stop_the_checker(template_repo, tmp_path_factory,
+                                                                          tmp_path):
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway"), tmp_path)
+    (hub / "image" / ".dask" / "bomb.yaml").write_text(BOMB)
+    (hub / "config" / "anchors.yaml").write_text("a: &x 1\nb: &x 2\nc: *x\n")
+    for select in ("SE", "ST003", "DK", ""):
+        done = hub_template("check", str(hub), *(["--select", select] if select else []))
+        no_traceback(done.stdout + done.stderr)
+        assert done.returncode in (0, 1), done.stderr
+    done = hub_template("check", str(hub), "--select", "ST003")
+    assert "image/.dask/bomb.yaml" in done.stdout and "expands its aliases" in done.stdout
+    assert "config/anchors.yaml" in done.stdout and "duplicate anchor" in done.stdout
+
+
+# --- 14. a kubernetes hub keeps its own dask settings ------------------------------------------
+
+
+def test_a_kubernetes_hub_drops_the_sources_gateway_settings(template_repo, tmp_path, capfd):
+    source = make_source(tmp_path / "source", {
+        ".dask/config.yaml": "gateway:\n  address: http://elsewhere\narray:\n  chunk-size: 64MiB\n",
+        "intro.ipynb": "{}"})
+    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd,
+                              source_repo=str(source), dask_backend="kubernetes")
+    assert error is None, output
+    config = (hub / "image" / ".dask" / "config.yaml").read_text()
+    assert "elsewhere" not in config and "chunk-size: 64MiB" in config
+    assert "gateway left out: the hub's dask backend decides how clusters are made" in output
+
+
+# --- 15. the rest ------------------------------------------------------------------------------
+
+
+def test_a_source_of_too_many_files_is_refused(template_repo, tmp_path, capfd):
+    from hub_template.git_source import FILE_COUNT_CAP
+
+    source = tmp_path / "source"
+    source.mkdir()
+    git(source, "init", "-q")
+    for n in range(FILE_COUNT_CAP + 1):
+        (source / f"f{n}").touch()
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "many")
+    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd, source_repo=str(source))
+    assert error is not None and not hub.exists()
+    no_traceback(output)
+    assert f"has {FILE_COUNT_CAP + 1} files; the image takes at most {FILE_COUNT_CAP}" in output
+
+
+def test_an_ssh_url_that_is_an_option_is_refused_without_traceback(template_repo, tmp_path, capfd):
+    canary = tmp_path / "proxy-ran"
+    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd,
+                              source_repo=f"ssh://[-oProxyCommand=touch {canary}]/x".replace(" ", "${IFS}"))
+    assert error is not None and not hub.exists() and not canary.exists()
+    no_traceback(output)
+    assert "is not a valid URL" in output
+
+
+def test_braces_in_the_description_and_nulls_in_the_lists(template_repo, tmp_path, capfd):
+    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd,
+                              hub_description="Uses {{ templates }} in its notebooks", pip_packages=[None, "odc-stac"])
+    assert error is None, output
+    environment = (hub / "image" / "binder" / "environment.yml").read_text()
+    assert "- None" not in environment and "- odc-stac" in environment
+    done = hub_template("check", str(hub), "--select", "ST002")
+    assert done.returncode == 0, done.stdout
+
+
+def test_python_310_read_as_31_from_a_data_file_is_explained(template_repo, tmp_path):
+    data = tmp_path / "answers.yml"
+    data.write_text("python_version: 3.10\n")  # YAML reads the number 3.1
+    done = subprocess.run([str(BIN / "copier"), "copy", "--trust", "--defaults", "--data-file", str(data),
+                           str(template_repo), str(tmp_path / "deployments" / "hub")],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and not (tmp_path / "deployments" / "hub").exists()
+    assert 'YAML reads an unquoted 3.10 as 3.1: write "3.10".' in done.stderr

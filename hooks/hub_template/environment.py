@@ -34,6 +34,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from hub_template import url_credentials
+from hub_template.safe_yaml import compose_untrusted
+
 
 class SpecError(ValueError):
     """An environment that cannot be imported; the message says where and why."""
@@ -197,6 +200,12 @@ class PipSpec:
 
 def parse_pip_spec(text: str) -> PipSpec:
     text = text.strip()
+    shown = url_credentials.strip(text)
+    if shown != text:
+        raise SpecError(
+            f"'{shown}' has credentials in its URL (not shown): they would land in git and the image; "
+            "give pip its index credentials at build time instead"
+        )
     if text.startswith("-"):
         raise SpecError(
             f"'{text}' is a pip option; only package requirements are imported "
@@ -273,11 +282,13 @@ def read_environment(text: str, origin: str, include=None) -> Environment:
     --from-history): `name:` and `prefix:` dropped, build strings stripped,
     `pip:` kept. Raises SpecError naming the offending line."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose_untrusted(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{origin}{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+        raise SpecError(f"{origin}{where}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
+    except RecursionError:
+        raise SpecError(f"{origin}: nested too deeply to be an environment file") from None
     env = Environment(origin)
     if root is None:
         return env
@@ -327,6 +338,11 @@ def _sequence(node, origin: str, key: str, mappings: bool = False):
 
 def _add_channel(env: Environment, node) -> None:
     channel, line = str(node.value).strip(), node.start_mark.line + 1
+    if url_credentials.has_credentials(channel):
+        raise SpecError(
+            f"{env.origin}, line {line}: channel '{url_credentials.strip(channel)}' has credentials in its URL "
+            "(not shown): they would land in git and the image"
+        )
     if not _CHANNEL_NAME.match(channel):
         raise SpecError(f"{env.origin}, line {line}: '{channel}' is not a conda channel name")
     if channel in _DROPPED_CHANNELS:

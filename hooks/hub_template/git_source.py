@@ -27,9 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hub_template import url_credentials
+
 MB = 1024 * 1024
 FILE_CAP = 50 * MB  # a file, and
 TOTAL_CAP = 200 * MB  # all files of the commit
+FILE_COUNT_CAP = 20_000  # files and links of the commit
 TIMEOUT = 300  # seconds for the whole download
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
@@ -50,44 +53,49 @@ class Source:
 
 def parse_source(text: str, origin_dir: Path) -> Source:
     """Check `source_repo` and say how git must reach it. A relative local path
-    is relative to `origin_dir`, where the user ran copier."""
+    is relative to `origin_dir`, where the user ran copier. Messages show the
+    answer without the credentials a URL may carry."""
     allowed = "give an https://, ssh://, git@host:path or file:// URL, or a local path"
+    shown = url_credentials.strip(text)
     if not text or _CONTROL.search(text) or re.search(r"\s", text):
-        raise SourceError(f"source_repo {text!r} is not allowed: {allowed}, without spaces.")
+        raise SourceError(f"source_repo {shown!r} is not allowed: {allowed}, without spaces.")
     if text.startswith("-"):
-        raise SourceError(f"source_repo '{text}' looks like a git option, which is never allowed: {allowed}.")
+        raise SourceError(f"source_repo '{shown}' looks like a git option, which is never allowed: {allowed}.")
     if re.match(r"^[A-Za-z0-9][A-Za-z0-9+.-]*::", text):
         raise SourceError(
-            f"source_repo '{text}' names a git transport ('::'), which is never allowed: {allowed}."
+            f"source_repo '{shown}' names a git transport ('::'), which is never allowed: {allowed}."
         )
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if scheme:
-        return _parse_url(text, scheme[1].lower(), allowed, origin_dir)
+        return _parse_url(text, scheme[1].lower(), allowed, origin_dir, shown)
     scp = re.match(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>.*)$", text)
     if scp and not re.match(r"^[A-Za-z]:[\\/]", text):
         if scp["host"].startswith("-") or (scp["user"] or "").startswith("-"):
-            raise SourceError(f"source_repo '{text}': a host or user name never starts with '-'.")
+            raise SourceError(f"source_repo '{shown}': a host or user name never starts with '-'.")
         if not scp["path"]:
-            raise SourceError(f"source_repo '{text}' names no repository after the ':'.")
-        return Source(text, "ssh", text)
-    return _local(Path(os.path.expanduser(text)), text, origin_dir)
+            raise SourceError(f"source_repo '{shown}' names no repository after the ':'.")
+        return Source(text, "ssh", shown)
+    return _local(Path(os.path.expanduser(text)), shown, origin_dir)
 
 
-def _parse_url(text: str, scheme: str, allowed: str, origin_dir: Path) -> Source:
-    parts = urlsplit(text)
+def _parse_url(text: str, scheme: str, allowed: str, origin_dir: Path, shown: str) -> Source:
+    try:
+        parts = urlsplit(text)
+        host, user = parts.hostname or "", parts.username or ""
+    except ValueError:  # `ssh://[-oProxyCommand=x]/x`: not even a URL
+        raise SourceError(f"source_repo '{shown}' is not a valid URL: {allowed}.") from None
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise SourceError(
-                f"source_repo '{text}': a file:// URL names a path on this machine, like file:///home/me/notebooks."
+                f"source_repo '{shown}': a file:// URL names a path on this machine, like file:///home/me/notebooks."
             )
-        return _local(Path(parts.path), text, origin_dir)
+        return _local(Path(parts.path), shown, origin_dir)
     if scheme not in ("https", "ssh", "git+ssh"):
         hint = " (use https://)" if scheme in ("http", "git") else ""
-        raise SourceError(f"source_repo '{text}' uses {scheme}://, which is not allowed{hint}: {allowed}.")
-    host = parts.hostname or ""
-    if not host or host.startswith("-") or (parts.username or "").startswith("-"):
-        raise SourceError(f"source_repo '{text}' has no valid host name: {allowed}.")
-    return Source(text, "https" if scheme == "https" else "ssh", text)
+        raise SourceError(f"source_repo '{shown}' uses {scheme}://, which is not allowed{hint}: {allowed}.")
+    if not host or host.startswith("-") or user.startswith("-") or not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
+        raise SourceError(f"source_repo '{shown}' has no valid host name: {allowed}.")
+    return Source(text, "https" if scheme == "https" else "ssh", shown)
 
 
 def _local(path: Path, text: str, origin_dir: Path) -> Source:
@@ -185,7 +193,8 @@ def _tree_size(path: Path) -> int:
 
 
 def _last_error(result: subprocess.CompletedProcess) -> str:
-    lines = [line.strip() for line in result.stderr.decode(errors="replace").splitlines() if line.strip()]
+    text = url_credentials.strip(result.stderr.decode(errors="replace"))  # git may name the URL
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
     return (fatal or lines or ["git gave no reason"])[-1]
 
@@ -226,7 +235,13 @@ class SourceTree:
         if result.returncode:
             raise SourceError(f"Could not list the files of {self.source.shown}: {_last_error(result)}")
         total, links = 0, {}
-        for record in result.stdout.split(b"\0"):
+        records = [r for r in result.stdout.split(b"\0") if r]
+        if len(records) > FILE_COUNT_CAP:
+            raise SourceError(
+                f"{self.source.shown} has {len(records)} files; the image takes at most {FILE_COUNT_CAP} "
+                "from it. " + LARGE_DATA.format(bucket=bucket)
+            )
+        for record in records:
             if not record:
                 continue
             meta, _, raw_path = record.partition(b"\t")

@@ -41,7 +41,8 @@ from pathlib import Path
 
 import yaml
 
-from hub_template import environment, load_data
+from hub_template import environment, load_data, url_credentials
+from hub_template.safe_yaml import load_untrusted
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
 
 WORK = ".hub-template-import"  # scratch space inside the new hub, removed at the end
@@ -110,12 +111,35 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(work, ignore_errors=True)
         summary = run(hub, hub / args.answers_file, Path(args.origin_dir), work)
     except (ImportFailed, SourceError, environment.SpecError, OSError) as error:
-        print(f"\nhub-template could not build the image: {error}\n", file=sys.stderr)
+        print(f"\nhub-template could not build the image: {url_credentials.strip(str(error))}\n", file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(summary, file=sys.stderr)
+        scrub_credentials(hub, hub / args.answers_file)
+    print(url_credentials.strip(summary), file=sys.stderr)
     return 0
+
+
+def scrub_credentials(hub: Path, answers_path: Path) -> None:
+    """copier rendered source_repo as it was answered, into the answers file
+    and the READMEs: with the credentials a URL may carry removed there, no
+    file of the hub holds them."""
+    try:
+        answer = str((yaml.safe_load(answers_path.read_text()) or {}).get("source_repo") or "")
+    except (OSError, yaml.YAMLError):
+        return
+    clean = url_credentials.strip(answer)
+    if clean == answer:
+        return
+    for folder, dirs, names in os.walk(hub):
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        for name in names:
+            path = Path(folder) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            data = path.read_bytes()
+            if answer.encode() in data:
+                path.write_bytes(data.replace(answer.encode(), clean.encode()))
 
 
 def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
@@ -495,9 +519,13 @@ def workspace_for_jupyterlab4(text: str, origin: str) -> tuple[str, str | None]:
 
 def _yaml_mapping(text: str, origin: str) -> dict:
     try:
-        data = yaml.safe_load(text)
+        data = load_untrusted(text)
     except yaml.YAMLError as error:
-        raise ImportFailed(f"{origin} is not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ImportFailed(f"{origin}{where} is not valid YAML: {getattr(error, 'problem', None) or error}") from None
+    except RecursionError:
+        raise ImportFailed(f"{origin} is nested too deeply to be a dask configuration.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -529,11 +557,15 @@ def _additions(hub: dict, source: dict, path: tuple, origin: str, notes: list[st
     found = {}
     for key, value in source.items():
         where = path + (key,)
-        if key not in hub:
+        dotted = ".".join(map(str, where))
+        if where in HUB_DASK_KEYS and key not in hub:
+            # e.g. gateway.* in a kubernetes hub: how clusters are made is the hub's decision
+            notes.append(f"{origin}: {dotted} left out: the hub's dask backend decides how clusters are made")
+        elif key not in hub:
             found[key] = value
         elif where in HUB_DASK_KEYS or not (isinstance(hub[key], dict) and isinstance(value, dict)):
             if hub[key] != value:
-                notes.append(f"{origin}: {'.'.join(map(str, where))} left out, the hub's own setting is kept")
+                notes.append(f"{origin}: {dotted} left out, the hub's own setting is kept")
         elif sub := _additions(hub[key], value, where, origin, notes):
             found[key] = sub
     return found

@@ -3,7 +3,11 @@
 - git-crypt: the blob starts with the bytes ``\\0GITCRYPT\\0``.
 - sops: YAML, JSON and binary files (stored as JSON) carry a top-level ``sops``
   mapping with its ``mac`` and ``version``; INI files a ``[sops]`` section;
-  dotenv files ``sops_version=`` and ``sops_mac=`` lines.
+  dotenv files ``sops_version=`` and ``sops_mac=`` lines. And every value is
+  ``ENC[...]``, except those sops' own metadata says it leaves in clear
+  (``unencrypted_suffix``, ``unencrypted_regex``, or keys outside
+  ``encrypted_regex`` / ``encrypted_suffix``): a ``sops:`` block above values
+  in clear is no encryption.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import re
 from pathlib import Path
 
 import yaml
+
+from ..safe_yaml import load_bounded
 
 GITCRYPT_MAGIC = b"\0GITCRYPT\0"
 SOPS_METADATA = {"mac", "version", "lastmodified"}
@@ -27,16 +33,57 @@ def encryption_of(data: bytes) -> str | None:
     if "sops" not in text:
         return None
     try:
-        doc = yaml.load(text, Loader=YamlLoader)  # JSON is YAML too
-    except yaml.YAMLError:
+        doc = load_bounded(text)  # JSON is YAML too
+    except (yaml.YAMLError, RecursionError):
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("sops"), dict) and SOPS_METADATA & set(doc["sops"]):
-        return "sops"
+        values = {k: v for k, v in doc.items() if k != "sops"}
+        return "sops" if all(_sops_leaves(values, doc["sops"])) else None
     if re.search(r"^\[sops\]\s*$", text, re.M) and re.search(r"^mac\s*=", text, re.M):
-        return "sops"
+        return "sops" if all(_encrypted(v) for v in _ini_values(text)) else None
     if re.search(r"^sops_version=", text, re.M) and re.search(r"^sops_mac=", text, re.M):
-        return "sops"
+        values = [line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith(("#", "sops_"))]
+        return "sops" if all(_encrypted(v) for _, v in values) else None
     return None
+
+
+def _encrypted(value: object) -> bool:
+    return isinstance(value, str) and value.startswith("ENC[") and value.endswith("]")
+
+
+def _sops_leaves(data: object, meta: dict, state: str | None = None):
+    """For each leaf value: whether it is as sops' rules (in its metadata)
+    say it must be. A key that matches an encrypt rule encrypts all below
+    it, one that matches a leave-in-clear rule leaves all below in clear."""
+    only = [meta.get(k) for k in ("encrypted_suffix", "encrypted_regex") if meta.get(k)]
+    suffix = meta.get("unencrypted_suffix") or ("_unencrypted" if not only and not meta.get("unencrypted_regex") else None)
+    if isinstance(data, dict):
+        for key, value in data.items():
+            key = str(key)
+            decided = state
+            if state is None:
+                if (suffix and key.endswith(str(suffix))) or (
+                        meta.get("unencrypted_regex") and re.search(str(meta["unencrypted_regex"]), key)):
+                    decided = "clear"
+                elif (meta.get("encrypted_suffix") and key.endswith(str(meta["encrypted_suffix"]))) or (
+                        meta.get("encrypted_regex") and re.search(str(meta["encrypted_regex"]), key)):
+                    decided = "encrypted"
+            yield from _sops_leaves(value, meta, decided)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _sops_leaves(item, meta, state)
+    else:
+        clear_allowed = state == "clear" or (state is None and bool(only))
+        yield clear_allowed or _encrypted(data)
+
+
+def _ini_values(text: str):
+    section = None
+    for line in text.splitlines():
+        if re.match(r"^\[.*\]\s*$", line):
+            section = line.strip()
+        elif "=" in line and section != "[sops]" and not line.lstrip().startswith(("#", ";")):
+            yield line.split("=", 1)[1].strip()
 
 
 def _placeholder_pattern() -> re.Pattern[str]:

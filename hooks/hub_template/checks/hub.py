@@ -8,6 +8,7 @@ selected costs nothing).
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,7 +18,8 @@ import yaml
 
 from .. import load_data
 from ..helm_values import Chart, Problem, ValuesFile
-from .encryption import YamlLoader, encryption_of
+from ..safe_yaml import load_bounded
+from .encryption import encryption_of
 
 ANSWERS_FILE = ".copier-answers.yml"
 
@@ -85,15 +87,36 @@ class Hub:
     # --- files ---------------------------------------------------------------
 
     @cached_property
-    def files(self) -> list[str]:
-        """Every file of the hub, relative, in POSIX form (no .git, no editor leftovers)."""
+    def _walk(self) -> tuple[list[str], dict[str, str]]:
+        """The hub's regular files and its symlinks (never followed), relative."""
         skip = {".git", ".ipynb_checkpoints", "__pycache__"}
-        found = []
-        for p in sorted(self.path.rglob("*")):
-            rel = p.relative_to(self.path)
-            if p.is_file() and not skip & set(rel.parts):
-                found.append(rel.as_posix())
-        return found
+        files, links = [], {}
+        for folder, dirs, names in os.walk(self.path):
+            base = Path(folder).relative_to(self.path)
+            for name in [*dirs]:
+                if name in skip:
+                    dirs.remove(name)
+                elif (Path(folder) / name).is_symlink():
+                    dirs.remove(name)
+                    links[(base / name).as_posix()] = os.readlink(Path(folder) / name)
+            for name in names:
+                path, rel = Path(folder) / name, (base / name).as_posix()
+                if path.is_symlink():
+                    links[rel] = os.readlink(path)
+                elif path.is_file():
+                    files.append(rel)
+        return sorted(files), dict(sorted(links.items()))
+
+    @property
+    def files(self) -> list[str]:
+        """Every regular file of the hub, relative, in POSIX form (no .git, no
+        editor leftovers, nothing reached through a symlink)."""
+        return self._walk[0]
+
+    @property
+    def links(self) -> dict[str, str]:
+        """The hub's symlinks: relative path -> target. The checker reads none."""
+        return self._walk[1]
 
     @cached_property
     def _bytes(self) -> dict[str, bytes | None]:
@@ -102,7 +125,8 @@ class Hub:
     def raw(self, rel: str) -> bytes | None:
         if rel not in self._bytes:
             path = self.path / rel
-            self._bytes[rel] = path.read_bytes() if path.is_file() else None
+            inside = rel in self.files  # a regular file, reached through no link
+            self._bytes[rel] = path.read_bytes() if inside else None
         return self._bytes[rel]
 
     def text(self, rel: str) -> str | None:
@@ -127,7 +151,9 @@ class Hub:
                 self._parsed[rel] = Parsed()
             else:
                 try:
-                    self._parsed[rel] = Parsed(yaml.load(text, Loader=YamlLoader))
+                    self._parsed[rel] = Parsed(load_bounded(text))
+                except RecursionError:
+                    self._parsed[rel] = Parsed(problem=Problem(rel, None, "is not valid YAML: nested too deeply."))
                 except yaml.YAMLError as error:
                     mark = getattr(error, "problem_mark", None)
                     what = getattr(error, "problem", None) or str(error)

@@ -337,7 +337,7 @@ def _shellcheck() -> str | None:
 
 def _scripts(hub: Hub) -> list[str]:
     base = plan(hub)
-    return [rel for rel in (base.rel("postBuild"), base.rel("start")) if (hub.path / rel).is_file()]
+    return [rel for rel in (base.rel("postBuild"), base.rel("start")) if rel in hub.files]  # never a link
 
 
 def _is_shell(text: str) -> bool:

@@ -89,7 +89,8 @@ def _runtime_config(hub: Hub) -> RuntimeConfig:
             values = hub.values_file(rel) if rel.endswith(DASK_SUFFIXES) else None
             if values is not None and all(f.label != rel for f in result.files):
                 result.files.append(values)
-    result.hidden = [posixpath.relpath(p, f"{HOME}/.config/dask") for p in image.under(f"{HOME}/.config/dask")]
+    result.hidden = [posixpath.relpath(p, f"{HOME}/.config/dask")
+                     for p in image.under(f"{HOME}/.config/dask", recursive=True)]
     result.config = dask.config.merge(*(f.data for f in result.files)) if result.files else {}
     return result
 
@@ -103,11 +104,14 @@ class ImageModel:
         self.files = {f"{REPO}/{rel[len('image/'):]}": rel for rel in hub.files if rel.startswith("image/")}
         self.dirs = {posixpath.dirname(p) for p in self.files}
 
-    def under(self, folder: str) -> list[str]:
+    def under(self, folder: str, recursive: bool = False) -> list[str]:
+        """The files in `folder` (dask reads a folder's own files, not its
+        subfolders'), or the file `folder` names."""
         folder = posixpath.normpath(folder)
         if folder in self.files:
             return [folder]
-        return sorted(p for p in self.files if p.startswith(folder.rstrip("/") + "/"))
+        prefix = folder.rstrip("/") + "/"
+        return sorted(p for p in self.files if p.startswith(prefix) and (recursive or "/" not in p[len(prefix):]))
 
     def is_dir(self, path: str) -> bool:
         return path in self.dirs or any(p.startswith(path.rstrip("/") + "/") for p in self.files)
@@ -200,10 +204,10 @@ class ImageModel:
             if source in self.files:
                 moved[base] = self.files[source]
             else:  # a folder (cp -r, ln -s): everything under it
-                for path in self.under(source):
+                for path in self.under(source, recursive=True):
                     moved[base + path[len(source) :]] = self.files[path]
             if command == "mv":
-                for path in [source, *self.under(source)]:
+                for path in [source, *self.under(source, recursive=True)]:
                     self.files.pop(path, None)
         self.files.update(moved)
         self.dirs.update(posixpath.dirname(p) for p in moved)

@@ -17,25 +17,13 @@ import yaml
 
 from ..helm_values import Problem
 from .base import Secrets, code, report
-from .encryption import PLACEHOLDER, YamlLoader, encryption_of
+from ..safe_yaml import load_bounded
+from .credential_scan import credentials
+from .encryption import PLACEHOLDER, encryption_of
 from .hub import Hub
 
 # sops' key sources: a creation rule without one encrypts nothing.
 SOPS_KEYS = ("kms", "gcp_kms", "azure_keyvault", "pgp", "age", "hc_vault_transit_uri", "key_groups")
-
-SECRET_KEY = re.compile(r"secret|token|passw(or)?d|private[-_]?key|access[-_]?key|api[-_]?key|credential", re.I)
-NOT_A_SECRET_KEY = re.compile(r"(name|ref|file|path|uri|url|type|class|kind|mode|enabled|existing\w*)$", re.I)
-TOKEN_SHAPES = (
-    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b")),
-    ("an AWS access key", re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")),
-    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("a JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
-)
-KEY_VALUE = re.compile(r"""^\s*(?:-\s+)?["']?(?P<key>[A-Za-z0-9_.-]+)["']?\s*[:=]\s*(?P<value>.*?)\s*,?\s*$""")
-REFERENCE = re.compile(r"^(\$\(.*\)|\$\{.*\}|\{.*\}|[|>][-+]?|[\[{]|null|~|true|false)$")
-
 
 @dataclass(frozen=True)
 class SecretFile:
@@ -46,9 +34,9 @@ class SecretFile:
     staged_in_clear: bool = False  # git's index already holds it unencrypted, with real values
 
 
-def _has_secret_values(data: bytes) -> bool:
+def _has_secret_values(data: bytes, rel: str) -> bool:
     text = data.decode("utf-8", errors="replace")
-    return not PLACEHOLDER.search(text) or bool(credentials(text))
+    return not PLACEHOLDER.search(text) or bool(credentials(text, rel))
 
 
 def secret_files(hub: Hub) -> list[SecretFile]:
@@ -71,26 +59,8 @@ def _secret_files(hub: Hub) -> list[SecretFile]:
             rel, encryption,
             placeholders=bool(PLACEHOLDER.search(data.decode("utf-8", errors="replace"))),
             on_commit="git-crypt" if unlocked and filters.get(path) == "git-crypt" else None,
-            staged_in_clear=blob is not None and encryption_of(blob) is None and _has_secret_values(blob),
+            staged_in_clear=blob is not None and encryption_of(blob) is None and _has_secret_values(blob, rel),
         ))
-    return found
-
-
-def credentials(text: str) -> list[tuple[int, str]]:
-    """(line, what) for each value in clear that looks like a credential."""
-    found = []
-    for number, line in enumerate(text.splitlines(), 1):
-        shape = next((what for what, pattern in TOKEN_SHAPES if pattern.search(line)), None)
-        if shape:
-            found.append((number, f"holds what looks like {shape}"))
-            continue
-        match = KEY_VALUE.match(line)
-        if not match or not SECRET_KEY.search(match["key"]) or NOT_A_SECRET_KEY.search(match["key"]):
-            continue
-        value = re.sub(r"\s+#.*$", "", match["value"]).strip().strip("\"'")
-        if (len(value) >= 8 and not PLACEHOLDER.fullmatch(value) and not REFERENCE.match(value)
-                and not re.match(r"^https?://", value)):
-            found.append((number, f"{code(match['key'])} holds what looks like a credential"))
     return found
 
 
@@ -99,10 +69,14 @@ class SE001(Secrets):
 
     def check(self, hub: Hub) -> str | None:
         files = secret_files(hub)
-        if not files:
+        links = {rel: target for rel, target in hub.links.items() if rel.startswith("secrets/")}
+        if not files and not links:
             return self.skip("no secrets/ folder")
         how = _how_to_encrypt(hub)
-        problems = []
+        problems = [Problem(rel, None,
+            f"is a symlink (to {code(target)}), which the checker does not follow: git commits the link, "
+            "not the secret, and hubploy reads whatever it points to. Put the encrypted file itself there.")
+            for rel, target in links.items()]
         for f in files:
             if f.staged_in_clear:
                 problems.append(Problem(f.rel, None,
@@ -151,8 +125,8 @@ class SE002(Secrets):
                 continue
             label = _relative(config, hub.path)
             try:
-                rules = (yaml.load(config.read_text(), Loader=YamlLoader) or {}).get("creation_rules") or []
-            except (yaml.YAMLError, AttributeError):
+                rules = (load_bounded(config.read_text()) or {}).get("creation_rules") or []
+            except (yaml.YAMLError, AttributeError, RecursionError, OSError, UnicodeDecodeError):
                 problems.append(Problem(label, None, "is not a mapping with `creation_rules`; fix its YAML."))
                 continue
             # sops compares the path relative to the .sops.yaml's folder; the first matching rule wins.
@@ -173,14 +147,13 @@ class SE003(Secrets):
     "No value that looks like a credential is in clear"
 
     def check(self, hub: Hub) -> str:
+        # Every file of the hub: image/ (notebooks, scripts, data), config/,
+        # the answers file, the READMEs, secrets/ not encrypted.
         protected = {f.rel for f in secret_files(hub) if f.encryption or f.on_commit}
-        clear = [rel for rel in hub.files if rel not in protected and (
-            rel.startswith(("secrets/", "config/", "image/binder/", "image/.dask/"))
-            or rel == "hubploy.yaml")]
         problems = []
-        for rel in clear:
-            text = hub.text(rel)
-            for line, what in credentials(text or ""):
+        for rel in hub.files:
+            text = None if rel in protected else hub.text(rel)
+            for line, what in credentials(text or "", rel):
                 fix = ("Encrypt the file, or put the template's placeholder back until it is."
                        if rel.startswith("secrets/") else
                        "Move it to secrets/<env>.yaml, which is encrypted, and rotate it if it was pushed.")

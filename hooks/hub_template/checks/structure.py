@@ -55,10 +55,13 @@ class ST002(Structure):
                     for rel in hub.files if rel.endswith(".jinja") or "{{" in rel or "{%" in rel]
         expected = _template_files(hub)
         owned = expected.owned if expected else [rel for rel in hub.files if not rel.startswith("secrets/")]
+        # An answer may itself hold braces (a hub_description "{{ x }}"): copier renders it as text.
+        answered = [str(v) for v in hub.answers.values() if isinstance(v, str) and ("{" in v)]
         for rel in owned:
             text = hub.text(rel)
             for number, line in enumerate((text or "").splitlines(), 1):
-                match = JINJA.search(line)
+                match = next((m for m in JINJA.finditer(line)
+                              if not any(m.group(0) in answer for answer in answered)), None)
                 if match:
                     problems.append(Problem(rel, number, f"holds unrendered Jinja {code(match.group(0))}; "
                                             "replace it with the value it stands for."))

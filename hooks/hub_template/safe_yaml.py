@@ -1,0 +1,88 @@
+"""YAML from untrusted hands, parsed within bounds.
+
+A few lines of anchors and aliases (`a: &a [x, x]`, `b: &b [*a, *a]`, ...)
+describe a document of billions of nodes: pyyaml builds it sharing the
+repeated parts, but anything that walks it (a merge, a comparison, a dump, a
+scan for secrets) then runs for minutes. So:
+
+- `load_untrusted` (what a source repository or an environment file holds)
+  refuses aliases outright: no configuration file needs them;
+- `load_bounded` (a hub's own files, where an operator may use an anchor)
+  refuses a document whose aliases expand past EXPANDED_NODES nodes;
+- both refuse a text longer than MAX_CHARS before parsing it.
+
+Both raise `yaml.YAMLError` with a mark, as any parser error, so callers
+report them the same way. Runs in copier's interpreter: pyyaml only.
+"""
+
+from __future__ import annotations
+
+import yaml
+from yaml.composer import ComposerError
+
+MAX_CHARS = 5 * 1024 * 1024
+EXPANDED_NODES = 200_000
+
+
+class _NoAliases(yaml.SafeLoader):
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ComposerError(None, None, f"holds an alias (*{event.anchor}), which hub-template does not "
+                                "read from a source: write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+class _Bounded(yaml.SafeLoader):
+    def compose_document(self):
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the nodes the document stands for once every alias is expanded,
+    each shared node counted once per use but computed once."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = EXPANDED_NODES + 1  # a node inside itself (a recursive alias) is too many
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = min(total, EXPANDED_NODES + 1)
+        return sizes[id(node)]
+
+    if root is not None and size(root) > EXPANDED_NODES:
+        raise ComposerError(None, None, f"expands its aliases to more than {EXPANDED_NODES} values; "
+                            "write it without nested aliases", root.start_mark)
+
+
+def _checked_length(text: str) -> str:
+    if len(text) > MAX_CHARS:
+        raise yaml.YAMLError(f"is longer than {MAX_CHARS // 2**20} MB, too large for a configuration file")
+    return text
+
+
+def load_untrusted(text: str):
+    """yaml.safe_load without aliases."""
+    return yaml.load(_checked_length(text), Loader=_NoAliases)
+
+
+def compose_untrusted(text: str):
+    """yaml.compose without aliases (for line numbers)."""
+    return yaml.compose(_checked_length(text), Loader=_NoAliases)
+
+
+def load_bounded(text: str):
+    """yaml.safe_load, refusing aliases that expand too far."""
+    return yaml.load(_checked_length(text), Loader=_Bounded)
+
+
+def compose_bounded(text: str):
+    return yaml.compose(_checked_length(text), Loader=_Bounded)
