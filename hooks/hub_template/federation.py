@@ -573,51 +573,65 @@ class Outcome:
 
 
 class Worker:
-    """A process's worktrees (one per federation repository), under `scratch`."""
+    """The worktrees (one per federation repository) of this worker process."""
 
-    slot: int = 0
-    scratch: Path = Path()
-    tops: list[Path] = []
+    trees: dict[Path, Path] = {}
+    log: Path = Path()
 
     @classmethod
-    def start(cls, slots, scratch: Path, tops: list[Path]) -> None:
+    def start(cls, slots, trees: dict[int, dict[Path, Path]], scratch: Path) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interruption does
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        cls.slot, cls.scratch, cls.tops = slots.get(), scratch, tops
+        slot = slots.get()
+        cls.trees, cls.log = trees[slot], scratch / f"copier-{slot}.log"
 
-    @classmethod
-    def worktree(cls, top: Path) -> Path:
-        tree = worktree_path(cls.scratch, cls.slot, cls.tops.index(top))
-        if not tree.exists():
+
+def add_worktrees(tops: list[Path], jobs: int, scratch: Path, trees: dict[int, dict[Path, Path]]) -> None:
+    """A worktree of HEAD per worker and repository, into `trees`, made here
+    one at a time (git locks the repository's worktree list)."""
+    for slot in range(jobs):
+        for index, top in enumerate(tops):
+            tree = scratch / "worktrees" / f"{slot}-{index}"
             git_in(top, "-c", f"core.hooksPath={os.devnull}", "worktree", "add", "--quiet", "--detach",
                    str(tree), "HEAD")
-        return tree
+            trees.setdefault(slot, {})[top] = tree
 
 
-def worktree_path(scratch: Path, slot: int, top_index: int) -> Path:
-    return scratch / "worktrees" / f"{slot}-{top_index}"
+def remove_worktrees(trees: dict[int, dict[Path, Path]]) -> None:
+    for by_top in trees.values():
+        for top, tree in by_top.items():
+            removed = subprocess.run(["git", "-C", str(top), "worktree", "remove", "--force", "--force", str(tree)],
+                                     capture_output=True)
+            if removed.returncode and tree.exists():  # a worker stopped inside a git command
+                shutil.rmtree(tree, ignore_errors=True)
+                subprocess.run(["git", "-C", str(top), "worktree", "prune"], capture_output=True)
 
 
 def update_in_worktree(task: tuple[Hub, str | None]) -> Outcome:
     hub, vcs_ref = task
     assert hub.top is not None
-    tree = Worker.worktree(hub.top)
+    tree = Worker.trees[hub.top]
     rel = hub.path.relative_to(hub.top)
     path = tree / rel
-    # The checkout's hub is clean: HEAD's files are already here; add its
-    # ignored ones (decrypted secrets), which an update may read.
-    for name in untracked(hub.top, hub.path):
-        (tree / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(hub.top / name, tree / name, follow_symlinks=False)
     parked = ParkedConflicts()
     try:
-        result = update_hub(hub, path, tree, vcs_ref, Worker.scratch / f"copier-{Worker.slot}.log", parked)
+        # The checkout's hub is clean: HEAD's files are already here; add its
+        # ignored ones (decrypted secrets), which an update may read.
+        for name in untracked(hub.top, hub.path):
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(hub.top / name, tree / name, follow_symlinks=False)
+        result = update_hub(hub, path, tree, vcs_ref, Worker.log, parked)
         parked.restore_all()  # the conflict's stages are part of what goes back
         outcome = Outcome(result)
         if result.status in (UPDATED, CONFLICTS):
             outcome.files = read_tree(path)
             outcome.index = [e for e in git_in(tree, "ls-files", "-s", "-z", "--", str(rel)).split("\0") if e]
         return outcome
+    except (OSError, subprocess.CalledProcessError) as error:  # the worktree, not the hub: nothing written back
+        result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED, src=hub.src or "")
+        result.notes += [f"the update's worktree failed: {_error_message(error, Worker.log)}",
+                         "the hub is as it was"]
+        return Outcome(result)
     finally:  # the next hub finds this worktree at HEAD again
         git_in(tree, "read-tree", "--reset", "-u", "HEAD")
         git_in(tree, "clean", "-q", "-f", "-f", "-d", "-x", "--", str(rel))
@@ -733,10 +747,8 @@ def _update_all(hubs: list[Hub], planned: dict[Path, Result | None], vcs_ref: st
                 progress.console.print(f"{hub.name}: [{STYLES[result.status]}]{result.status}[/]")
                 progress.advance(task)
 
-            if jobs == 1 or len(todo) <= 1:
+            if jobs == 1 or len(todo) <= 1 or not _in_worktrees(todo, vcs_ref, scratch, min(jobs, len(todo)), done):
                 _in_place(todo, vcs_ref, scratch, progress, task, done)
-            else:
-                _in_worktrees(todo, vcs_ref, scratch, min(jobs, len(todo)), done)
     finally:
         display.close()
     return [results[hub.path] for hub in hubs]
@@ -754,7 +766,7 @@ def _in_place(todo: list[Hub], vcs_ref, scratch: Path, progress, task, done) -> 
         parked.restore_all()
 
 
-def _in_worktrees(todo: list[Hub], vcs_ref, scratch: Path, jobs: int, done) -> None:
+def _in_worktrees(todo: list[Hub], vcs_ref, scratch: Path, jobs: int, done) -> bool:
     """`jobs` processes, forked from this one (copier already imported), each
     updating in its own worktrees; each result is written back here."""
     import multiprocessing
@@ -765,10 +777,15 @@ def _in_worktrees(todo: list[Hub], vcs_ref, scratch: Path, jobs: int, done) -> N
     slots = context.SimpleQueue()
     for slot in range(jobs):
         slots.put(slot)
-    tops = sorted({hub.top for hub in todo if hub.top is not None})
     by_name = {hub.name: hub for hub in todo}  # folders of one deployments/: unique
-    pool = context.Pool(jobs, initializer=Worker.start, initargs=(slots, scratch, tops))
+    trees: dict[int, dict[Path, Path]] = {}
+    pool = None
     try:
+        try:
+            add_worktrees(sorted({hub.top for hub in todo if hub.top is not None}), jobs, scratch, trees)
+        except subprocess.CalledProcessError:
+            return False  # no worktree (an old git, a full disk): one hub at a time, in place
+        pool = context.Pool(jobs, initializer=Worker.start, initargs=(slots, trees, scratch))
         for outcome in pool.imap_unordered(update_in_worktree, [(hub, vcs_ref) for hub in todo]):
             hub = by_name[outcome.result.hub]
             with uninterrupted():
@@ -776,14 +793,12 @@ def _in_worktrees(todo: list[Hub], vcs_ref, scratch: Path, jobs: int, done) -> N
                     write_back(hub, outcome)
                 done(hub, outcome.result)
         pool.close()
+        return True
     finally:
-        pool.terminate()
-        pool.join()
-        for index, top in enumerate(tops):
-            for slot in range(jobs):
-                tree = worktree_path(scratch, slot, index)
-                if tree.exists():
-                    git_in(top, "worktree", "remove", "--force", str(tree))
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        remove_worktrees(trees)
 
 
 def _summary(console, results: list[Result], check: bool, federation_template: str | None) -> None:
