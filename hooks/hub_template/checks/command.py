@@ -42,8 +42,8 @@ def _ids(value: str) -> frozenset[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..helm_values import Chart
     from .hub import Hub
+    from .runner import chart_source
 
     hubs = []
     for given in args.hubs:
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.chart is not None:
         try:
-            Chart(args.chart)
+            chart_source(args.chart.resolve()).chart  # read once, here, for every hub
         except (OSError, ValueError, KeyError) as error:
             print(f"hub-template check: --chart {args.chart}: {error}", file=sys.stderr)
             return 2
