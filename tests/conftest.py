@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -24,6 +26,13 @@ os.environ.update({
     "GIT_CONFIG_KEY_0": "init.defaultBranch",
     "GIT_CONFIG_VALUE_0": "main",
 })
+
+# copier's clone cache is the user's unless told otherwise: one per test
+# process, so that pytest-xdist's workers never share it.
+if "COPIER_CACHE_DIR" not in os.environ:
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ["COPIER_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"copier-cache-{_worker}-")
+    atexit.register(shutil.rmtree, os.environ["COPIER_CACHE_DIR"], ignore_errors=True)
 
 from copier import run_copy  # noqa: E402
 

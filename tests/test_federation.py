@@ -91,15 +91,17 @@ def fed_run(evolving_template, tmp_path_factory):
         before = {name: hub_snapshot(hub) for name, hub in hubs.items()}
         status_before = git(fed, "status", "--porcelain", "--ignored")
         deployments = str(fed / "deployments")
-        check = hub_template("update", deployments, "--check")
+        # echo's fork and foxtrot's moved template are trusted by name.
+        trust = ["--allow-template", str(fork), "--allow-template", (base / "moved.git").as_uri()]
+        check = hub_template("update", deployments, "--check", *trust)
         after_check = snapshot(fed), git(fed, "status", "--porcelain", "--ignored")
         trace = base / "trace.json"
-        update = hub_template("update", deployments, trace=trace)
+        update = hub_template("update", deployments, *trust, trace=trace)
 
     return {
         "fed": fed, "hubs": hubs, "url": url, "remote": remote, "kept": kept, "before": before,
         "fed_before": (status_before,), "check": check, "after_check": after_check,
-        "update": update, "trace": trace,
+        "update": update, "trace": trace, "fork": fork,
     }
 
 

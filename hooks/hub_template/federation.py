@@ -20,6 +20,20 @@ mirrored into a temporary bare repository, and git is told, through
 `url.<mirror>.insteadOf` in GIT_CONFIG_* environment variables, to read the
 mirror wherever copier asks for the source. copier still sees the original
 URL, so the `_src_path` it records in each hub's answers file never changes.
+
+Hubs update on every CPU at once (`--jobs`). copier reads and writes the
+whole repository's index and scans its whole tree (`git status`, `.rej`
+files), so two updates in one checkout would see each other: each worker
+updates in its own git worktree of HEAD, with the hub's ignored files copied
+in, and hands back the hub's files and index entries, which this process
+writes into the federation's checkout one hub at a time. A hub that fails
+never touches the checkout at all. `--jobs 1` updates in place, as copier
+alone would; both leave the same bytes and the same index.
+
+An update runs the template's tasks and migrations (copier's `--trust`), so
+only the federation's own template is trusted: the one `--template` names, or
+else the one most hubs record. A hub whose answers file names another is
+refused unless `--allow-template` names that one too.
 """
 
 from __future__ import annotations
@@ -28,9 +42,13 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -40,11 +58,11 @@ from packaging.version import InvalidVersion, Version
 
 ANSWERS_FILE = ".copier-answers.yml"
 
-CURRENT, BEHIND, UPDATED, CONFLICTS, FAILED, DIRTY = (
-    "current", "behind", "updated", "conflicts", "failed", "skipped dirty",
+CURRENT, BEHIND, UPDATED, CONFLICTS, FAILED, DIRTY, REFUSED = (
+    "current", "behind", "updated", "conflicts", "failed", "skipped dirty", "refused",
 )
 STYLES = {CURRENT: "green", UPDATED: "green", BEHIND: "yellow", DIRTY: "yellow",
-          CONFLICTS: "red", FAILED: "red"}
+          CONFLICTS: "red", FAILED: "red", REFUSED: "red"}
 # copier's shortcuts for hosted repositories (copier's docs, "Templates").
 SHORTCUTS = {"gh:": "https://github.com/", "gl:": "https://gitlab.com/"}
 
@@ -58,6 +76,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vcs-ref", metavar="REF",
                         help="update to this tag, branch or commit of the template instead of "
                              "its newest release")
+    parser.add_argument("--template", metavar="SRC",
+                        help="the federation's template (default: the one most hubs record); "
+                             "hubs recording another are refused")
+    parser.add_argument("--allow-template", action="append", default=[], metavar="SRC",
+                        help="also update hubs recording this other template, running its tasks "
+                             "(repeat for several)")
+    # One at a time by default: in a worktree, the 1.2.0 migration's restore of
+    # a filled cloud key (git checkout from HEAD) does not reach the checkout
+    # yet (tests/test_federation_safety.py marks that known difference).
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                        help=f"hubs updated at once, each in its own git worktree "
+                             f"(default 1; this machine has {cpus()} CPUs)")
+
+
+def cpus() -> int:
+    with contextlib.suppress(AttributeError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 # --- what the federation holds --------------------------------------------------
@@ -70,6 +106,7 @@ class Hub:
     src: str | None  # `_src_path`, as copier recorded it
     commit: str | None  # `_commit`: the template version it was last rendered from
     problem: str | None = None
+    top: Path | None = None  # the git repository holding it
 
 
 @dataclass
@@ -79,14 +116,20 @@ class Result:
     after: str
     status: str
     notes: list[str] = field(default_factory=list)
+    src: str = ""
 
 
 def find_hubs(deployments: Path) -> list[Hub]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 60 hubs add up
+    top = repo_top(deployments)
     hubs = []
     for answers_file in sorted(deployments.glob(f"*/{ANSWERS_FILE}")):
-        hub = Hub(answers_file.parent.name, answers_file.parent.resolve(), None, None)
+        path = answers_file.parent.resolve()
+        # A hub is in the repository of deployments/, unless it is one of its own.
+        hub = Hub(answers_file.parent.name, path, None, None,
+                  top=repo_top(path) if (path / ".git").exists() else top)
         try:
-            answers = yaml.safe_load(answers_file.read_text())
+            answers = yaml.load(answers_file.read_text(), Loader=loader)
         except (OSError, yaml.YAMLError) as error:
             answers, hub.problem = None, f"{ANSWERS_FILE} is not readable YAML: {error}"
         if isinstance(answers, dict):
@@ -112,6 +155,39 @@ def commit_version(commit: str | None) -> Version | None:
         with contextlib.suppress(InvalidVersion):
             return Version(f"{match[1]}.post{match[2]}+g{match[3]}")
     return None
+
+
+# --- which templates are trusted ------------------------------------------------
+
+
+def same_template(a: str, b: str) -> bool:
+    return git_url(a) == git_url(b)
+
+
+def trusted(hubs: list[Hub], named: str | None, allowed: list[str]) -> tuple[str | None, str | None]:
+    """The federation's template: the one named, else the one most hubs
+    record; and an error when no single one stands out."""
+    if named:
+        return named, None
+    counts = Counter(git_url(hub.src) for hub in hubs if hub.src and not hub.problem)
+    ranked = counts.most_common(2)
+    if not ranked:
+        return None, None
+    if len(ranked) == 2 and ranked[0][1] == ranked[1][1] and not any(
+            same_template(src, ranked[0][0]) or same_template(src, ranked[1][0]) for src in allowed):
+        return None, (f"hubs record {ranked[0][0]} and {ranked[1][0]} equally often: "
+                      "name the federation's template with --template")
+    first = next(hub.src for hub in hubs if hub.src and git_url(hub.src) == ranked[0][0])
+    return first, None
+
+
+def refusal(hub: Hub, federation_template: str | None, allowed: list[str]) -> str | None:
+    if hub.problem or not hub.src or federation_template is None:
+        return None
+    if same_template(hub.src, federation_template) or any(same_template(hub.src, a) for a in allowed):
+        return None
+    return (f"its template {hub.src} is not the federation's ({federation_template}); "
+            f"--allow-template {hub.src} runs its tasks")
 
 
 # --- template sources: one mirror each ---------------------------------------------
@@ -143,7 +219,7 @@ class Source:
     src: str
     mirror: Path | None = None
     error: str | None = None
-    newest: str | None = None  # the tag (or --vcs-ref's description) hubs go to
+    newest: str | None = None  # the tag (or commit, or --vcs-ref's description) hubs go to
 
     def fetch(self, into: Path, vcs_ref: str | None) -> None:
         done = subprocess.run(["git", "clone", "--mirror", "--quiet", "--", git_url(self.src), str(into)],
@@ -154,9 +230,10 @@ class Source:
             self.error = f"cannot read the template {self.src}: {reason}"
             return
         self.mirror = into
-        self.newest = describe(into, vcs_ref) if vcs_ref else newest_tag(into)
+        # With no release tag copier takes the default branch's last commit.
+        self.newest = describe(into, vcs_ref or "HEAD") if vcs_ref else newest_tag(into) or describe(into, "HEAD")
         if self.newest is None:
-            self.error = (f"the template {self.src} has no release tag" if not vcs_ref
+            self.error = (f"the template {self.src} has no commit" if not vcs_ref
                           else f"the template {self.src} has no {vcs_ref!r}")
 
     def rewrites(self) -> list[tuple[str, str]]:
@@ -167,6 +244,33 @@ class Source:
             return []
         urls = {self.src, git_url(self.src)}
         return [(f"url.{self.mirror.as_uri()}.insteadOf", url) for url in sorted(urls)]
+
+    def commit_of(self, version: str) -> str | None:
+        """The commit a `_commit` names: a tag, a hash, or `tag-N-gHASH`."""
+        match = re.fullmatch(r".+-\d+-g([0-9a-f]+)", version)
+        ref = match[1] if match else version
+        done = subprocess.run(["git", f"--git-dir={self.mirror}", "rev-parse", "--verify", "--quiet",
+                               "--end-of-options", f"{ref}^{{commit}}"], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def is_behind(self, commit: str) -> bool | None:
+        """Whether a hub at `commit` is behind `newest`; None when that
+        cannot be told. Release versions compare as versions; anything else
+        (an untagged template, a hash) as commits: a hub is behind unless it
+        is at `newest` or after it."""
+        before, newest = commit_version(commit), commit_version(self.newest)
+        if before is not None and newest is not None:
+            return before < newest
+        if self.mirror is None or self.newest is None:
+            return None
+        mine, theirs = self.commit_of(commit), self.commit_of(self.newest)
+        if mine is None or theirs is None:
+            return None
+        if mine == theirs:
+            return False
+        ancestor = subprocess.run(["git", f"--git-dir={self.mirror}", "merge-base", "--is-ancestor", theirs, mine],
+                                  capture_output=True)
+        return ancestor.returncode != 0
 
 
 def newest_tag(mirror: Path) -> str | None:
@@ -212,16 +316,17 @@ def git_config(pairs: list[tuple[str, str]]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-# --- one hub ---------------------------------------------------------------------
+# --- git ---------------------------------------------------------------------------
 
 
-def repo_top(hub: Path) -> Path | None:
-    done = subprocess.run(["git", "-C", str(hub), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    return Path(done.stdout.strip()) if done.returncode == 0 else None
+def repo_top(path: Path) -> Path | None:
+    done = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    return Path(done.stdout.strip()).resolve() if done.returncode == 0 else None
 
 
-def git_in(top: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(top), *args], check=True, capture_output=True, text=True).stdout
+def git_in(top: Path, *args: str, stdin: str | None = None) -> str:
+    return subprocess.run(["git", "-C", str(top), *args], check=True, capture_output=True, text=True,
+                          input=stdin).stdout
 
 
 def untracked(top: Path, hub: Path) -> set[str]:
@@ -230,10 +335,27 @@ def untracked(top: Path, hub: Path) -> set[str]:
     return {p for p in out.split("\0") if p}
 
 
-def status(top: Path, hub: Path) -> list[str]:
-    """`git status --porcelain` entries ("XY path") for the hub's files."""
-    out = git_in(top, "status", "--porcelain", "-z", "--no-renames", "--", str(hub.relative_to(top)))
+def status(top: Path, *paths: str) -> list[str]:
+    """`git status --porcelain` entries ("XY path") for these paths."""
+    out = git_in(top, "status", "--porcelain", "-z", "--no-renames", "--", *paths)
     return [entry for entry in out.split("\0") if entry]
+
+
+def statuses(hubs: list[Hub]) -> dict[Path, list[str]]:
+    """Each hub's uncommitted changes, with one `git status` per repository."""
+    found: dict[Path, list[str]] = {hub.path: [] for hub in hubs}
+    by_top: dict[Path, list[Hub]] = {}
+    for hub in hubs:
+        if hub.top is not None:
+            by_top.setdefault(hub.top, []).append(hub)
+    for top, members in by_top.items():
+        owners = {str(hub.path.relative_to(top)) + "/": hub.path for hub in members}
+        for entry in status(top, *owners):
+            path = entry[3:]
+            owner = next((p for prefix, p in owners.items() if path.startswith(prefix)), None)
+            if owner is not None:
+                found[owner].append(entry)
+    return found
 
 
 def conflicts(top: Path, hub: Path) -> list[str]:
@@ -285,8 +407,7 @@ class ParkedConflicts:
             # First drop the entry `park` took from HEAD, then copier's stages.
             records = [f"0 {null}\t{path}" for path in sorted({e.split("\t", 1)[1] for e in entries})]
             records.extend(entries)
-            subprocess.run(["git", "-C", str(top), "update-index", "-z", "--index-info"],
-                           input="\0".join(records) + "\0", check=True, capture_output=True, text=True)
+            git_in(top, "update-index", "-z", "--index-info", stdin="\0".join(records) + "\0")
         self.entries.clear()
 
 
@@ -311,62 +432,96 @@ def captured_output(log: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-def update_hub(hub: Hub, source: Source | None, vcs_ref: str | None, log: Path,
-               parked: ParkedConflicts) -> Result:
-    from copier import run_update
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, `kill`) stops an update as Ctrl-C does,
+    so the hub being updated is restored and parked conflicts recorded."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
 
-    result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED)
-    if hub.problem or source is None:
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while a hub's result is written into the
+    checkout: an interruption lands before or after it, never inside."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+# --- one hub: decide, then update -------------------------------------------------
+
+
+def plan_hub(hub: Hub, source: Source | None, vcs_ref: str | None, dirty: list[str],
+             refused: str | None) -> Result | None:
+    """The result of a hub that needs no copier at all, or None when it must
+    be updated."""
+    result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED, src=hub.src or "")
+    if refused:
+        result.status = REFUSED
+        result.notes.append(refused)
+    elif hub.problem or source is None:
         result.notes.append(hub.problem or "no template source")
-        return result
-    if source.error:
+    elif source.error:
         result.notes.append(source.error)
-        return result
-    top = repo_top(hub.path)
-    if top is None:
+    elif hub.top is None:
         result.notes.append("not in a git repository: copier updates only hubs tracked by git")
-        return result
-    parked.park(top)  # conflicts left anywhere in the repository
-    dirty = status(top, hub.path)
-    if dirty:
+    elif dirty:
         result.status = DIRTY
-        inside = hub.path.relative_to(top)
+        inside = hub.path.relative_to(hub.top)
         shown = ", ".join(str(Path(line[3:]).relative_to(inside)) for line in dirty[:3])
         shown += ", ..." if len(dirty) > 3 else ""
         result.notes.append(f"uncommitted changes ({shown}): commit or stash them, then update again")
-        return result
-    before, newest = commit_version(hub.commit), commit_version(source.newest)
-    if not vcs_ref and before is not None and newest is not None and before >= newest:
+    elif not vcs_ref and source.is_behind(hub.commit or "") is False:
         result.status = CURRENT
-        return result
+    else:
+        return None
+    return result
 
-    untracked_before = untracked(top, hub.path)
+
+def update_hub(hub: Hub, path: Path, top: Path, vcs_ref: str | None, log: Path,
+               parked: ParkedConflicts) -> Result:
+    """`copier update` of the hub at `path` (in the checkout `top`), restored
+    as it was when it fails."""
+    from copier import run_update
+
+    result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED, src=hub.src or "")
+    parked.park(top)  # conflicts left anywhere in the repository
+    untracked_before = untracked(top, path)
     log.write_text("")
     try:
         with captured_output(log):
-            run_update(str(hub.path), vcs_ref=vcs_ref, defaults=True, overwrite=True,
-                       unsafe=True, quiet=True)
+            run_update(str(path), vcs_ref=vcs_ref, defaults=True, overwrite=True, unsafe=True, quiet=True)
     except KeyboardInterrupt:
-        restore(top, hub.path, untracked_before)
+        restore(top, path, untracked_before)
         raise
     except Exception as error:  # noqa: BLE001 - any failure fails this hub only
-        restore(top, hub.path, untracked_before)
-        left = status(top, hub.path)
+        restore(top, path, untracked_before)
+        left = status(top, str(path.relative_to(top)))
         result.notes.append(_error_message(error, log))
         result.notes.append(f"could not restore everything, check: {', '.join(left)}" if left
                             else "the hub is restored as it was")
         return result
 
-    result.after = _read_commit(hub.path) or "?"
+    result.after = _read_commit(path) or "?"
     result.notes.extend(line for line in log.read_text().splitlines() if line.startswith("migration "))
-    clashes = conflicts(top, hub.path)
+    clashes = conflicts(top, path)
     if clashes:
         result.status = CONFLICTS
-        parked.park(top, str(hub.path.relative_to(top)))
+        parked.park(top, str(path.relative_to(top)))
         result.notes.append("resolve the conflict markers in: " + ", ".join(
-            str(Path(p).relative_to(hub.path.relative_to(top))) for p in clashes))
+            str(Path(p).relative_to(path.relative_to(top))) for p in clashes))
     else:
-        result.status = UPDATED if status(top, hub.path) else CURRENT
+        result.status = UPDATED if status(top, str(path.relative_to(top))) else CURRENT
     return result
 
 
@@ -387,20 +542,140 @@ def _error_message(error: Exception, log: Path) -> str:
     return f"{type(error).__name__}: {str(error).strip()}"
 
 
-def check_hub(hub: Hub, source: Source | None) -> Result:
-    result = Result(hub.name, hub.commit or "?", "?", FAILED)
-    if hub.problem or source is None:
+def check_hub(hub: Hub, source: Source | None, refused: str | None) -> Result:
+    result = Result(hub.name, hub.commit or "?", "?", FAILED, src=hub.src or "")
+    if refused:
+        result.status = REFUSED
+        result.notes.append(refused)
+    elif hub.problem or source is None:
         result.notes.append(hub.problem or "no template source")
     elif source.error:
         result.notes.append(source.error)
     else:
         result.after = source.newest or "?"
-        before, newest = commit_version(hub.commit), commit_version(source.newest)
-        if before is None or newest is None:
-            result.notes.append(f"cannot compare {hub.commit!r} with {source.newest!r} as versions")
+        behind = source.is_behind(hub.commit or "")
+        if behind is None:
+            result.notes.append(f"{hub.commit!r} is no release or commit of the template")
         else:
-            result.status = CURRENT if before >= newest else BEHIND
+            result.status = BEHIND if behind else CURRENT
     return result
+
+
+# --- hubs in parallel: one worktree per worker --------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a worker hands back: the hub's result, and when the update
+    changed it, its files (path: (mode, bytes), or link target) and its
+    index entries (`git ls-files -s` records, conflict stages included)."""
+
+    result: Result
+    files: dict[str, tuple[int, bytes]] | None = None
+    index: list[str] = field(default_factory=list)
+
+
+class Worker:
+    """The worktrees (one per federation repository) of this worker process."""
+
+    trees: dict[Path, Path] = {}
+    log: Path = Path()
+
+    @classmethod
+    def start(cls, slots, trees: dict[int, dict[Path, Path]], scratch: Path) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interruption does
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        slot = slots.get()
+        cls.trees, cls.log = trees[slot], scratch / f"copier-{slot}.log"
+
+
+def add_worktrees(tops: list[Path], jobs: int, scratch: Path, trees: dict[int, dict[Path, Path]]) -> None:
+    """A worktree of HEAD per worker and repository, into `trees`, made here
+    one at a time (git locks the repository's worktree list)."""
+    for slot in range(jobs):
+        for index, top in enumerate(tops):
+            tree = scratch / "worktrees" / f"{slot}-{index}"
+            git_in(top, "-c", f"core.hooksPath={os.devnull}", "worktree", "add", "--quiet", "--detach",
+                   str(tree), "HEAD")
+            trees.setdefault(slot, {})[top] = tree
+
+
+def remove_worktrees(trees: dict[int, dict[Path, Path]]) -> None:
+    for by_top in trees.values():
+        for top, tree in by_top.items():
+            removed = subprocess.run(["git", "-C", str(top), "worktree", "remove", "--force", "--force", str(tree)],
+                                     capture_output=True)
+            if removed.returncode and tree.exists():  # a worker stopped inside a git command
+                shutil.rmtree(tree, ignore_errors=True)
+                subprocess.run(["git", "-C", str(top), "worktree", "prune"], capture_output=True)
+
+
+def update_in_worktree(task: tuple[Hub, str | None]) -> Outcome:
+    hub, vcs_ref = task
+    assert hub.top is not None
+    tree = Worker.trees[hub.top]
+    rel = hub.path.relative_to(hub.top)
+    path = tree / rel
+    parked = ParkedConflicts()
+    try:
+        # The checkout's hub is clean: HEAD's files are already here; add its
+        # ignored ones (decrypted secrets), which an update may read.
+        for name in untracked(hub.top, hub.path):
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(hub.top / name, tree / name, follow_symlinks=False)
+        result = update_hub(hub, path, tree, vcs_ref, Worker.log, parked)
+        parked.restore_all()  # the conflict's stages are part of what goes back
+        outcome = Outcome(result)
+        if result.status in (UPDATED, CONFLICTS):
+            outcome.files = read_tree(path)
+            outcome.index = [e for e in git_in(tree, "ls-files", "-s", "-z", "--", str(rel)).split("\0") if e]
+        return outcome
+    except (OSError, subprocess.CalledProcessError) as error:  # the worktree, not the hub: nothing written back
+        result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED, src=hub.src or "")
+        result.notes += [f"the update's worktree failed: {_error_message(error, Worker.log)}",
+                         "the hub is as it was"]
+        return Outcome(result)
+    finally:  # the next hub finds this worktree at HEAD again
+        git_in(tree, "read-tree", "--reset", "-u", "HEAD")
+        git_in(tree, "clean", "-q", "-f", "-f", "-d", "-x", "--", str(rel))
+
+
+def read_tree(folder: Path) -> dict[str, tuple[int, bytes]]:
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            files[str(path.relative_to(folder))] = (info.st_mode, os.readlink(path).encode())
+        elif stat.S_ISREG(info.st_mode):
+            files[str(path.relative_to(folder))] = (info.st_mode, path.read_bytes())
+    return files
+
+
+def write_back(hub: Hub, outcome: Outcome) -> None:
+    """Make the checkout's hub what the worker left: the same files, bytes,
+    modes and index entries."""
+    assert hub.top is not None and outcome.files is not None
+    now = read_tree(hub.path)
+    for name in sorted(set(now) - set(outcome.files), reverse=True):
+        (hub.path / name).unlink()
+    for name, (mode, data) in outcome.files.items():
+        if now.get(name) == (mode, data):
+            continue
+        target = hub.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name in now:
+            target.unlink()
+        if stat.S_ISLNK(mode):
+            os.symlink(data.decode(), target)
+        else:
+            target.write_bytes(data)
+            os.chmod(target, stat.S_IMODE(mode))
+    for folder in sorted((p for p in hub.path.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    rel = str(hub.path.relative_to(hub.top))
+    git_in(hub.top, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", rel)
+    git_in(hub.top, "update-index", "-z", "--index-info", stdin="".join(e + "\0" for e in outcome.index))
 
 
 # --- the command -----------------------------------------------------------------
@@ -415,71 +690,134 @@ def run(args: argparse.Namespace) -> int:
         Console(stderr=True).print(f"[red]{deployments} is not a folder.[/] Give the federation's "
                                    "deployments/ folder, which holds one folder per hub.")
         return 2
+    if args.jobs < 1:
+        Console(stderr=True).print(f"[red]--jobs {args.jobs}:[/] give 1 or more hubs at once.")
+        return 2
     hubs = find_hubs(deployments)
     if not hubs:
         Console(stderr=True).print(f"[red]No hub in {deployments}:[/] no subfolder has a "
                                    f"{ANSWERS_FILE}. Hubs made with `copier copy` from hub-template have one.")
         return 2
+    federation_template, ambiguous = trusted(hubs, args.template, args.allow_template)
+    if ambiguous:
+        Console(stderr=True).print(f"[red]{ambiguous}[/]")
+        return 2
+    refused = {hub.path: refusal(hub, federation_template, args.allow_template) for hub in hubs}
 
     with tempfile.TemporaryDirectory(prefix="hub-template-update.") as scratch:
         sources: dict[str, Source] = {}
         for hub in hubs:
-            if hub.src and hub.src not in sources:
+            if hub.src and hub.src not in sources and not refused[hub.path]:
                 sources[hub.src] = Source(hub.src)
                 sources[hub.src].fetch(Path(scratch) / f"template-{len(sources)}.git", args.vcs_ref)
         if args.check:
-            results = [check_hub(hub, sources.get(hub.src)) for hub in hubs]
+            results = [check_hub(hub, sources.get(hub.src), refused[hub.path]) for hub in hubs]
         else:
+            dirty = statuses(hubs)
+            planned = {hub.path: plan_hub(hub, sources.get(hub.src), args.vcs_ref, dirty[hub.path],
+                                          refused[hub.path]) for hub in hubs}
             rewrites = [pair for source in sources.values() for pair in source.rewrites()]
             try:
-                with git_config(rewrites):
-                    results = _update_all(hubs, sources, args.vcs_ref, Path(scratch) / "copier.log")
+                with sigterm_as_interrupt(), git_config(rewrites):
+                    results = _update_all(hubs, planned, args.vcs_ref, Path(scratch), args.jobs)
             except KeyboardInterrupt:
                 Console(stderr=True).print("[red]Interrupted.[/] The hub being updated is restored as it was; "
                                            "hubs updated before it keep their update.")
                 return 130
 
-    _summary(console, results, args.check)
-    bad = {BEHIND, FAILED} if args.check else {CONFLICTS, FAILED}
+    _summary(console, results, args.check, federation_template)
+    bad = {BEHIND, FAILED, REFUSED} if args.check else {CONFLICTS, FAILED, REFUSED}
     return 1 if any(r.status in bad for r in results) else 0
 
 
-def _update_all(hubs: list[Hub], sources: dict[str, Source], vcs_ref: str | None, log: Path) -> list[Result]:
+def _update_all(hubs: list[Hub], planned: dict[Path, Result | None], vcs_ref: str | None, scratch: Path,
+                jobs: int) -> list[Result]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    todo = [hub for hub in hubs if planned[hub.path] is None]
+    results = {path: result for path, result in planned.items() if result is not None}
     # The display writes to a copy of stderr, which copier's output never reaches.
     display = os.fdopen(os.dup(2), "w", buffering=1)
-    parked = ParkedConflicts()
-    results = []
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                       MofNCompleteColumn(), TimeElapsedColumn(),
                       console=Console(file=display), transient=True) as progress:
-            task = progress.add_task("updating", total=len(hubs))
-            for hub in hubs:
-                progress.update(task, description=f"updating [bold]{hub.name}[/]")
-                result = update_hub(hub, sources.get(hub.src), vcs_ref, log, parked)
-                results.append(result)
+            task = progress.add_task("updating", total=len(todo))
+
+            def done(hub: Hub, result: Result) -> None:
+                results[hub.path] = result
                 progress.console.print(f"{hub.name}: [{STYLES[result.status]}]{result.status}[/]")
                 progress.advance(task)
+
+            if jobs == 1 or len(todo) <= 1 or not _in_worktrees(todo, vcs_ref, scratch, min(jobs, len(todo)), done):
+                _in_place(todo, vcs_ref, scratch, progress, task, done)
+    finally:
+        display.close()
+    return [results[hub.path] for hub in hubs]
+
+
+def _in_place(todo: list[Hub], vcs_ref, scratch: Path, progress, task, done) -> None:
+    """One hub after the other, in the federation's checkout."""
+    parked = ParkedConflicts()
+    try:
+        for hub in todo:
+            assert hub.top is not None
+            progress.update(task, description=f"updating [bold]{hub.name}[/]")
+            done(hub, update_hub(hub, hub.path, hub.top, vcs_ref, scratch / "copier.log", parked))
     finally:
         parked.restore_all()
-        display.close()
-    return results
 
 
-def _summary(console, results: list[Result], check: bool) -> None:
+def _in_worktrees(todo: list[Hub], vcs_ref, scratch: Path, jobs: int, done) -> bool:
+    """`jobs` processes, forked from this one (copier already imported), each
+    updating in its own worktrees; each result is written back here."""
+    import multiprocessing
+
+    import copier  # noqa: F401 - imported once, before the fork
+
+    context = multiprocessing.get_context("fork")
+    slots = context.SimpleQueue()
+    for slot in range(jobs):
+        slots.put(slot)
+    by_name = {hub.name: hub for hub in todo}  # folders of one deployments/: unique
+    trees: dict[int, dict[Path, Path]] = {}
+    pool = None
+    try:
+        try:
+            add_worktrees(sorted({hub.top for hub in todo if hub.top is not None}), jobs, scratch, trees)
+        except subprocess.CalledProcessError:
+            return False  # no worktree (an old git, a full disk): one hub at a time, in place
+        pool = context.Pool(jobs, initializer=Worker.start, initargs=(slots, trees, scratch))
+        for outcome in pool.imap_unordered(update_in_worktree, [(hub, vcs_ref) for hub in todo]):
+            hub = by_name[outcome.result.hub]
+            with uninterrupted():
+                if outcome.files is not None:
+                    write_back(hub, outcome)
+                done(hub, outcome.result)
+        pool.close()
+        return True
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        remove_worktrees(trees)
+
+
+def _summary(console, results: list[Result], check: bool, federation_template: str | None) -> None:
     from rich.table import Table
 
-    table = Table(title="hub-template " + ("check" if check else "update"))
+    title = "hub-template update --check: each hub against the newest release" if check else "hub-template update"
+    table = Table(title=title, caption=f"the federation's template: {federation_template}"
+                  if federation_template else None)
     table.add_column("hub", no_wrap=True)
     table.add_column("from", no_wrap=True)
     table.add_column("newest" if check else "to", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("notes", overflow="fold")
+    table.add_column("template", overflow="fold")
     for r in results:
-        table.add_row(r.hub, r.before, r.after, f"[{STYLES[r.status]}]{r.status}[/]", "\n".join(r.notes))
+        table.add_row(r.hub, r.before, r.after, f"[{STYLES[r.status]}]{r.status}[/]", "\n".join(r.notes), r.src)
     console.print(table)
     counts = {}
     for r in results:

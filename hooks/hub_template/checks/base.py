@@ -13,12 +13,18 @@ from typing import ClassVar, Iterable
 
 from ..helm_values import Problem
 
-DOCS = "https://github.com/pangeo/hub-template#checking-a-hub"
+# Each check is explained under its own anchor, its ID in lower case (#se001).
+DOCS = "https://github.com/pangeo/hub-template/blob/main/docs/checks.md"
 
 
 class HubCheck:
     family: ClassVar[str]
     url: ClassVar[str] = DOCS
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__name__[:2].isupper() and cls.__name__[2:].isdigit():  # a check, not a family
+            cls.url = f"{DOCS}#{cls.__name__.lower()}"
 
     def __init__(self) -> None:
         self.skip_reason = ""

@@ -8,6 +8,7 @@ a --select that matches no check).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -26,6 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ignore", default="", metavar="IDS", help="skip these checks, comma separated")
     parser.add_argument("--show", choices=("all", "err", "errskip"), default="all",
                         help="show every check (default), only failures, or failures and skips")
+    parser.add_argument("--jobs", "-j", type=int, default=cpus(), metavar="N",
+                        help=f"hubs checked at once (default: the CPUs available, {cpus()})")
+
+
+def cpus() -> int:
+    from ..federation import cpus as available
+
+    return available()
 
 
 def _ids(value: str) -> frozenset[str]:
@@ -33,8 +42,8 @@ def _ids(value: str) -> frozenset[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..helm_values import Chart
     from .hub import Hub
+    from .runner import chart_source
 
     hubs = []
     for given in args.hubs:
@@ -53,40 +62,84 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.chart is not None:
         try:
-            Chart(args.chart)
+            chart_source(args.chart.resolve()).chart  # read once, here, for every hub
         except (OSError, ValueError, KeyError) as error:
             print(f"hub-template check: --chart {args.chart}: {error}", file=sys.stderr)
             return 2
     return check(hubs, chart=args.chart, output=args.format, select=_ids(args.select),
-                 ignore=_ids(args.ignore), show=args.show)
+                 ignore=_ids(args.ignore), show=args.show, jobs=max(1, args.jobs))
 
 
 def check(hubs: list[Path], chart: Path | None, output: str = "rich", select=frozenset(),
-          ignore=frozenset(), show: str = "all") -> int:
-    """Check each hub and print the results as repo-review does."""
-    # repo-review's own printers: rich tree, JSON, HTML (not in its __all__, pinned <2).
-    from repo_review.__main__ import display_output
-
-    from .runner import run_checks
-
-    several = len(hubs) > 1
-    if several and output == "json":
-        print("{")
-    status_code = 0
-    for n, path in enumerate(hubs):
-        families, results = run_checks(path, chart, select=select, ignore=ignore)
+          ignore=frozenset(), show: str = "all", jobs: int = 1) -> int:
+    """Check each hub and print the results as repo-review does: its rich
+    tree per hub, one JSON document, or one HTML page."""
+    reports = []
+    for path, (families, results) in zip(hubs, _run_all(hubs, chart, select, ignore, jobs)):
         status = _status(results)
-        status_code = max(status_code, {"errors": 1, "empty": 2}.get(status, 0))
         if show != "all":
             results = [r for r in results if r.result is False or (show == "errskip" and r.result is None)]
         families = {k: v for k, v in families.items() if any(r.family == k for r in results)}
-        display_output(families, results, format_opt=output, stderr=False, color=True,
-                       status=status, header=_label(path) if several else "")
-        if several and output == "json":
-            print("," if n < len(hubs) - 1 else "")
-    if several and output == "json":
-        print("}")
-    return status_code
+        reports.append((_label(path), families, results, status))
+    several = len(hubs) > 1
+    if output == "json":
+        documents = {label: _as_json(*rest) for label, *rest in reports}
+        print(json.dumps(documents if several else next(iter(documents.values())), indent=2))
+    elif output == "html":
+        print(_as_page(reports))
+    else:
+        # repo-review's own rich printer (not in its __all__, pinned <2).
+        from repo_review.__main__ import display_output
+
+        for label, families, results, status in reports:
+            display_output(families, results, format_opt="rich", stderr=False, color=True,
+                           status=status, header=label if several else "")
+    return max({"errors": 1, "empty": 2}.get(status, 0) for *_, status in reports)
+
+
+def _run_all(hubs: list[Path], chart: Path | None, select, ignore, jobs: int) -> list:
+    """Each hub's (families, results), in order: one process per CPU for
+    several hubs, forked once the checks are imported; each hub is checked
+    alone, so the findings are those of one hub at a time."""
+    from functools import partial
+
+    from .runner import run_checks
+
+    one = partial(run_checks, chart=chart, select=select, ignore=ignore)
+    jobs = min(jobs, len(hubs))
+    if jobs <= 1:
+        return [one(path) for path in hubs]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return pool.map(one, hubs, chunksize=1)
+
+
+def _as_json(families, results, status) -> dict:
+    """The document repo-review's own `--format json` prints for one repository."""
+    from repo_review.families import sort_family_keys
+    from repo_review.processor import as_simple_dict
+
+    return {"status": status, "families": {k: families[k] for k in sort_family_keys(families)},
+            "checks": as_simple_dict(results)}
+
+
+def _as_page(reports) -> str:
+    """A whole HTML page: repo-review's report of each hub under its name."""
+    from html import escape
+
+    from repo_review.html import to_html
+
+    sections = []
+    for label, families, results, status in reports:
+        failed = sum(r.result is False for r in results)
+        sections.append(f'<section id="{escape(label)}">\n<h2>{escape(label)}: '
+                        f'{f"{failed} failed" if failed else status}</h2>\n'
+                        f"{to_html(families, results, status)}\n</section>")
+    title = "hub-template check: " + ", ".join(label for label, *_ in reports)
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{escape(title)}</title>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
+            + "\n".join(sections) + "\n</body>\n</html>")
 
 
 def _label(path: Path) -> str:

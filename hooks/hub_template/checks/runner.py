@@ -8,6 +8,7 @@ why.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from pathlib import Path
 
@@ -28,6 +29,13 @@ def _skip_slow_format_checkers() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)
 
 
+@functools.lru_cache(maxsize=None)
+def chart_source(directory: Path | None) -> ChartSource:
+    """One per chart folder and process: the chart and its schemas are read
+    once for every hub checked (and before the workers fork, by the command)."""
+    return ChartSource(directory)
+
+
 def run_checks(path: Path, chart: Path | None = None, select: frozenset[str] = frozenset(),
                ignore: frozenset[str] = frozenset()) -> ProcessReturn:
     _skip_slow_format_checkers()
@@ -36,7 +44,7 @@ def run_checks(path: Path, chart: Path | None = None, select: frozenset[str] = f
         "list_all": list_all,
         "pyproject": pyproject,  # a hub's own pyproject.toml may set [tool.repo-review] select/ignore
         "hub": hub,
-        "chart": lambda: ChartSource(Path(chart).resolve() if chart else None),
+        "chart": lambda: chart_source(Path(chart).resolve() if chart else None),
     })
     checks = apply_fixtures(fixtures, repo_review_checks)
     families = apply_fixtures(fixtures, repo_review_families)

@@ -1,0 +1,87 @@
+"""`hub-template check` over several hubs: one JSON document, one HTML page
+with a link per check into its own section of the docs, and the same
+findings whether the hubs are checked in parallel or one at a time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+from conftest import chart_data
+from hub_cells import rendered_hub
+from hub_template.checks import CHECK_CLASSES
+
+BIN = Path(sys.executable).parent
+
+
+def hub_template(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "hub-template"), *args], capture_output=True, text=True)
+
+
+def three_hubs(template_repo, tmp_path_factory, tmp_path) -> list[Path]:
+    """Two good hubs and one whose environment.yml carries a local prefix (IM fails)."""
+    hubs = []
+    for name, cell in (("alpha", ("gcp", "sops", "gateway")), ("bravo", ("aws", "git-crypt", "kubernetes")),
+                       ("charlie", ("azure", "sops", "gateway"))):
+        hubs.append(tmp_path / "deployments" / name)
+        shutil.copytree(rendered_hub(template_repo, tmp_path_factory, *cell), hubs[-1])
+    env = hubs[1] / "image" / "binder" / "environment.yml"
+    env.write_text(env.read_text() + "prefix: /home/someone/miniconda3/envs/science\n")
+    return hubs
+
+
+def test_parallel_checks_find_what_one_at_a_time_finds(template_repo, tmp_path_factory, tmp_path):
+    hubs = [str(h) for h in three_hubs(template_repo, tmp_path_factory, tmp_path)]
+    chart = ["--chart", str(chart_data())]
+    one = hub_template("check", *hubs, *chart, "--format", "json", "--jobs", "1")
+    two = hub_template("check", *hubs, *chart, "--format", "json", "--jobs", "2")
+    assert one.returncode == two.returncode == 1, one.stdout + one.stderr
+    assert two.stdout == one.stdout  # the same document, byte for byte, hubs in the order given
+    report = json.loads(one.stdout)  # one JSON document, not fragments
+    assert list(report) == hubs
+    assert {hub: doc["status"] for hub, doc in report.items()} == dict(zip(hubs, ["passed", "errors", "passed"]))
+    failed = {k for k, v in report[hubs[1]]["checks"].items() if v["result"] is False}
+    assert failed and all(k.startswith("IM") for k in failed), failed
+
+
+class Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.doctype, self.tags, self.links, self.title = "", [], [], ""
+
+    def handle_decl(self, decl):
+        self.doctype = decl
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.links += [value for key, value in attrs if tag == "a" and key == "href"]
+
+    def handle_data(self, data):
+        if self.tags and self.tags[-1] == "title" and not self.title:
+            self.title = data
+
+
+def test_the_html_report_is_a_page_linking_each_check_to_its_own_anchor(template_repo, tmp_path_factory, tmp_path):
+    hubs = three_hubs(template_repo, tmp_path_factory, tmp_path)
+    done = hub_template("check", *map(str, hubs), "--format", "html")
+    assert done.returncode == 1
+    page = Page()
+    page.feed(done.stdout)
+    assert page.doctype.lower() == "doctype html"
+    assert done.stdout.rstrip().endswith("</html>")
+    assert page.tags[:4] == ["html", "head", "meta", "title"] and "body" in page.tags
+    assert page.title == "hub-template check: " + ", ".join(map(str, hubs))
+    assert page.tags.count("section") == 3
+    anchors = {link.rsplit("#", 1)[1] for link in page.links if "docs/checks.md#" in link}
+    assert {"im001", "se001", "st001"} <= anchors
+
+
+def test_every_check_has_its_own_url():
+    urls = {cls.__name__: cls.url for cls in CHECK_CLASSES}
+    assert len(set(urls.values())) == len(urls)
+    for name, url in urls.items():
+        assert url.endswith(f"docs/checks.md#{name.lower()}"), url
