@@ -40,6 +40,7 @@ EXTREMES = {
     "conda_packages": ["", "xarray zarr>=2.18"],
     "pip_packages": ["", "odc-stac>=0.3, pystac-client"],
     "apt_packages": ["", "nco"],
+    "image_registry": ["registry.example.org", "registry.example.org:5000/a/b__c"],
 }
 
 
