@@ -32,6 +32,9 @@ EXAMPLES = {
   hub-template update deployments/ --check       # who is behind; changes nothing
   hub-template update deployments/               # update every hub that is behind
   hub-template update deployments/ --vcs-ref v1.2.0""",
+    "plan-deploy": """examples:
+  hub-template plan-deploy --before HEAD~1 --after HEAD --branch staging   # what a push deploys
+  hub-template plan-deploy --before origin/staging --after HEAD --pull-request""",
 }
 
 # A verb's dependencies that are an extra, and how to get them.
