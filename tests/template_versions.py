@@ -75,7 +75,9 @@ def v1_0_0_source(dst: Path) -> Path:
     token of copier.yml and template/ (hubploy.yaml's own `provider:` keys
     are other words and stay)."""
     v1_1_0_source(dst)
-    files = [dst / "copier.yml", *(p for p in (dst / "template").rglob("*") if p.is_file())]
+    # answers.jinja lists the questions, for the --data name check.
+    files = [dst / "copier.yml", dst / "hooks" / "hub_template" / "jinja" / "answers.jinja",
+             *(p for p in (dst / "template").rglob("*") if p.is_file())]
     renamed = 0
     for path in files:
         text = path.read_text()

@@ -478,11 +478,10 @@ def test_the_pre_commit_hook_refuses_a_secret_staged_in_clear(template_repo, tmp
     assert outside.returncode == 0 and "in no hub" in outside.stderr
 
 
-def test_the_readme_lists_every_check_as_the_checker_describes_it():
+def test_the_docs_list_every_check_as_the_checker_describes_it():
     from hub_template.checks import CHECK_CLASSES
 
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Checking a hub"):readme.index("\n## ", readme.index("## Checking a hub") + 1)]
+    section = (ROOT / "docs" / "checks.md").read_text()
     rows = dict(re.findall(r"^\| ([A-Z]{2}\d{3}) \| (.+?) \|", section, re.M))
     assert rows == {cls.__name__: cls.__doc__ for cls in CHECK_CLASSES}
 

@@ -41,9 +41,20 @@ ANSWERS = {
     "aws_region": "eu-central-1",
     "python_version": "3.13",
     "conda_packages": "xarray, zarr>=2.18, cartopy",
+    # Above the limit's own default (2): the limit's default follows it.
+    "user_cpu_guarantee": "4",
     "apt_packages": "nco",
     "dask_backend": "kubernetes",
     "secrets_backend": "sops",
+}
+
+
+# Mistakes made first, by question: what is typed, and the whole line copier
+# must show (within 80 columns) before the question is asked again.
+MISTAKES = {
+    "hub_name": ("Charlie", "'Charlie': lowercase a-z, 0-9 and -"),
+    "aws_account_id": ("12345678901", "'12345678901': not 12 digits"),
+    "conda_packages": ("xarray, numpy=1.26.4=py312h8753938_0", "'numpy=1.2...': no build strings"),
 }
 
 
@@ -168,17 +179,16 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
                 f"{name}'s help is cut at {COLUMNS} columns: write it as lines of at most "
                 f"{COLUMNS - 4} characters (help: |-)\n" + term.report())
 
-            if name == "hub_name":
-                # A rejected answer first: the message says what is allowed,
-                # and the question stays open for another try.
-                term.send(CLEAR_LINE + "Charlie" + ENTER, "hub_name, rejected")
-                error = term.wait_for(
-                    lambda: next((line for line in term.lines
-                                  if line.startswith("Validation error for question 'hub_name'")), None),
-                    "the rejection of 'Charlie'")
-                assert "Use lowercase letters, digits" in error, term.report()
+            if name in MISTAKES:
+                # A rejected answer first: the whole message is on screen, and
+                # the question stays open for another try.
+                typed, says = MISTAKES[name]
+                message = f"Validation error for question '{name}': {says}"
+                assert len(message) <= COLUMNS, message
+                term.send(CLEAR_LINE + typed + ENTER, f"{name}, rejected")
+                term.wait_for(lambda: message in term.lines, f"the rejection of {typed!r}")
                 assert term.active_question()[1] == first_line, term.report()
-                term.send(CLEAR_LINE + ANSWERS[name] + ENTER, "hub_name, retried")
+                term.send(CLEAR_LINE + ANSWERS[name] + ENTER, f"{name}, retried")
             elif name in ANSWERS and "choices" in specs[name]:
                 moves = choice_moves(specs[name], ANSWERS[name])
                 term.send(DOWN * moves + ENTER, f"{name}: {ANSWERS[name]}")
@@ -202,8 +212,11 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
 
     hub = federation / "deployments" / "charlie"
     recorded = yaml.safe_load((hub / ".copier-answers.yml").read_text())
+    # Every answer survived the mistakes made on the way.
+    assert set(MISTAKES) <= set(asked)
     for name, value in ANSWERS.items():
-        assert recorded[name] == value, name
+        assert recorded[name] == (float(value) if specs[name]["type"] == "float" else value), name
+    assert recorded["user_cpu_limit"] == 4.0  # the default followed the guarantee
     assert recorded["staging_domain"] == "staging.hub.charlie-lab.org"
     assert recorded["image_name"] == "210987654321.dkr.ecr.eu-central-1.amazonaws.com/pangeo-hubs/charlie"
     assert recorded["sops_key"] == "arn:aws:kms:eu-central-1:210987654321:alias/charlie"
@@ -227,7 +240,5 @@ def test_every_help_fits_an_80_column_prompt(template_repo):
 
 
 def test_readme_explains_every_question(template_repo):
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## The questions"):readme.index("## What gets rendered")]
-    documented = set(re.findall(r"`([a-z_]+)`", section))
+    documented = set(re.findall(r"`([a-z_]+)`", (ROOT / "docs" / "questions.md").read_text()))
     assert set(questions(template_repo)) <= documented

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 VERBS = {
     "check": ("hub_template.checks.command", "Check a rendered hub, offline, in seconds."),
@@ -21,21 +22,71 @@ VERBS = {
     "preview": ("hub_template.preview.command", "Run a hub on this machine, on 127.0.0.1, to see it work."),
 }
 
+# Shown under each verb's --help.
+EXAMPLES = {
+    "check": """examples:
+  hub-template check deployments/charlie
+  hub-template check deployments/charlie --chart daskhub/   # with the chart's schemas
+  hub-template check deployments/* --select SE --show err   # secrets only, failures only
+  hub-template check deployments/charlie --format json > report.json""",
+    "update": """examples:
+  hub-template update deployments/ --check       # who is behind; changes nothing
+  hub-template update deployments/               # update every hub that is behind
+  hub-template update deployments/ --vcs-ref v1.2.0""",
+    "plan-deploy": """examples:
+  hub-template plan-deploy --before HEAD~1 --after HEAD --branch staging   # what a push deploys
+  hub-template plan-deploy --before origin/staging --after HEAD --pull-request""",
+}
+
+# A verb's dependencies that are an extra, and how to get them.
+EXTRAS = {"check": "pip install 'hub-template[check] @ git+https://github.com/pangeo/hub-template'\n"
+                   "   or, from a clone: pip install -e '.[check]'"}
+
+
+def _missing_extra(verb: str, error: ModuleNotFoundError) -> bool:
+    """Whether ``error`` is a module of the verb's extra that is not installed
+    (and not some other missing module, which is a bug to show as it is)."""
+    from importlib.metadata import packages_distributions, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    wanted = {canonicalize_name(r.name) for r in map(Requirement, requires("hub-template") or ())
+              if r.marker and r.marker.evaluate({"extra": verb})}
+    top = (error.name or "").partition(".")[0]
+    return any(canonicalize_name(d) in wanted for d in packages_distributions().get(top, [top]))
+
+
+def _version() -> str:
+    try:
+        return version("hub-template")
+    except PackageNotFoundError:  # run from a clone that is not installed
+        return "(not installed)"
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="hub-template", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hub-template", description=__doc__.splitlines()[0],
+                                     epilog="`hub-template VERB --help` shows a verb's options and examples.")
+    parser.add_argument("--version", action="version", version=f"hub-template {_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(VERBS) + "}")
     # Import only the verb asked for: one verb's dependencies never break another.
     chosen = next((arg for arg in argv if arg in VERBS), None)
     module = None
     for verb, (module_name, help_text) in VERBS.items():
-        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        sub = verbs.add_parser(verb, help=help_text, description=help_text, epilog=EXAMPLES.get(verb),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
         if verb == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(sub)
     args = parser.parse_args(argv)
-    return module.run(args)
+    try:
+        return module.run(args)
+    except ModuleNotFoundError as missing:  # the verbs import their tools when they need them
+        if args.verb not in EXTRAS or not _missing_extra(args.verb, missing):
+            raise
+        parser.exit(2, f"hub-template {args.verb}: '{missing.name}' is missing; install the [{args.verb}] extra:\n"
+                       f"   {EXTRAS[args.verb]}\n")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,6 +4,7 @@ Built on repo-review, like sp-repo-review: each check is a small class with an
 ID, a family and a one-line docstring (base.py), grouped by module:
 
 - structure.py  ST: the template's files, rendered and parseable; hubploy.yaml
+- answers.py    ST006: no answer is a --defaults stand-in
 - helm.py       HV: helm values merged per environment, against --chart
 - image.py      IM: repo2docker's plan, environment.yml, apt.txt, scripts, workspace, notebooks
 - dask_config.py DK: the dask config the image reads at run time (runtime.py)
@@ -16,12 +17,12 @@ same checks (without a chart); runner.py runs them for `hub-template check`.
 
 from __future__ import annotations
 
-from . import dask_config, helm, image, secrets, structure
+from . import answers, dask_config, helm, image, secrets, structure
 from .base import FAMILIES
 from .encryption import PLACEHOLDER
 from .hub import ChartSource, Hub
 
-CHECK_CLASSES = (*structure.CHECKS, *helm.CHECKS, *image.CHECKS, *dask_config.CHECKS, *secrets.CHECKS)
+CHECK_CLASSES = (*structure.CHECKS, *answers.CHECKS, *helm.CHECKS, *image.CHECKS, *dask_config.CHECKS, *secrets.CHECKS)
 
 __all__ = ["CHECK_CLASSES", "PLACEHOLDER", "ChartSource", "Hub", "repo_review_checks", "repo_review_families"]
 

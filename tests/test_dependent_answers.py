@@ -1,0 +1,93 @@
+"""No sequence of valid answers crashes copier: copier validates a question's
+default before it asks (and with --defaults, instead of asking), so a default
+that an earlier answer makes invalid is a traceback that loses every answer.
+Each question whose default, condition or check uses an earlier answer is
+walked with that answer at its valid extremes (and every choice), through
+copier itself (`run_copy --defaults --data`, pretend: nothing is written)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from copier import run_copy
+
+from conftest import ROOT
+
+CONFIG = yaml.safe_load((ROOT / "copier.yml").read_text())
+QUESTIONS = {name: spec for name, spec in CONFIG.items() if not name.startswith("_")}
+COMPUTED = {name for name, spec in QUESTIONS.items() if spec.get("when") is False}
+
+# The valid extremes of each answer that others depend on (choices and bools
+# take all their values). A new dependency fails test_every_dependency_is_walked
+# until its answer is listed here.
+EXTREMES = {
+    "hub_name": ["a", "a" * 45, "a--b", "ocean-9"],
+    "domain": ["a.io", ("a" * 60 + ".") * 3 + "b" * 59 + ".io"],  # 245 characters
+    "gcp_project": ["a" + "-" * 28 + "b", "abcdef"],
+    "gcp_region": ["europe-west10"],
+    "aws_account_id": ["000000000000"],
+    "aws_region": ["us-gov-west-1", "ap-southeast-4"],
+    "azure_registry": ["A" * 50, "abcde"],
+    "user_cpu_guarantee": ["0.01", "1024"],
+    "user_memory_guarantee": ["0.1", "16384"],
+    "worker_cores": ["0.25", "1024"],
+    "worker_memory": ["0.5", "16384"],
+    "source_repo": ["", "https://example.org/notebooks.git"],
+    "github_orgs": ["pangeo-data", "a" * 39 + ":team"],
+    "admin_users": ["", "octocat, hubber"],
+    "conda_packages": ["", "xarray zarr>=2.18"],
+    "pip_packages": ["", "odc-stac>=0.3, pystac-client"],
+    "apt_packages": ["", "nco"],
+    "image_registry": ["registry.example.org", "registry.example.org:5000/a/b__c"],
+}
+
+
+def values(name: str) -> list:
+    spec = QUESTIONS[name]
+    if "choices" in spec:
+        return list(spec["choices"].values())
+    if spec.get("type") == "bool":
+        return [True, False]
+    return EXTREMES.get(name)
+
+
+def dependencies() -> list[tuple[str, str]]:
+    """(earlier, later): the later question's default, condition, help or check
+    names the earlier, user-given answer."""
+    names = list(QUESTIONS)
+    pairs = []
+    for i, later in enumerate(names):
+        text = " ".join(str(QUESTIONS[later].get(key, "")) for key in ("default", "when", "help", "validator"))
+        for earlier in names[:i]:
+            if earlier not in COMPUTED and re.search(rf"\b{earlier}\b", text):
+                pairs.append((earlier, later))
+    return pairs
+
+
+def test_every_dependency_is_walked():
+    missing = sorted({earlier for earlier, _ in dependencies() if values(earlier) is None})
+    assert not missing, f"list the valid extremes of {missing} in EXTREMES"
+    assert ("user_cpu_guarantee", "user_cpu_limit") in dependencies()
+
+
+def providers(earlier: str) -> list[str]:
+    """The providers an answer is walked with: its own, or all three for the
+    answers every provider's defaults use."""
+    own = earlier.partition("_")[0]
+    if own in ("gcp", "aws", "azure"):
+        return [own]
+    return ["gcp", "aws", "azure"] if earlier in ("hub_name", "domain", "secrets_backend") else ["gcp"]
+
+
+CASES = sorted({(earlier, n, provider) for earlier, _ in dependencies()
+                for n in range(len(values(earlier) or ())) for provider in providers(earlier)})
+
+
+@pytest.mark.parametrize(("earlier", "n", "provider"), CASES)
+def test_a_valid_earlier_answer_never_breaks_a_later_default(template_repo, tmp_path, earlier, n, provider):
+    data = {"cloud_provider": provider, "secrets_backend": "sops", earlier: values(earlier)[n]}
+    # The questions only: pretend renders nothing and runs no task.
+    run_copy(str(template_repo), str(tmp_path / "deployments" / "charlie"), data=data, defaults=True,
+             unsafe=True, quiet=True, pretend=True)
