@@ -24,7 +24,8 @@ FEDERATION_FILES = {
     ".copier-answers.yml", "README.md", ".gitignore", ".pre-commit-config.yaml", "copier-settings.yml",
     ".github/workflows/deploy.yml", ".github/workflows/pull-request.yml", ".github/actions/daskhub/action.yml",
     "chart/Chart.yaml", "chart/values.yaml", "chart/values.schema.json", "chart/.helmignore",
-    "chart/templates/_helpers.tpl", "chart/templates/service-account.yaml", "deployments/README.md",
+    "chart/templates/_helpers.tpl", "chart/templates/service-account.yaml", "chart/templates/dask-kubernetes-rbac.yaml",
+    "deployments/README.md",
 }
 _rendered: dict[tuple, Path] = {}
 
