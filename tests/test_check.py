@@ -241,7 +241,7 @@ def _shellcheck_finding(hub):
 
 
 def _kubernetes_key_typo(hub):
-    edit(hub / "image/.dask/config.yaml", r"^  worker-template:", "  worker-templte:")
+    edit(hub / "image/.dask/config.yaml", r"^  worker-command:", "  worker-comand:")
 
 
 BREAKAGES = [
@@ -283,7 +283,7 @@ BREAKAGES = [
     Breakage("apt.txt outside binder/", frozenset({"IM001"}), "image/apt.txt", None, _root_level_apt),
     Breakage("Python unpinned", frozenset({"IM004"}), "image/binder/environment.yml", None, _python_unpinned),
     Breakage("shellcheck finding", frozenset({"IM007"}), "image/binder/postBuild", "for f in", _shellcheck_finding),
-    Breakage("kubernetes key typo", frozenset({"DK002"}), "image/.dask/config.yaml", "worker-templte", _kubernetes_key_typo,
+    Breakage("kubernetes key typo", frozenset({"DK002"}), "image/.dask/config.yaml", "worker-comand", _kubernetes_key_typo,
              cell=("gcp", "git-crypt", "kubernetes")),
 ]
 
@@ -486,17 +486,17 @@ def test_the_docs_list_every_check_as_the_checker_describes_it():
     assert rows == {cls.__name__: cls.__doc__ for cls in CHECK_CLASSES}
 
 
-def test_kubernetes_keys_are_checked_only_against_the_classic_dask_kubernetes():
+def test_kubernetes_keys_are_checked_only_against_the_dask_kubernetes_hubs_pin():
     """Its keys come from the installed package's kubernetes.yaml, never from a
-    list of our own: with no classic dask-kubernetes, they are not checked, and
-    the check says so."""
+    list of our own: with no dask-kubernetes in the range versions.yml pins,
+    they are not checked, and the check says so."""
     from importlib.metadata import version
 
     from hub_template.checks.dask_config import _known, unknown_keys
 
-    config = {"kubernetes": {"worker-templte": {}}, "gateway": {"adress": "x"}}
-    classic = _known(load_data("versions.yml")["dask_kubernetes_classic"])
-    assert [p for p, _ in unknown_keys(config, classic)] == [("kubernetes", "worker-templte"), ("gateway", "adress")]
+    config = {"kubernetes": {"worker-comand": "dask worker"}, "gateway": {"adress": "x"}}
+    pinned = _known(load_data("versions.yml")["dask_kubernetes"])
+    assert [p for p, _ in unknown_keys(config, pinned)] == [("kubernetes", "worker-comand"), ("gateway", "adress")]
     elsewhere = _known(">=2019.1,<2019.2")  # a range the installed dask-kubernetes is not in
     assert [p for p, _ in unknown_keys(config, elsewhere)] == [("gateway", "adress")]
     assert f"dask-kubernetes {version('dask-kubernetes')} is installed" in elsewhere.unchecked["kubernetes"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,11 @@ def test_helm_renders_every_release_with_the_real_chart(template_repo, tmp_path_
     done = subprocess.run([str(ROOT / ".ci" / "helm-template"), str(hub), str(chart)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "charlie-staging:" in done.stdout and "charlie-prod:" in done.stdout
+    # daskhub has no condition on dask-gateway: only a kubernetes hub, which
+    # deploys the jupyterhub chart alone, renders none of it.
+    gateway_objects = [int(n) for n in re.findall(r"(\d+) of dask-gateway", done.stdout)]
+    assert len(gateway_objects) == 2
+    assert all(n == 0 for n in gateway_objects) if backend == "kubernetes" else all(n >= 19 for n in gateway_objects)
     check = subprocess.run([str(BIN / "hub-template"), "check", str(hub), "--chart", str(chart), "--format", "json"],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr

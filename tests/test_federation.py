@@ -137,9 +137,11 @@ def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run
         "foxtrot": ["v1.1.0", "v1.1.0", "failed"],
     }
     # 1.0.0's key stub was never filled: copier removes it, nothing is left unused.
-    assert rows["bravo"][3] == RENAME_LOG + " migration 1.2.0 (hubploy_yaml_for_todays_hubploy): nothing to change"
-    assert rows["charlie"][3] == ("migration 1.2.0 (hubploy_yaml_for_todays_hubploy): nothing to change "
-                                  "resolve the conflict markers in: image/binder/environment.yml")
+    # Gateway hubs: the kubernetes backend's migration has nothing to do.
+    gateway = " migration 1.2.0 (dask_kubernetes_operator): nothing to change"
+    assert rows["bravo"][3] == RENAME_LOG + " migration 1.2.0 (hubploy_yaml_for_todays_hubploy): nothing to change" + gateway
+    assert rows["charlie"][3] == ("migration 1.2.0 (hubploy_yaml_for_todays_hubploy): nothing to change" + gateway
+                                  + " resolve the conflict markers in: image/binder/environment.yml")
     assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
     assert "cull.yaml" in rows["echo"][3]  # the failing migration's error
     assert "1 current, 1 updated, 1 conflicts, 1 skipped dirty, 2 failed" in output

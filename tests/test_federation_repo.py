@@ -24,7 +24,8 @@ FEDERATION_FILES = {
     ".copier-answers.yml", "README.md", ".gitignore", ".pre-commit-config.yaml", "copier-settings.yml",
     ".github/workflows/deploy.yml", ".github/workflows/pull-request.yml", ".github/actions/daskhub/action.yml",
     "chart/Chart.yaml", "chart/values.yaml", "chart/values.schema.json", "chart/.helmignore",
-    "chart/templates/_helpers.tpl", "chart/templates/service-account.yaml", "deployments/README.md",
+    "chart/templates/_helpers.tpl", "chart/templates/service-account.yaml", "chart/templates/dask-kubernetes-rbac.yaml",
+    "deployments/README.md",
 }
 _rendered: dict[tuple, Path] = {}
 
@@ -55,8 +56,13 @@ def test_a_federation_is_its_repository_and_no_hub(template_repo, tmp_path_facto
     assert answers["kind"] == "federation" and answers["cloud_provider"] == provider
     assert "hub_name" not in answers and "dask_backend" not in answers  # hub questions are not asked
     chart = yaml.safe_load((fed / "chart/Chart.yaml").read_text())
+    # daskhub for gateway hubs, the jupyterhub chart alone for kubernetes hubs.
     assert chart["dependencies"] == [{"name": "daskhub", "version": "2024.1.2-dev.e25bf51",
-                                      "repository": "file://../.daskhub/daskhub"}]
+                                      "repository": "file://../.daskhub/daskhub",
+                                      "condition": "deployment.daskGateway.enabled"},
+                                     {"name": "jupyterhub", "version": "4.4.0",
+                                      "repository": "https://hub.jupyter.org/helm-chart/",
+                                      "condition": "deployment.daskKubernetes.enabled"}]
 
 
 @pytest.mark.parametrize(("provider", "secrets"), CELLS)

@@ -58,9 +58,13 @@ def free_port() -> int:
 
 
 def hub_values(hub: Path, env: str = "staging") -> dict[str, dict]:
-    """Each subchart's values for one release, merged as helm merges them."""
+    """Each chart's values for one release, merged as helm merges them: daskhub's
+    subcharts, or the jupyterhub chart alone that a kubernetes hub deploys."""
     files = [ValuesFile.load(hub / rel, rel) for rel in ("config/common.yaml", f"config/{env}.yaml")]
-    return Chart(chart_data()).merged([f.data["daskhub"] for f in files])
+    chart = Chart(chart_data())
+    if "daskhub" not in files[0].data:
+        return {"jupyterhub": chart.direct("jupyterhub", [f.data["jupyterhub"] for f in files])}
+    return chart.merged([f.data["daskhub"] for f in files])
 
 
 def no_proxy_opener() -> urllib.request.OpenerDirector:
@@ -271,7 +275,7 @@ def test_the_hub_extra_config_runs_against_a_traitlets_config(template_repo, tmp
         assert "00-add-dask-gateway-values" not in snippets
         assert not any(name.startswith("DASK_GATEWAY__") for name in env)
         assert [s["name"] for s in c.JupyterHub.services] == []
-        assert jupyterhub["singleuser"]["serviceAccountName"] == "daskkubernetes"
+        assert jupyterhub["singleuser"]["serviceAccountName"] == "dask-kubernetes"
         return
     assert "00-add-dask-gateway-values" in snippets
     image_config = runtime_config(Hub(hub)).config["gateway"]

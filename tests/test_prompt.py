@@ -222,7 +222,7 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
     assert recorded["sops_key"] == "arn:aws:kms:eu-central-1:210987654321:alias/charlie"
     assert (hub / ".sops.yaml").is_file() and not (hub / "secrets" / "aws-config.txt").exists()
     environment = yaml.safe_load((hub / "image" / "binder" / "environment.yml").read_text())
-    assert {"python=3.13", "cartopy", "zarr>=2.18", "dask-kubernetes>=2024.1,<2024.5"} <= set(
+    assert {"python=3.13", "cartopy", "zarr>=2.18", "dask-kubernetes>=2026.3,<2027"} <= set(
         d for d in environment["dependencies"] if isinstance(d, str))
 
 

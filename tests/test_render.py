@@ -174,7 +174,9 @@ def test_hubploy_yaml_is_what_hubploy_reads(hub):
     assert sorted(p.name for p in (hub.path / "secrets").iterdir()) == ["prod.yaml", "staging.yaml"]
     # CI sets the tag under the image the values name, the helm path it passes.
     node = hub.yaml("config/common.yaml")
-    for part in f"{answers['helm_umbrella_key']}.jupyterhub.singleuser.image".split("."):
+    # A kubernetes hub deploys the jupyterhub chart alone (no daskhub, no gateway).
+    jupyterhub = "jupyterhub" if answers["dask_backend"] == "kubernetes" else f"{answers['helm_umbrella_key']}.jupyterhub"
+    for part in f"{jupyterhub}.singleuser.image".split("."):
         node = node[part]
     assert node["name"] == answers["image_name"]
     assert not re.search(r"[:@][^/]*$", answers["image_name"])
@@ -187,9 +189,16 @@ def test_helm_values_pass_the_chart_schemas(hub, chart, env):
              for rel in ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml")]
     assert [str(p) for p in check_values(chart, files, umbrella)] == []
 
-    # What helm will deploy, as hubploy layers the files.
-    merged = chart.merged(f.data[umbrella] for f in files)
-    jh = merged["jupyterhub"]
+    # What helm will deploy, as hubploy layers the files: daskhub, or for a
+    # kubernetes hub the jupyterhub chart alone (the deployment chart's own
+    # dependency), with no daskhub values at all.
+    kubernetes = hub.answers["dask_backend"] == "kubernetes"
+    if kubernetes:
+        assert not any(umbrella in f.data for f in files)
+        jh = chart.direct("jupyterhub", [f.data["jupyterhub"] for f in files])
+    else:
+        merged = chart.merged(f.data[umbrella] for f in files)
+        jh = merged["jupyterhub"]
     host = hub.answers["domain"] if env == "prod" else hub.answers["staging_domain"]
     assert jh["proxy"]["https"]["hosts"] == [host]
     assert jh["proxy"]["https"]["letsencrypt"]["contactEmail"] == hub.answers["contact_email"]
@@ -204,8 +213,8 @@ def test_helm_values_pass_the_chart_schemas(hub, chart, env):
     assert singleuser["storage"]["dynamic"]["storageClass"] == hub.cloud["storage_class"]
     scratch = singleuser["extraEnv"]["SCRATCH_BUCKET"]
     assert scratch.startswith(hub.cloud["bucket_scheme"] + hub.answers["scratch_bucket"] + "/")
-    gateway = merged["dask-gateway"]
-    if hub.answers["dask_backend"] == "gateway":
+    if not kubernetes:
+        gateway = merged["dask-gateway"]
         assert singleuser["extraEnv"]["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] == "{JUPYTER_IMAGE_SPEC}"
         assert gateway["enabled"] is True
         assert "00-add-dask-gateway-values" in jh["hub"]["extraConfig"]
@@ -213,10 +222,14 @@ def test_helm_values_pass_the_chart_schemas(hub, chart, env):
         assert f'HUB_IMAGE = "{hub.answers["image_name"]}"' in extra
         assert f"c.ClusterConfig.idle_timeout = {hub.answers['idle_timeout_minutes'] * 60}" in extra
     else:
-        assert gateway["enabled"] is False
+        # Nothing of daskhub's gateway reaches the hub: no service, no snippet.
         assert "dask-gateway" not in jh["hub"].get("services", {})
         assert "00-add-dask-gateway-values" not in jh["hub"].get("extraConfig", {})
-        assert singleuser["serviceAccountName"] == "daskkubernetes"
+        deployment = files[0].data["deployment"]
+        assert deployment["daskGateway"] == {"enabled": False}
+        assert deployment["daskKubernetes"] == {"enabled": True}
+        assert singleuser["serviceAccountName"] == deployment["serviceAccount"]["name"]
+        assert deployment["serviceAccount"]["create"] is True
 
 
 @pytest.mark.parametrize("hub", [cell for cell in CELLS if cell[2] == "gateway"], indirect=True, ids="-".join)
@@ -396,9 +409,11 @@ def test_environment_yml_solves_anywhere(hub):
         assert not _matches(pinned, chart.bump_patch()) and not _matches(pinned, chart.bump_minor())
         assert "dask-kubernetes" not in specs
     else:
-        classic = specs["dask-kubernetes"].version
-        assert _matches(classic, rattler.Version("2024.4.2"))  # the last classic KubeCluster
-        assert not _matches(classic, rattler.Version("2024.5.0"))
+        operator = specs["dask-kubernetes"].version
+        assert _matches(operator, rattler.Version("2026.3.0"))  # the operator's KubeCluster
+        assert not _matches(operator, rattler.Version("2024.4.2"))  # the last classic one
+        # dask-kubernetes starts schedulers with `dask-scheduler`, gone in distributed 2026.6.
+        assert not _matches(specs["distributed"].version, rattler.Version("2026.6.0"))
         assert "dask-gateway" not in specs
     assert "pip" in specs and pip == [["pystac-client", "odc-stac>=0.3"]]
 
@@ -456,7 +471,7 @@ def test_dask_config_as_the_image_loads_it(hub, tmp_path, monkeypatch):
         # with `adapt` fails (tests/test_gateway.py drives the panel's manager).
         assert default == {"workers": 1}
     else:
-        assert default["adapt"]["maximum"] == most_workers
+        assert default["workers"] == 1 and default.get("adapt") is None
 
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
     monkeypatch.setenv("JUPYTER_IMAGE_SPEC", f"{answers['image_name']}:abc123")
@@ -487,18 +502,18 @@ def test_dask_config_as_the_image_loads_it(hub, tmp_path, monkeypatch):
             assert isinstance(auth, dask_gateway.JupyterHubAuth)
             assert options == {"image": f"{answers['image_name']}:abc123"}
         else:
-            # dask-kubernetes is not installed here; its classic KubeCluster
-            # (pinned in environment.yml) expands and reads exactly this.
-            assert (factory["module"], factory["class"]) == ("dask_kubernetes", "KubeCluster")
+            # The operator's KubeCluster (test_kubernetes_backend.py builds
+            # the DaskCluster it sends from this same config).
+            from dask_kubernetes.operator import KubeCluster
+
+            cls = getattr(importlib.import_module(factory["module"]), factory["class"])
+            assert cls is KubeCluster
+            assert config["labextension"]["default"] == {"workers": 1, "adapt": None}
             kube = dask.config.get("kubernetes")
-            assert kube["count"]["max"] == most_workers
-            pod = dask.config.expand_environment_variables(kube["worker-template"])
-            assert pod["kind"] == "Pod" and pod["spec"]["restartPolicy"] == "Never"
-            (worker,) = pod["spec"]["containers"]
-            assert worker["image"] == f"{answers['image_name']}:abc123"
-            assert worker["args"][:2] == ["dask", "worker"]
+            assert kube["worker-command"].split()[:2] == ["dask", "worker"]
             memory = f"{answers['worker_memory']:g}G"
-            assert worker["resources"]["limits"] == {"cpu": answers["worker_cores"], "memory": memory}
+            assert kube["resources"]["limits"] == {"cpu": str(answers["worker_cores"]), "memory": memory}
+            assert kube["idle-timeout"] == answers["idle_timeout_minutes"] * 60
 
 
 def test_workspace_imports_into_jupyterlab(hub, tmp_path):

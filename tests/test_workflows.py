@@ -76,5 +76,5 @@ def test_the_image_check_resolves_the_factory_the_hub_installs(template_repo, tm
     done = subprocess.run([sys.executable, str(ROOT / ".ci" / "image-check.py")], env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    expected = {"gateway": "dask_gateway.GatewayCluster", "kubernetes": "dask_kubernetes.KubeCluster"}[backend]
+    expected = {"gateway": "dask_gateway.GatewayCluster", "kubernetes": "dask_kubernetes.operator.KubeCluster"}[backend]
     assert f"labextension.factory: {expected} -> <class '" in done.stdout

@@ -145,10 +145,11 @@ def image_tag(repo: Path, commit: str, hub: str) -> str:
     return last[:TAG_LENGTH]
 
 
-def deploy_command(hub: str, environment: str, umbrella: str, tag: str) -> list[str]:
-    """The `hubploy deploy` CI runs: today's hubploy sets no image tag itself."""
+def deploy_command(hub: str, environment: str, jupyterhub: str, tag: str) -> list[str]:
+    """The `hubploy deploy` CI runs: today's hubploy sets no image tag itself.
+    ``jupyterhub`` is the helm path of the hub's jupyterhub chart values."""
     return ["hubploy", "deploy", hub, CHART, environment,
-            "--set-string", f"{umbrella}.jupyterhub.singleuser.image.tag={tag}",
+            "--set-string", f"{jupyterhub}.singleuser.image.tag={tag}",
             "--cleanup-on-fail"]
 
 
@@ -164,7 +165,12 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
     if secrets not in SECRETS_BACKENDS:
         raise PlanError(f"{where}: secrets_backend {secrets!r} is not one of {', '.join(SECRETS_BACKENDS)}")
     values = _yaml_at(repo, commit, f"{where}/config/common.yaml")
-    image = ((((values.get(umbrella) or {}).get("jupyterhub") or {}).get("singleuser") or {}).get("image") or {})
+    # A kubernetes hub deploys the jupyterhub chart alone, at the top (jinja/values.jinja).
+    path = ["jupyterhub"] if answers.get("dask_backend") == "kubernetes" else [umbrella, "jupyterhub"]
+    chart_values = values
+    for key in path:
+        chart_values = (chart_values.get(key) if isinstance(chart_values, dict) else None) or {}
+    image = ((chart_values.get("singleuser") or {}).get("image") or {})
     name = _checked(f"{where}/config/common.yaml", "image", image.get("name") if isinstance(image, dict) else None)
     login = {field: _checked(where, field, answers.get(field)) for field in LOGIN[provider]}
     tag = image_tag(repo, commit, hub)
@@ -172,7 +178,7 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
         hub=hub, environment=environment, provider=provider, secrets=secrets, umbrella=umbrella,
         image=name, tag=tag,
         registry=name.split("/", 1)[0], build=build, login=login,
-        deploy=deploy_command(hub, environment, umbrella, tag) if environment else None,
+        deploy=deploy_command(hub, environment, ".".join(path), tag) if environment else None,
     )
 
 

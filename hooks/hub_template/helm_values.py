@@ -8,10 +8,17 @@ helm packed it in, holding its ``values.yaml`` and ``values.schema.json``.
 
 For each subchart S, helm computes
 ``coalesce(S/values.yaml, daskhub/values.yaml[S], file_1[S], ..., file_n[S])``
-where a ``null`` deletes the key, lists are replaced whole, and the parent's
-``global`` is passed down; the result must pass ``S/values.schema.json``.
-Keys of the parent that neither it nor a subchart uses are ignored by helm
-without a word, so they are reported here.
+where a ``null`` deletes a key of ``S/values.yaml`` only: over a value that
+the parent's ``values.yaml`` sets for S, helm keeps the ``null`` (a nil the
+subchart's templates then meet), so such a ``null`` is reported here. Lists
+are replaced whole, the parent's ``global`` is passed down, and the result
+must pass ``S/values.schema.json``. Keys of the parent that neither it nor a
+subchart uses are ignored by helm without a word, so they are reported here.
+
+The federation's deployment chart (federation/chart/) sits above: it passes
+``<umbrella>:`` to daskhub, ``jupyterhub:`` to the jupyterhub chart it
+depends on directly (hubs whose users start dask-kubernetes clusters deploy
+no dask-gateway), and reads ``deployment:`` itself.
 """
 
 from __future__ import annotations
@@ -29,8 +36,16 @@ import yaml
 # libyaml's parser when pyyaml has it: the charts' values.yaml are large.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-# Keys the daskhub parent chart reads itself, besides its subcharts' names.
-PARENT_KEYS = frozenset({"global", "rbac", "dask-kubernetes"})
+# Keys the daskhub parent chart reads itself, besides its subcharts' names:
+# `rbac` is imported from the jupyterhub chart (import-values). daskhub's own
+# `dask-kubernetes:` default is read by no template.
+PARENT_KEYS = frozenset({"global", "rbac"})
+# The deployment chart's own values, and the chart it depends on directly.
+DEPLOYMENT_KEY = "deployment"
+DIRECT_JUPYTERHUB = "jupyterhub"
+# helm's behaviour that a null over a parent chart's value meets.
+NIL_OVER_PARENT = ("helm keeps it as nil, which the chart's templates then meet (a null "
+                   "deletes only keys of the subchart's own values.yaml)")
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,7 @@ class Chart:
 
     def merged(self, layers: Iterable[dict]) -> dict[str, dict]:
         """Each subchart's final values for the given user layers (already unwrapped)."""
+        layers = list(layers)
         parent = self.values
         for layer in layers:
             parent = coalesce(parent, layer)
@@ -176,66 +192,174 @@ class Chart:
         for name, (defaults, _) in self.subcharts.items():
             values = coalesce(defaults, parent.get(name) or {})
             values["global"] = coalesce(values.get("global") or {}, parent.get("global") or {})
+            for path in self.nulls_over_parent(layers, name):
+                _set_path(values, path, None)  # what helm gives the subchart's templates
             result[name] = values
         return result
+
+    def nulls_over_parent(self, layers: Iterable[dict], name: str) -> list[tuple[str, ...]]:
+        """Paths under subchart ``name`` where a layer's null meets a value the
+        parent's values.yaml sets and the subchart's own values.yaml does not."""
+        defaults = self.subcharts[name][0]
+        found = []
+        for layer in layers:
+            for path in _null_paths(layer.get(name) or {}):
+                if _has_path(self.values.get(name) or {}, path) and not _has_path(defaults, path):
+                    found.append(path)
+        return found
+
+    def direct(self, name: str, layers: Iterable[dict]) -> dict:
+        """Subchart ``name``'s values when a chart depends on it directly:
+        its own defaults and the layers, without daskhub's values."""
+        values = self.subcharts[name][0]
+        for layer in layers:
+            values = coalesce(values, layer)
+        return values
+
+
+def _null_paths(tree: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for key, value in tree.items():
+        if value is None:
+            paths.append((*prefix, str(key)))
+        elif isinstance(value, dict):
+            paths += _null_paths(value, (*prefix, str(key)))
+    return paths
+
+
+def _has_path(tree: Any, path: Sequence[str]) -> bool:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return False
+        tree = tree[key]
+    return True
+
+
+def _set_path(tree: dict, path: Sequence[str], value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
 
 
 def check_values(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
     """Problems helm would reject, or silently ignore, in these layered files."""
     return [*misplaced_keys(files, umbrella), *unused_keys(chart, files, umbrella),
-            *schema_problems(chart, files, umbrella)]
+            *nulls_over_parent(chart, files, umbrella), *schema_problems(chart, files, umbrella)]
+
+
+def deployment_schema() -> dict:
+    """The values schema of the federation's deployment chart: beside this
+    package in a wheel, in federation/chart/ of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for path in (here / "_federation_chart" / "values.schema.json",
+                 here.parents[1] / "federation" / "chart" / "values.schema.json"):
+        if path.is_file():
+            return json.loads(path.read_text())
+    raise FileNotFoundError("the deployment chart's values.schema.json is not installed")
+
+
+def deployment_keys() -> frozenset[str]:
+    """The keys under ``deployment:`` the deployment chart's templates read."""
+    own = deployment_schema().get("properties", {}).get(DEPLOYMENT_KEY, {})
+    return frozenset(own.get("properties", {}))
 
 
 def misplaced_keys(files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
-    """Top-level keys of the files other than ``umbrella``: the federation's
-    chart passes only that key on to daskhub, so helm ignores the rest."""
+    """Top-level keys of the files that the deployment chart neither passes to
+    a chart (``umbrella`` to daskhub, ``jupyterhub``) nor reads (``deployment``)."""
     problems = []
+    top = (umbrella, DIRECT_JUPYTERHUB, DEPLOYMENT_KEY)
+    switches: dict = {}
+    for f in files:
+        switches = coalesce(switches, f.data.get(DEPLOYMENT_KEY) or {})
+    # The deployment chart's conditions (federation/chart/Chart.yaml) and their defaults.
+    off = {umbrella: (switches.get("daskGateway") or {}).get("enabled", True) is False,
+           DIRECT_JUPYTERHUB: (switches.get("daskKubernetes") or {}).get("enabled", False) is not True}
+    switch = {umbrella: "deployment.daskGateway.enabled", DIRECT_JUPYTERHUB: "deployment.daskKubernetes.enabled"}
     for f in files:
         for key in f.data:
-            if key != umbrella:
+            if key not in top:
                 problems.append(Problem(f.label, f.line_of([key]),
-                    f"top-level key '{key}' is not '{umbrella}:'; the federation chart passes "
-                    f"only '{umbrella}' to daskhub, so helm ignores it. Move it under '{umbrella}:'."))
-        if not isinstance(f.data.get(umbrella) or {}, dict):
-            problems.append(Problem(f.label, f.line_of([umbrella]), f"'{umbrella}' must be a mapping"))
+                    f"top-level key '{key}' is none of {', '.join(top)}; the federation chart passes "
+                    f"only those on, so helm ignores it. Move it under '{umbrella}:'."))
+            elif off.get(key):
+                problems.append(Problem(f.label, f.line_of([key]),
+                    f"top-level key '{key}' goes to a chart that {switch[key]} turns off here, "
+                    f"so helm ignores it. Move it under '{DIRECT_JUPYTERHUB if key == umbrella else umbrella}:'."))
+        for key in top:
+            if not isinstance(f.data.get(key) or {}, dict):
+                problems.append(Problem(f.label, f.line_of([key]), f"'{key}' must be a mapping"))
     return problems
 
 
 def unused_keys(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
-    """Keys under ``umbrella`` that neither daskhub nor any of its subcharts reads."""
+    """Keys under ``umbrella`` that neither daskhub nor any of its subcharts
+    reads, and keys under ``deployment`` the deployment chart does not read."""
     problems = []
     known = PARENT_KEYS | set(chart.subcharts)
+    own = deployment_keys()
     for f in files:
         for key in _inner(f, umbrella):
             if key not in known:
                 problems.append(Problem(f.label, f.line_of([umbrella, key]),
                     f"'{umbrella}.{key}' is not a key daskhub or its charts use "
                     f"({', '.join(sorted(known))}); helm ignores it without a word. Check its spelling."))
+        for key in _inner(f, DEPLOYMENT_KEY):
+            if key not in own:
+                problems.append(Problem(f.label, f.line_of([DEPLOYMENT_KEY, key]),
+                    f"'{DEPLOYMENT_KEY}.{key}' is not a key the deployment chart reads "
+                    f"({', '.join(sorted(own))}); helm ignores it without a word."))
+    return problems
+
+
+def nulls_over_parent(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
+    """Each ``null`` under ``umbrella`` that meets a value daskhub's values.yaml
+    sets for a subchart: helm does not delete it (field notes, "helm itself")."""
+    problems = []
+    for f in files:
+        for name in chart.subcharts:
+            for path in chart.nulls_over_parent([_inner(f, umbrella)], name):
+                keys = [umbrella, name, *path]
+                problems.append(Problem(f.label, f.line_of(keys),
+                    f"'{'.'.join(keys)}: null' does not remove what daskhub's values.yaml sets: "
+                    f"{NIL_OVER_PARENT}. Override the value instead."))
     return problems
 
 
 def schema_problems(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
-    """Each enabled subchart's merged values checked against its values.schema.json."""
+    """Each enabled subchart's merged values checked against its values.schema.json;
+    with ``jupyterhub:`` at the top, the jupyterhub chart's own values too."""
     import jsonschema  # the checker's dependency, not copier's
 
+    merged = [(umbrella, name, values)
+              for name, values in chart.merged([_inner(f, umbrella) for f in files]).items()]
+    if DIRECT_JUPYTERHUB in chart.subcharts and any(DIRECT_JUPYTERHUB in f.data for f in files):
+        merged.append((None, DIRECT_JUPYTERHUB, chart.direct(DIRECT_JUPYTERHUB, [_inner(f, DIRECT_JUPYTERHUB) for f in files])))
     problems: list[Problem] = []
-    for name, values in chart.merged([_inner(f, umbrella) for f in files]).items():
+    for top, name, values in merged:
+        if top is not None and not any(top in f.data for f in files):
+            continue  # a hub that does not deploy daskhub
         if values.get("enabled") is False:
             continue  # a disabled subchart renders nothing
         _, schema = chart.subcharts[name]
         validator = jsonschema.Draft7Validator(schema)
+        # nulls_over_parent reports these nils in helm's words.
+        nils = set(chart.nulls_over_parent([_inner(f, top) for f in files], name)) if top else set()
         for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
             path = [str(p) for p in error.absolute_path]
-            keys = [umbrella, name, *path]
+            if error.instance is None and tuple(path) in nils:
+                continue
+            keys = [*([top] if top else []), name, *path]
+            shown = keys[1:] if top else keys
             if error.validator == "additionalProperties":
                 extra = _unexpected_keys(error)
                 keys_for_line = [*keys, extra[0]] if extra else keys
-                message = (f"'{'.'.join(keys[1:] + extra[:1])}' is not a setting of the {name} chart "
+                message = (f"'{'.'.join(shown + extra[:1])}' is not a setting of the {name} chart "
                            f"{chart.subchart_version(name) or ''}".rstrip()
                            + "; check its spelling against the chart's values.yaml.")
             else:
                 keys_for_line = keys
-                message = f"'{'.'.join(keys[1:])}': {error.message}"
+                message = f"'{'.'.join(shown)}': {error.message}"
             file, line = _where(files, keys_for_line)
             problems.append(Problem(file, line, message))
     return problems

@@ -169,6 +169,80 @@ def _render_template_file(hub: Path, name: str) -> str:
     context = {**answers, "cloud": providers[answers["cloud_provider"]]}
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.from_string((root / "template" / name).read_text()).render(context)
+# What 1.1.0 rendered into config/common.yaml of a kubernetes hub that helm
+# could not deploy; an update whose merge kept any of it gets it removed.
+_KUBERNETES_1_1_0_LEFTOVERS = (
+    "      # Users' pods start dask workers themselves: no gateway to register.\n"
+    "      services:\n        dask-gateway: null\n"
+    "      extraConfig:\n        00-add-dask-gateway-values: null\n",
+    "\n  dask-gateway:\n    enabled: false\n  dask-kubernetes:\n    enabled: true\n",
+)
+
+
+@migration("1.2.0", stage="after")
+def dask_kubernetes_operator(hub: Path) -> str | None:
+    """1.2.0 made the `kubernetes` dask backend deployable: dask-kubernetes'
+    operator KubeCluster (the classic one is gone since 2024.5), the jupyterhub
+    chart alone (daskhub always deploys dask-gateway), the users' account and
+    Role from the deployment chart. The operator itself is not in any hub."""
+    answers = (hub / ANSWERS_FILE).read_text()
+    if not re.search(r"^dask_backend:\s*['\"]?kubernetes\b", answers, flags=re.M):
+        return None
+    found = re.search(r"^helm_umbrella_key:\s*['\"]?([\w-]+)", answers, flags=re.M)
+    umbrella = found.group(1) if found else "daskhub"
+    done, by_hand = [], []
+    common = hub / "config" / "common.yaml"
+    text = common.read_text() if common.is_file() else ""
+    kept = text
+    for block in _KUBERNETES_1_1_0_LEFTOVERS:
+        kept = kept.replace(block, "\n" if block.startswith("\n") else "")
+    if kept != text:
+        common.write_text(kept)
+        done.append("removed 1.1.0's values helm refused from config/common.yaml")
+    # copier never rewrites secrets/: their jupyterhub values move up here.
+    for path in sorted([*hub.glob("config/*.yaml"), *hub.glob("secrets/*.yaml")]):
+        moved = _unnest_jupyterhub(path, umbrella)
+        rel = path.relative_to(hub).as_posix()
+        if moved is True:
+            done.append(f"moved {rel}'s {umbrella}.jupyterhub to jupyterhub")
+        elif moved:
+            by_hand.append(f"{rel} ({moved})")
+    return ("the kubernetes dask backend now uses the dask-kubernetes operator's KubeCluster, "
+            "the jupyterhub chart without daskhub (values under jupyterhub:, no dask-gateway) and "
+            "the deployment chart's service account and Role (deployment:). Install the operator "
+            "once per Kubernetes cluster: helm install --repo https://helm.dask.org "
+            "--create-namespace -n dask-operator dask-kubernetes-operator dask-kubernetes-operator "
+            "(docs/kubernetes-backend.md)"
+            + "".join(f"; {what}" for what in done)
+            + (f"; move {umbrella}.jupyterhub to jupyterhub by hand in " + ", ".join(by_hand) if by_hand else ""))
+
+
+def _unnest_jupyterhub(path: Path, umbrella: str) -> bool | str | None:
+    """Turn `<umbrella>:\n  jupyterhub:` into `jupyterhub:` where that is the
+    umbrella's only key; the values below stay valid YAML, four spaces in.
+    True if moved, None if nothing to move, else why it cannot be done here."""
+    import yaml
+
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return "encrypted: unlock it with git-crypt"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return "not valid YAML"
+    if not isinstance(data, dict) or not isinstance(data.get(umbrella), dict):
+        return None
+    if "sops" in data:
+        return "sops-encrypted: edit it with `sops`"
+    head = f"{umbrella}:\n  jupyterhub:\n"
+    if set(data[umbrella]) != {"jupyterhub"} or "jupyterhub" in data or text.count(head) != 1:
+        return f"{umbrella}: holds more than jupyterhub"
+    moved = re.sub(rf"^{re.escape(head)}", "jupyterhub:\n", text, flags=re.M)
+    if yaml.safe_load(moved) != {**{k: v for k, v in data.items() if k != umbrella}, "jupyterhub": data[umbrella]["jupyterhub"]}:
+        return "its layout is not the template's"
+    path.write_text(moved)
+    return True
 
 
 # --- entry point -----------------------------------------------------------------

@@ -3,9 +3,9 @@ runtime.py), checked against the keys the packages themselves ship.
 
 The known keys are the default YAML files dask, distributed, dask-gateway and
 dask-labextension install beside their code. The `kubernetes` dask backend
-uses the classic dask-kubernetes (data/versions.yml: dask_kubernetes_classic);
-its keys come from that package's kubernetes.yaml, so they are checked only
-where a classic dask-kubernetes is installed (`pip install
+uses the dask-kubernetes operator's KubeCluster (data/versions.yml:
+dask_kubernetes); its keys come from that package's kubernetes.yaml, so they
+are checked only where such a dask-kubernetes is installed (`pip install
 'hub-template[kubernetes]'`), and are otherwise reported as not checked.
 """
 
@@ -28,9 +28,9 @@ from .runtime import Export, runtime_config
 
 DEFAULTS = (("dask", "dask.yaml"), ("distributed", "distributed.yaml"),
             ("dask_gateway", "gateway.yaml"), ("dask_labextension", "labextension.yaml"))
-CLASSIC_KUBERNETES = ("dask_kubernetes", "kubernetes.yaml")
+DASK_KUBERNETES = ("dask_kubernetes", "kubernetes.yaml")
 # What the dask panel must create for each dask backend of the template.
-FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": ("dask_kubernetes", "KubeCluster")}
+FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": ("dask_kubernetes.operator", "KubeCluster")}
 # Where the charts put environment variables into pods that run dask.
 ENV_PATHS = (("jupyterhub", "singleuser", "extraEnv"),
              ("dask-gateway", "gateway", "backend", "scheduler", "extraContainerConfig", "env"),
@@ -53,7 +53,7 @@ class KnownKeys:
 
 
 @functools.cache
-def _known(classic_range: str) -> KnownKeys:
+def _known(wanted_range: str) -> KnownKeys:
     from importlib.metadata import PackageNotFoundError, version
 
     from packaging.specifiers import SpecifierSet
@@ -65,12 +65,12 @@ def _known(classic_range: str) -> KnownKeys:
         installed = version("dask-kubernetes")
     except PackageNotFoundError:
         installed = None
-    if installed and installed in SpecifierSet(classic_range):
-        known.tree = _merge(known.tree, _package_defaults(*CLASSIC_KUBERNETES) or {})
+    if installed and installed in SpecifierSet(wanted_range):
+        known.tree = _merge(known.tree, _package_defaults(*DASK_KUBERNETES) or {})
     else:
         have = f"dask-kubernetes {installed} is installed" if installed else "dask-kubernetes is not installed"
         known.unchecked["kubernetes"] = (
-            f"{have}; the classic KubeCluster's keys come from dask-kubernetes{classic_range}: "
+            f"{have}; the KubeCluster's keys come from dask-kubernetes{wanted_range}: "
             "`pip install 'hub-template[kubernetes]'` to check them")
     return known
 
@@ -85,7 +85,7 @@ def _merge(base: dict, more: dict) -> dict:
 
 
 def known_keys(hub: Hub) -> KnownKeys:
-    return _known(str(hub.versions["dask_kubernetes_classic"]))
+    return _known(str(hub.versions["dask_kubernetes"]))
 
 
 def _norm(key: object) -> str:
@@ -111,7 +111,7 @@ def unknown_keys(data: dict, known: KnownKeys, prefix: tuple[str, ...] = ()):
         if _norm(key) not in options:
             close = difflib.get_close_matches(_norm(key), options, n=1)
             hint = f"; did you mean {code('.'.join([*prefix, close[0]]))}?" if close else "; check its spelling."
-            owner = ("the classic dask-kubernetes" if _norm(path[0]) == "kubernetes"
+            owner = ("dask-kubernetes" if _norm(path[0]) == "kubernetes"
                      else "dask, distributed, dask-gateway or dask-labextension")
             yield path, f"is not a setting {owner} knows{hint}"
             continue
@@ -140,16 +140,16 @@ def dask_variables(hub: Hub) -> list[DaskVariable]:
     found = {}
     for env in hub.environments:
         for f in hub.values_layers(env):
-            for path in ENV_PATHS:
-                block = f.data.get(hub.umbrella)
-                for key in path:
+            for root, path in hub.chart_paths(ENV_PATHS):
+                block = f.data
+                for key in (*root, *path):
                     block = block.get(key) if isinstance(block, dict) else None
                 entries = (block.items() if isinstance(block, dict)
                            else ((e.get("name"), e.get("value")) for e in block if isinstance(e, dict))
                            if isinstance(block, list) else ())
                 for name, value in entries:
                     if isinstance(name, str) and name.startswith("DASK_"):
-                        keys = (hub.umbrella, *path, name) if isinstance(block, dict) else (hub.umbrella, *path)
+                        keys = (*root, *path, name) if isinstance(block, dict) else (*root, *path)
                         found[(f.label, name)] = DaskVariable(name, value, f, keys)
     return list(found.values())
 

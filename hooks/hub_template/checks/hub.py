@@ -71,6 +71,20 @@ class Hub:
         return self.answers.get("helm_umbrella_key") or "daskhub"
 
     @property
+    def jupyterhub_path(self) -> str:
+        """Where the hub's jupyterhub chart values are (see jinja/values.jinja)."""
+        return "jupyterhub" if self.dask_backend == "kubernetes" else f"{self.umbrella}.jupyterhub"
+
+    def chart_paths(self, paths):
+        """(root, path) for each chart-relative key path (first key: the chart):
+        under the umbrella key for daskhub's charts, and at the top for the
+        jupyterhub chart the deployment chart depends on directly."""
+        from ..helm_values import DIRECT_JUPYTERHUB
+
+        found = [((self.umbrella,), tuple(p)) for p in paths]
+        return found + [((), tuple(p)) for p in paths if p[0] == DIRECT_JUPYTERHUB]
+
+    @property
     def dask_backend(self) -> str:
         return self.answers.get("dask_backend") or "gateway"
 

@@ -270,7 +270,7 @@ class IM005(Image):
         if env.data is None:
             return self.skip(f"{env.rel} is missing or does not parse (ST001, ST003)")
         if hub.dask_backend == "kubernetes":
-            return self._classic_kubernetes(hub, env)
+            return self._dask_kubernetes(hub, env)
         wanted = chart.chart.subchart_version("dask-gateway") if chart.chart else None
         source = "the chart's dask-gateway" if wanted else "dask-gateway in versions.yml (no --chart given)"
         wanted = wanted or str(hub.versions["dask_gateway"])
@@ -292,23 +292,23 @@ class IM005(Image):
             f"does not install dask-gateway: notebooks could not reach the hub's gateway. "
             f"Add {code('dask-gateway=' + wanted)} ({source}).")])
 
-    def _classic_kubernetes(self, hub: Hub, env: Environment) -> str:
+    def _dask_kubernetes(self, hub: Hub, env: Environment) -> str:
         from packaging.specifiers import SpecifierSet
         from rattler import Version, VersionSpec
 
-        classic = str(hub.versions["dask_kubernetes_classic"])
-        bounds = [s.version for s in SpecifierSet(classic) if s.operator == "<"]
+        wanted = str(hub.versions["dask_kubernetes"])
+        lowest = next((s.version for s in SpecifierSet(wanted) if s.operator == ">="), None)
         for dep, spec in _conda_specs(env):
             if _name(spec) == "dask-kubernetes":
-                if spec.version is not None and bounds and not VersionSpec(str(spec.version)).matches(Version(bounds[0])):
+                if spec.version is None or not lowest or VersionSpec(str(spec.version)).matches(Version(lowest)):
                     return ""
                 return report([Problem(env.rel, dep.line,
-                    f"{code(dep.spec)} must stay below {bounds[0] if bounds else '?'}: the config's "
-                    f"{code('dask_kubernetes.KubeCluster')} with {code('kubernetes.worker-template')} is the "
-                    f"classic one, gone from dask-kubernetes 2024.5. Write {code('dask-kubernetes' + classic)}.")])
+                    f"{code(dep.spec)} excludes dask-kubernetes {lowest}, whose operator's "
+                    f"{code('dask_kubernetes.operator.KubeCluster')} the config uses (the classic "
+                    f"one is gone since 2024.5). Write {code('dask-kubernetes' + wanted)}.")])
         return report([Problem(env.rel, env.key_lines.get("dependencies"),
             f"does not install dask-kubernetes, which the dask panel's factory needs. "
-            f"Add {code('dask-kubernetes' + classic)}.")])
+            f"Add {code('dask-kubernetes' + wanted)}.")])
 
 
 class IM006(Image):
