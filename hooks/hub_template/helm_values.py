@@ -31,6 +31,9 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Keys the daskhub parent chart reads itself, besides its subcharts' names.
 PARENT_KEYS = frozenset({"global", "rbac", "dask-kubernetes"})
+# Top-level keys the federation's own chart reads (federation/chart): its
+# per-hub objects (the users' service account, the shared folder).
+FEDERATION_KEYS = frozenset({"deployment"})
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ def misplaced_keys(files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
     problems = []
     for f in files:
         for key in f.data:
-            if key != umbrella:
+            if key != umbrella and key not in FEDERATION_KEYS:
                 problems.append(Problem(f.label, f.line_of([key]),
                     f"top-level key '{key}' is not '{umbrella}:'; the federation chart passes "
                     f"only '{umbrella}' to daskhub, so helm ignores it. Move it under '{umbrella}:'."))
