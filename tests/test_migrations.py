@@ -29,9 +29,9 @@ RENAME_LOG = "migration 1.1.0 (rename_provider_to_cloud_provider): answer 'provi
     ("version_from", "version_to", "expected"),
     [
         ("1.0.0", "1.1.0", ["rename_provider_to_cloud_provider"]),
-        ("1.0.0", "1.2.0", ["rename_provider_to_cloud_provider"]),
+        ("1.0.0", "1.2.0", ["rename_provider_to_cloud_provider", "keep_the_shared_git_crypt_key"]),
         ("1.0.0", "1.0.0.post3+gabc1234", []),  # a commit after v1.0.0 is still 1.0.0's answers
-        ("1.1.0", "1.2.0", []),
+        ("1.1.0", "1.2.0", ["keep_the_shared_git_crypt_key"]),
         ("1.1.0", "1.1.0", []),  # `copier update --data` at the same version
     ],
 )
