@@ -275,17 +275,24 @@ def test_culling_follows_the_answers(hub):
         assert gateway_config(hub).ClusterConfig.idle_timeout == hub.answers["idle_timeout_minutes"] * 60
 
 
-def test_the_shared_folder_is_read_only_for_users_and_writable_for_admins(hub):
+def test_the_shared_folder_is_read_only_for_users_and_writable_for_admins(hub, tmp_path):
     singleuser = merged(hub)[0]["jupyterhub"]["singleuser"]
-    common = hub.yaml("config/common.yaml")["deployment"]
     if not hub.answers["shared_folder"]:
-        assert not singleuser["storage"].get("extraVolumes") and "sharedFolder" not in common
+        assert not singleuser["storage"].get("extraVolumes")
         return
-    shared = common["sharedFolder"]
-    assert shared["storageClass"] == hub.cloud["shared_storage"]["storage_class"]
-    assert shared["size"] == f"{hub.answers['shared_folder_size']}Gi"
+    # The claim the README tells the operators to make, in each namespace.
+    readme = (hub.path / "README.md").read_text()
+    manifest = readme[readme.index("apiVersion: v1\nkind: PersistentVolumeClaim"):readme.index("EOF\ndone")]
+    claim = yaml.safe_load(manifest)
+    (tmp_path / "claim.yaml").write_text(manifest)
+    done = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
+                           str(tmp_path / "claim.yaml")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert claim["spec"] == {"accessModes": ["ReadWriteMany"],
+                             "storageClassName": hub.cloud["shared_storage"]["storage_class"],
+                             "resources": {"requests": {"storage": f"{hub.answers['shared_folder_size']}Gi"}}}
     [volume] = singleuser["storage"]["extraVolumes"]
-    assert volume["persistentVolumeClaim"]["claimName"] == shared["claimName"]
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"] == "charlie-shared"
     [mount] = singleuser["storage"]["extraVolumeMounts"]
     assert mount == {"name": volume["name"], "mountPath": "/home/jovyan/shared", "readOnly": True}
     hook = hub_config(hub).KubeSpawner.pre_spawn_hook
