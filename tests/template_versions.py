@@ -67,6 +67,14 @@ def v1_1_0_source(dst: Path) -> Path:
     for path in V1_1_0_FILES.rglob("*"):
         if path.is_file() and path.name != "README.md":
             shutil.copy2(path, dst / path.relative_to(V1_1_0_FILES))
+    # 1.1.0's provider facts, beside those the current copier.yml asks more of
+    # (the cluster's machines, pools and identity: 1.2.0 added them).
+    import yaml
+
+    facts = dst / "hooks" / "hub_template" / "data" / "providers.yml"
+    current = yaml.safe_load((ROOT / "hooks" / "hub_template" / "data" / "providers.yml").read_text())
+    old = yaml.safe_load(facts.read_text())
+    facts.write_text(yaml.safe_dump({name: {**current[name], **old[name]} for name in old}))
     return dst
 
 
