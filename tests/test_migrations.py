@@ -198,7 +198,7 @@ def test_a_1_1_0_hub_gets_todays_hubploy_yaml_and_is_told_its_key_file_is_unused
     jsonschema.validate(yaml.safe_load((hub / "hubploy.yaml").read_text()), schema)
     for rel, text in kept.items():
         assert text in (hub / rel).read_text(), rel
-    line = next(line for line in log.splitlines() if line.startswith("migration 1.2.0 ("))
+    line = next(line for line in log.splitlines() if line.startswith("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)"))
     assert f"secrets/{old_key} is no longer used" in line
     assert f"`git rm secrets/{old_key}`" in line
     # The key stays until its owners revoke it; the hub's own secrets are kept.
@@ -218,7 +218,7 @@ def test_a_hand_edited_1_1_0_hubploy_yaml_is_rendered_again_for_todays_hubploy(e
 
     run_update(str(hub), vcs_ref="v1.2.0", defaults=True, overwrite=True, unsafe=True, quiet=True)
 
-    line = next(line for line in capfd.readouterr().err.splitlines() if line.startswith("migration 1.2.0 ("))
+    line = next(line for line in capfd.readouterr().err.splitlines() if line.startswith("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)"))
     assert "hubploy.yaml rendered again for today's hubploy" in line
     schema = json.loads((ROOT / "hooks/hub_template/checks/hubploy.schema.json").read_text())
     config = yaml.safe_load(path.read_text())
