@@ -5,7 +5,7 @@ hubs rendered from them inside a federation repository.
 - v1.1.0 is the current template with 1.1.0's hubploy.yaml (hubploy 0.4's
   schema) and its cloud key stub in secrets/ (tests/data/v1.1.0);
 - v1.2.0 is the current template plus what a maintainer would change next:
-  a helm value (the jupyterhub culler), a pinned version (dask-labextension
+  a helm value (how often the culler looks), a pinned version (dask-labextension
   capped below 8) and a better starter notebook.
 
 Tests never read this repository's own tags: CI clones may lack them.
@@ -24,13 +24,13 @@ from conftest import ROOT, TEMPLATE_PARTS, git, publish_template
 ANSWERS = ".copier-answers.yml"
 
 # v1.2.0's changes, each an (old, new) edit of one file of the current template.
+CULL_MAX_AGE = "      maxAge: {{ cull_max_age_hours * 3600 }}\n"
 CULL_BLOCK = (
-    "    cull:\n"
-    "      # Stop servers idle for an hour, so their nodes can scale down.\n"
-    "      timeout: 3600\n"
+    "      # Look for idle servers every 5 minutes, not 10.\n"
+    "      every: 300\n"
 )
 V1_2_0_EDITS = {
-    "template/config/common.yaml.jinja": ("\n    singleuser:\n", "\n" + CULL_BLOCK + "\n    singleuser:\n"),
+    "template/config/common.yaml.jinja": (CULL_MAX_AGE, CULL_MAX_AGE + CULL_BLOCK),
     "hooks/hub_template/data/versions.yml": ('dask_labextension: ">=7"', 'dask_labextension: ">=7,<8"'),
     "template/image/{% if not source_repo %}welcome.ipynb{% endif %}.jinja": (
         "This notebook starts a dask cluster,",
@@ -67,6 +67,14 @@ def v1_1_0_source(dst: Path) -> Path:
     for path in V1_1_0_FILES.rglob("*"):
         if path.is_file() and path.name != "README.md":
             shutil.copy2(path, dst / path.relative_to(V1_1_0_FILES))
+    # 1.1.0's provider facts, beside those the current copier.yml asks more of
+    # (the cluster's machines, pools and identity: 1.2.0 added them).
+    import yaml
+
+    facts = dst / "hooks" / "hub_template" / "data" / "providers.yml"
+    current = yaml.safe_load((ROOT / "hooks" / "hub_template" / "data" / "providers.yml").read_text())
+    old = yaml.safe_load(facts.read_text())
+    facts.write_text(yaml.safe_dump({name: {**current[name], **old[name]} for name in old}))
     return dst
 
 

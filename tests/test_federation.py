@@ -138,9 +138,11 @@ def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run
     }
     # 1.0.0's key stub was never filled: copier removes it, nothing is left unused.
     # Gateway hubs: the kubernetes backend's migration has nothing to do.
+    keep_key = "migration 1.2.0 (keep_the_shared_git_crypt_key): nothing to change"
+    hubploy = " migration 1.2.0 (hubploy_yaml_for_todays_hubploy): nothing to change"
     gateway = " migration 1.2.0 (dask_kubernetes_operator): nothing to change"
-    assert rows["bravo"][3] == RENAME_LOG + " migration 1.2.0 (hubploy_yaml_for_todays_hubploy): nothing to change" + gateway
-    assert rows["charlie"][3] == ("migration 1.2.0 (hubploy_yaml_for_todays_hubploy): nothing to change" + gateway
+    assert rows["bravo"][3] == RENAME_LOG + f" {keep_key}" + hubploy + gateway
+    assert rows["charlie"][3] == (keep_key + hubploy + gateway
                                   + " resolve the conflict markers in: image/binder/environment.yml")
     assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
     assert "cull.yaml" in rows["echo"][3]  # the failing migration's error

@@ -29,9 +29,9 @@ RENAME_LOG = "migration 1.1.0 (rename_provider_to_cloud_provider): answer 'provi
     ("version_from", "version_to", "expected"),
     [
         ("1.0.0", "1.1.0", ["rename_provider_to_cloud_provider"]),
-        ("1.0.0", "1.2.0", ["rename_provider_to_cloud_provider"]),
+        ("1.0.0", "1.2.0", ["rename_provider_to_cloud_provider", "keep_the_shared_git_crypt_key"]),
         ("1.0.0", "1.0.0.post3+gabc1234", []),  # a commit after v1.0.0 is still 1.0.0's answers
-        ("1.1.0", "1.2.0", []),
+        ("1.1.0", "1.2.0", ["keep_the_shared_git_crypt_key"]),
         ("1.1.0", "1.1.0", []),  # `copier update --data` at the same version
     ],
 )
@@ -200,7 +200,7 @@ def test_a_1_1_0_hub_gets_todays_hubploy_yaml_and_is_told_its_key_file_is_unused
     jsonschema.validate(yaml.safe_load((hub / "hubploy.yaml").read_text()), schema)
     for rel, text in kept.items():
         assert text in (hub / rel).read_text(), rel
-    line = next(line for line in log.splitlines() if line.startswith("migration 1.2.0 ("))
+    line = next(line for line in log.splitlines() if line.startswith("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)"))
     assert f"secrets/{old_key} is no longer used" in line
     assert f"`git rm secrets/{old_key}`" in line
     # The key stays until its owners revoke it; the hub's own secrets are kept.
@@ -220,7 +220,7 @@ def test_a_hand_edited_1_1_0_hubploy_yaml_is_rendered_again_for_todays_hubploy(e
 
     run_update(str(hub), vcs_ref="v1.2.0", defaults=True, overwrite=True, unsafe=True, quiet=True)
 
-    line = next(line for line in capfd.readouterr().err.splitlines() if line.startswith("migration 1.2.0 ("))
+    line = next(line for line in capfd.readouterr().err.splitlines() if line.startswith("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)"))
     assert "hubploy.yaml rendered again for today's hubploy" in line
     schema = json.loads((ROOT / "hooks/hub_template/checks/hubploy.schema.json").read_text())
     config = yaml.safe_load(path.read_text())

@@ -153,8 +153,10 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
                      "deployments/charlie"], federation, env)
     specs = questions(template_repo)
     # What copier will have recorded, for rendering later help texts.
-    answers: dict = {"versions": yaml.safe_load(
-        (template_repo / "hooks" / "hub_template" / "data" / "versions.yml").read_text())}
+    data = template_repo / "hooks" / "hub_template" / "data"
+    providers = yaml.safe_load((data / "providers.yml").read_text())
+    answers: dict = {"versions": yaml.safe_load((data / "versions.yml").read_text()),
+                     "cloud": providers[specs["cloud_provider"]["default"]]}
     asked: list[str] = []
     try:
         previous = None
@@ -198,6 +200,8 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
                 term.send(ENTER, f"{name}: the default")
             if name in ANSWERS:
                 answers[name] = ANSWERS[name]
+            if name == "cloud_provider":  # the computed `cloud` follows it
+                answers["cloud"] = providers[answers.get(name, specs[name]["default"])]
         status = term.close()
     finally:
         term.close()
@@ -230,15 +234,22 @@ def test_every_help_fits_an_80_column_prompt(template_repo):
     """The questions the researcher above was not asked, for every choice
     their help depends on (copier shows help lines unwrapped)."""
     versions = yaml.safe_load((template_repo / "hooks" / "hub_template" / "data" / "versions.yml").read_text())
+    providers = yaml.safe_load((template_repo / "hooks" / "hub_template" / "data" / "providers.yml").read_text())
     for name, spec in questions(template_repo).items():
         assert spec.get("help"), f"{name} has no help"
         for provider in ("gcp", "aws", "azure"):
             for backend in ("gateway", "kubernetes"):
-                context = {"versions": versions, "cloud_provider": provider, "dask_backend": backend}
+                context = {"versions": versions, "cloud_provider": provider, "dask_backend": backend,
+                           "cloud": providers[provider]}
                 for line in rendered_help(spec, context):
                     assert len(line) <= COLUMNS - 4, f"{name} ({provider}, {backend}): {line!r} is too long"
 
 
 def test_readme_explains_every_question(template_repo):
     documented = set(re.findall(r"`([a-z_]+)`", (ROOT / "docs" / "questions.md").read_text()))
+    # Topics with their own page document their questions there.
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        text = page.read_text()
+        if "## The questions" in text:
+            documented |= set(re.findall(r"`([a-z_]+)`", text[text.index("## The questions"):]))
     assert set(questions(template_repo)) <= documented

@@ -60,7 +60,7 @@ def test_update_keeps_the_hubs_edits_and_brings_the_new_release(evolving_templat
     # ...and v1.2.0's changes are in.
     common = (hub / "config" / "common.yaml").read_text()
     assert CULL_BLOCK in common
-    assert yaml.safe_load(common)["daskhub"]["jupyterhub"]["cull"] == {"timeout": 3600}
+    assert yaml.safe_load(common)["daskhub"]["jupyterhub"]["cull"]["every"] == 300
     assert "  - dask-labextension>=7,<8\n" in (hub / "image" / "binder" / "environment.yml").read_text()
     recorded = answers(hub)
     assert recorded["_commit"] == "v1.2.0"

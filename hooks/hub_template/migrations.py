@@ -245,6 +245,23 @@ def _unnest_jupyterhub(path: Path, umbrella: str) -> bool | str | None:
     return True
 
 
+@migration("1.2.0")
+def keep_the_shared_git_crypt_key(hub: Path) -> str | None:
+    """1.2.0 gives each new hub its own git-crypt key (`git_crypt_key`, the
+    filter `git-crypt-<key>`). A hub made before has its secrets encrypted
+    with the repository's shared key: switching filters would leave git
+    unable to decrypt them. Keep the shared key (`default`) until the hub's
+    operators re-encrypt with their own (docs/cluster.md)."""
+    if not (hub / "hubploy.yaml").is_file():
+        return None  # not a hub (a federation's root)
+    path = hub / ANSWERS_FILE
+    text = path.read_text()
+    if re.search(r"^git_crypt_key:", text, flags=re.M) or re.search(r"^secrets_backend:\s*sops\s*$", text, flags=re.M):
+        return None
+    path.write_text(text.rstrip("\n") + "\ngit_crypt_key: default\n")
+    return "answer 'git_crypt_key' is 'default': secrets stay with the shared git-crypt key"
+
+
 # --- entry point -----------------------------------------------------------------
 
 

@@ -39,6 +39,11 @@ def _has_secret_values(data: bytes, rel: str) -> bool:
     return not PLACEHOLDER.search(text) or bool(credentials(text, rel))
 
 
+def is_git_crypt(filter_name: str | None) -> bool:
+    """git-crypt's filter, with the default key or a named one (`git-crypt-<key>`)."""
+    return bool(filter_name) and (filter_name == "git-crypt" or filter_name.startswith("git-crypt-"))
+
+
 def secret_files(hub: Hub) -> list[SecretFile]:
     return hub.memo("secret-files", _secret_files)
 
@@ -48,7 +53,9 @@ def _secret_files(hub: Hub) -> list[SecretFile]:
     repo = hub.git if rels else None
     paths = [hub.path / rel for rel in rels]
     filters = repo.check_attr("filter", paths) if repo else {}
-    unlocked = bool(repo and repo.config("filter.git-crypt.clean"))
+    # git-crypt's filter is `git-crypt` for the default key, `git-crypt-<key>`
+    # for a named one (a hub's own key); it encrypts once that key is unlocked.
+    unlocked = {f for f in set(filters.values()) if is_git_crypt(f) and repo.config(f"filter.{f}.clean")}
     staged = repo.staged(paths) if repo else {}
     found = []
     for rel, path in zip(rels, paths):
@@ -58,7 +65,7 @@ def _secret_files(hub: Hub) -> list[SecretFile]:
         found.append(SecretFile(
             rel, encryption,
             placeholders=bool(PLACEHOLDER.search(data.decode("utf-8", errors="replace"))),
-            on_commit="git-crypt" if unlocked and filters.get(path) == "git-crypt" else None,
+            on_commit="git-crypt" if filters.get(path) in unlocked else None,
             staged_in_clear=blob is not None and encryption_of(blob) is None and _has_secret_values(blob, rel),
         ))
     return found
@@ -112,7 +119,7 @@ class SE002(Secrets):
             f"is not covered by git-crypt: `git check-attr filter` says {code(filters[hub.path / rel])}, "
             "so git would commit it in clear. Add `secrets/** filter=git-crypt diff=git-crypt` to the "
             "hub's .gitattributes.")
-            for rel in rels if filters[hub.path / rel] != "git-crypt")
+            for rel in rels if not is_git_crypt(filters[hub.path / rel]))
 
     def _sops(self, hub: Hub, rels: list[str]) -> list[Problem]:
         problems = []
