@@ -28,7 +28,7 @@ import yaml
 
 import kube_tools
 from conftest import ROOT, chart_data, git, publish_template, render
-from hub_cells import rendered_hub
+from hub_cells import REAL_IDS, rendered_hub
 from hub_template import load_data
 from hub_template.checks.runner import run_checks
 
@@ -338,7 +338,7 @@ def test_the_checker_fails_a_1_1_0_kubernetes_hub_and_passes_it_updated(released
     fed.mkdir()
     git(fed, "init", "-q")
     hub = fed / "deployments" / "charlie"
-    run_copy(str(released), str(hub), data={"dask_backend": "kubernetes"}, vcs_ref="v1.1.0",
+    run_copy(str(released), str(hub), data={"dask_backend": "kubernetes", **REAL_IDS}, vcs_ref="v1.1.0",
              defaults=True, unsafe=True, quiet=True)
     git(fed, "add", "-A")
     git(fed, "commit", "-q", "-m", "charlie at 1.1.0")
@@ -391,7 +391,7 @@ def test_the_1_1_0_migration_leaves_gateway_hubs_alone(tmp_path):
 
 def test_a_new_kubernetes_hub_passes_the_checker(template_repo, tmp_path):
     fed = tmp_path / "federation"
-    hub = render(template_repo, fed / "deployments" / "charlie", dask_backend="kubernetes")
+    hub = render(template_repo, fed / "deployments" / "charlie", dask_backend="kubernetes", **REAL_IDS)
     git(fed, "init", "-q")
     git(fed, "add", "-A")
     git(fed, "commit", "-q", "-m", "charlie")

@@ -29,6 +29,10 @@ from hub_template.preview.processes import Processes, free_port
 
 DESCRIPTION = "Run a rendered hub on this machine (127.0.0.1 only) with its own configuration."
 EPILOG = """\
+examples:
+  hub-template preview deployments/charlie --chart daskhub/           # open the printed URL
+  hub-template preview deployments/charlie --chart daskhub/ --smoke   # the researcher's path, headless
+
 What a preview proves: the hub's own JupyterHub configuration (hub.config,
 hub.extraConfig, services, the singleuser environment), its dask-gateway
 options, limits and scheduler/worker commands, its image's start script, dask
