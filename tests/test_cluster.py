@@ -11,6 +11,7 @@ no spot). What cannot exist here is stood in for, listed in STAND_INS.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
@@ -80,7 +81,16 @@ def merged(hub: Hub, env: str = "staging") -> tuple[dict, list]:
     files = [ValuesFile.load(hub.path / rel, rel)
              for rel in ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml")]
     umbrella = hub.answers["helm_umbrella_key"]
-    return chart.merged(f.data[umbrella] for f in files), check_values(chart, files, umbrella)
+    layers = (f.data[umbrella] if umbrella in f.data else {"jupyterhub": jupyterhub(f.data, umbrella)}
+              for f in files)
+    return chart.merged(layers), check_values(chart, files, umbrella)
+
+
+def jupyterhub(values: dict, umbrella: str) -> dict:
+    """A values file's jupyterhub chart values: under the umbrella key for
+    gateway hubs; at the top for kubernetes hubs, which deploy the jupyterhub
+    chart alone."""
+    return (values[umbrella]["jupyterhub"] if umbrella in values else values.get("jupyterhub")) or {}
 
 
 # The allocatable rule, written out again from GKE's published table, to
@@ -171,8 +181,14 @@ def dask_pods(hub: Hub) -> dict[str, dict]:
         for pod in ("scheduler", "worker"):  # keys the chart itself has, not new ones
             assert chart_values["gateway"]["backend"][pod]["extraPodConfig"] == {}
         return {pod: backend[pod]["extraPodConfig"] for pod in ("scheduler", "worker")}
+    # The spec the image's hub_dask.KubeCluster sends the operator, from the image's config.
+    module = importlib.util.spec_from_file_location(f"hub_dask_{hub.kind}", hub.path / "image" / "hub_dask.py")
+    hub_dask = importlib.util.module_from_spec(module)
+    module.loader.exec_module(hub_dask)  # imports dask_kubernetes, which adds its defaults
     config = dask.config.collect(paths=[str(hub.path / "image" / ".dask")], env={})
-    return {"worker": config["kubernetes"]["worker-template"]["spec"]}
+    with dask.config.set(dask.config.merge(*dask.config.defaults, config)):
+        spec = hub_dask.cluster_spec()
+    return {pod: spec["spec"][pod]["spec"] for pod in ("scheduler", "worker")}
 
 
 def test_dask_pods_run_on_the_dask_pool_as_the_hub_account(hub):
@@ -203,7 +219,7 @@ def test_the_service_account_carries_the_cloud_identity(hub):
     identity = hub.answers["cloud_identity"]
     if not identity:  # Azure's default: its client id exists only once made
         assert hub.answers["cloud_provider"] == "azure" and account["annotations"] == {}
-        assert "extraLabels" not in hub.yaml("config/common.yaml")["daskhub"]["jupyterhub"]["singleuser"]
+        assert "extraLabels" not in jupyterhub(hub.yaml("config/common.yaml"), hub.answers["helm_umbrella_key"])["singleuser"]
         assert "has no cloud identity yet" in (hub.path / "README.md").read_text()
         return
     assert account["annotations"] == {hub.cloud["identity"]["annotation"]: identity}
@@ -368,6 +384,10 @@ BAD = [
     ("no-clusters", {"dask_clusters_per_user": -1}, "'-1': a whole number of clusters above 0"),
     ("dask-machine-too-small", {"dask_machine": "n2-highmem-2"},
      f"'n2-highmem-2': gives {GCP_2[0]:g} CPUs, {GCP_2[1]:g} GB; a worker may need 4, 16"),
+    ("worker-cores-beyond-every-machine", {"worker_cores": 64, "dask_backend": "kubernetes"},
+     "'64': more cores than a gcp machine gives (15.55 at most)"),
+    ("worker-beyond-every-machine", {"worker_memory_max": 200},
+     "'200': no gcp machine holds 4 cores and 200 GB (at most 15.55, 117.9)"),
     ("default-size-unknown", {"default_size": "tiny"}, "'tiny': not one of the sizes (small, medium, large)"),
     ("bad-identity", {"cloud_identity": "me@example.org"}, "'me@example.org': NAME@PROJECT.iam.gserviceaccount.com"),
 ]
@@ -386,6 +406,18 @@ def test_bad_answers_are_refused_naming_the_value_and_the_rule(template_repo, tm
     assert message in last, done.stderr[-2000:]
     assert len(message) <= 80
     assert not dst.exists()
+
+
+def test_the_dask_machine_follows_the_worker_it_must_hold(template_repo, tmp_path):
+    """The default dask machine is the provider's, or the smallest that holds a worker."""
+    def machine(**data):
+        dst = render(template_repo, tmp_path / str(len(list(tmp_path.iterdir()))) / "charlie", **data)
+        return yaml.safe_load((dst / ".copier-answers.yml").read_text())["dask_machine"]
+
+    assert machine() == PROVIDERS["gcp"]["dask_machine"]
+    # 60 GB is more than n2-highmem-8 allocates; n2-highmem-16 is the smallest that holds it.
+    assert machine(dask_backend="kubernetes", worker_memory=60) == "n2-highmem-16"
+    assert machine(cloud_provider="aws", worker_cores_max=12) == "r5.4xlarge"
 
 
 # --------------------------------------------------------------------------

@@ -32,8 +32,16 @@ EXTREMES = {
     "azure_registry": ["A" * 50, "abcde"],
     "user_cpu_guarantee": ["0.01", "1024"],
     "user_memory_guarantee": ["0.1", "16384"],
-    "worker_cores": ["0.25", "1024"],
-    "worker_memory": ["0.5", "16384"],
+    # The largest worker fits the largest machine of every provider (16 vCPUs, 128 GiB).
+    "worker_cores": ["0.25", "15.5"],
+    "worker_memory": ["0.5", "112"],
+    "worker_cores_max": ["1", "15.5"],
+    "worker_memory_max": ["4", "112"],
+    "dask_machine": ["n2-standard-8", "n2-highmem-16"],  # gcp's, walked on gcp
+    "user_sizes": [[{"name": "a", "machine": "n2-highmem-2"}],
+                   [{"name": "x" * 32, "machine": "n2-highmem-16", "share": 8},
+                    {"name": "b", "machine": "n2-highmem-2", "teams": ["pangeo-data:t"]}]],
+    "gpu_teams": ["", "pangeo-data:gpu-users"],
     "source_repo": ["", "https://example.org/notebooks.git"],
     "github_orgs": ["pangeo-data", "a" * 39 + ":team"],
     "admin_users": ["", "octocat, hubber"],

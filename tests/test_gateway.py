@@ -275,7 +275,8 @@ def test_the_hub_extra_config_runs_against_a_traitlets_config(template_repo, tmp
         assert "00-add-dask-gateway-values" not in snippets
         assert not any(name.startswith("DASK_GATEWAY__") for name in env)
         assert [s["name"] for s in c.JupyterHub.services] == []
-        assert jupyterhub["singleuser"]["serviceAccountName"] == "dask-kubernetes"
+        account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["deployment"]["serviceAccount"]
+        assert jupyterhub["singleuser"]["serviceAccountName"] == account["name"]
         return
     assert "00-add-dask-gateway-values" in snippets
     image_config = runtime_config(Hub(hub)).config["gateway"]

@@ -30,6 +30,7 @@ import kube_tools
 from conftest import ROOT, chart_data, git, publish_template, render
 from hub_cells import REAL_IDS, rendered_hub
 from hub_template import load_data
+from template_versions import v1_1_0_source
 from hub_template.checks.runner import run_checks
 
 BIN = Path(sys.executable).parent
@@ -61,8 +62,10 @@ def pod_environment(hub: Path, image_spec: str) -> dict[str, str]:
     return {name: value for name, value in expanded.items() if name.startswith("DASK_")}
 
 
-def install_config(image: Path, prefix: Path) -> Path:
-    """Run postBuild as repo2docker does; the folder dask reads in the image."""
+def install_config(image: Path, prefix: Path, python_version: str) -> Path:
+    """Run postBuild as repo2docker does, into a prefix with the notebook
+    environment's site-packages; the folder dask reads in the image."""
+    (prefix / "lib" / f"python{python_version}" / "site-packages").mkdir(parents=True)
     done = subprocess.run(["bash", "binder/postBuild"], cwd=image, capture_output=True, text=True,
                           env={**os.environ, "NB_PYTHON_PREFIX": str(prefix)})
     assert done.returncode == 0, done.stderr
@@ -110,7 +113,12 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(template_re
     hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "kubernetes")
     answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
     image_spec = f"{answers['image_name']}:0123abcd"
-    folder = install_config(hub / "image", tmp_path / "srv-conda-envs-notebook")
+    account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["deployment"]["serviceAccount"]["name"]
+    prefix = tmp_path / "srv-conda-envs-notebook"
+    folder = install_config(hub / "image", prefix, answers["python_version"])
+    # The notebook's Python imports what postBuild put in its site-packages.
+    monkeypatch.syspath_prepend(str(prefix / "lib" / f"python{answers['python_version']}" / "site-packages"))
+    monkeypatch.delitem(sys.modules, "hub_dask", raising=False)
     env = pod_environment(hub, image_spec)
     assert set(env) == {"DASK_KUBERNETES__IMAGE"}
     # What dask reads in the image: {sys.prefix}/etc/dask, then the pod's DASK_* variables.
@@ -127,7 +135,7 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(template_re
         factory = config["labextension"]["factory"]
         # dask-labextension resolves its factory this way.
         cls = getattr(importlib.import_module(factory["module"]), factory["class"])
-        assert cls is kubecluster.KubeCluster
+        assert importlib.import_module("hub_dask").__file__.startswith(str(prefix))
 
         async def create():
             from tornado.ioloop import IOLoop
@@ -159,6 +167,11 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(template_re
     assert worker["resources"]["limits"] == {"cpu": str(answers["worker_cores"]), "memory": memory}
     assert spec["spec"]["worker"]["replicas"] == 1
     assert spec["spec"]["idleTimeout"] == answers["idle_timeout_minutes"] * 60
+    # Both pods on the dask node pool, as the hub's account (test_cluster.py checks the values).
+    for pod in ("scheduler", "worker"):
+        placed = spec["spec"][pod]["spec"]
+        assert placed["serviceAccountName"] == account
+        assert placed["nodeSelector"] and placed["tolerations"], pod
 
 
 def test_the_image_keeps_the_scheduler_command_dask_kubernetes_runs(template_repo, tmp_path_factory):
@@ -258,7 +271,10 @@ def test_a_gateway_hub_gets_no_dask_kubernetes_objects(template_repo, tmp_path_f
     chart = deployment_chart(tmp_path, chart_data())
     hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", "gateway")
     objects = helm_template(chart, hub, "staging")
-    assert [o["kind"] for s, o in objects if s.startswith("deployment/templates/")] == []
+    # Only the users' account (its cloud identity, docs/cluster.md): no Role to make DaskClusters.
+    account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["deployment"]["serviceAccount"]["name"]
+    own = [(o["kind"], o["metadata"]["name"]) for s, o in objects if s.startswith("deployment/templates/")]
+    assert own == [("ServiceAccount", account)]
 
 
 def test_the_whole_chart_deploys_dask_gateway_only_for_gateway_hubs(template_repo, tmp_path_factory, tmp_path):
@@ -301,20 +317,6 @@ def test_the_whole_chart_deploys_dask_gateway_only_for_gateway_hubs(template_rep
 
 
 # --- the checker models helm; a 1.1.0 kubernetes hub updates and passes -------------------
-
-
-V1_1_0_FILES = Path(__file__).parent / "data" / "v1.1.0"
-
-
-def v1_1_0_source(dst: Path) -> Path:
-    """hub-template 1.1.0: the current template with the files 1.2.0 changed
-    for the kubernetes backend as they were released (tests/data/v1.1.0)."""
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "tests", "benchmarks"))
-    for src in V1_1_0_FILES.rglob("*"):
-        rel = src.relative_to(V1_1_0_FILES)
-        if src.is_file() and rel.parts[0] in ("template", "hooks"):
-            shutil.copy2(src, dst / rel)
-    return dst
 
 
 def failed(hub: Path, chart: Path) -> dict[str, str]:

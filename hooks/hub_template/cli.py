@@ -33,6 +33,9 @@ EXAMPLES = {
   hub-template update deployments/ --check       # who is behind; changes nothing
   hub-template update deployments/               # update every hub that is behind
   hub-template update deployments/ --vcs-ref v1.2.0""",
+    "preview": """examples:
+  hub-template preview deployments/charlie --chart daskhub/           # open the printed URL
+  hub-template preview deployments/charlie --chart daskhub/ --smoke   # the researcher's path, headless""",
     "plan-deploy": """examples:
   hub-template plan-deploy --before HEAD~1 --after HEAD --branch staging   # what a push deploys
   hub-template plan-deploy --before origin/staging --after HEAD --pull-request""",

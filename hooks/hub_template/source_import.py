@@ -76,7 +76,7 @@ CI_NAMES = {
 }  # fmt: skip
 README = re.compile(r"^readme(\.(md|markdown|rst|txt))?$", re.IGNORECASE)
 # The dask settings that decide how clusters are made: the hub's, whole.
-HUB_DASK_KEYS = [("labextension", "factory"), ("gateway",), ("kubernetes",)]
+HUB_DASK_KEYS = [("labextension", "factory"), ("gateway",), ("kubernetes",), ("hub-dask",)]
 
 
 class ImportFailed(Exception):

@@ -30,7 +30,10 @@ DEFAULTS = (("dask", "dask.yaml"), ("distributed", "distributed.yaml"),
             ("dask_gateway", "gateway.yaml"), ("dask_labextension", "labextension.yaml"))
 DASK_KUBERNETES = ("dask_kubernetes", "kubernetes.yaml")
 # What the dask panel must create for each dask backend of the template.
-FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": ("dask_kubernetes.operator", "KubeCluster")}
+FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": ("hub_dask", "KubeCluster")}
+# The keys of the image's own module, template/image/hub_dask.py (the
+# operator's KubeCluster with pod placement), which no package ships.
+HUB_DASK_DEFAULTS = {"hub-dask": {"pod": {}}}
 # Where the charts put environment variables into pods that run dask.
 ENV_PATHS = (("jupyterhub", "singleuser", "extraEnv"),
              ("dask-gateway", "gateway", "backend", "scheduler", "extraContainerConfig", "env"),
@@ -61,6 +64,7 @@ def _known(wanted_range: str) -> KnownKeys:
     known = KnownKeys()
     for package, filename in DEFAULTS:
         known.tree = _merge(known.tree, _package_defaults(package, filename) or {})
+    known.tree = _merge(known.tree, HUB_DASK_DEFAULTS)
     try:
         installed = version("dask-kubernetes")
     except PackageNotFoundError:
@@ -237,7 +241,7 @@ class DK003(Dask):
 
 
 # The settings that decide how clusters are made: the hub's own (source_import.HUB_DASK_KEYS).
-HUB_KEYS = (("labextension", "factory"), ("gateway",), ("kubernetes",))
+HUB_KEYS = (("labextension", "factory"), ("gateway",), ("kubernetes",), ("hub-dask",))
 
 
 def _hub_keys(name: str) -> tuple[str, ...] | None:

@@ -28,11 +28,8 @@ from hub_template.preview import PreviewError, gateway_config, hub_config, overr
 from hub_template.preview.processes import Processes, free_port
 
 DESCRIPTION = "Run a rendered hub on this machine (127.0.0.1 only) with its own configuration."
-EPILOG = """\
-examples:
-  hub-template preview deployments/charlie --chart daskhub/           # open the printed URL
-  hub-template preview deployments/charlie --chart daskhub/ --smoke   # the researcher's path, headless
-
+# Shown under the examples of `hub-template preview --help` (cli.EXAMPLES).
+ABOUT = """\
 What a preview proves: the hub's own JupyterHub configuration (hub.config,
 hub.extraConfig, services, the singleuser environment), its dask-gateway
 options, limits and scheduler/worker commands, its image's start script, dask
@@ -51,7 +48,7 @@ ENV_ENV = "staging"  # the values a preview loads: common + staging, as hubploy 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = EPILOG
+    parser.epilog = f"{parser.epilog}\n\n{ABOUT}"
     parser.add_argument("hub", type=Path, help="the hub's folder, deployments/<hub>")
     parser.add_argument("--chart", type=Path, metavar="DIR", default=os.environ.get("HUB_TEMPLATE_CHART_DATA"),
                         help="the daskhub chart folder whose defaults the values sit on "
