@@ -49,3 +49,19 @@ def commit_federation(federation: Path) -> None:
         git(federation, "init", "-q")
     git(federation, "add", "-A")
     git(federation, "commit", "-q", "-m", "hubs")
+
+
+def run_postbuild(image: Path, prefix: Path) -> Path:
+    """Run the hub's binder/postBuild as repo2docker does, into ``prefix``
+    standing for the notebook environment (its site-packages made, as the
+    image has it). Returns that site-packages folder."""
+    import os
+    import subprocess
+
+    answers = yaml.safe_load((image.parent / ".copier-answers.yml").read_text())
+    site_packages = prefix / "lib" / f"python{answers['python_version']}" / "site-packages"
+    site_packages.mkdir(parents=True)
+    done = subprocess.run(["bash", "binder/postBuild"], cwd=image, capture_output=True, text=True,
+                          env={**os.environ, "NB_PYTHON_PREFIX": str(prefix)})
+    assert done.returncode == 0, done.stderr
+    return site_packages

@@ -28,7 +28,7 @@ import yaml
 
 import kube_tools
 from conftest import ROOT, chart_data, git, publish_template, render
-from hub_cells import REAL_IDS, rendered_hub
+from hub_cells import REAL_IDS, rendered_hub, run_postbuild
 from hub_template import load_data
 from template_versions import v1_1_0_source
 from hub_template.checks.runner import run_checks
@@ -60,16 +60,6 @@ def pod_environment(hub: Path, image_spec: str) -> dict[str, str]:
     extra = values["jupyterhub"]["singleuser"]["extraEnv"]
     expanded = {name: re.sub(r"\$\((\w+)\)", lambda m: spawner[m.group(1)], str(value)) for name, value in extra.items()}
     return {name: value for name, value in expanded.items() if name.startswith("DASK_")}
-
-
-def install_config(image: Path, prefix: Path, python_version: str) -> Path:
-    """Run postBuild as repo2docker does, into a prefix with the notebook
-    environment's site-packages; the folder dask reads in the image."""
-    (prefix / "lib" / f"python{python_version}" / "site-packages").mkdir(parents=True)
-    done = subprocess.run(["bash", "binder/postBuild"], cwd=image, capture_output=True, text=True,
-                          env={**os.environ, "NB_PYTHON_PREFIX": str(prefix)})
-    assert done.returncode == 0, done.stderr
-    return prefix / "etc" / "dask"
 
 
 def strict(schema):
@@ -115,9 +105,9 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(template_re
     image_spec = f"{answers['image_name']}:0123abcd"
     account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["deployment"]["serviceAccount"]["name"]
     prefix = tmp_path / "srv-conda-envs-notebook"
-    folder = install_config(hub / "image", prefix, answers["python_version"])
     # The notebook's Python imports what postBuild put in its site-packages.
-    monkeypatch.syspath_prepend(str(prefix / "lib" / f"python{answers['python_version']}" / "site-packages"))
+    monkeypatch.syspath_prepend(str(run_postbuild(hub / "image", prefix)))
+    folder = prefix / "etc" / "dask"
     monkeypatch.delitem(sys.modules, "hub_dask", raising=False)
     env = pod_environment(hub, image_spec)
     assert set(env) == {"DASK_KUBERNETES__IMAGE"}

@@ -29,7 +29,7 @@ import rattler
 import yaml
 
 from conftest import chart_data, git, render
-from hub_cells import CELLS  # provider x secrets backend x dask backend, from the template's own data
+from hub_cells import CELLS, run_postbuild  # provider x secrets backend x dask backend, from the template's own data
 from hub_template import load_data
 from hub_template.helm_values import Chart, ValuesFile, check_values
 
@@ -114,6 +114,8 @@ def expected_files(answers: dict) -> set[str]:
     }
     if not answers.get("source_repo"):
         files.add("image/welcome.ipynb")
+    if answers["dask_backend"] == "kubernetes":
+        files.add("image/hub_dask.py")  # the operator's KubeCluster, placed on the dask pool
     return files
 
 
@@ -457,9 +459,8 @@ def test_shell_scripts_parse_and_pass_shellcheck(hub):
 
 def test_dask_config_as_the_image_loads_it(hub, tmp_path, monkeypatch):
     prefix = tmp_path / "srv-conda-envs-notebook"
-    run = subprocess.run(["bash", "binder/postBuild"], cwd=hub.image, capture_output=True, text=True,
-                         env={**os.environ, "NB_PYTHON_PREFIX": str(prefix)})
-    assert run.returncode == 0, run.stderr
+    monkeypatch.syspath_prepend(str(run_postbuild(hub.image, prefix)))
+    monkeypatch.delitem(sys.modules, "hub_dask", raising=False)
     # What dask reads in the image: {sys.prefix}/etc/dask, sys.prefix being NB_PYTHON_PREFIX.
     config = dask.config.collect(paths=[str(prefix / "etc" / "dask")], env={})
     factory = config["labextension"]["factory"]
@@ -505,10 +506,9 @@ def test_dask_config_as_the_image_loads_it(hub, tmp_path, monkeypatch):
         else:
             # The operator's KubeCluster (test_kubernetes_backend.py builds
             # the DaskCluster it sends from this same config).
-            from dask_kubernetes.operator import KubeCluster
-
             cls = getattr(importlib.import_module(factory["module"]), factory["class"])
-            assert cls is KubeCluster
+            assert cls.__module__ == "hub_dask" and cls.__module__ in sys.modules
+            assert sys.modules["hub_dask"].__file__.startswith(str(prefix))  # the one postBuild installed
             assert config["labextension"]["default"] == {"workers": 1, "adapt": None}
             kube = dask.config.get("kubernetes")
             assert kube["worker-command"].split()[:2] == ["dask", "worker"]
