@@ -254,7 +254,7 @@ def read_requirements(text: str, origin: str, include=None) -> Environment:
     """A requirements.txt as the pip part of an environment. `include(name)`
     returns the text of a file named by `-r name`, or None if unknown."""
     env = Environment(origin)
-    for number, line in _logical_lines(text):
+    for number, line in logical_lines(text):
         requirement = re.sub(r"(^|\s)#.*$", "", line).strip()
         if not requirement:
             continue
@@ -262,7 +262,7 @@ def read_requirements(text: str, origin: str, include=None) -> Environment:
     return env
 
 
-def _logical_lines(text: str):
+def logical_lines(text: str):
     """(first line number, line) with backslash continuations joined."""
     pending, start = "", 0
     for number, line in enumerate(text.splitlines(), 1):

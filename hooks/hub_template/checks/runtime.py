@@ -23,6 +23,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from ..environment import logical_lines
 from ..helm_values import ValuesFile
 from .hub import Hub
 from .image import CONDA_BUILDPACK, plan
@@ -238,18 +239,7 @@ def _expand(word: str, env: dict[str, str]) -> str | None:
 def _commands(text: str):
     """(line, words) for each simple command of a shell script; `(` and `)`
     come as commands of their own. Quotes are removed as the shell does."""
-    logical, start, pending = [], 1, ""
-    for number, line in enumerate(text.splitlines(), 1):
-        if not pending:
-            start = number
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        logical.append((start, pending + line))
-        pending = ""
-    if pending:
-        logical.append((start, pending))
-    for number, line in logical:
+    for number, line in logical_lines(text):
         lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()")
         lexer.whitespace_split = True
         lexer.commenters = "#"
