@@ -55,7 +55,7 @@ CELLS = {
                             ["eksctl create cluster --name pangeo --region us-west-2",
                              "aws ecr create-repository --repository-name pangeo-hubs/charlie",
                              "aws s3api put-bucket-lifecycle-configuration --bucket charlie-scratch",
-                             "getsops/sops", "KubeCluster()", "`dask_kubernetes.KubeCluster`"]),
+                             "getsops/sops", "KubeCluster()", "`hub_dask.KubeCluster`", "dask-kubernetes operator"]),
     "azure": ({"cloud_provider": "azure"},
               ["az aks create --resource-group pangeo --name pangeo",
                "az acr create --resource-group pangeo --name pangeohubs",
