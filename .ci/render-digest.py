@@ -32,22 +32,27 @@ def file_digests(folder: Path) -> dict[str, str]:
     commits a dirty tree anew at each render)."""
     # Read as text: YAML would read a commit like 1234e56 as a number (copier quotes it).
     commit = re.search(rb"^_commit: '?([^'\s]+)'?$", (folder / ".copier-answers.yml").read_bytes(), re.M).group(1)
+
     def blanked(path: Path) -> bytes:
         data = path.read_bytes()
         if path.name == ".copier-answers.yml":  # quoted or not, as YAML needs
             data = re.sub(rb"^_commit: .*$", b"_commit: <commit>", data, flags=re.M)
         return data.replace(commit, b"<commit>")
 
-    return {str(path.relative_to(folder)): hashlib.sha256(blanked(path)).hexdigest()[:16]
-            for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts)}
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(blanked(path)).hexdigest()[:16]
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts)
+    }
 
 
 def cells() -> list[dict[str, str]]:
     questions = yaml.safe_load((ROOT / "copier.yml").read_text())
     providers = yaml.safe_load((ROOT / "hooks" / "hub_template" / "data" / "providers.yml").read_text())
     choices = [list(questions[name]["choices"].values()) for name in ("secrets_backend", "dask_backend")]
-    return [{"kind": "hub", "cloud_provider": p, "secrets_backend": s, "dask_backend": d}
-            for p, s, d in itertools.product(providers, *choices)]
+    return [
+        {"kind": "hub", "cloud_provider": p, "secrets_backend": s, "dask_backend": d}
+        for p, s, d in itertools.product(providers, *choices)
+    ]
 
 
 def main() -> int:
@@ -55,8 +60,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for n, data in enumerate([*cells(), {"kind": "federation"}]):
             dst = Path(tmp) / str(n) / "deployments" / "charlie"
-            run_copy(str(ROOT), str(dst), data={**IDS, **data}, defaults=True, unsafe=True, quiet=True,
-                     vcs_ref="HEAD")
+            run_copy(str(ROOT), str(dst), data={**IDS, **data}, defaults=True, unsafe=True, quiet=True, vcs_ref="HEAD")
             files = file_digests(dst)
             cell = " ".join(f"{k}={v}" for k, v in data.items())
             whole = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]

@@ -75,6 +75,7 @@ def timed(cmd: list[str], cwd: Path | None = None) -> float:
 
 def timed_cpu(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
     """Wall seconds, and CPU seconds of the command and all it started."""
+
     def children() -> float:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime + usage.ru_stime
@@ -114,7 +115,10 @@ def same_shape_template(path: Path) -> Path:
         if "answers_file" in rel.name:
             target, text = path / "template" / rel, "{{ _copier_answers | to_nice_yaml }}"
         else:
-            target, text = path / "template" / Path(*(re.sub(r"{.*}", f"f{i}", part) for part in rel.parts)), "{{ q0 }}\n"
+            target, text = (
+                path / "template" / Path(*(re.sub(r"{.*}", f"f{i}", part) for part in rel.parts)),
+                "{{ q0 }}\n",
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     return _commit_and_tag(path, len(questions))
@@ -134,7 +138,9 @@ def bench_copy(url: str, work: Path, runs: int) -> list[float]:
         fed = work / f"copy-{i}"
         fed.mkdir(parents=True)
         sh("git", "init", "-q", cwd=fed)
-        times.append(timed([*COPIER, "copy", "--trust", "--defaults", "--quiet", url, str(fed / "deployments" / "charlie")]))
+        times.append(
+            timed([*COPIER, "copy", "--trust", "--defaults", "--quiet", url, str(fed / "deployments" / "charlie")])
+        )
     return times
 
 
@@ -181,8 +187,9 @@ def bench_federation(base: Path, work: Path, size: int, what_if: bool) -> dict[s
     figures["update, parallel"] = timed_cpu([*HUB_TEMPLATE, "update", "deployments"], cwd=parallel)
     _expect_all_updated(parallel, size)
     sequential = fresh_clone(base, work / f"sequential-{size}", size)
-    figures["update, one at a time"] = timed_cpu([*HUB_TEMPLATE, "update", "deployments", "--jobs", "1"],
-                                                 cwd=sequential)
+    figures["update, one at a time"] = timed_cpu(
+        [*HUB_TEMPLATE, "update", "deployments", "--jobs", "1"], cwd=sequential
+    )
     _expect_all_updated(sequential, size)
     looped = fresh_clone(base, work / f"loop-{size}", size)
     figures["shell loop of copier update"] = timed_cpu(["bash", "-c", LOOP, "loop", *COPIER], cwd=looped)
@@ -190,7 +197,8 @@ def bench_federation(base: Path, work: Path, size: int, what_if: bool) -> dict[s
     if what_if:  # copier compiling each string once and reading core.fileMode once
         changed = fresh_clone(base, work / f"what-if-{size}", size)
         figures["what-if: copier changed, parallel"] = timed_cpu(
-            [sys.executable, str(ROOT / "benchmarks" / "whatif_copier.py"), "update", "deployments"], cwd=changed)
+            [sys.executable, str(ROOT / "benchmarks" / "whatif_copier.py"), "update", "deployments"], cwd=changed
+        )
         _expect_all_updated(changed, size)
         if _tree(changed) != _tree(parallel):
             raise SystemExit(f"the what-if left other bytes or git state in {changed} than {parallel}")
@@ -204,8 +212,10 @@ def bench_federation(base: Path, work: Path, size: int, what_if: bool) -> dict[s
     t0 = time.perf_counter()
     subprocess.run(check, capture_output=True, text=True)  # exit 1 is fine: the template's placeholders fail
     end = resource.getrusage(resource.RUSAGE_CHILDREN)
-    figures["check, every hub"] = (time.perf_counter() - t0,
-                                   end.ru_utime + end.ru_stime - start.ru_utime - start.ru_stime)
+    figures["check, every hub"] = (
+        time.perf_counter() - t0,
+        end.ru_utime + end.ru_stime - start.ru_utime - start.ru_stime,
+    )
     return figures
 
 
@@ -244,10 +254,24 @@ def bench_preview(hub: Path, runs: int) -> tuple[dict[str, list[float]], str]:
         return {}, "needs /usr/bin/chromium and configurable-http-proxy"
     figures: dict[str, list[float]] = {}
     for _ in range(runs):
-        chart = os.environ.get("HUB_TEMPLATE_CHART_DATA") or Path(__file__).resolve().parents[2] / "shared/charts/daskhub"
-        done = subprocess.run([*HUB_TEMPLATE, "preview", str(hub), "--smoke", "--chart", str(chart),
-                               "--artifacts", str(hub.parent / "art")],
-                              capture_output=True, text=True, timeout=1800)
+        chart = (
+            os.environ.get("HUB_TEMPLATE_CHART_DATA") or Path(__file__).resolve().parents[2] / "shared/charts/daskhub"
+        )
+        done = subprocess.run(
+            [
+                *HUB_TEMPLATE,
+                "preview",
+                str(hub),
+                "--smoke",
+                "--chart",
+                str(chart),
+                "--artifacts",
+                str(hub.parent / "art"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         if done.returncode != 0:
             return {}, f"preview --smoke failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:80]}"
         out = done.stdout
@@ -277,11 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="hub-template-bench.") as tmp:
         work = Path(tmp)
-        os.environ.update({
-            "COPIER_CACHE_DIR": str(work / "copier-cache"),  # never the user's cache
-            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@hub-template.invalid",
-            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@hub-template.invalid",
-        })
+        os.environ.update(
+            {
+                "COPIER_CACHE_DIR": str(work / "copier-cache"),  # never the user's cache
+                "GIT_AUTHOR_NAME": "bench",
+                "GIT_AUTHOR_EMAIL": "bench@hub-template.invalid",
+                "GIT_COMMITTER_NAME": "bench",
+                "GIT_COMMITTER_EMAIL": "bench@hub-template.invalid",
+            }
+        )
         from template_versions import publish_versions
 
         console.print("publishing the template's releases ...")
@@ -323,19 +351,35 @@ def main(argv: list[str] | None = None) -> int:
 
     med = statistics.median
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    table = Table(title=f"hub-template benchmarks, {when} (median seconds; Python {sys.version.split()[0]}, "
-                        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} before, {load_after[0]:.1f} after)")
+    table = Table(
+        title=f"hub-template benchmarks, {when} (median seconds; Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} before, {load_after[0]:.1f} after)"
+    )
     for column in ("measurement", "median s", "runs", "compared with", "ratio", "goal"):
         table.add_column(column, justify="right" if column in ("median s", "runs", "ratio") else "left")
     render_ratio = med(hub_copy) / med(floor_copy)
     logic_ratio = med(hub_copy) / med(shape_copy)
-    table.add_row("copier copy --defaults, hub-template", f"{med(hub_copy):.2f}", str(len(hub_copy)),
-                  f"minimal template {med(floor_copy):.2f} s", f"{render_ratio:.2f}", "")
-    table.add_row("", "", "", f"same shape, no logic {med(shape_copy):.2f} s",
-                  f"{logic_ratio:.2f}", _goal(logic_ratio <= 1.10, "<= 1.10"))
+    table.add_row(
+        "copier copy --defaults, hub-template",
+        f"{med(hub_copy):.2f}",
+        str(len(hub_copy)),
+        f"minimal template {med(floor_copy):.2f} s",
+        f"{render_ratio:.2f}",
+        "",
+    )
+    table.add_row(
+        "",
+        "",
+        "",
+        f"same shape, no logic {med(shape_copy):.2f} s",
+        f"{logic_ratio:.2f}",
+        _goal(logic_ratio <= 1.10, "<= 1.10"),
+    )
     table.add_row("copier update, one hub", f"{med(single):.2f}", str(len(single)), "", "", "")
     if check:
-        table.add_row("hub-template check, one hub (in-process)", f"{med(check):.2f}", str(len(check)), check_note, "", "")
+        table.add_row(
+            "hub-template check, one hub (in-process)", f"{med(check):.2f}", str(len(check)), check_note, "", ""
+        )
     else:
         table.add_row("hub-template check, one hub", "-", "0", check_note, "", "")
     for name, values in preview.items():

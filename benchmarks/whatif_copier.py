@@ -28,10 +28,25 @@ def patch() -> None:
     compile_once = jinja2.Environment.compile
 
     def compile(self, source, name=None, filename=None, raw=False, defer_init=False):
-        key = (source, name, filename, raw, defer_init, type(self), tuple(sorted(self.extensions)),
-               self.block_start_string, self.variable_start_string, self.comment_start_string,
-               self.line_statement_prefix, self.trim_blocks, self.lstrip_blocks, self.newline_sequence,
-               self.keep_trailing_newline, self.optimized, repr(self.undefined))
+        key = (
+            source,
+            name,
+            filename,
+            raw,
+            defer_init,
+            type(self),
+            tuple(sorted(self.extensions)),
+            self.block_start_string,
+            self.variable_start_string,
+            self.comment_start_string,
+            self.line_statement_prefix,
+            self.trim_blocks,
+            self.lstrip_blocks,
+            self.newline_sequence,
+            self.keep_trailing_newline,
+            self.optimized,
+            repr(self.undefined),
+        )
         if key not in compiled:
             compiled[key] = compile_once(self, source, name, filename, raw, defer_init)
         return compiled[key]
@@ -44,8 +59,11 @@ def patch() -> None:
     def sync(self, dst_relpath, src_mode):
         root = Path(self.subproject.local_abspath)
         if root not in file_mode:
-            done = subprocess.run(["git", "-C", str(root), "config", "--type=bool", "--get", "core.fileMode"],
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                ["git", "-C", str(root), "config", "--type=bool", "--get", "core.fileMode"],
+                capture_output=True,
+                text=True,
+            )
             file_mode[root] = done.stdout.strip() if done.returncode == 0 else ""
         if file_mode[root] == "false":  # only then does copier touch the index
             sync_once(self, dst_relpath, src_mode)

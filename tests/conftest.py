@@ -15,17 +15,19 @@ import pytest
 # Commits need an author on a fresh CI machine, and the tests must not depend
 # on the developer's git config. Set before copier is imported: plumbum, which
 # runs copier's own git commands, copies the environment at import.
-os.environ.update({
-    "GIT_AUTHOR_NAME": "hub-template tests",
-    "GIT_AUTHOR_EMAIL": "tests@hub-template.invalid",
-    "GIT_COMMITTER_NAME": "hub-template tests",
-    "GIT_COMMITTER_EMAIL": "tests@hub-template.invalid",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_COUNT": "1",
-    "GIT_CONFIG_KEY_0": "init.defaultBranch",
-    "GIT_CONFIG_VALUE_0": "main",
-})
+os.environ.update(
+    {
+        "GIT_AUTHOR_NAME": "hub-template tests",
+        "GIT_AUTHOR_EMAIL": "tests@hub-template.invalid",
+        "GIT_COMMITTER_NAME": "hub-template tests",
+        "GIT_COMMITTER_EMAIL": "tests@hub-template.invalid",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "init.defaultBranch",
+        "GIT_CONFIG_VALUE_0": "main",
+    }
+)
 
 # copier's clone cache is the user's unless told otherwise: one per test
 # process, so that pytest-xdist's workers never share it.
@@ -34,7 +36,7 @@ if "COPIER_CACHE_DIR" not in os.environ:
     os.environ["COPIER_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"copier-cache-{_worker}-")
     atexit.register(shutil.rmtree, os.environ["COPIER_CACHE_DIR"], ignore_errors=True)
 
-from copier import run_copy  # noqa: E402
+from copier import run_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 # The daskhub chart data beside the project (see ../shared/charts/README.md),
@@ -45,9 +47,7 @@ VERSION = version("hub-template")
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def chart_data() -> Path:
@@ -55,8 +55,10 @@ def chart_data() -> Path:
     `.ci/run` sets HUB_TEMPLATE_REQUIRE_CHART: in CI a missing chart fails."""
     if (CHART / "Chart.yaml").is_file():
         return CHART
-    message = (f"no daskhub chart data at {CHART}: keep hub-template beside shared/ (as CI does), "
-               "or set HUB_TEMPLATE_CHART_DATA to a daskhub chart folder (.ci/daskhub-chart DIR builds one)")
+    message = (
+        f"no daskhub chart data at {CHART}: keep hub-template beside shared/ (as CI does), "
+        "or set HUB_TEMPLATE_CHART_DATA to a daskhub chart folder (.ci/daskhub-chart DIR builds one)"
+    )
     if os.environ.get("HUB_TEMPLATE_REQUIRE_CHART"):
         pytest.fail(message)
     pytest.skip(message)

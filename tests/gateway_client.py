@@ -23,8 +23,10 @@ def options() -> dict:
 
     with Gateway() as gateway:
         opts = gateway.cluster_options()
-        return {name: {"value": opts[name], "min": getattr(field, "min", None), "max": getattr(field, "max", None)}
-                for name, field in opts._fields.items()}
+        return {
+            name: {"value": opts[name], "min": getattr(field, "min", None), "max": getattr(field, "max", None)}
+            for name, field in opts._fields.items()
+        }
 
 
 def compute() -> dict:
@@ -42,8 +44,12 @@ def compute() -> dict:
             workers = len(client.scheduler_info()["workers"])
     finally:
         cluster.shutdown()
-    return {"factory": f"{factory['module']}.{factory['class']}", "cluster": type(cluster).__name__,
-            "sum": total, "workers": workers}
+    return {
+        "factory": f"{factory['module']}.{factory['class']}",
+        "cluster": type(cluster).__name__,
+        "sum": total,
+        "workers": workers,
+    }
 
 
 def panel() -> dict:
@@ -67,8 +73,7 @@ def panel() -> dict:
             await manager.close_cluster(model["id"])
         async with Gateway(asynchronous=True) as gateway:
             left = len(await gateway.list_clusters())
-        return {"name": model["name"], "workers": model["workers"], "adapt": model.get("adapt"),
-                "clusters left": left}
+        return {"name": model["name"], "workers": model["workers"], "adapt": model.get("adapt"), "clusters left": left}
 
     return asyncio.run(new_cluster())
 

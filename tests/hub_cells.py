@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import yaml
-
 from conftest import ROOT, git, render
+
 from hub_template import load_data
 
 _QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text())
@@ -31,8 +31,9 @@ def rendered_hub(template_repo: Path, tmp_path_factory, provider: str, secrets: 
     key = (str(template_repo), provider, secrets, dask)
     if key not in _rendered:
         dst = tmp_path_factory.mktemp(f"{provider}-{secrets}-{dask}") / "deployments" / "charlie"
-        _rendered[key] = render(template_repo, dst, cloud_provider=provider,
-                                secrets_backend=secrets, dask_backend=dask, **REAL_IDS)
+        _rendered[key] = render(
+            template_repo, dst, cloud_provider=provider, secrets_backend=secrets, dask_backend=dask, **REAL_IDS
+        )
     return _rendered[key]
 
 
@@ -61,7 +62,12 @@ def run_postbuild(image: Path, prefix: Path) -> Path:
     answers = yaml.safe_load((image.parent / ".copier-answers.yml").read_text())
     site_packages = prefix / "lib" / f"python{answers['python_version']}" / "site-packages"
     site_packages.mkdir(parents=True)
-    done = subprocess.run(["bash", "binder/postBuild"], cwd=image, capture_output=True, text=True,
-                          env={**os.environ, "NB_PYTHON_PREFIX": str(prefix)})
+    done = subprocess.run(
+        ["bash", "binder/postBuild"],
+        cwd=image,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NB_PYTHON_PREFIX": str(prefix)},
+    )
     assert done.returncode == 0, done.stderr
     return site_packages

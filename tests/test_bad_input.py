@@ -16,8 +16,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import git
+
 from hub_template import load_data
 
 SUPPORTED = load_data("versions.yml")["python_supported"]
@@ -31,58 +31,130 @@ CASES = [
     ("hub-path", {"hub_name": "../evil"}, "charlie", "hub_name", ["'../evil': lowercase"]),
     # `$` would match before the final newline: whole strings are matched.
     ("hub-final-newline", {"hub_name": "charlie\n"}, "charlie", "hub_name", ["'charlie\\n': lowercase a-z, 0-9 and -"]),
-    ("hub-60-characters", {"hub_name": "a" * 60}, "charlie", "hub_name",
-     ["'aaaaaaaaa...': 60 characters, over 45"]),
+    ("hub-60-characters", {"hub_name": "a" * 60}, "charlie", "hub_name", ["'aaaaaaaaa...': 60 characters, over 45"]),
     ("hub-empty", {"hub_name": ""}, "charlie", "hub_name", ["give the hub a name, like `charlie`"]),
     # No --data: the default is the folder's name, and it is checked too.
     ("hub-from-folder", {}, "Charlie", "hub_name", ["'Charlie': lowercase"]),
     # A misspelled --data name is refused, naming the closest question.
-    ("misspelled-name", {"hub_nmae": "glacier"}, "charlie", "hub_name",
-     ["'hub_nmae' unknown; hub_name?"]),
-    ("misspelled-limit", {"user_cpu_limt": "4"}, "charlie", "hub_name",
-     ["'user_cpu...' unknown; user_cpu_limit?"]),
-    ("email-without-at", {"contact_email": "hub-admins.example.org"}, "charlie", "contact_email",
-     ["'hub-admins....': not an email"]),
-    ("aws-account-11-digits", {"cloud_provider": "aws", "aws_account_id": "12345678901"}, "charlie",
-     "aws_account_id", ["'12345678901': not 12 digits"]),
-    ("aws-account-final-newline", {"cloud_provider": "aws", "aws_account_id": "210987654321\n"}, "charlie",
-     "aws_account_id", ["'2109876543...': not 12 digits"]),
-    ("gcp-project", {"cloud_provider": "gcp", "gcp_project": "My_Project"}, "charlie", "gcp_project",
-     ["'My_Project': not a project id"]),
-    ("conda-shell-injection", {"conda_packages": "numpy;rm -rf /"}, "charlie", "conda_packages",
-     ["'numpy;rm' (+2): not conda specs"]),
-    ("conda-build-string", {"conda_packages": "xarray, numpy=1.26.4=py312h8753938_0"}, "charlie",
-     "conda_packages", ["'numpy=1.2...': no build strings"]),
-    ("apt-shell-injection", {"apt_packages": "foo;bar"}, "charlie", "apt_packages",
-     ["'foo;bar': not a Debian package"]),
-    ("domain-with-spaces", {"domain": "my hub.example.org"}, "charlie", "domain",
-     ["'my hub.exam...': not a domain name"]),
-    ("azure-container-with-dot", {"cloud_provider": "azure", "scratch_bucket": "my.scratch"}, "charlie",
-     "scratch_bucket", ["'my.sc...': not a container name"]),
-    ("python-2.7", {"python_version": "2.7"}, "charlie", "python_version", [f"'2.7': from {SUPPORTED[0]} to {SUPPORTED[-1]}"]),
+    ("misspelled-name", {"hub_nmae": "glacier"}, "charlie", "hub_name", ["'hub_nmae' unknown; hub_name?"]),
+    ("misspelled-limit", {"user_cpu_limt": "4"}, "charlie", "hub_name", ["'user_cpu...' unknown; user_cpu_limit?"]),
+    (
+        "email-without-at",
+        {"contact_email": "hub-admins.example.org"},
+        "charlie",
+        "contact_email",
+        ["'hub-admins....': not an email"],
+    ),
+    (
+        "aws-account-11-digits",
+        {"cloud_provider": "aws", "aws_account_id": "12345678901"},
+        "charlie",
+        "aws_account_id",
+        ["'12345678901': not 12 digits"],
+    ),
+    (
+        "aws-account-final-newline",
+        {"cloud_provider": "aws", "aws_account_id": "210987654321\n"},
+        "charlie",
+        "aws_account_id",
+        ["'2109876543...': not 12 digits"],
+    ),
+    (
+        "gcp-project",
+        {"cloud_provider": "gcp", "gcp_project": "My_Project"},
+        "charlie",
+        "gcp_project",
+        ["'My_Project': not a project id"],
+    ),
+    (
+        "conda-shell-injection",
+        {"conda_packages": "numpy;rm -rf /"},
+        "charlie",
+        "conda_packages",
+        ["'numpy;rm' (+2): not conda specs"],
+    ),
+    (
+        "conda-build-string",
+        {"conda_packages": "xarray, numpy=1.26.4=py312h8753938_0"},
+        "charlie",
+        "conda_packages",
+        ["'numpy=1.2...': no build strings"],
+    ),
+    (
+        "apt-shell-injection",
+        {"apt_packages": "foo;bar"},
+        "charlie",
+        "apt_packages",
+        ["'foo;bar': not a Debian package"],
+    ),
+    (
+        "domain-with-spaces",
+        {"domain": "my hub.example.org"},
+        "charlie",
+        "domain",
+        ["'my hub.exam...': not a domain name"],
+    ),
+    (
+        "azure-container-with-dot",
+        {"cloud_provider": "azure", "scratch_bucket": "my.scratch"},
+        "charlie",
+        "scratch_bucket",
+        ["'my.sc...': not a container name"],
+    ),
+    (
+        "python-2.7",
+        {"python_version": "2.7"},
+        "charlie",
+        "python_version",
+        [f"'2.7': from {SUPPORTED[0]} to {SUPPORTED[-1]}"],
+    ),
     # Numbers that compare false with everything pass `x < 0` checks: refused by name.
     ("memory-limit-nan", {"user_memory_limit": "nan"}, "charlie", "user_memory_limit", ["'nan': 2 <= GB <= 16384"]),
-    ("memory-limit-1e309", {"user_memory_limit": "1e309"}, "charlie", "user_memory_limit",
-     ["'inf': 2 <= GB <= 16384"]),
+    ("memory-limit-1e309", {"user_memory_limit": "1e309"}, "charlie", "user_memory_limit", ["'inf': 2 <= GB <= 16384"]),
     ("worker-cores-nan", {"worker_cores": "nan"}, "charlie", "worker_cores", ["'nan': 0.25 <= cores <= 1024"]),
-    ("worker-memory-max-inf", {"worker_memory_max": "inf"}, "charlie", "worker_memory_max",
-     ["'inf': 4 <= GB <= 16384"]),
-    ("cpu-limit-below-guarantee", {"user_cpu_guarantee": "4", "user_cpu_limit": "1"}, "charlie",
-     "user_cpu_limit", ["'1': 4 <= cores <= 1024"]),
+    (
+        "worker-memory-max-inf",
+        {"worker_memory_max": "inf"},
+        "charlie",
+        "worker_memory_max",
+        ["'inf': 4 <= GB <= 16384"],
+    ),
+    (
+        "cpu-limit-below-guarantee",
+        {"user_cpu_guarantee": "4", "user_cpu_limit": "1"},
+        "charlie",
+        "user_cpu_limit",
+        ["'1': 4 <= cores <= 1024"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("data", "folder", "question", "says"),
-                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(
+    ("data", "folder", "question", "says"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+)
 def test_bad_answer_is_rejected_and_nothing_is_written(template_repo, tmp_path, data, folder, question, says):
     work, tmp = tmp_path / "federation", tmp_path / "tmp"
     work.mkdir()
     tmp.mkdir()
     args = [arg for name, value in data.items() for arg in ("--data", f"{name}={value}")]
     run = subprocess.run(
-        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", *args,
-         str(template_repo), f"deployments/{folder}"],
-        cwd=work, env={**os.environ, "TMPDIR": str(tmp)}, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "copier",
+            "copy",
+            "--trust",
+            "--defaults",
+            *args,
+            str(template_repo),
+            f"deployments/{folder}",
+        ],
+        cwd=work,
+        env={**os.environ, "TMPDIR": str(tmp)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert run.returncode != 0, run.stdout
     message = run.stderr.strip().splitlines()[-1]
@@ -90,7 +162,7 @@ def test_bad_answer_is_rejected_and_nothing_is_written(template_repo, tmp_path, 
     assert prefix in message, run.stderr
     # The whole message fits one 80-column line after copier's prefix (at the
     # prompt copier shows it without the traceback's "ValueError: ").
-    shown = message[message.index(prefix):]
+    shown = message[message.index(prefix) :]
     assert len(shown) <= COLUMNS, f"{len(shown)} columns: {shown!r}"
     for words in says:
         assert words in shown, shown

@@ -15,15 +15,15 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
-
 from conftest import ROOT, chart_data, git
 from hub_cells import CELLS, commit_federation, copy_hub, rendered_hub
+
 from hub_template import load_data
 from hub_template.checks import PLACEHOLDER
 from hub_template.checks.runner import run_checks
@@ -37,11 +37,11 @@ TOKEN = "ghp_" + "Zq8x" * 9  # GitHub's token shape; must never be echoed
 WITH_CHART = object()  # the chart data of the tests (conftest.chart_data)
 
 
-def results(hub: Path, chart: Path | None | object = WITH_CHART) -> dict:
+def results(hub: Path, chart: Path | object | None = WITH_CHART) -> dict:
     return {r.name: r for r in run_checks(hub, chart_data() if chart is WITH_CHART else chart).results}
 
 
-def failures(hub: Path, chart: Path | None | object = WITH_CHART) -> dict:
+def failures(hub: Path, chart: Path | object | None = WITH_CHART) -> dict:
     return {name: r.err_msg for name, r in results(hub, chart).items() if r.result is False}
 
 
@@ -124,7 +124,9 @@ def _unknown_umbrella_key(hub):
 
 
 def _unknown_file_key(hub):
-    (hub / "config/staging.yaml").write_text((hub / "config/staging.yaml").read_text() + "jupyterhub:\n  debug:\n    enabled: true\n")
+    (hub / "config/staging.yaml").write_text(
+        (hub / "config/staging.yaml").read_text() + "jupyterhub:\n  debug:\n    enabled: true\n"
+    )
 
 
 def _build_string(hub):
@@ -195,8 +197,11 @@ def _dask_variable_typo(hub):
 
 
 def _config_left_in_home(hub):
-    edit(hub / "image/binder/postBuild", r'^mkdir -p .*\n(cp .*)$',
-         'mkdir -p "${HOME}/.config/dask"\ncp .dask/config.yaml "${HOME}/.config/dask/"')
+    edit(
+        hub / "image/binder/postBuild",
+        r"^mkdir -p .*\n(cp .*)$",
+        'mkdir -p "${HOME}/.config/dask"\ncp .dask/config.yaml "${HOME}/.config/dask/"',
+    )
 
 
 def _missing_start(hub):
@@ -220,7 +225,9 @@ def _hubploy_key_file_missing(hub):
 
 
 def _snippet_syntax_error(hub):
-    edit(hub / "config/common.yaml", r"^(\s+)c\.ClusterConfig\.idle_timeout = .*$", r"\1c.ClusterConfig.idle_timeout = (")
+    edit(
+        hub / "config/common.yaml", r"^(\s+)c\.ClusterConfig\.idle_timeout = .*$", r"\1c.ClusterConfig.idle_timeout = ("
+    )
 
 
 def _dockerfile(hub):
@@ -246,45 +253,103 @@ def _kubernetes_key_typo(hub):
 
 BREAKAGES = [
     Breakage("misspelled helm key", frozenset({"HV003"}), "config/common.yaml", "memmory:", _misspell_helm_key),
-    Breakage("unknown key under daskhub", frozenset({"HV002"}), "config/prod.yaml", "jupyterhubb:", _unknown_umbrella_key),
+    Breakage(
+        "unknown key under daskhub", frozenset({"HV002"}), "config/prod.yaml", "jupyterhubb:", _unknown_umbrella_key
+    ),
     Breakage("unknown top-level key", frozenset({"HV001"}), "config/staging.yaml", "^jupyterhub:", _unknown_file_key),
     Breakage("build string", frozenset({"IM002"}), "image/binder/environment.yml", "py312h1234567_0", _build_string),
     Breakage("prefix line", frozenset({"IM003"}), "image/binder/environment.yml", "^prefix:", _prefix),
-    Breakage("dask-gateway pin mismatch", frozenset({"IM005"}), "image/binder/environment.yml", "dask-gateway=", _pin_mismatch),
+    Breakage(
+        "dask-gateway pin mismatch",
+        frozenset({"IM005"}),
+        "image/binder/environment.yml",
+        "dask-gateway=",
+        _pin_mismatch,
+    ),
     Breakage("foo;bar in apt.txt", frozenset({"IM006"}), "image/binder/apt.txt", "foo;bar", _apt_injection),
     Breakage("start without exec", frozenset({"IM008"}), "image/binder/start", '"$@"', _start_without_exec),
     Breakage("gateway.adress", frozenset({"DK002"}), "image/.dask/config.yaml", "adress:", _gateway_adress),
-    Breakage("old workspace id", frozenset({"IM009"}), "image/binder/jupyterlab-workspace.json", '"id"', _old_workspace_id),
+    Breakage(
+        "old workspace id", frozenset({"IM009"}), "image/binder/jupyterlab-workspace.json", '"id"', _old_workspace_id
+    ),
     Breakage("broken notebook", frozenset({"IM010"}), "image/welcome.ipynb", None, _broken_notebook),
     Breakage("plaintext token", frozenset({"SE003"}), "secrets/prod.yaml", "client_secret:", _plaintext_token),
-    Breakage("secrets file not covered by git-crypt", frozenset({"SE002"}), "secrets/staging.yaml", None,
-             _not_covered_by_git_crypt, in_git=True),
-    Breakage("filled sops file in clear", frozenset({"SE001", "SE003"}), "secrets/prod.yaml", None,
-             _filled_sops_file_in_clear, cell=("gcp", "sops", "gateway")),
-    Breakage("committed in clear", frozenset({"SE001", "SE003"}), "secrets/prod.yaml", None,
-             _committed_in_clear, in_git=True),
-    Breakage("sops rule misses a file", frozenset({"SE002"}), "secrets/staging.yaml", None,
-             _sops_rule_misses_a_file, cell=("gcp", "sops", "gateway")),
-    Breakage("factory of the other backend", frozenset({"DK003"}), "image/.dask/config.yaml", None,
-             _kubernetes_factory_in_a_gateway_hub),
-    Breakage("DASK_ variable typo", frozenset({"DK004"}), "config/common.yaml", "DASK_GATEWAY__CLUSTER__OPTION__IMAGE",
-             _dask_variable_typo),
+    Breakage(
+        "secrets file not covered by git-crypt",
+        frozenset({"SE002"}),
+        "secrets/staging.yaml",
+        None,
+        _not_covered_by_git_crypt,
+        in_git=True,
+    ),
+    Breakage(
+        "filled sops file in clear",
+        frozenset({"SE001", "SE003"}),
+        "secrets/prod.yaml",
+        None,
+        _filled_sops_file_in_clear,
+        cell=("gcp", "sops", "gateway"),
+    ),
+    Breakage(
+        "committed in clear", frozenset({"SE001", "SE003"}), "secrets/prod.yaml", None, _committed_in_clear, in_git=True
+    ),
+    Breakage(
+        "sops rule misses a file",
+        frozenset({"SE002"}),
+        "secrets/staging.yaml",
+        None,
+        _sops_rule_misses_a_file,
+        cell=("gcp", "sops", "gateway"),
+    ),
+    Breakage(
+        "factory of the other backend",
+        frozenset({"DK003"}),
+        "image/.dask/config.yaml",
+        None,
+        _kubernetes_factory_in_a_gateway_hub,
+    ),
+    Breakage(
+        "DASK_ variable typo",
+        frozenset({"DK004"}),
+        "config/common.yaml",
+        "DASK_GATEWAY__CLUSTER__OPTION__IMAGE",
+        _dask_variable_typo,
+    ),
     # Nothing installed, so no factory either: the dask panel falls back to a LocalCluster.
-    Breakage("dask config left in the home", frozenset({"DK001", "DK003"}), "image/.dask/config.yaml", None,
-             _config_left_in_home),
+    Breakage(
+        "dask config left in the home",
+        frozenset({"DK001", "DK003"}),
+        "image/.dask/config.yaml",
+        None,
+        _config_left_in_home,
+    ),
     Breakage("missing start", frozenset({"ST001"}), "image/binder/start", None, _missing_start),
     Breakage("unrendered Jinja", frozenset({"ST002"}), "README.md", "{{ hub_name }}", _unrendered_jinja),
     Breakage("YAML syntax error", frozenset({"ST003"}), "config/staging.yaml", None, _yaml_syntax_error),
     Breakage("hubploy key missing", frozenset({"ST004"}), "hubploy.yaml", None, _hubploy_missing_key),
-    Breakage("hubploy key file missing", frozenset({"ST005"}), "hubploy.yaml", "service_key", _hubploy_key_file_missing,
-             cell=("aws", "git-crypt", "gateway")),
-    Breakage("snippet syntax error", frozenset({"HV004"}), "config/common.yaml", "idle_timeout = (", _snippet_syntax_error),
+    Breakage(
+        "hubploy key file missing",
+        frozenset({"ST005"}),
+        "hubploy.yaml",
+        "service_key",
+        _hubploy_key_file_missing,
+        cell=("aws", "git-crypt", "gateway"),
+    ),
+    Breakage(
+        "snippet syntax error", frozenset({"HV004"}), "config/common.yaml", "idle_timeout = (", _snippet_syntax_error
+    ),
     Breakage("Dockerfile", frozenset({"IM001"}), "image/", None, _dockerfile),
     Breakage("apt.txt outside binder/", frozenset({"IM001"}), "image/apt.txt", None, _root_level_apt),
     Breakage("Python unpinned", frozenset({"IM004"}), "image/binder/environment.yml", None, _python_unpinned),
     Breakage("shellcheck finding", frozenset({"IM007"}), "image/binder/postBuild", "for f in", _shellcheck_finding),
-    Breakage("kubernetes key typo", frozenset({"DK002"}), "image/.dask/config.yaml", "worker-comand", _kubernetes_key_typo,
-             cell=("gcp", "git-crypt", "kubernetes")),
+    Breakage(
+        "kubernetes key typo",
+        frozenset({"DK002"}),
+        "image/.dask/config.yaml",
+        "worker-comand",
+        _kubernetes_key_typo,
+        cell=("gcp", "git-crypt", "kubernetes"),
+    ),
 ]
 
 
@@ -316,7 +381,8 @@ def test_an_encrypted_secret_is_accepted_and_left_out_of_the_merge(template_repo
         "daskhub:\n  jupyterhub:\n    hub:\n      config:\n        GitHubOAuthenticator:\n"
         "          client_secret: ENC[AES256_GCM,data:q83Hd9s0aZ1b2c3d4e5f6g7h8i9j0k==,iv:abc=,tag:def=,type:str]\n"
         "sops:\n  gcp_kms:\n    - resource_id: projects/p/locations/global/keyRings/r/cryptoKeys/k\n"
-        "  lastmodified: '2026-11-01T00:00:00Z'\n  mac: ENC[AES256_GCM,data:xyz=,type:str]\n  version: 3.9.0\n")
+        "  lastmodified: '2026-11-01T00:00:00Z'\n  mac: ENC[AES256_GCM,data:xyz=,type:str]\n  version: 3.9.0\n"
+    )
     assert failures(hub) == {}
 
 

@@ -20,9 +20,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 from hub_cells import rendered_hub
+
 from hub_template import load_data
 
 BIN = Path(sys.executable).parent
@@ -43,8 +43,10 @@ def daskhub_chart() -> Path:
         pytest.skip("helm is not installed")
     chart = os.environ.get("HUB_TEMPLATE_DASKHUB_CHART")
     if not chart or not (Path(chart) / "templates").is_dir():
-        pytest.skip("HUB_TEMPLATE_DASKHUB_CHART does not point at a daskhub chart with its templates; "
-                    "build one with `.ci/daskhub-chart DIR` (needs GitHub and helm's repositories)")
+        pytest.skip(
+            "HUB_TEMPLATE_DASKHUB_CHART does not point at a daskhub chart with its templates; "
+            "build one with `.ci/daskhub-chart DIR` (needs GitHub and helm's repositories)"
+        )
     return Path(chart)
 
 
@@ -54,13 +56,32 @@ def test_the_image_builds_and_imports_its_dask_stack(template_repo, tmp_path_fac
         pytest.skip(reason)
     hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway")
     image = f"hub-template-test/charlie:{uuid.uuid4().hex[:12]}"
-    subprocess.run([str(BIN / "jupyter-repo2docker"), "--no-run", "--user-id", "1000", "--user-name", "jovyan",
-                    "--target-repo-dir", "/srv/repo", "--image-name", image, str(hub / "image")],
-                   check=True, timeout=3600)
+    subprocess.run(
+        [
+            str(BIN / "jupyter-repo2docker"),
+            "--no-run",
+            "--user-id",
+            "1000",
+            "--user-name",
+            "jovyan",
+            "--target-repo-dir",
+            "/srv/repo",
+            "--image-name",
+            image,
+            str(hub / "image"),
+        ],
+        check=True,
+        timeout=3600,
+    )
     try:
         with (ROOT / ".ci" / "image-check.py").open() as script:
-            done = subprocess.run(["docker", "run", "--rm", "-i", "--env", "DASK_BACKEND=gateway", image, "python", "-"],
-                                  stdin=script, capture_output=True, text=True, timeout=600)
+            done = subprocess.run(
+                ["docker", "run", "--rm", "-i", "--env", "DASK_BACKEND=gateway", image, "python", "-"],
+                stdin=script,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
         assert done.returncode == 0, done.stderr
         assert "labextension.factory: dask_gateway.GatewayCluster -> <class '" in done.stdout
         assert f"dask_gateway {load_data('versions.yml')['dask_gateway']}," in done.stdout
@@ -80,7 +101,10 @@ def test_helm_renders_every_release_with_the_real_chart(template_repo, tmp_path_
     gateway_objects = [int(n) for n in re.findall(r"(\d+) of dask-gateway", done.stdout)]
     assert len(gateway_objects) == 2
     assert all(n == 0 for n in gateway_objects) if backend == "kubernetes" else all(n >= 19 for n in gateway_objects)
-    check = subprocess.run([str(BIN / "hub-template"), "check", str(hub), "--chart", str(chart), "--format", "json"],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [str(BIN / "hub-template"), "check", str(hub), "--chart", str(chart), "--format", "json"],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert json.loads(check.stdout)["checks"]["HV003"]["result"] is True

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from conftest import chart_data
 from hub_cells import rendered_hub
+
 from hub_template.checks import CHECK_CLASSES
 
 BIN = Path(sys.executable).parent
@@ -25,8 +26,11 @@ def hub_template(*args: str) -> subprocess.CompletedProcess:
 def three_hubs(template_repo, tmp_path_factory, tmp_path) -> list[Path]:
     """Two good hubs and one whose environment.yml carries a local prefix (IM fails)."""
     hubs = []
-    for name, cell in (("alpha", ("gcp", "sops", "gateway")), ("bravo", ("aws", "git-crypt", "kubernetes")),
-                       ("charlie", ("azure", "sops", "gateway"))):
+    for name, cell in (
+        ("alpha", ("gcp", "sops", "gateway")),
+        ("bravo", ("aws", "git-crypt", "kubernetes")),
+        ("charlie", ("azure", "sops", "gateway")),
+    ):
         hubs.append(tmp_path / "deployments" / name)
         shutil.copytree(rendered_hub(template_repo, tmp_path_factory, *cell), hubs[-1])
     env = hubs[1] / "image" / "binder" / "environment.yml"

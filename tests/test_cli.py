@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, VERSION, render
+
 from hub_template.cli import EXAMPLES, VERBS
 
 ENTRY = [sys.executable, "-m", "hub_template.cli"]
@@ -50,8 +50,9 @@ def base_install(tmp_path_factory) -> Path:
             shutil.copy2(source, target)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(clone)],
-                             capture_output=True, text=True, timeout=900)
+    install = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", str(clone)], capture_output=True, text=True, timeout=900
+    )
     if install.returncode != 0:
         pytest.fail(f"pip install of the clone failed:\n{install.stderr[-3000:]}")
     return venv / "bin" / "hub-template"
@@ -60,13 +61,15 @@ def base_install(tmp_path_factory) -> Path:
 def test_update_works_without_the_checker_tools(base_install, tmp_path):
     # The base install brings none of the checker's heavy tools...
     pip = base_install.parent / "pip"
-    installed = subprocess.run([str(pip), "list", "--format=freeze"], capture_output=True, text=True,
-                               check=True).stdout.lower()
+    installed = subprocess.run(
+        [str(pip), "list", "--format=freeze"], capture_output=True, text=True, check=True
+    ).stdout.lower()
     assert "jupyter-repo2docker" not in installed and "dask-gateway" not in installed
     # ...and update runs: on a folder without hubs it says so (exit 2).
     (tmp_path / "deployments").mkdir()
-    run = subprocess.run([str(base_install), "update", str(tmp_path / "deployments"), "--check"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [str(base_install), "update", str(tmp_path / "deployments"), "--check"], capture_output=True, text=True
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
 
 

@@ -23,8 +23,8 @@ from types import SimpleNamespace
 import dask.config
 import pytest
 import yaml
-
 from conftest import chart_data, git, render
+
 from hub_template import load_data
 from hub_template.helm_values import Chart, ValuesFile, check_values
 
@@ -48,12 +48,19 @@ def everything(provider: str) -> dict:
     big = max(cloud["machines"], key=lambda m: cloud["machines"][m]["memory"])
     return {
         "github_orgs": "pangeo-data, my-lab:hub-users",
-        "user_sizes": [dict(small), {"name": "huge", "machine": big, "cpu": 2, "memory": 24,
-                                     "teams": ["my-lab:big-data"]}],
-        "gpu_size": True, "gpu_teams": ["pangeo-data:gpu"],
-        "shared_folder": True, "shared_folder_size": 50,
-        "dask_spot": False, "max_users": 7, "cull_idle_minutes": 15,
-        "cull_max_age_hours": 0, "cull_kernel_minutes": 0,
+        "user_sizes": [
+            dict(small),
+            {"name": "huge", "machine": big, "cpu": 2, "memory": 24, "teams": ["my-lab:big-data"]},
+        ],
+        "gpu_size": True,
+        "gpu_teams": ["pangeo-data:gpu"],
+        "shared_folder": True,
+        "shared_folder_size": 50,
+        "dask_spot": False,
+        "max_users": 7,
+        "cull_idle_minutes": 15,
+        "cull_max_age_hours": 0,
+        "cull_kernel_minutes": 0,
         **({"cloud_identity": AZURE_CLIENT_ID} if provider == "azure" else {}),
     }
 
@@ -70,19 +77,25 @@ class Hub(SimpleNamespace):
 def hub(request, template_repo, tmp_path_factory) -> Hub:
     provider, dask_backend, kind = request.param
     data = everything(provider) if kind == EVERYTHING else {}
-    path = render(template_repo, tmp_path_factory.mktemp("-".join(request.param)) / "deployments" / "charlie",
-                  cloud_provider=provider, dask_backend=dask_backend, **data)
+    path = render(
+        template_repo,
+        tmp_path_factory.mktemp("-".join(request.param)) / "deployments" / "charlie",
+        cloud_provider=provider,
+        dask_backend=dask_backend,
+        **data,
+    )
     answers = yaml.safe_load((path / ".copier-answers.yml").read_text())
     return Hub(path=path, answers=answers, cloud=PROVIDERS[provider], kind=kind)
 
 
 def merged(hub: Hub, env: str = "staging") -> tuple[dict, list]:
     chart = Chart(chart_data())
-    files = [ValuesFile.load(hub.path / rel, rel)
-             for rel in ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml")]
+    files = [
+        ValuesFile.load(hub.path / rel, rel)
+        for rel in ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml")
+    ]
     umbrella = hub.answers["helm_umbrella_key"]
-    layers = (f.data[umbrella] if umbrella in f.data else {"jupyterhub": jupyterhub(f.data, umbrella)}
-              for f in files)
+    layers = (f.data[umbrella] if umbrella in f.data else {"jupyterhub": jupyterhub(f.data, umbrella)} for f in files)
     return chart.merged(layers), check_values(chart, files, umbrella)
 
 
@@ -109,8 +122,10 @@ def allocatable(cloud: dict, machine: str) -> tuple[float, float]:
         kube_cpu += rate * min(left, size)
         left = max(left - size, 0)
     # Rounded down to 0.05 CPU and 0.1 GB, as the rule says.
-    return (math.floor(round((c - kube_cpu - system["cpu"]) / 0.05, 6)) * 0.05,
-            math.floor(round((m - reserved - 0.1 - system["memory"]) / 0.1, 6)) * 0.1)
+    return (
+        math.floor(round((c - kube_cpu - system["cpu"]) / 0.05, 6)) * 0.05,
+        math.floor(round((m - reserved - 0.1 - system["memory"]) / 0.1, 6)) * 0.1,
+    )
 
 
 def gib(spec: str) -> float:
@@ -160,9 +175,12 @@ def test_each_size_names_its_machine_and_fits_it(hub):
 
 def tolerates(tolerations: list[dict], taint: dict) -> bool:
     """Kubernetes' rule: a toleration matches a taint's key, effect and value."""
-    return any(t["key"] == taint["key"] and t.get("effect") in (None, taint["effect"])
-               and (t.get("operator") == "Exists" or t.get("value") == taint["value"])
-               for t in tolerations)
+    return any(
+        t["key"] == taint["key"]
+        and t.get("effect") in (None, taint["effect"])
+        and (t.get("operator") == "Exists" or t.get("value") == taint["value"])
+        for t in tolerations
+    )
 
 
 def test_users_are_placed_on_the_users_pool(hub):
@@ -219,7 +237,10 @@ def test_the_service_account_carries_the_cloud_identity(hub):
     identity = hub.answers["cloud_identity"]
     if not identity:  # Azure's default: its client id exists only once made
         assert hub.answers["cloud_provider"] == "azure" and account["annotations"] == {}
-        assert "extraLabels" not in jupyterhub(hub.yaml("config/common.yaml"), hub.answers["helm_umbrella_key"])["singleuser"]
+        assert (
+            "extraLabels"
+            not in jupyterhub(hub.yaml("config/common.yaml"), hub.answers["helm_umbrella_key"])["singleuser"]
+        )
         assert "has no cloud identity yet" in (hub.path / "README.md").read_text()
         return
     assert account["annotations"] == {hub.cloud["identity"]["annotation"]: identity}
@@ -262,7 +283,8 @@ def test_team_only_sizes_are_offered_to_their_teams_only(hub):
         return
     assert c.Authenticator.manage_groups is True and c.Authenticator.enable_auth_state is True
     teams = c.GitHubOAuthenticator.auth_state_groups_key(
-        {"teams": [{"organization": {"login": "My-Lab"}, "slug": "big-data"}]})
+        {"teams": [{"organization": {"login": "My-Lab"}, "slug": "big-data"}]}
+    )
     assert teams == ["my-lab:big-data"]
 
     def offered(*groups):
@@ -298,15 +320,20 @@ def test_the_shared_folder_is_read_only_for_users_and_writable_for_admins(hub, t
         return
     # The claim the README tells the operators to make, in each namespace.
     readme = (hub.path / "README.md").read_text()
-    manifest = readme[readme.index("apiVersion: v1\nkind: PersistentVolumeClaim"):readme.index("EOF\ndone")]
+    manifest = readme[readme.index("apiVersion: v1\nkind: PersistentVolumeClaim") : readme.index("EOF\ndone")]
     claim = yaml.safe_load(manifest)
     (tmp_path / "claim.yaml").write_text(manifest)
-    done = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
-                           str(tmp_path / "claim.yaml")], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", str(tmp_path / "claim.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert claim["spec"] == {"accessModes": ["ReadWriteMany"],
-                             "storageClassName": hub.cloud["shared_storage"]["storage_class"],
-                             "resources": {"requests": {"storage": f"{hub.answers['shared_folder_size']}Gi"}}}
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "storageClassName": hub.cloud["shared_storage"]["storage_class"],
+        "resources": {"requests": {"storage": f"{hub.answers['shared_folder_size']}Gi"}},
+    }
     [volume] = singleuser["storage"]["extraVolumes"]
     assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"] == "charlie-shared"
     [mount] = singleuser["storage"]["extraVolumeMounts"]
@@ -327,10 +354,18 @@ def test_secrets_use_the_hubs_own_git_crypt_key(hub, tmp_path):
     fed = tmp_path / "fed"
     shutil.copytree(hub.path, fed / "deployments" / "charlie")
     git(fed, "init", "-q")
-    out = git(fed, "check-attr", "filter", "--", "deployments/charlie/secrets/staging.yaml",
-              "deployments/charlie/config/common.yaml")
-    assert out.splitlines() == ["deployments/charlie/secrets/staging.yaml: filter: git-crypt-charlie",
-                                "deployments/charlie/config/common.yaml: filter: unspecified"]
+    out = git(
+        fed,
+        "check-attr",
+        "filter",
+        "--",
+        "deployments/charlie/secrets/staging.yaml",
+        "deployments/charlie/config/common.yaml",
+    )
+    assert out.splitlines() == [
+        "deployments/charlie/secrets/staging.yaml: filter: git-crypt-charlie",
+        "deployments/charlie/config/common.yaml: filter: unspecified",
+    ]
     readme = (hub.path / "README.md").read_text()
     assert "git-crypt init -k charlie" in readme and "GIT_CRYPT_KEY_CHARLIE" in readme
 
@@ -348,8 +383,10 @@ def test_the_readme_states_the_cost_ceiling(hub):
     if hub.answers["dask_backend"] == "gateway":
         clusters = users * hub.answers["dask_clusters_per_user"]
         cpu, memory = allocatable(hub.cloud, hub.answers["dask_machine"])
-        nodes = max(math.ceil(clusters * hub.answers["cluster_max_cores"] / cpu - 1e-9),
-                    math.ceil(clusters * hub.answers["cluster_max_memory"] / memory - 1e-9))
+        nodes = max(
+            math.ceil(clusters * hub.answers["cluster_max_cores"] / cpu - 1e-9),
+            math.ceil(clusters * hub.answers["cluster_max_memory"] / memory - 1e-9),
+        )
         assert f"or {nodes} × {hub.answers['dask_machine']}." in readme
 
 
@@ -365,29 +402,51 @@ def _size(**kw):
 
 
 BAD = [
-    ("size-larger-than-machine", {"user_sizes": [_size(memory=40, cpu=1)]},
-     f"'big': 40 GB is more than n2-highmem-4 can give ({GCP_4[1]:g})"),
-    ("size-more-cpus", {"user_sizes": [_size(memory=4, cpu=8)]},
-     f"'big': 8 CPUs is more than n2-highmem-4 can give ({GCP_4[0]:g})"),
-    ("gpu-on-cpu-machine", {"user_sizes": [_size(gpus=1)]},
-     "'big': n2-highmem-4 has no GPU; use a GPU machine"),
-    ("team-not-allowed", {"user_sizes": [{"name": "a", "machine": "n2-highmem-4"},
-                                         _size(teams=["evil-org:admins"])]},
-     "'evil-org:admins': its organization is not in github_orgs"),
-    ("gpu-team-not-allowed", {"gpu_size": True, "gpu_teams": "evil-org:gpu"},
-     "'evil-org:gpu': its organization is not in github_orgs"),
+    (
+        "size-larger-than-machine",
+        {"user_sizes": [_size(memory=40, cpu=1)]},
+        f"'big': 40 GB is more than n2-highmem-4 can give ({GCP_4[1]:g})",
+    ),
+    (
+        "size-more-cpus",
+        {"user_sizes": [_size(memory=4, cpu=8)]},
+        f"'big': 8 CPUs is more than n2-highmem-4 can give ({GCP_4[0]:g})",
+    ),
+    ("gpu-on-cpu-machine", {"user_sizes": [_size(gpus=1)]}, "'big': n2-highmem-4 has no GPU; use a GPU machine"),
+    (
+        "team-not-allowed",
+        {"user_sizes": [{"name": "a", "machine": "n2-highmem-4"}, _size(teams=["evil-org:admins"])]},
+        "'evil-org:admins': its organization is not in github_orgs",
+    ),
+    (
+        "gpu-team-not-allowed",
+        {"gpu_size": True, "gpu_teams": "evil-org:gpu"},
+        "'evil-org:gpu': its organization is not in github_orgs",
+    ),
     ("zero-share", {"user_sizes": [_size(share=0)]}, "'big': share 0 must be a whole number above 0"),
     ("negative-memory", {"user_sizes": [_size(memory=-2, cpu=1)]}, "'big': memory -2 must be a number above 0"),
-    ("unknown-machine", {"user_sizes": [_size(machine="n9-giant")]},
-     "'n9-giant': not a gcp machine of providers.yml, like n2-highmem-4"),
+    (
+        "unknown-machine",
+        {"user_sizes": [_size(machine="n9-giant")]},
+        "'n9-giant': not a gcp machine of providers.yml, like n2-highmem-4",
+    ),
     ("no-max-users", {"max_users": 0}, "'0': a whole number of servers above 0"),
     ("no-clusters", {"dask_clusters_per_user": -1}, "'-1': a whole number of clusters above 0"),
-    ("dask-machine-too-small", {"dask_machine": "n2-highmem-2"},
-     f"'n2-highmem-2': gives {GCP_2[0]:g} CPUs, {GCP_2[1]:g} GB; a worker may need 4, 16"),
-    ("worker-cores-beyond-every-machine", {"worker_cores": 64, "dask_backend": "kubernetes"},
-     "'64': more cores than a gcp machine gives (15.55 at most)"),
-    ("worker-beyond-every-machine", {"worker_memory_max": 200},
-     "'200': no gcp machine holds 4 cores and 200 GB (at most 15.55, 117.9)"),
+    (
+        "dask-machine-too-small",
+        {"dask_machine": "n2-highmem-2"},
+        f"'n2-highmem-2': gives {GCP_2[0]:g} CPUs, {GCP_2[1]:g} GB; a worker may need 4, 16",
+    ),
+    (
+        "worker-cores-beyond-every-machine",
+        {"worker_cores": 64, "dask_backend": "kubernetes"},
+        "'64': more cores than a gcp machine gives (15.55 at most)",
+    ),
+    (
+        "worker-beyond-every-machine",
+        {"worker_memory_max": 200},
+        "'200': no gcp machine holds 4 cores and 200 GB (at most 15.55, 117.9)",
+    ),
     ("default-size-unknown", {"default_size": "tiny"}, "'tiny': not one of the sizes (small, medium, large)"),
     ("bad-identity", {"cloud_identity": "me@example.org"}, "'me@example.org': NAME@PROJECT.iam.gserviceaccount.com"),
 ]
@@ -399,8 +458,12 @@ def test_bad_answers_are_refused_naming_the_value_and_the_rule(template_repo, tm
     for key, value in data.items():
         args += ["--data", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     dst = tmp_path / "deployments" / "charlie"
-    done = subprocess.run([sys.executable, "-m", "copier", "copy", "--trust", "--defaults", *args,
-                           str(template_repo), str(dst)], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", *args, str(template_repo), str(dst)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert message in last, done.stderr[-2000:]
@@ -410,6 +473,7 @@ def test_bad_answers_are_refused_naming_the_value_and_the_rule(template_repo, tm
 
 def test_the_dask_machine_follows_the_worker_it_must_hold(template_repo, tmp_path):
     """The default dask machine is the provider's, or the smallest that holds a worker."""
+
     def machine(**data):
         dst = render(template_repo, tmp_path / str(len(list(tmp_path.iterdir()))) / "charlie", **data)
         return yaml.safe_load((dst / ".copier-answers.yml").read_text())["dask_machine"]
@@ -424,9 +488,21 @@ def test_the_dask_machine_follows_the_worker_it_must_hold(template_repo, tmp_pat
 # A hub made before the cluster questions updates and gets their defaults
 # --------------------------------------------------------------------------
 
-NEW_ANSWERS = ("user_sizes", "default_size", "gpu_size", "max_users", "dask_machine", "dask_spot",
-               "dask_clusters_per_user", "cloud_identity", "cull_idle_minutes", "cull_max_age_hours",
-               "cull_kernel_minutes", "shared_folder", "git_crypt_key")
+NEW_ANSWERS = (
+    "user_sizes",
+    "default_size",
+    "gpu_size",
+    "max_users",
+    "dask_machine",
+    "dask_spot",
+    "dask_clusters_per_user",
+    "cloud_identity",
+    "cull_idle_minutes",
+    "cull_max_age_hours",
+    "cull_kernel_minutes",
+    "shared_folder",
+    "git_crypt_key",
+)
 
 
 def test_a_hub_from_before_updates_keeping_its_key_and_edits(evolving_template, tmp_path):
@@ -443,8 +519,12 @@ def test_a_hub_from_before_updates_keeping_its_key_and_edits(evolving_template, 
     kept = edit_like_a_user(hub)
     commit(fed, "a hub from before, edited")
 
-    done = subprocess.run([sys.executable, "-m", "copier", "update", "--trust", "--defaults", "--vcs-ref", "v1.2.0"],
-                          cwd=hub, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--trust", "--defaults", "--vcs-ref", "v1.2.0"],
+        cwd=hub,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "keep_the_shared_git_crypt_key" in done.stderr
     after = answers(hub)

@@ -16,20 +16,31 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
-
 from conftest import ROOT, git, publish_template
 
 # copier's dependencies that code it runs may use, by top-level module name
 # (jinja2 brings markupsafe; pydantic brings its core and typing helpers;
 # pyyaml's libyaml binding is compiled with Cython, whose runtime registers
 # itself as modules).
-ALLOWED = {"yaml", "_yaml", "cython_runtime", "jinja2", "markupsafe", "packaging", "pydantic", "pydantic_core",
-           "typing_extensions", "annotated_types", "typing_inspection", "hub_template"}
+ALLOWED = {
+    "yaml",
+    "_yaml",
+    "cython_runtime",
+    "jinja2",
+    "markupsafe",
+    "packaging",
+    "pydantic",
+    "pydantic_core",
+    "typing_extensions",
+    "annotated_types",
+    "typing_inspection",
+    "hub_template",
+}
 
 
 def copier_requirement() -> str:
@@ -52,8 +63,11 @@ def copier_only(tmp_path_factory) -> Path:
     """A venv with copier and its dependencies only; its bin folder."""
     venv = tmp_path_factory.mktemp("copier-only") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                           copier_requirement()], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", copier_requirement()],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         pytest.fail(f"pip could not install {copier_requirement()}: {done.stderr[-500:]}")
     return venv / "bin"
@@ -68,8 +82,9 @@ def test_module_loads_only_what_copier_has(copier_only, module):
         "names = {n for n in names if not n.startswith('_cython_')}\n"
         "print(json.dumps(sorted(n for n in names if n not in sys.stdlib_module_names)))\n"
     )
-    done = subprocess.run([str(copier_only / "python"), "-c", probe, str(ROOT / "hooks"), module],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(copier_only / "python"), "-c", probe, str(ROOT / "hooks"), module], capture_output=True, text=True
+    )
     assert done.returncode == 0, f"{module} does not import with copier's interpreter:\n{done.stderr}"
     assert set(json.loads(done.stdout)) <= ALLOWED, f"{module} loads more than copier has"
 
@@ -78,8 +93,9 @@ def test_copy_and_update_run_under_copiers_interpreter(copier_only, tmp_path):
     source = tmp_path / "notebooks"
     source.mkdir()
     git(source, "init", "-q")
-    (source / "analysis.ipynb").write_text(json.dumps(
-        {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (source / "analysis.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
     (source / "environment.yml").write_text("dependencies:\n  - xarray\n  - pip:\n    - pystac\n")
     git(source, "add", "-A")
     git(source, "commit", "-q", "-m", "notebooks")
@@ -91,9 +107,22 @@ def test_copy_and_update_run_under_copiers_interpreter(copier_only, tmp_path):
     hub = federation / "deployments" / "charlie"
     env = {**os.environ, "PATH": f"{copier_only}{os.pathsep}/usr/bin:/bin"}
     copy = subprocess.run(
-        [str(copier_only / "copier"), "copy", "--trust", "--defaults", "--quiet",
-         "--data", f"source_repo={source}", str(template), str(hub)],
-        cwd=federation, env=env, capture_output=True, text=True)
+        [
+            str(copier_only / "copier"),
+            "copy",
+            "--trust",
+            "--defaults",
+            "--quiet",
+            "--data",
+            f"source_repo={source}",
+            str(template),
+            str(hub),
+        ],
+        cwd=federation,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert copy.returncode == 0, copy.stderr
     assert (hub / "image" / "analysis.ipynb").is_file()
     environment = yaml.safe_load((hub / "image" / "binder" / "environment.yml").read_text())
@@ -103,8 +132,12 @@ def test_copy_and_update_run_under_copiers_interpreter(copier_only, tmp_path):
     git(federation, "commit", "-q", "-m", "charlie")
     publish_template(template, "v99.0.0")  # a later release: the update crosses the migrations
     update = subprocess.run(
-        [str(copier_only / "copier"), "update", "--trust", "--defaults", "--quiet",
-         "--vcs-ref", "v99.0.0"], cwd=hub, env=env, capture_output=True, text=True)
+        [str(copier_only / "copier"), "update", "--trust", "--defaults", "--quiet", "--vcs-ref", "v99.0.0"],
+        cwd=hub,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert update.returncode == 0, update.stderr
     answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
     assert answers["_commit"] == "v99.0.0"

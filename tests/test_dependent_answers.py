@@ -11,9 +11,8 @@ import re
 
 import pytest
 import yaml
-from copier import run_copy
-
 from conftest import ROOT
+from copier import run_copy
 
 CONFIG = yaml.safe_load((ROOT / "copier.yml").read_text())
 QUESTIONS = {name: spec for name, spec in CONFIG.items() if not name.startswith("_")}
@@ -38,9 +37,13 @@ EXTREMES = {
     "worker_cores_max": ["1", "15.5"],
     "worker_memory_max": ["4", "112"],
     "dask_machine": ["n2-standard-8", "n2-highmem-16"],  # gcp's, walked on gcp
-    "user_sizes": [[{"name": "a", "machine": "n2-highmem-2"}],
-                   [{"name": "x" * 32, "machine": "n2-highmem-16", "share": 8},
-                    {"name": "b", "machine": "n2-highmem-2", "teams": ["pangeo-data:t"]}]],
+    "user_sizes": [
+        [{"name": "a", "machine": "n2-highmem-2"}],
+        [
+            {"name": "x" * 32, "machine": "n2-highmem-16", "share": 8},
+            {"name": "b", "machine": "n2-highmem-2", "teams": ["pangeo-data:t"]},
+        ],
+    ],
     "gpu_teams": ["", "pangeo-data:gpu-users"],
     "source_repo": ["", "https://example.org/notebooks.git"],
     "github_orgs": ["pangeo-data", "a" * 39 + ":team"],
@@ -89,13 +92,26 @@ def providers(earlier: str) -> list[str]:
     return ["gcp", "aws", "azure"] if earlier in ("hub_name", "domain", "secrets_backend") else ["gcp"]
 
 
-CASES = sorted({(earlier, n, provider) for earlier, _ in dependencies()
-                for n in range(len(values(earlier) or ())) for provider in providers(earlier)})
+CASES = sorted(
+    {
+        (earlier, n, provider)
+        for earlier, _ in dependencies()
+        for n in range(len(values(earlier) or ()))
+        for provider in providers(earlier)
+    }
+)
 
 
 @pytest.mark.parametrize(("earlier", "n", "provider"), CASES)
 def test_a_valid_earlier_answer_never_breaks_a_later_default(template_repo, tmp_path, earlier, n, provider):
     data = {"cloud_provider": provider, "secrets_backend": "sops", earlier: values(earlier)[n]}
     # The questions only: pretend renders nothing and runs no task.
-    run_copy(str(template_repo), str(tmp_path / "deployments" / "charlie"), data=data, defaults=True,
-             unsafe=True, quiet=True, pretend=True)
+    run_copy(
+        str(template_repo),
+        str(tmp_path / "deployments" / "charlie"),
+        data=data,
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+        pretend=True,
+    )

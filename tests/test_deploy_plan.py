@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import git, render
+
 from hub_template.deploy_plan import plan
 
 HUBS = {"alpha": "gcp", "bravo": "aws", "charlie": "azure"}
@@ -57,14 +57,21 @@ def test_a_series_of_commits(fed):
     alpha = by_hub(result)["alpha"]
     assert alpha["build"] is False and alpha["tag"] == first[:12]
     assert alpha["deploy"] == [
-        "hubploy", "deploy", "alpha", "chart", "staging",
-        "--set-string", f"daskhub.jupyterhub.singleuser.image.tag={first[:12]}", "--cleanup-on-fail"]
+        "hubploy",
+        "deploy",
+        "alpha",
+        "chart",
+        "staging",
+        "--set-string",
+        f"daskhub.jupyterhub.singleuser.image.tag={first[:12]}",
+        "--cleanup-on-fail",
+    ]
     assert alpha["image"] == "us-central1-docker.pkg.dev/my-pangeo-project/pangeo-hubs/alpha"
     assert alpha["registry"] == "us-central1-docker.pkg.dev"
     assert alpha["login"] == {
-        "gcp_workload_identity_provider":
-            "projects/123456789012/locations/global/workloadIdentityPools/github/providers/github",
-        "gcp_deployer": "hub-deployer@my-pangeo-project.iam.gserviceaccount.com"}
+        "gcp_workload_identity_provider": "projects/123456789012/locations/global/workloadIdentityPools/github/providers/github",
+        "gcp_deployer": "hub-deployer@my-pangeo-project.iam.gserviceaccount.com",
+    }
 
     # An image change builds and deploys that hub with the new commit's tag.
     env = repo / "deployments/bravo/image/binder/environment.yml"
@@ -75,10 +82,19 @@ def test_a_series_of_commits(fed):
     assert list(by_hub(result)) == ["bravo"] and result["environment"] == "prod"
     assert bravo["build"] is True and bravo["tag"] == image[:12]
     assert bravo["deploy"] == [
-        "hubploy", "deploy", "bravo", "chart", "prod",
-        "--set-string", f"daskhub.jupyterhub.singleuser.image.tag={image[:12]}", "--cleanup-on-fail"]
-    assert bravo["login"] == {"aws_deploy_role": "arn:aws:iam::123456789012:role/hub-deployer",
-                              "aws_region": "us-west-2"}
+        "hubploy",
+        "deploy",
+        "bravo",
+        "chart",
+        "prod",
+        "--set-string",
+        f"daskhub.jupyterhub.singleuser.image.tag={image[:12]}",
+        "--cleanup-on-fail",
+    ]
+    assert bravo["login"] == {
+        "aws_deploy_role": "arn:aws:iam::123456789012:role/hub-deployer",
+        "aws_region": "us-west-2",
+    }
 
     # A chart change deploys every hub, building none; each keeps its image's tag.
     (repo / "chart/templates/service-account.yaml").write_text("# per-hub objects\n")
@@ -87,7 +103,10 @@ def test_a_series_of_commits(fed):
     assert sorted(by_hub(result)) == sorted(HUBS)
     assert not any(entry["build"] for entry in result["hubs"])
     assert {hub: entry["tag"] for hub, entry in by_hub(result).items()} == {
-        "alpha": first[:12], "bravo": image[:12], "charlie": first[:12]}
+        "alpha": first[:12],
+        "bravo": image[:12],
+        "charlie": first[:12],
+    }
     assert by_hub(result)["charlie"]["login"]["azure_cluster"] == "pangeo"
 
     # A hub added in one commit, with no other file touched, is built and deployed.
@@ -108,9 +127,24 @@ def test_a_series_of_commits(fed):
 
 def test_other_branches_and_untrusted_values_are_refused_in_one_line(fed, tmp_path):
     repo, first = fed
-    done = subprocess.run([sys.executable, "-m", "hub_template.cli", "plan-deploy", "--repo", str(repo),
-                           "--before", "0" * 40, "--after", first, "--branch", "main"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hub_template.cli",
+            "plan-deploy",
+            "--repo",
+            str(repo),
+            "--before",
+            "0" * 40,
+            "--after",
+            first,
+            "--branch",
+            "main",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == "plan-deploy: branch 'main' deploys nothing: only staging and prod do\n"
 
@@ -119,9 +153,24 @@ def test_other_branches_and_untrusted_values_are_refused_in_one_line(fed, tmp_pa
     answers = clone / "deployments/bravo/.copier-answers.yml"
     answers.write_text(answers.read_text().replace("aws_region: us-west-2", "aws_region: us-west-2; curl evil"))
     bad = commit(clone, "a hostile answer")
-    done = subprocess.run([sys.executable, "-m", "hub_template.cli", "plan-deploy", "--repo", str(clone),
-                           "--before", first, "--after", bad, "--branch", "staging"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hub_template.cli",
+            "plan-deploy",
+            "--repo",
+            str(clone),
+            "--before",
+            first,
+            "--after",
+            bad,
+            "--branch",
+            "staging",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("plan-deploy: deployments/bravo: aws_region 'us-west-2; curl evil' does not match")
     assert len(done.stderr.splitlines()) == 1
@@ -129,8 +178,24 @@ def test_other_branches_and_untrusted_values_are_refused_in_one_line(fed, tmp_pa
 
 def test_the_command_prints_the_plan_as_one_line_of_json(fed):
     repo, first = fed
-    done = subprocess.run([sys.executable, "-m", "hub_template.cli", "plan-deploy", "--repo", str(repo),
-                           "--before", "0" * 40, "--after", first, "--branch", "prod"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hub_template.cli",
+            "plan-deploy",
+            "--repo",
+            str(repo),
+            "--before",
+            "0" * 40,
+            "--after",
+            first,
+            "--branch",
+            "prod",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert len(done.stdout.splitlines()) == 1
     assert json.loads(done.stdout) == plan(repo, None, first, "prod")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from conftest import render
 from rattler import MatchSpec
 
-from conftest import render
 from hub_template import load_data
 from hub_template.environment import (
     SpecError,
@@ -303,9 +303,7 @@ def test_python(pin, chosen, note, rendered):
 
 
 def test_pip_joins_the_hubs_pip_section(rendered):
-    source = read_environment(
-        "dependencies:\n  - pip:\n      - odc-stac==0.3.9\n      - planetary-computer\n", "src"
-    )
+    source = read_environment("dependencies:\n  - pip:\n      - odc-stac==0.3.9\n      - planetary-computer\n", "src")
     merged = merge(rendered["pip"], [source], SUPPORTED)
     env = assert_valid(merged.text)
     assert env["dependencies"][-1] == {"pip": ["pystac-client", "odc-stac==0.3.9", "planetary-computer"]}

@@ -10,10 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from packaging.version import Version
-
 from conftest import git
-from hub_template import federation as command
+from packaging.version import Version
 from template_versions import (
     CULL_BLOCK,
     answers,
@@ -26,6 +24,8 @@ from template_versions import (
     snapshot,
 )
 from test_migrations import RENAME_LOG, helm_problems
+
+from hub_template import federation as command
 
 HUB_TEMPLATE = [str(Path(sys.executable).with_name("hub-template"))]
 
@@ -99,9 +99,18 @@ def fed_run(evolving_template, tmp_path_factory):
         update = hub_template("update", deployments, *trust, trace=trace)
 
     return {
-        "fed": fed, "hubs": hubs, "url": url, "remote": remote, "kept": kept, "before": before,
-        "fed_before": (status_before,), "check": check, "after_check": after_check,
-        "update": update, "trace": trace, "fork": fork,
+        "fed": fed,
+        "hubs": hubs,
+        "url": url,
+        "remote": remote,
+        "kept": kept,
+        "before": before,
+        "fed_before": (status_before,),
+        "check": check,
+        "after_check": after_check,
+        "update": update,
+        "trace": trace,
+        "fork": fork,
     }
 
 
@@ -119,10 +128,9 @@ def test_check_reports_every_hub_and_changes_nothing(fed_run):
     assert "cannot read the template file://" in rows["foxtrot"][3]
     files, status = fed_run["after_check"]
     assert status == fed_run["fed_before"][0]
-    assert {name: {p: c for p, c in files.items() if p.startswith(f"deployments/{name}/")}
-            for name in fed_run["hubs"]} == {
-        name: {f"deployments/{name}/{p}": c for p, c in hub.items()} for name, hub in fed_run["before"].items()
-    }
+    assert {
+        name: {p: c for p, c in files.items() if p.startswith(f"deployments/{name}/")} for name in fed_run["hubs"]
+    } == {name: {f"deployments/{name}/{p}": c for p, c in hub.items()} for name, hub in fed_run["before"].items()}
 
 
 def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run):
@@ -142,8 +150,9 @@ def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run
     hubploy = " migration 1.2.0 (hubploy_yaml_for_todays_hubploy): nothing to change"
     gateway = " migration 1.2.0 (dask_kubernetes_operator): nothing to change"
     assert rows["bravo"][3] == RENAME_LOG + f" {keep_key}" + hubploy + gateway
-    assert rows["charlie"][3] == (keep_key + hubploy + gateway
-                                  + " resolve the conflict markers in: image/binder/environment.yml")
+    assert rows["charlie"][3] == (
+        keep_key + hubploy + gateway + " resolve the conflict markers in: image/binder/environment.yml"
+    )
     assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
     assert "cull.yaml" in rows["echo"][3]  # the failing migration's error
     assert "1 current, 1 updated, 1 conflicts, 1 skipped dirty, 2 failed" in output
@@ -182,7 +191,8 @@ def test_a_failed_update_is_undone_but_ignored_files_stay(fed_run):
     assert not (hub / "docs").exists()  # what the failed update created is gone
     assert (hub / "secrets" / "staging.dec.yaml").read_text() == "client_secret: decrypted\n"
     assert git(fed, "status", "--porcelain", "--ignored", "--", "deployments/echo") == (
-        "!! deployments/echo/secrets/staging.dec.yaml")
+        "!! deployments/echo/secrets/staging.dec.yaml"
+    )
 
 
 def test_the_template_is_fetched_once(fed_run):
@@ -207,7 +217,9 @@ def test_a_federation_updates_step_by_step(evolving_template, tmp_path):
     code, rows, output = hub_template("update", deployments, "--vcs-ref", "v1.1.0")
     assert code == 0, output
     assert {hub: row[:3] for hub, row in rows.items()} == {
-        "alpha": ["v1.0.0", "v1.1.0", "updated"], "bravo": ["v1.1.0", "v1.1.0", "current"]}
+        "alpha": ["v1.0.0", "v1.1.0", "updated"],
+        "bravo": ["v1.1.0", "v1.1.0", "current"],
+    }
     assert answers(old)["cloud_provider"] == "azure"
     commit(fed, "hub-template 1.1.0")
 
@@ -219,7 +231,9 @@ def test_a_federation_updates_step_by_step(evolving_template, tmp_path):
     code, rows, output = hub_template("update", deployments, "--check")
     assert code == 0, output
     assert {hub: row[:3] for hub, row in rows.items()} == {
-        "alpha": ["v1.2.0", "v1.2.0", "current"], "bravo": ["v1.2.0", "v1.2.0", "current"]}
+        "alpha": ["v1.2.0", "v1.2.0", "current"],
+        "bravo": ["v1.2.0", "v1.2.0", "current"],
+    }
 
 
 def test_a_folder_without_hubs_is_explained(tmp_path):
@@ -230,12 +244,19 @@ def test_a_folder_without_hubs_is_explained(tmp_path):
     assert code == 2 and "No hub in" in output and ".copier-answers.yml" in output
 
 
-@pytest.mark.parametrize("src", [
-    "gh:pangeo/hub-template", "gh:/pangeo/hub-template.git", "gl:pangeo/hub-template",
-    "https://github.com/pangeo/hub-template", "https://gitlab.com/pangeo/hub-template.git",
-    "git+https://example.org/pangeo/hub-template", "git@github.com:pangeo/hub-template.git",
-    "file:///srv/git/hub-template.git",
-])
+@pytest.mark.parametrize(
+    "src",
+    [
+        "gh:pangeo/hub-template",
+        "gh:/pangeo/hub-template.git",
+        "gl:pangeo/hub-template",
+        "https://github.com/pangeo/hub-template",
+        "https://gitlab.com/pangeo/hub-template.git",
+        "git+https://example.org/pangeo/hub-template",
+        "git@github.com:pangeo/hub-template.git",
+        "file:///srv/git/hub-template.git",
+    ],
+)
 def test_the_mirror_answers_the_url_copier_gives_git(src):
     """The insteadOf rules match only the very URL copier passes to git."""
     from copier._vcs import get_repo  # copier's own expansion, to keep ours in step
@@ -244,10 +265,16 @@ def test_the_mirror_answers_the_url_copier_gives_git(src):
     assert command.git_url(src) in [url for _, url in command.Source(src, mirror=Path("/m.git")).rewrites()]
 
 
-@pytest.mark.parametrize(("commit", "version"), [
-    ("v1.2.0", "1.2.0"), ("1.2.0", "1.2.0"), ("v1.2.0-3-gabc1234", "1.2.0.post3+gabc1234"),
-    ("abc1234", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("commit", "version"),
+    [
+        ("v1.2.0", "1.2.0"),
+        ("1.2.0", "1.2.0"),
+        ("v1.2.0-3-gabc1234", "1.2.0.post3+gabc1234"),
+        ("abc1234", None),
+        (None, None),
+    ],
+)
 def test_a_hubs_commit_reads_as_copier_reads_it(commit, version):
     assert command.commit_version(commit) == (Version(version) if version else None)
 

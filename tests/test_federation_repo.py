@@ -14,17 +14,27 @@ from pathlib import Path
 
 import pytest
 import yaml
-from copier import run_copy, run_update
-
 from conftest import chart_data, git, render
+from copier import run_copy, run_update
 from hub_cells import PROVIDERS, SECRETS
 
 BIN = Path(sys.executable).parent
 FEDERATION_FILES = {
-    ".copier-answers.yml", "README.md", ".gitignore", ".pre-commit-config.yaml", "copier-settings.yml",
-    ".github/workflows/deploy.yml", ".github/workflows/pull-request.yml", ".github/actions/daskhub/action.yml",
-    "chart/Chart.yaml", "chart/values.yaml", "chart/values.schema.json", "chart/.helmignore",
-    "chart/templates/_helpers.tpl", "chart/templates/service-account.yaml", "chart/templates/dask-kubernetes-rbac.yaml",
+    ".copier-answers.yml",
+    "README.md",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    "copier-settings.yml",
+    ".github/workflows/deploy.yml",
+    ".github/workflows/pull-request.yml",
+    ".github/actions/daskhub/action.yml",
+    "chart/Chart.yaml",
+    "chart/values.yaml",
+    "chart/values.schema.json",
+    "chart/.helmignore",
+    "chart/templates/_helpers.tpl",
+    "chart/templates/service-account.yaml",
+    "chart/templates/dask-kubernetes-rbac.yaml",
     "deployments/README.md",
 }
 _rendered: dict[tuple, Path] = {}
@@ -35,8 +45,14 @@ def federation(template_repo, tmp_path_factory, provider="gcp", secrets="git-cry
     key = (provider, secrets, tuple(sorted(data.items())))
     if key not in _rendered:
         dst = tmp_path_factory.mktemp(f"fed-{provider}-{secrets}") / "pangeo-hubs"
-        run_copy(str(template_repo), str(dst), defaults=True, unsafe=True, quiet=True,
-                 data={"kind": "federation", "cloud_provider": provider, "secrets_backend": secrets, **data})
+        run_copy(
+            str(template_repo),
+            str(dst),
+            defaults=True,
+            unsafe=True,
+            quiet=True,
+            data={"kind": "federation", "cloud_provider": provider, "secrets_backend": secrets, **data},
+        )
         _rendered[key] = dst
     return _rendered[key]
 
@@ -57,27 +73,44 @@ def test_a_federation_is_its_repository_and_no_hub(template_repo, tmp_path_facto
     assert "hub_name" not in answers and "dask_backend" not in answers  # hub questions are not asked
     chart = yaml.safe_load((fed / "chart/Chart.yaml").read_text())
     # daskhub for gateway hubs, the jupyterhub chart alone for kubernetes hubs.
-    assert chart["dependencies"] == [{"name": "daskhub", "version": "2024.1.2-dev.e25bf51",
-                                      "repository": "file://../.daskhub/daskhub",
-                                      "condition": "deployment.daskGateway.enabled"},
-                                     {"name": "jupyterhub", "version": "4.4.0",
-                                      "repository": "https://hub.jupyter.org/helm-chart/",
-                                      "condition": "deployment.daskKubernetes.enabled"}]
+    assert chart["dependencies"] == [
+        {
+            "name": "daskhub",
+            "version": "2024.1.2-dev.e25bf51",
+            "repository": "file://../.daskhub/daskhub",
+            "condition": "deployment.daskGateway.enabled",
+        },
+        {
+            "name": "jupyterhub",
+            "version": "4.4.0",
+            "repository": "https://hub.jupyter.org/helm-chart/",
+            "condition": "deployment.daskKubernetes.enabled",
+        },
+    ]
 
 
 @pytest.mark.parametrize(("provider", "secrets"), CELLS)
 def test_every_workflow_passes_actionlint_with_shellcheck_and_the_github_schema(
-        template_repo, tmp_path_factory, provider, secrets):
+    template_repo, tmp_path_factory, provider, secrets
+):
     fed = federation(template_repo, tmp_path_factory, provider, secrets)
     workflows = sorted(str(p) for p in (fed / ".github/workflows").glob("*.yml"))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run([str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), *workflows],
-                          cwd=fed, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), *workflows],
+        cwd=fed,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    for schema, paths in (("vendor.github-workflows", workflows),
-                          ("vendor.github-actions", [str(fed / ".github/actions/daskhub/action.yml")])):
-        done = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", schema, *paths],
-                              capture_output=True, text=True)
+    for schema, paths in (
+        ("vendor.github-workflows", workflows),
+        ("vendor.github-actions", [str(fed / ".github/actions/daskhub/action.yml")]),
+    ):
+        done = subprocess.run(
+            [str(BIN / "check-jsonschema"), "--builtin-schema", schema, *paths], capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -89,8 +122,12 @@ def test_actionlint_really_runs_shellcheck_on_run_steps(template_repo, tmp_path_
     text = deploy.read_text()
     assert 'git-crypt unlock "$key"' in text
     deploy.write_text(text.replace('git-crypt unlock "$key"', "git-crypt unlock $key"))
-    done = subprocess.run([str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), str(deploy)],
-                          cwd=fed, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), str(deploy)],
+        cwd=fed,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1 and "SC2086" in done.stdout
 
 
@@ -104,13 +141,16 @@ def test_the_deploy_workflow_logs_in_keylessly_and_runs_the_plans_command(templa
     # No cloud key from a secret: the only secret is git-crypt's key, for the helm values.
     text = (fed / ".github/workflows/deploy.yml").read_text()
     assert [line.strip() for line in text.splitlines() if "secrets." in line] == [
-        "GIT_CRYPT_KEY: ${{ secrets.GIT_CRYPT_KEY }}"]
+        "GIT_CRYPT_KEY: ${{ secrets.GIT_CRYPT_KEY }}"
+    ]
     steps = [step.get("name", step.get("uses")) for step in deploy["steps"]]
     assert steps.index("Unlock git-crypt with the repository's key") < steps.index(
-        "hubploy deploy ${{ matrix.hub }} chart ${{ matrix.environment }}")
+        "hubploy deploy ${{ matrix.hub }} chart ${{ matrix.environment }}"
+    )
     # hubploy from GitHub at the pinned commit, and the plan's exact command line run as is.
-    assert workflow["env"]["HUBPLOY"] == ("hubploy @ git+https://github.com/berkeley-dsep-infra/hubploy"
-                                          "@237ac7daca9fb8043d4b4bd9e9a86499ec868353")
+    assert workflow["env"]["HUBPLOY"] == (
+        "hubploy @ git+https://github.com/berkeley-dsep-infra/hubploy@237ac7daca9fb8043d4b4bd9e9a86499ec868353"
+    )
     last = deploy["steps"][-1]
     assert last["env"] == {"DEPLOY": "${{ toJSON(matrix.deploy) }}"}
     assert last["run"].splitlines()[-1] == '"${deploy[@]}"'
@@ -118,19 +158,50 @@ def test_the_deploy_workflow_logs_in_keylessly_and_runs_the_plans_command(templa
 
 def test_a_hub_made_inside_starts_from_the_federations_answers(template_repo, tmp_path_factory, tmp_path):
     fed = tmp_path / "pangeo-hubs"
-    shutil.copytree(federation(template_repo, tmp_path_factory, "aws", "sops", aws_account_id="210987654321",
-                               aws_region="eu-central-1", aws_cluster="hubs"), fed)
+    shutil.copytree(
+        federation(
+            template_repo,
+            tmp_path_factory,
+            "aws",
+            "sops",
+            aws_account_id="210987654321",
+            aws_region="eu-central-1",
+            aws_cluster="hubs",
+        ),
+        fed,
+    )
     env = {**os.environ, "COPIER_SETTINGS_PATH": "copier-settings.yml"}
-    done = subprocess.run([str(BIN / "copier"), "copy", "--trust", "--defaults", str(template_repo),
-                           "deployments/charlie"], cwd=fed, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "copier"), "copy", "--trust", "--defaults", str(template_repo), "deployments/charlie"],
+        cwd=fed,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     hub = yaml.safe_load((fed / "deployments/charlie/.copier-answers.yml").read_text())
-    assert {k: hub[k] for k in ("kind", "cloud_provider", "aws_account_id", "aws_region", "aws_cluster",
-                                "secrets_backend", "aws_deploy_role", "image_name")} == {
-        "kind": "hub", "cloud_provider": "aws", "aws_account_id": "210987654321", "aws_region": "eu-central-1",
-        "aws_cluster": "hubs", "secrets_backend": "sops",
+    assert {
+        k: hub[k]
+        for k in (
+            "kind",
+            "cloud_provider",
+            "aws_account_id",
+            "aws_region",
+            "aws_cluster",
+            "secrets_backend",
+            "aws_deploy_role",
+            "image_name",
+        )
+    } == {
+        "kind": "hub",
+        "cloud_provider": "aws",
+        "aws_account_id": "210987654321",
+        "aws_region": "eu-central-1",
+        "aws_cluster": "hubs",
+        "secrets_backend": "sops",
         "aws_deploy_role": "arn:aws:iam::210987654321:role/hub-deployer",
-        "image_name": "210987654321.dkr.ecr.eu-central-1.amazonaws.com/pangeo-hubs/charlie"}
+        "image_name": "210987654321.dkr.ecr.eu-central-1.amazonaws.com/pangeo-hubs/charlie",
+    }
     assert (fed / "deployments/charlie/hubploy.yaml").is_file()
     assert files(fed) >= FEDERATION_FILES  # the federation's own files are untouched
 
@@ -177,24 +248,38 @@ def built_chart(template_repo, tmp_path_factory, tmp_path) -> Path:
 
 
 def kubernetes_validate(manifest: Path) -> None:
-    done = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", str(manifest)],
-                          capture_output=True, text=True)
+    done = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", str(manifest)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_chart_renders_its_users_service_account_when_a_hub_asks(built_chart, tmp_path):
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump({"deployment": {"serviceAccount": {
-        "create": True, "name": "charlie-user",
-        "annotations": {"iam.gke.io/gcp-service-account": "charlie@my-pangeo-project.iam.gserviceaccount.com"}}}}))
-    done = helm("template", "charlie-staging", "chart", "--namespace", "charlie-staging", "-f", str(values),
-                cwd=built_chart)
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "deployment": {
+                    "serviceAccount": {
+                        "create": True,
+                        "name": "charlie-user",
+                        "annotations": {
+                            "iam.gke.io/gcp-service-account": "charlie@my-pangeo-project.iam.gserviceaccount.com"
+                        },
+                    }
+                }
+            }
+        )
+    )
+    done = helm(
+        "template", "charlie-staging", "chart", "--namespace", "charlie-staging", "-f", str(values), cwd=built_chart
+    )
     assert done.returncode == 0, done.stderr
     objects = [o for o in yaml.safe_load_all(done.stdout) if o]
     assert [(o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in objects] == [
-        ("ServiceAccount", "charlie-user", "charlie-staging")]
+        ("ServiceAccount", "charlie-user", "charlie-staging")
+    ]
     assert objects[0]["metadata"]["annotations"] == {
-        "iam.gke.io/gcp-service-account": "charlie@my-pangeo-project.iam.gserviceaccount.com"}
+        "iam.gke.io/gcp-service-account": "charlie@my-pangeo-project.iam.gserviceaccount.com"
+    }
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(done.stdout)
     kubernetes_validate(manifest)
@@ -212,7 +297,18 @@ def test_the_charts_schema_refuses_a_misspelled_value(built_chart):
 def test_a_hubs_values_pass_the_chart_and_the_subcharts_schemas(built_chart, template_repo):
     hub = render(template_repo, built_chart / "deployments" / "charlie")
     for env in ("staging", "prod"):
-        done = helm("template", f"charlie-{env}", "chart", "--namespace", f"charlie-{env}",
-                    "-f", str(hub / "config/common.yaml"), "-f", str(hub / f"config/{env}.yaml"),
-                    "--set-string", "daskhub.jupyterhub.singleuser.image.tag=0123456789ab", cwd=built_chart)
+        done = helm(
+            "template",
+            f"charlie-{env}",
+            "chart",
+            "--namespace",
+            f"charlie-{env}",
+            "-f",
+            str(hub / "config/common.yaml"),
+            "-f",
+            str(hub / f"config/{env}.yaml"),
+            "--set-string",
+            "daskhub.jupyterhub.singleuser.image.tag=0123456789ab",
+            cwd=built_chart,
+        )
         assert done.returncode == 0, done.stderr

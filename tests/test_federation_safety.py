@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import git
 from template_versions import (
     clash_with_v1_2_0,
@@ -28,8 +27,11 @@ from test_federation import HUB_TEMPLATE, hub_template
 
 def git_state(fed: Path) -> tuple[str, str, str]:
     """The index (stages included), the status and how many worktrees."""
-    return (git(fed, "ls-files", "-s"), git(fed, "status", "--porcelain", "--ignored"),
-            str(git(fed, "worktree", "list").count("\n") + 1))
+    return (
+        git(fed, "ls-files", "-s"),
+        git(fed, "status", "--porcelain", "--ignored"),
+        str(git(fed, "worktree", "list").count("\n") + 1),
+    )
 
 
 @pytest.fixture
@@ -43,9 +45,17 @@ def mixed_federation(evolving_template, tmp_path, monkeypatch):
     fork = publish_fork(evolving_template, tmp_path / "fork", tmp_path / "fork-sources")
     fed = federation(tmp_path / "federation")
     (fed / ".gitignore").write_text("*.dec.yaml\n")
-    hubs = {name: make_hub(url, fed, name, tag) for name, tag in
-            [("alpha", "v1.1.0"), ("bravo", "v1.1.0"), ("charlie", "v1.1.0"), ("delta", "v1.1.0"),
-             ("foxtrot", "v1.0.0"), ("golf", "v1.2.0")]}
+    hubs = {
+        name: make_hub(url, fed, name, tag)
+        for name, tag in [
+            ("alpha", "v1.1.0"),
+            ("bravo", "v1.1.0"),
+            ("charlie", "v1.1.0"),
+            ("delta", "v1.1.0"),
+            ("foxtrot", "v1.0.0"),
+            ("golf", "v1.2.0"),
+        ]
+    }
     hubs["echo"] = make_hub(str(fork), fed, "echo", "v1.1.0")
     edit_like_a_user(hubs["alpha"])
     edit_like_a_user(hubs["echo"])
@@ -58,9 +68,13 @@ def mixed_federation(evolving_template, tmp_path, monkeypatch):
     return fed, hubs, ["--allow-template", str(fork)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug: in a worker's worktree the 1.2.0 migration's restore of a filled gcp key "
-    "(secrets/gcloud-service-key.json) is lost, so --jobs 2 leaves it deleted; --jobs defaults to 1"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known bug: in a worker's worktree the 1.2.0 migration's restore of a filled gcp key "
+        "(secrets/gcloud-service-key.json) is lost, so --jobs 2 leaves it deleted; --jobs defaults to 1"
+    ),
+)
 def test_parallel_and_sequential_updates_leave_the_same_bytes_and_git_state(mixed_federation, tmp_path):
     fed, hubs, trust = mixed_federation
     before = snapshot(fed / "deployments")
@@ -72,9 +86,12 @@ def test_parallel_and_sequential_updates_leave_the_same_bytes_and_git_state(mixe
         runs[jobs] = code, {hub: row[:3] for hub, row in rows.items()}, snapshot(copy / "deployments"), git_state(copy)
     sequential, parallel = runs["1"], runs["2"]
     assert sequential[1] == {
-        "alpha": ["v1.1.0", "v1.2.0", "updated"], "bravo": ["v1.1.0", "v1.2.0", "updated"],
-        "charlie": ["v1.1.0", "v1.2.0", "conflicts"], "delta": ["v1.1.0", "v1.1.0", "skipped dirty"],
-        "echo": ["v1.1.0", "v1.1.0", "failed"], "foxtrot": ["v1.0.0", "v1.2.0", "updated"],
+        "alpha": ["v1.1.0", "v1.2.0", "updated"],
+        "bravo": ["v1.1.0", "v1.2.0", "updated"],
+        "charlie": ["v1.1.0", "v1.2.0", "conflicts"],
+        "delta": ["v1.1.0", "v1.1.0", "skipped dirty"],
+        "echo": ["v1.1.0", "v1.1.0", "failed"],
+        "foxtrot": ["v1.0.0", "v1.2.0", "updated"],
         "golf": ["v1.2.0", "v1.2.0", "current"],
     }
     assert parallel[:2] == sequential[:2]
@@ -85,7 +102,8 @@ def test_parallel_and_sequential_updates_leave_the_same_bytes_and_git_state(mixe
     for name in ("delta", "echo", "golf"):
         prefix = f"{name}/"
         assert {p: c for p, c in parallel[2].items() if p.startswith(prefix)} == {
-            p: c for p, c in before.items() if p.startswith(prefix)}
+            p: c for p, c in before.items() if p.startswith(prefix)
+        }
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -99,9 +117,13 @@ def test_sigterm_stops_the_update_as_ctrl_c_does(evolving_template, tmp_path, mo
     commit(fed, "alpha's own pin")
     before = {name: snapshot(hub) for name, hub in hubs.items()}
 
-    process = subprocess.Popen([*HUB_TEMPLATE, "update", str(fed / "deployments"), "--jobs", jobs],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "COLUMNS": "200"})
+    process = subprocess.Popen(
+        [*HUB_TEMPLATE, "update", str(fed / "deployments"), "--jobs", jobs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     seen = []
     for line in process.stderr:
         seen.append(line)
@@ -111,8 +133,10 @@ def test_sigterm_stops_the_update_as_ctrl_c_does(evolving_template, tmp_path, mo
     out, err = process.communicate(timeout=300)
     assert process.returncode == 130, "".join(seen) + err
     assert "Interrupted." in err and "Traceback" not in err
-    assert "UU deployments/alpha/image/binder/environment.yml" in git(
-        fed, "status", "--porcelain", "--", "deployments/alpha").splitlines()
+    assert (
+        "UU deployments/alpha/image/binder/environment.yml"
+        in git(fed, "status", "--porcelain", "--", "deployments/alpha").splitlines()
+    )
     assert git(fed, "worktree", "list").count("\n") == 0  # only the checkout itself
     for name in ("bravo", "charlie", "delta"):
         path = f"deployments/{name}"
@@ -153,8 +177,15 @@ def test_a_hub_naming_another_template_is_refused(evolving_template, tmp_path, m
     code, rows, output = hub_template("update", str(fed / "deployments"), "--template", str(hostile))
     assert code == 1 and rows["alpha"][2] == "refused" and rows["mallory"][2] != "refused", output
     assert canary.exists()  # named, so trusted: its task ran
-    code, rows, output = hub_template("update", str(fed / "deployments"), "--check", "--allow-template",
-                                      str(tmp_path / "elsewhere"), "--template", str(evolving_template))
+    code, rows, output = hub_template(
+        "update",
+        str(fed / "deployments"),
+        "--check",
+        "--allow-template",
+        str(tmp_path / "elsewhere"),
+        "--template",
+        str(evolving_template),
+    )
     assert rows["mallory"][2] == "refused", output
 
 
@@ -177,7 +208,9 @@ def test_an_untagged_template_updates_and_check_agrees_with_update(evolving_temp
     _, checked, output = hub_template("update", deployments, "--check")
     assert "hub-template update --check" in output  # its own title
     assert {hub: row[:3] for hub, row in checked.items()} == {
-        "mid": [v1_1[:7], v1_2[:7], "behind"], "new": [v1_2[:7], v1_2[:7], "current"]}, output
+        "mid": [v1_1[:7], v1_2[:7], "behind"],
+        "new": [v1_2[:7], v1_2[:7], "current"],
+    }, output
     code, updated, output = hub_template("update", deployments)
     assert code == 0, output
     assert agree(checked, updated) == {"mid": ("behind", "updated"), "new": ("current", "current")}
@@ -189,8 +222,13 @@ def test_an_untagged_template_updates_and_check_agrees_with_update(evolving_temp
     git(untagged, "tag", "v1.2.0", v1_2)
     make_hub(untagged, fed, "old", v1_1)
     _, checked, output = hub_template("update", deployments, "--check")
-    assert {hub: row[2] for hub, row in checked.items()} == {"mid": "current", "new": "current", "old": "behind"}, output
+    assert {hub: row[2] for hub, row in checked.items()} == {"mid": "current", "new": "current", "old": "behind"}, (
+        output
+    )
     code, updated, output = hub_template("update", deployments)
     assert code == 0, output
-    assert agree(checked, updated) == {"mid": ("current", "current"), "new": ("current", "current"),
-                                       "old": ("behind", "updated")}
+    assert agree(checked, updated) == {
+        "mid": ("current", "current"),
+        "new": ("current", "current"),
+        "old": ("behind", "updated"),
+    }

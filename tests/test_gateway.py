@@ -33,9 +33,9 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-
 from conftest import chart_data
 from hub_cells import rendered_hub
+
 from hub_template.checks.hub import Hub
 from hub_template.checks.runtime import runtime_config
 from hub_template.helm_values import Chart, ValuesFile
@@ -100,8 +100,14 @@ def gateway_files(hub, tmp_path_factory) -> dict:
     settings = gateway_config.local_settings(api_port, proxy_port, clusters, password=PASSWORD)
     config = work / "dask_gateway_config.py"
     config.write_text(gateway_config.config_text(settings, gateway_values["extraConfig"], gateway_values))
-    return {"work": work, "clusters": clusters, "config": config, "settings": settings,
-            "address": f"http://127.0.0.1:{proxy_port}{gateway_values['prefix']}", "values": gateway_values}
+    return {
+        "work": work,
+        "clusters": clusters,
+        "config": config,
+        "settings": settings,
+        "address": f"http://127.0.0.1:{proxy_port}{gateway_values['prefix']}",
+        "values": gateway_values,
+    }
 
 
 def test_the_gateway_runs_the_rendered_config_with_only_the_listed_overrides(gateway_files):
@@ -110,8 +116,11 @@ def test_the_gateway_runs_the_rendered_config_with_only_the_listed_overrides(gat
     def load(path: Path) -> dict[str, object]:
         config = PyFileConfigLoader(path.name, str(path.parent)).load_config()
         # Options objects compare by identity: compare what they offer users.
-        return {f"{cls}.{trait}": getattr(value, "get_specification", lambda: value)()
-                for cls, traits in config.items() for trait, value in traits.items()}
+        return {
+            f"{cls}.{trait}": getattr(value, "get_specification", lambda: value)()
+            for cls, traits in config.items()
+            for trait, value in traits.items()
+        }
 
     rendered_only = gateway_files["work"] / "rendered_only.py"
     values = gateway_files["values"]
@@ -121,9 +130,13 @@ def test_the_gateway_runs_the_rendered_config_with_only_the_listed_overrides(gat
     listed = gateway_config.listed(gateway_files["settings"])
     assert changed == {o.target for o in listed} == set(gateway_files["settings"])
     assert [o.target for o in listed] == [
-        "DaskGateway.backend_class", "UnsafeLocalBackend.cluster_config_class",
-        "UnsafeLocalBackend.clusters_directory", "DaskGateway.address", "Proxy.address",
-        "DaskGateway.authenticator_class", "SimpleAuthenticator.password",
+        "DaskGateway.backend_class",
+        "UnsafeLocalBackend.cluster_config_class",
+        "UnsafeLocalBackend.clusters_directory",
+        "DaskGateway.address",
+        "Proxy.address",
+        "DaskGateway.authenticator_class",
+        "SimpleAuthenticator.password",
     ]
     # Nothing the hub itself decides is set by the stand-ins: the commands come from the hub.
     assert not any(target.startswith("ClusterConfig.") for target in changed)
@@ -147,9 +160,15 @@ def gateway(gateway_files):
     work, clusters, config = gateway_files["work"], gateway_files["clusters"], gateway_files["config"]
     env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
     log = (work / "server.log").open("w")
-    server = subprocess.Popen([str(BIN / "dask-gateway-server"), "-f", str(config)], cwd=work, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    server = subprocess.Popen(
+        [str(BIN / "dask-gateway-server"), "-f", str(config)],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
     address = gateway_files["address"]
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -183,8 +202,13 @@ def gateway(gateway_files):
 
 def run_client(step: str, env: dict, *args: str) -> dict:
     """tests/gateway_client.py in its own process, as a notebook would be, bounded in time."""
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("gateway_client.py")), step, *args],
-                          env=env, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("gateway_client.py")), step, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -211,7 +235,11 @@ def client_env(hub, gateway, answers) -> dict:
 def test_the_client_lists_the_options_the_handler_exposes(client_env, answers):
     options = run_client("options", client_env)
     assert options.keys() == {"worker_cores", "worker_memory", "image"}
-    assert options["worker_cores"] == {"value": answers["worker_cores"], "min": 0.25, "max": answers["worker_cores_max"]}
+    assert options["worker_cores"] == {
+        "value": answers["worker_cores"],
+        "min": 0.25,
+        "max": answers["worker_cores_max"],
+    }
     assert options["worker_memory"]["value"] == answers["worker_memory"]
     assert options["worker_memory"]["max"] == answers["worker_memory_max"]
     assert options["image"]["value"] == client_env["JUPYTER_IMAGE_SPEC"]  # from the image's config
@@ -219,8 +247,12 @@ def test_the_client_lists_the_options_the_handler_exposes(client_env, answers):
 
 def test_a_cluster_from_the_labextension_factory_computes(client_env):
     result = run_client("compute", client_env)
-    assert result == {"factory": "dask_gateway.GatewayCluster", "cluster": "GatewayCluster",
-                      "sum": 2 * 400 * 400, "workers": 1}
+    assert result == {
+        "factory": "dask_gateway.GatewayCluster",
+        "cluster": "GatewayCluster",
+        "sum": 2 * 400 * 400,
+        "workers": 1,
+    }
 
 
 def test_the_dask_panels_new_button_makes_a_cluster(client_env):
@@ -231,10 +263,16 @@ def test_the_dask_panels_new_button_makes_a_cluster(client_env):
 
 
 def test_the_limits_bite(client_env, answers):
-    too_big = {"worker_cores": answers["worker_cores_max"] * 2, "worker_memory": answers["worker_memory_max"] + 1,
-               "image": "docker.io/someone/else:latest"}
+    too_big = {
+        "worker_cores": answers["worker_cores_max"] * 2,
+        "worker_memory": answers["worker_memory_max"] + 1,
+        "image": "docker.io/someone/else:latest",
+    }
     refused = run_client("limits", client_env, json.dumps(too_big))
-    assert refused["worker_cores"] == f"worker_cores must be <= {answers['worker_cores_max']:f}, got {too_big['worker_cores']}"
+    assert (
+        refused["worker_cores"]
+        == f"worker_cores must be <= {answers['worker_cores_max']:f}, got {too_big['worker_cores']}"
+    )
     assert refused["worker_memory"].startswith(f"worker_memory must be <= {answers['worker_memory_max']:f}")
     assert refused["worker_memory (client)"] == refused["worker_memory"]  # the same bound, client side
     assert refused["image"].startswith(f"Workers run this hub's image, {answers['image_name']}:<tag>")
@@ -243,8 +281,9 @@ def test_the_limits_bite(client_env, answers):
 
 @pytest.mark.parametrize("backend", ["gateway", "kubernetes"])
 @pytest.mark.parametrize("https", [True, False], ids=["proxy-http", "proxy-public"])
-def test_the_hub_extra_config_runs_against_a_traitlets_config(template_repo, tmp_path_factory, monkeypatch,
-                                                               capsys, backend, https):
+def test_the_hub_extra_config_runs_against_a_traitlets_config(
+    template_repo, tmp_path_factory, monkeypatch, capsys, backend, https
+):
     from traitlets.config import Config
 
     hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", backend)
@@ -263,8 +302,9 @@ def test_the_hub_extra_config_runs_against_a_traitlets_config(template_repo, tmp
     # What z2jh's jupyterhub_config.py sets before it execs hub.extraConfig, sorted by key.
     c = Config()
     c.KubeSpawner.environment = dict(jupyterhub["singleuser"].get("extraEnv") or {})
-    c.JupyterHub.services = [{**service, "name": name}
-                             for name, service in (jupyterhub["hub"].get("services") or {}).items()]
+    c.JupyterHub.services = [
+        {**service, "name": name} for name, service in (jupyterhub["hub"].get("services") or {}).items()
+    ]
     snippets = jupyterhub["hub"].get("extraConfig") or {}
     for key, source in sorted(snippets.items()):
         exec(compile(source, f"hub.extraConfig.{key}", "exec"), {"c": c})

@@ -14,52 +14,96 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import git, render
-from hub_template.cli import EXTRAS
 from template_versions import commit, federation
+
+from hub_template.cli import EXTRAS
 
 # Per seed question: what the README must say (each string, case-insensitive).
 SEED_ANSWERS = {
     "what GitHub does": ["**GitHub** keeps the federation repository", "GitHub OAuth apps", "runs the CI"],
-    "what conda-forge and Anaconda do": ["**conda-forge** is the community channel", "**Anaconda** is the company",
-                                         "`defaults`"],
-    "what Binder and repo2docker do": ["**repo2docker** turns `image/` into the users' image",
-                                       "**Binder**", "mybinder.org"],
+    "what conda-forge and Anaconda do": [
+        "**conda-forge** is the community channel",
+        "**Anaconda** is the company",
+        "`defaults`",
+    ],
+    "what Binder and repo2docker do": [
+        "**repo2docker** turns `image/` into the users' image",
+        "**Binder**",
+        "mybinder.org",
+    ],
     "what the CI does": ["**The CI service** (GitHub Actions", "builds the image when `image/` changed"],
-    "what repo2docker reads in binder/": ["`binder/environment.yml`", "`binder/apt.txt`", "`binder/postBuild`",
-                                          "`binder/start`", "only\nthere"],
+    "what repo2docker reads in binder/": [
+        "`binder/environment.yml`",
+        "`binder/apt.txt`",
+        "`binder/postBuild`",
+        "`binder/start`",
+        "only\nthere",
+    ],
     "who calls hubploy": ["calls hubploy from the repository's root", "`.github/workflows/`"],
-    "environment.yml from an environment": ["conda env export --from-history > analysis.yml",
-                                            "--data environment_file=analysis.yml", "IM002"],
-    "what .dask/config.yaml does and why there": ["**`.dask/config.yaml`** tells dask how this hub makes clusters",
-                                                   "${NB_PYTHON_PREFIX}/etc/dask/", "hides anything the image put there"],
+    "environment.yml from an environment": [
+        "conda env export --from-history > analysis.yml",
+        "--data environment_file=analysis.yml",
+        "IM002",
+    ],
+    "what .dask/config.yaml does and why there": [
+        "**`.dask/config.yaml`** tells dask how this hub makes clusters",
+        "${NB_PYTHON_PREFIX}/etc/dask/",
+        "hides anything the image put there",
+    ],
     "tools to install": ["## Tools to install", "pip install 'copier>=9.19,<10'", "kubectl, helm", "hubploy"],
-    "who makes the cluster and registry": ["## The cluster, the registry and the scratch bucket",
-                                           "made once, by whoever runs it"],
+    "who makes the cluster and registry": [
+        "## The cluster, the registry and the scratch bucket",
+        "made once, by whoever runs it",
+    ],
     "the scratch bucket's lifecycle rule": ["lifecycle", "7 days"],
-    "DNS before Let's Encrypt": ["## DNS and HTTPS, in order", "get service proxy-public",
-                                 "Let's Encrypt can issue a certificate only once the name resolves"],
+    "DNS before Let's Encrypt": [
+        "## DNS and HTTPS, in order",
+        "get service proxy-public",
+        "Let's Encrypt can issue a certificate only once the name resolves",
+    ],
     "a diagram for a terminal": ["The same flow, for a terminal:", "CI: repo2docker builds", "CI: hubploy deploy"],
 }
 
 # What differs per choice: the commands and names for this hub.
 CELLS = {
-    "gcp-git-crypt-gateway": ({"cloud_provider": "gcp", "gcp_project": "ocean-lab-1"},
-                              ["gcloud container clusters create pangeo --project ocean-lab-1",
-                               "gcloud artifacts repositories create pangeo-hubs --repository-format docker",
-                               "gcloud storage buckets create gs://charlie-scratch", "--lifecycle-file lifecycle.json",
-                               "git-crypt", "GatewayCluster()"]),
-    "aws-sops-kubernetes": ({"cloud_provider": "aws", "aws_account_id": "210987654321", "secrets_backend": "sops",
-                             "dask_backend": "kubernetes"},
-                            ["eksctl create cluster --name pangeo --region us-west-2",
-                             "aws ecr create-repository --repository-name pangeo-hubs/charlie",
-                             "aws s3api put-bucket-lifecycle-configuration --bucket charlie-scratch",
-                             "getsops/sops", "KubeCluster()", "`hub_dask.KubeCluster`", "dask-kubernetes operator"]),
-    "azure": ({"cloud_provider": "azure"},
-              ["az aks create --resource-group pangeo --name pangeo",
-               "az acr create --resource-group pangeo --name pangeohubs",
-               "az storage account management-policy create", "daysAfterModificationGreaterThan"]),
+    "gcp-git-crypt-gateway": (
+        {"cloud_provider": "gcp", "gcp_project": "ocean-lab-1"},
+        [
+            "gcloud container clusters create pangeo --project ocean-lab-1",
+            "gcloud artifacts repositories create pangeo-hubs --repository-format docker",
+            "gcloud storage buckets create gs://charlie-scratch",
+            "--lifecycle-file lifecycle.json",
+            "git-crypt",
+            "GatewayCluster()",
+        ],
+    ),
+    "aws-sops-kubernetes": (
+        {
+            "cloud_provider": "aws",
+            "aws_account_id": "210987654321",
+            "secrets_backend": "sops",
+            "dask_backend": "kubernetes",
+        },
+        [
+            "eksctl create cluster --name pangeo --region us-west-2",
+            "aws ecr create-repository --repository-name pangeo-hubs/charlie",
+            "aws s3api put-bucket-lifecycle-configuration --bucket charlie-scratch",
+            "getsops/sops",
+            "KubeCluster()",
+            "`hub_dask.KubeCluster`",
+            "dask-kubernetes operator",
+        ],
+    ),
+    "azure": (
+        {"cloud_provider": "azure"},
+        [
+            "az aks create --resource-group pangeo --name pangeo",
+            "az acr create --resource-group pangeo --name pangeohubs",
+            "az storage account management-policy create",
+            "daysAfterModificationGreaterThan",
+        ],
+    ),
 }
 
 
@@ -97,8 +141,14 @@ def test_every_update_command_keeps_the_answers_and_works(template_repo, tmp_pat
     for command in updates:
         # Without --defaults copier would ask every question again.
         assert command[:4] == ["copier", "update", "--trust", "--defaults"], command
-        run = subprocess.run([sys.executable, "-m", *command], cwd=hub, capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL, timeout=300)
+        run = subprocess.run(
+            [sys.executable, "-m", *command],
+            cwd=hub,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )
         assert run.returncode == 0, run.stderr
         if git(fed, "status", "--porcelain"):
             commit(fed, " ".join(command))

@@ -23,14 +23,14 @@ import sys
 from pathlib import Path
 
 import dask.config
+import kube_tools
 import pytest
 import yaml
-
-import kube_tools
 from conftest import ROOT, chart_data, git, publish_template, render
 from hub_cells import REAL_IDS, rendered_hub, run_postbuild
-from hub_template import load_data
 from template_versions import v1_1_0_source
+
+from hub_template import load_data
 from hub_template.checks.runner import run_checks
 
 BIN = Path(sys.executable).parent
@@ -58,7 +58,9 @@ def pod_environment(hub: Path, image_spec: str) -> dict[str, str]:
     values = yaml.safe_load((hub / "config" / "common.yaml").read_text())
     spawner = {"JUPYTER_IMAGE_SPEC": image_spec, "JUPYTERHUB_USER": "alice"}
     extra = values["jupyterhub"]["singleuser"]["extraEnv"]
-    expanded = {name: re.sub(r"\$\((\w+)\)", lambda m: spawner[m.group(1)], str(value)) for name, value in extra.items()}
+    expanded = {
+        name: re.sub(r"\$\((\w+)\)", lambda m: spawner[m.group(1)], str(value)) for name, value in extra.items()
+    }
     return {name: value for name, value in expanded.items() if name.startswith("DASK_")}
 
 
@@ -70,8 +72,12 @@ def strict(schema):
     if not isinstance(schema, dict):
         return schema
     out = {k: strict(v) for k, v in schema.items()}
-    if out.get("type") == "object" and "properties" in out and "additionalProperties" not in out \
-            and not out.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        out.get("type") == "object"
+        and "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -81,21 +87,33 @@ def daskcluster_schema() -> dict:
     installed dask-kubernetes."""
     import dask_kubernetes
 
-    crd = (Path(dask_kubernetes.__file__).parent / "operator" / "deployment" / "helm"
-           / "dask-kubernetes-operator" / "crds" / "daskcluster.yaml")
+    crd = (
+        Path(dask_kubernetes.__file__).parent
+        / "operator"
+        / "deployment"
+        / "helm"
+        / "dask-kubernetes-operator"
+        / "crds"
+        / "daskcluster.yaml"
+    )
     doc = yaml.safe_load(crd.read_text())
     assert doc["spec"]["names"]["kind"] == "DaskCluster"
     (v1,) = [v for v in doc["spec"]["versions"] if v["name"] == "v1"]
     schema = strict(v1["schema"]["openAPIV3Schema"])
     # The fields every object has, which a CRD's schema leaves implicit.
     group = doc["spec"]["group"]
-    schema["properties"].update(apiVersion={"const": f"{group}/v1"}, kind={"const": "DaskCluster"},
-                                metadata={"type": "object", "required": ["name"]})
+    schema["properties"].update(
+        apiVersion={"const": f"{group}/v1"},
+        kind={"const": "DaskCluster"},
+        metadata={"type": "object", "required": ["name"]},
+    )
     schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
     return schema
 
 
-def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(template_repo, tmp_path_factory, tmp_path, monkeypatch):
+def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(
+    template_repo, tmp_path_factory, tmp_path, monkeypatch
+):
     import jsonschema
     from dask_kubernetes.operator.kubecluster import kubecluster
     from distributed.core import Status
@@ -131,8 +149,13 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(template_re
             from tornado.ioloop import IOLoop
 
             # Made on the running loop, KubeCluster leaves its start to the caller.
-            cluster = cls(*factory["args"], asynchronous=True, loop=IOLoop.current(),
-                          namespace="charlie-staging", **factory["kwargs"])
+            cluster = cls(
+                *factory["args"],
+                asynchronous=True,
+                loop=IOLoop.current(),
+                namespace="charlie-staging",
+                **factory["kwargs"],
+            )
             try:
                 with pytest.raises(NoKubernetes):
                     await cluster._create_cluster()  # what KubeCluster._start sends first
@@ -151,8 +174,14 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(template_re
     (scheduler,) = spec["spec"]["scheduler"]["spec"]["containers"]
     assert worker["image"] == scheduler["image"] == image_spec  # the user's own image and tag
     cores = max(1, int(-(-answers["worker_cores"] // 1)))
-    assert worker["args"][:6] == ["dask", "worker", "--nthreads", str(cores),
-                                  "--memory-limit", f"{answers['worker_memory']:g}GB"]
+    assert worker["args"][:6] == [
+        "dask",
+        "worker",
+        "--nthreads",
+        str(cores),
+        "--memory-limit",
+        f"{answers['worker_memory']:g}GB",
+    ]
     memory = f"{answers['worker_memory']:g}G"
     assert worker["resources"]["limits"] == {"cpu": str(answers["worker_cores"]), "memory": memory}
     assert spec["spec"]["worker"]["replicas"] == 1
@@ -200,8 +229,11 @@ def deployment_chart(tmp_path: Path, daskhub: Path) -> Path:
     shutil.copytree(DEPLOYMENT_CHART, chart, ignore=shutil.ignore_patterns("*.jinja"))
     # Chart.yaml as a federation renders it (federation/ is a copier template).
     source = (DEPLOYMENT_CHART / "Chart.yaml.jinja").read_text()
-    (chart / "Chart.yaml").write_text(jinja2.Template(source, undefined=jinja2.StrictUndefined).render(
-        federation_name="deployment", helm_umbrella_key="daskhub", versions=load_data("versions.yml")))
+    (chart / "Chart.yaml").write_text(
+        jinja2.Template(source, undefined=jinja2.StrictUndefined).render(
+            federation_name="deployment", helm_umbrella_key="daskhub", versions=load_data("versions.yml")
+        )
+    )
     (chart / "charts").mkdir()
     shutil.copytree(daskhub, chart / "charts" / "daskhub", symlinks=False)
     bundled = daskhub / "charts"
@@ -219,12 +251,25 @@ def helm_template(chart: Path, hub: Path, env: str) -> list[tuple[str, dict]]:
     values layered as hubploy layers them."""
     files = [hub / "config" / "common.yaml", hub / "config" / f"{env}.yaml", hub / "secrets" / f"{env}.yaml"]
     release = f"{hub.name}-{env}"
-    done = subprocess.run([str(helm()), "template", release, str(chart), "--namespace", release,
-                           *(a for f in files for a in ("--values", str(f)))], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(helm()),
+            "template",
+            release,
+            str(chart),
+            "--namespace",
+            release,
+            *(a for f in files for a in ("--values", str(f))),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     objects = []
     for doc in done.stdout.split("\n---\n"):
-        source = next((line.removeprefix("# Source: ") for line in doc.splitlines() if line.startswith("# Source: ")), "")
+        source = next(
+            (line.removeprefix("# Source: ") for line in doc.splitlines() if line.startswith("# Source: ")), ""
+        )
         obj = yaml.safe_load(doc)
         if obj:
             objects.append((source, obj))
@@ -237,9 +282,14 @@ def test_the_deployment_chart_makes_the_users_account_and_role(template_repo, tm
     hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", "kubernetes")
     objects = helm_template(chart, hub, env)
     own = {(o["kind"], o["metadata"]["name"]): o for s, o in objects if s.startswith("deployment/templates/")}
-    account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["jupyterhub"]["singleuser"]["serviceAccountName"]
-    assert set(own) == {("ServiceAccount", account), ("Role", f"{account}-dask-kubernetes"),
-                        ("RoleBinding", f"{account}-dask-kubernetes")}
+    account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["jupyterhub"]["singleuser"][
+        "serviceAccountName"
+    ]
+    assert set(own) == {
+        ("ServiceAccount", account),
+        ("Role", f"{account}-dask-kubernetes"),
+        ("RoleBinding", f"{account}-dask-kubernetes"),
+    }
     namespace = f"charlie-{env}"
     assert {o["metadata"]["namespace"] for o in own.values()} == {namespace}
     binding = own[("RoleBinding", f"{account}-dask-kubernetes")]
@@ -272,8 +322,10 @@ def test_the_whole_chart_deploys_dask_gateway_only_for_gateway_hubs(template_rep
     templates (.ci/daskhub-chart builds daskhub from GitHub)."""
     built = os.environ.get("HUB_TEMPLATE_DASKHUB_CHART")
     if not built:
-        pytest.skip("needs the built daskhub chart (GitHub, chart repositories): "
-                    "set HUB_TEMPLATE_DASKHUB_CHART from .ci/daskhub-chart, as GitHub Actions does")
+        pytest.skip(
+            "needs the built daskhub chart (GitHub, chart repositories): "
+            "set HUB_TEMPLATE_DASKHUB_CHART from .ci/daskhub-chart, as GitHub Actions does"
+        )
     daskhub = Path(built)
     chart = deployment_chart(tmp_path / "deployment", daskhub)
     gateway_source = "deployment/charts/daskhub/charts/dask-gateway/"
@@ -292,12 +344,19 @@ def test_the_whole_chart_deploys_dask_gateway_only_for_gateway_hubs(template_rep
         layer = alone / rel.replace("/", "-")
         layer.write_text(yaml.safe_dump(yaml.safe_load((gateway_hub / rel).read_text())[umbrella]))
         layers += ["--values", str(layer)]
-    done = subprocess.run([str(helm()), "template", "charlie-staging", str(daskhub), "--namespace",
-                           "charlie-staging", *layers], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(helm()), "template", "charlie-staging", str(daskhub), "--namespace", "charlie-staging", *layers],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
-    expected = sorted((o["kind"], o["metadata"]["name"])
-                      for doc in done.stdout.split("\n---\n") if "charts/dask-gateway/" in doc
-                      for o in [yaml.safe_load(doc)] if o)
+    expected = sorted(
+        (o["kind"], o["metadata"]["name"])
+        for doc in done.stdout.split("\n---\n")
+        if "charts/dask-gateway/" in doc
+        for o in [yaml.safe_load(doc)]
+        if o
+    )
     assert len(expected) >= 19
     assert gateway_objects(helm_template(chart, gateway_hub, "staging")) == expected
     kubernetes_objects = helm_template(chart, kubernetes_hub, "staging")
@@ -330,8 +389,15 @@ def test_the_checker_fails_a_1_1_0_kubernetes_hub_and_passes_it_updated(released
     fed.mkdir()
     git(fed, "init", "-q")
     hub = fed / "deployments" / "charlie"
-    run_copy(str(released), str(hub), data={"dask_backend": "kubernetes", **REAL_IDS}, vcs_ref="v1.1.0",
-             defaults=True, unsafe=True, quiet=True)
+    run_copy(
+        str(released),
+        str(hub),
+        data={"dask_backend": "kubernetes", **REAL_IDS},
+        vcs_ref="v1.1.0",
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+    )
     git(fed, "add", "-A")
     git(fed, "commit", "-q", "-m", "charlie at 1.1.0")
 
@@ -345,8 +411,12 @@ def test_the_checker_fails_a_1_1_0_kubernetes_hub_and_passes_it_updated(released
     assert "helm keeps it as nil" in problems["HV003"]
     assert "deploys daskhub, whose dask-gateway has no condition" in problems["HV001"]
 
-    done = subprocess.run([str(BIN / "copier"), "update", "--trust", "--defaults", "--vcs-ref", "v1.2.0"],
-                          cwd=hub, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "copier"), "update", "--trust", "--defaults", "--vcs-ref", "v1.2.0"],
+        cwd=hub,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "migration 1.2.0 (dask_kubernetes_operator): the kubernetes dask backend now uses" in done.stderr
     assert "helm install --repo https://helm.dask.org" in done.stderr

@@ -11,13 +11,13 @@ import sys
 import jsonschema
 import pytest
 import yaml
+from conftest import ROOT, chart_data
 from copier import run_copy, run_update
 from packaging.version import Version
+from template_versions import answers, commit, edit_like_a_user, federation, make_hub
 
-from conftest import ROOT, chart_data
 from hub_template import migrations
 from hub_template.helm_values import Chart, ValuesFile, check_values
-from template_versions import answers, commit, edit_like_a_user, federation, make_hub
 
 RENAME_LOG = "migration 1.1.0 (rename_provider_to_cloud_provider): answer 'provider' is now 'cloud_provider'"
 
@@ -41,7 +41,8 @@ def test_an_update_runs_the_migrations_it_crosses(version_from, version_to, expe
     after = migrations.pending(Version(version_from), Version(version_to), "after")
     crosses_1_2_0 = Version(version_from) < Version("1.2.0") <= Version(version_to)
     assert [m.name for m in after] == (
-        ["hubploy_yaml_for_todays_hubploy", "dask_kubernetes_operator"] if crosses_1_2_0 else [])
+        ["hubploy_yaml_for_todays_hubploy", "dask_kubernetes_operator"] if crosses_1_2_0 else []
+    )
 
 
 def test_migrations_run_in_version_order_and_once_each(monkeypatch, tmp_path):
@@ -109,7 +110,10 @@ def run_migrate(cwd, **env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("STAGE", "VERSION_"))}
     return subprocess.run(
         [sys.executable, str(ROOT / "hooks" / "run.py"), "migrate"],
-        cwd=cwd, env={**clean, **env}, capture_output=True, text=True,
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
     )
 
 
@@ -133,9 +137,11 @@ def helm_problems(hub) -> list:
     umbrella = answers(hub)["helm_umbrella_key"]
     problems = []
     for env in ("staging", "prod"):
-        layers = [ValuesFile.load(hub / "config" / "common.yaml", "config/common.yaml"),
-                  ValuesFile.load(hub / "config" / f"{env}.yaml", f"config/{env}.yaml"),
-                  ValuesFile.load(hub / "secrets" / f"{env}.yaml", f"secrets/{env}.yaml")]
+        layers = [
+            ValuesFile.load(hub / "config" / "common.yaml", "config/common.yaml"),
+            ValuesFile.load(hub / "config" / f"{env}.yaml", f"config/{env}.yaml"),
+            ValuesFile.load(hub / "secrets" / f"{env}.yaml", f"secrets/{env}.yaml"),
+        ]
         problems += check_values(chart, layers, umbrella)
     return problems
 
@@ -175,7 +181,8 @@ def test_an_aws_hub_stays_aws_across_updates(evolving_template, tmp_path, capfd,
 
 @pytest.mark.parametrize("provider", ["gcp", "aws", "azure"])
 def test_a_1_1_0_hub_gets_todays_hubploy_yaml_and_is_told_its_key_file_is_unused(
-        evolving_template, tmp_path, capfd, provider):
+    evolving_template, tmp_path, capfd, provider
+):
     fed = federation(tmp_path / "federation")
     hub = make_hub(evolving_template, fed, "bravo", "v1.1.0", cloud_provider=provider)
     old_key = {"gcp": "gcloud-service-key.json", "aws": "aws-config.txt", "azure": "azure-auth.yaml"}[provider]
@@ -192,14 +199,23 @@ def test_a_1_1_0_hub_gets_todays_hubploy_yaml_and_is_told_its_key_file_is_unused
     log = capfd.readouterr().err
     # Exactly what a hub rendered at 1.2.0 has: today's schema, the checker's schema.
     rendered = tmp_path / "fresh" / "bravo"
-    run_copy(str(evolving_template), str(rendered), data={"cloud_provider": provider}, vcs_ref="v1.2.0",
-             defaults=True, unsafe=True, quiet=True)
+    run_copy(
+        str(evolving_template),
+        str(rendered),
+        data={"cloud_provider": provider},
+        vcs_ref="v1.2.0",
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+    )
     assert (hub / "hubploy.yaml").read_text() == (rendered / "hubploy.yaml").read_text()
     schema = json.loads((ROOT / "hooks/hub_template/checks/hubploy.schema.json").read_text())
     jsonschema.validate(yaml.safe_load((hub / "hubploy.yaml").read_text()), schema)
     for rel, text in kept.items():
         assert text in (hub / rel).read_text(), rel
-    line = next(line for line in log.splitlines() if line.startswith("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)"))
+    line = next(
+        line for line in log.splitlines() if line.startswith("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)")
+    )
     assert f"secrets/{old_key} is no longer used" in line
     assert f"`git rm secrets/{old_key}`" in line
     # The key stays until its owners revoke it; the hub's own secrets are kept.
@@ -219,7 +235,11 @@ def test_a_hand_edited_1_1_0_hubploy_yaml_is_rendered_again_for_todays_hubploy(e
 
     run_update(str(hub), vcs_ref="v1.2.0", defaults=True, overwrite=True, unsafe=True, quiet=True)
 
-    line = next(line for line in capfd.readouterr().err.splitlines() if line.startswith("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)"))
+    line = next(
+        line
+        for line in capfd.readouterr().err.splitlines()
+        if line.startswith("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)")
+    )
     assert "hubploy.yaml rendered again for today's hubploy" in line
     schema = json.loads((ROOT / "hooks/hub_template/checks/hubploy.schema.json").read_text())
     config = yaml.safe_load(path.read_text())

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import ROOT, chart_data, git, render
+
 from hub_template.preview import overrides
 from hub_template.preview.smoke import CHROMIUM
 
@@ -33,10 +33,11 @@ GATEWAY_STEPS = ["the dask panel's +NEW makes a cluster with the hub's options"]
 END_STEPS = ["the limits refuse a too-large worker", "the dask panel's cluster shuts down", "the server stops"]
 
 browser = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"no {CHROMIUM}: apt-get install chromium (.ci/run does)"),
-    pytest.mark.skipif(shutil.which("configurable-http-proxy") is None,
-                       reason="no configurable-http-proxy: npm install -g configurable-http-proxy (.ci/run does)"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no {CHROMIUM}: apt-get install chromium (.ci/run does)"),
+    pytest.mark.skipif(
+        shutil.which("configurable-http-proxy") is None,
+        reason="no configurable-http-proxy: npm install -g configurable-http-proxy (.ci/run does)",
+    ),
 ]
 
 
@@ -50,9 +51,13 @@ def needs_browser():
 def preview(hub: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HUB_TEMPLATE_CHART_DATA": str(chart_data())}
     before = {p.pid for p in psutil.process_iter()}
-    done = subprocess.run([str(BIN / "hub-template"), "preview", str(hub), "--smoke",
-                           "--artifacts", str(ARTIFACTS / name), *extra],
-                          env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "preview", str(hub), "--smoke", "--artifacts", str(ARTIFACTS / name), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     (ARTIFACTS / name).mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / name / "output.txt").write_text(done.stdout + done.stderr)
     # No leftovers: nothing the preview started outlives it. Its programs work
@@ -69,8 +74,11 @@ def preview(hub: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
 
 
 def smoke_lines(stdout: str) -> list[str]:
-    return [re.sub(r"\s+\d+\.\d s$", "", line[len("smoke: "):]).rstrip()
-            for line in stdout.splitlines() if line.startswith("smoke: ") and not line.startswith("smoke: passed")]
+    return [
+        re.sub(r"\s+\d+\.\d s$", "", line[len("smoke: ") :]).rstrip()
+        for line in stdout.splitlines()
+        if line.startswith("smoke: ") and not line.startswith("smoke: passed")
+    ]
 
 
 def printed_overrides(stdout: str) -> list[str]:
@@ -90,10 +98,17 @@ def test_the_hub_config_is_z2jhs_loading_with_only_the_listed_overrides(template
     hub = render(template_repo, tmp_path / "deployments" / "charlie")
     values = command.read(hub, chart_data())["values"]
     ports = hub_config.Ports(*range(40001, 40006))
-    plan = hub_config.plan(values, ports=ports, work=tmp_path, password="pw", chp="configurable-http-proxy",
-                           cmd=["bash", "start", "jupyterhub-singleuser"],
-                           user_env={"PATH": "/env/bin", "REPO_DIR": str(hub / "image"), "DASK_ROOT_CONFIG": "/x"},
-                           gateway_token="t", image_spec="img:preview")
+    plan = hub_config.plan(
+        values,
+        ports=ports,
+        work=tmp_path,
+        password="pw",
+        chp="configurable-http-proxy",
+        cmd=["bash", "start", "jupyterhub-singleuser"],
+        user_env={"PATH": "/env/bin", "REPO_DIR": str(hub / "image"), "DASK_ROOT_CONFIG": "/x"},
+        gateway_token="t",
+        image_spec="img:preview",
+    )
     full = hub_config.write(tmp_path, plan)
     z2jh = tmp_path / "z2jh_only.py"
     z2jh.write_text(hub_config.z2jh_part())
@@ -124,11 +139,18 @@ def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
     hub = render(template_repo, tmp_path / "deployments" / "charlie")
     done = preview(hub, "default-hub", "--screenshot", str(ARTIFACTS / "default-hub" / "lab.png"))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert smoke_lines(done.stdout) == [*STEPS, "the workspace opens hub-notebooks/welcome.ipynb",
-                                        *GATEWAY_STEPS, "hub-notebooks/welcome.ipynb runs to the end", *END_STEPS]
+    assert smoke_lines(done.stdout) == [
+        *STEPS,
+        "the workspace opens hub-notebooks/welcome.ipynb",
+        *GATEWAY_STEPS,
+        "hub-notebooks/welcome.ipynb runs to the end",
+        *END_STEPS,
+    ]
     # What it replaced, printed: the one list, nothing more.
-    expected = [o.target for o in (*overrides.HUB, *overrides.GATEWAY_BACKEND, *overrides.GATEWAY_ADDRESSES,
-                                   *overrides.GATEWAY_HUB_AUTH)]
+    expected = [
+        o.target
+        for o in (*overrides.HUB, *overrides.GATEWAY_BACKEND, *overrides.GATEWAY_ADDRESSES, *overrides.GATEWAY_HUB_AUTH)
+    ]
     assert printed_overrides(done.stdout) == expected
     assert re.search(r"password: \S+\)", done.stdout)
     assert "APPROXIMATE" in done.stdout
@@ -146,8 +168,10 @@ def test_preview_smoke_of_a_hub_from_a_notebook_repository(template_repo, tmp_pa
     import nbformat
 
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_markdown_cell("# A researcher's analysis"),
-                      nbformat.v4.new_code_cell("import dask.array as da\n\nda.ones((1000, 1000)).sum().compute()")]
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# A researcher's analysis"),
+        nbformat.v4.new_code_cell("import dask.array as da\n\nda.ones((1000, 1000)).sum().compute()"),
+    ]
     nbformat.write(notebook, source / "analysis.ipynb")
     git(source, "init", "-q")
     git(source, "add", "-A")
@@ -157,5 +181,5 @@ def test_preview_smoke_of_a_hub_from_a_notebook_repository(template_repo, tmp_pa
     done = preview(hub, "notebook-repository")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = smoke_lines(done.stdout)
-    assert lines[:2] == STEPS and lines[-len(END_STEPS):] == END_STEPS
+    assert lines[:2] == STEPS and lines[-len(END_STEPS) :] == END_STEPS
     assert GATEWAY_STEPS[0] in lines

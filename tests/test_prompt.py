@@ -21,7 +21,6 @@ import jinja2
 import pexpect
 import pyte
 import yaml
-
 from conftest import ROOT
 
 COLUMNS, LINES = 80, 24
@@ -62,8 +61,7 @@ class Terminal:
     """A command in a pseudo-terminal, its output kept as the screen shows it."""
 
     def __init__(self, argv: list[str], cwd: Path, env: dict):
-        self.child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd), env=env,
-                                   dimensions=(LINES, COLUMNS), encoding=None)
+        self.child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd), env=env, dimensions=(LINES, COLUMNS), encoding=None)
         terminal = self
 
         class Screen(pyte.Screen):
@@ -93,12 +91,13 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.pump(0.1)
-            if (result := condition()):
+            if result := condition():
                 return result
             if self.ended:
                 break
-        raise AssertionError(f"waiting for {what}: {'the program ended' if self.ended else 'timed out'}\n"
-                             + self.report())
+        raise AssertionError(
+            f"waiting for {what}: {'the program ended' if self.ended else 'timed out'}\n" + self.report()
+        )
 
     def send(self, keys: str, why: str) -> None:
         self.log.append(f"{why}: {keys!r}")
@@ -113,13 +112,15 @@ class Terminal:
         (the row changes as the screen scrolls; the line identifies it)."""
         for row in range(self.screen.cursor.y, -1, -1):
             if self.lines[row].startswith(QMARK):
-                return row, self.lines[row][len(QMARK):].strip()
+                return row, self.lines[row][len(QMARK) :].strip()
         return None
 
     def report(self) -> str:
         screen = "\n".join(f"{n:2}|{line}" for n, line in enumerate(self.lines))
-        return (f"--- screen ({COLUMNS}x{LINES}), cursor at row {self.screen.cursor.y} ---\n{screen}\n"
-                f"--- typed ---\n" + "\n".join(self.log))
+        return (
+            f"--- screen ({COLUMNS}x{LINES}), cursor at row {self.screen.cursor.y} ---\n{screen}\n"
+            f"--- typed ---\n" + "\n".join(self.log)
+        )
 
     def close(self) -> int | None:
         self.child.close(force=True)
@@ -128,9 +129,14 @@ class Terminal:
 
 def questions(template: Path) -> dict:
     """The questions copier may ask, from the template it runs."""
-    return {name: spec for name, spec in yaml.safe_load((template / "copier.yml").read_text()).items()
-            if not name.startswith("_") and isinstance(spec, dict)
-            and spec.get("when") is not False and spec.get("ask") is not False}
+    return {
+        name: spec
+        for name, spec in yaml.safe_load((template / "copier.yml").read_text()).items()
+        if not name.startswith("_")
+        and isinstance(spec, dict)
+        and spec.get("when") is not False
+        and spec.get("ask") is not False
+    }
 
 
 def rendered_help(spec: dict, answers: dict) -> list[str]:
@@ -149,37 +155,47 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
     federation = tmp_path / "federation"
     federation.mkdir()
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(LINES)}
-    term = Terminal([sys.executable, "-m", "copier", "copy", "--trust", str(template_repo),
-                     "deployments/charlie"], federation, env)
+    term = Terminal(
+        [sys.executable, "-m", "copier", "copy", "--trust", str(template_repo), "deployments/charlie"], federation, env
+    )
     specs = questions(template_repo)
     # What copier will have recorded, for rendering later help texts.
     data = template_repo / "hooks" / "hub_template" / "data"
     providers = yaml.safe_load((data / "providers.yml").read_text())
-    answers: dict = {"versions": yaml.safe_load((data / "versions.yml").read_text()),
-                     "cloud": providers[specs["cloud_provider"]["default"]]}
+    answers: dict = {
+        "versions": yaml.safe_load((data / "versions.yml").read_text()),
+        "cloud": providers[specs["cloud_provider"]["default"]],
+    }
     asked: list[str] = []
     try:
         previous = None
         while True:
             question = term.wait_for(
-                lambda: term.ended or ((q := term.active_question()) and q[1] != previous and q),
-                "the next question")
+                lambda: term.ended or ((q := term.active_question()) and q[1] != previous and q), "the next question"
+            )
             if question is True:
                 break
             row, first_line = question
             previous = first_line
             # The screen may show a help line cut at the edge: match its start.
-            name = next((n for n in specs if n not in asked
-                         and (rendered_help(specs[n], answers) or [""])[0].startswith(first_line)), None)
+            name = next(
+                (
+                    n
+                    for n in specs
+                    if n not in asked and (rendered_help(specs[n], answers) or [""])[0].startswith(first_line)
+                ),
+                None,
+            )
             assert name, f"no question of copier.yml has the help {first_line!r}\n" + term.report()
             asked.append(name)
             # The whole help is on screen: no line ran past the edge.
             help_lines = rendered_help(specs[name], answers)
-            shown = term.lines[row:row + len(help_lines)]
-            shown[0] = shown[0][len(QMARK):].strip()
+            shown = term.lines[row : row + len(help_lines)]
+            shown[0] = shown[0][len(QMARK) :].strip()
             assert shown == help_lines, (
                 f"{name}'s help is cut at {COLUMNS} columns: write it as lines of at most "
-                f"{COLUMNS - 4} characters (help: |-)\n" + term.report())
+                f"{COLUMNS - 4} characters (help: |-)\n" + term.report()
+            )
 
             if name in MISTAKES:
                 # A rejected answer first: the whole message is on screen, and
@@ -227,7 +243,8 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
     assert (hub / ".sops.yaml").is_file() and not (hub / "secrets" / "aws-config.txt").exists()
     environment = yaml.safe_load((hub / "image" / "binder" / "environment.yml").read_text())
     assert {"python=3.13", "cartopy", "zarr>=2.18", "dask-kubernetes>=2026.3,<2027"} <= set(
-        d for d in environment["dependencies"] if isinstance(d, str))
+        d for d in environment["dependencies"] if isinstance(d, str)
+    )
 
 
 def test_every_help_fits_an_80_column_prompt(template_repo):
@@ -239,8 +256,12 @@ def test_every_help_fits_an_80_column_prompt(template_repo):
         assert spec.get("help"), f"{name} has no help"
         for provider in ("gcp", "aws", "azure"):
             for backend in ("gateway", "kubernetes"):
-                context = {"versions": versions, "cloud_provider": provider, "dask_backend": backend,
-                           "cloud": providers[provider]}
+                context = {
+                    "versions": versions,
+                    "cloud_provider": provider,
+                    "dask_backend": backend,
+                    "cloud": providers[provider],
+                }
                 for line in rendered_help(spec, context):
                     assert len(line) <= COLUMNS - 4, f"{name} ({provider}, {backend}): {line!r} is too long"
 
@@ -251,5 +272,5 @@ def test_readme_explains_every_question(template_repo):
     for page in sorted((ROOT / "docs").glob("*.md")):
         text = page.read_text()
         if "## The questions" in text:
-            documented |= set(re.findall(r"`([a-z_]+)`", text[text.index("## The questions"):]))
+            documented |= set(re.findall(r"`([a-z_]+)`", text[text.index("## The questions") :]))
     assert set(questions(template_repo)) <= documented

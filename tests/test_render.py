@@ -27,9 +27,9 @@ import nbformat
 import pytest
 import rattler
 import yaml
-
 from conftest import chart_data, git, render
 from hub_cells import CELLS, run_postbuild  # provider x secrets backend x dask backend, from the template's own data
+
 from hub_template import load_data
 from hub_template.helm_values import Chart, ValuesFile, check_values
 
@@ -91,8 +91,14 @@ class Hub:
 def hub(request, template_repo, tmp_path_factory) -> Hub:
     provider, secrets, dask_backend = request.param
     root = tmp_path_factory.mktemp("-".join(request.param))
-    path = render(template_repo, root / "deployments" / "charlie", cloud_provider=provider,
-                  secrets_backend=secrets, dask_backend=dask_backend, **ANSWERS)
+    path = render(
+        template_repo,
+        root / "deployments" / "charlie",
+        cloud_provider=provider,
+        secrets_backend=secrets,
+        dask_backend=dask_backend,
+        **ANSWERS,
+    )
     return Hub(root, path, yaml.safe_load((path / ".copier-answers.yml").read_text()))
 
 
@@ -104,13 +110,22 @@ def chart() -> Chart:
 def expected_files(answers: dict) -> set[str]:
     """The hub folder the issue specifies, for these answers."""
     files = {
-        ".copier-answers.yml", "README.md", "hubploy.yaml",
-        "config/common.yaml", "config/staging.yaml", "config/prod.yaml",
-        "secrets/staging.yaml", "secrets/prod.yaml",
+        ".copier-answers.yml",
+        "README.md",
+        "hubploy.yaml",
+        "config/common.yaml",
+        "config/staging.yaml",
+        "config/prod.yaml",
+        "secrets/staging.yaml",
+        "secrets/prod.yaml",
         ".gitattributes" if answers["secrets_backend"] == "git-crypt" else ".sops.yaml",
-        "image/README.md", "image/.gitignore", "image/.dask/config.yaml",
-        *(f"image/binder/{name}" for name in
-          ("environment.yml", "apt.txt", "postBuild", "start", "jupyterlab-workspace.json")),
+        "image/README.md",
+        "image/.gitignore",
+        "image/.dask/config.yaml",
+        *(
+            f"image/binder/{name}"
+            for name in ("environment.yml", "apt.txt", "postBuild", "start", "jupyterlab-workspace.json")
+        ),
     }
     if not answers.get("source_repo"):
         files.add("image/welcome.ipynb")
@@ -122,6 +137,7 @@ def expected_files(answers: dict) -> set[str]:
 # --------------------------------------------------------------------------
 # The folder itself
 # --------------------------------------------------------------------------
+
 
 def test_renders_exactly_the_hub_files(hub):
     assert hub.files() == expected_files(hub.answers)
@@ -177,7 +193,9 @@ def test_hubploy_yaml_is_what_hubploy_reads(hub):
     # CI sets the tag under the image the values name, the helm path it passes.
     node = hub.yaml("config/common.yaml")
     # A kubernetes hub deploys the jupyterhub chart alone (no daskhub, no gateway).
-    jupyterhub = "jupyterhub" if answers["dask_backend"] == "kubernetes" else f"{answers['helm_umbrella_key']}.jupyterhub"
+    jupyterhub = (
+        "jupyterhub" if answers["dask_backend"] == "kubernetes" else f"{answers['helm_umbrella_key']}.jupyterhub"
+    )
     for part in f"{jupyterhub}.singleuser.image".split("."):
         node = node[part]
     assert node["name"] == answers["image_name"]
@@ -187,8 +205,10 @@ def test_hubploy_yaml_is_what_hubploy_reads(hub):
 @pytest.mark.parametrize("env", ["staging", "prod"])
 def test_helm_values_pass_the_chart_schemas(hub, chart, env):
     umbrella = hub.answers["helm_umbrella_key"]
-    files = [ValuesFile.load(hub.path / rel, rel)
-             for rel in ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml")]
+    files = [
+        ValuesFile.load(hub.path / rel, rel)
+        for rel in ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml")
+    ]
     assert [str(p) for p in check_values(chart, files, umbrella)] == []
 
     # What helm will deploy, as hubploy layers the files: daskhub, or for a
@@ -268,6 +288,7 @@ def test_gateway_options_compile_and_bound_workers(hub):
 # --------------------------------------------------------------------------
 # Secrets
 # --------------------------------------------------------------------------
+
 
 def test_secret_stubs_hold_only_placeholders(hub):
     for env in ("staging", "prod"):
@@ -357,15 +378,28 @@ def test_readme_explains_this_hub(hub):
     assert hub.files() <= explained, f"files the README's table does not explain: {hub.files() - explained}"
 
     flow = re.search(r"```mermaid\n(.*?)```", readme, re.S).group(1)
-    for step in (".copier-answers.yml", "deployments/charlie/", "CI: repo2docker --push",
-                 "CI: hubploy deploy", "helm upgrade charlie-", "chart/", "JupyterHub", hub.answers["domain"]):
+    for step in (
+        ".copier-answers.yml",
+        "deployments/charlie/",
+        "CI: repo2docker --push",
+        "CI: hubploy deploy",
+        "helm upgrade charlie-",
+        "chart/",
+        "JupyterHub",
+        hub.answers["domain"],
+    ):
         assert step in flow, step
     # The real path: a pull request to staging, what CI checks, what it deploys, where to look.
-    deploying = readme[readme.index("## Deploying"):readme.index("## Secrets checklist")]
+    deploying = readme[readme.index("## Deploying") : readme.index("## Secrets checklist")]
     umbrella = hub.answers["helm_umbrella_key"]
-    for words in ("open a pull request to `staging`", "hub-template check deployments/charlie",
-                  f"hubploy deploy charlie chart staging --set-string {umbrella}.jupyterhub.singleuser.image.tag=<tag>",
-                  "Merge `staging` into `prod`", "Actions tab", "kubectl -n charlie-staging get pods"):
+    for words in (
+        "open a pull request to `staging`",
+        "hub-template check deployments/charlie",
+        f"hubploy deploy charlie chart staging --set-string {umbrella}.jupyterhub.singleuser.image.tag=<tag>",
+        "Merge `staging` into `prod`",
+        "Actions tab",
+        "kubectl -n charlie-staging get pods",
+    ):
         assert words in deploying, words
     assert "hubploy build" not in readme  # today's hubploy has no build
     assert ("Dask Gateway" if hub.answers["dask_backend"] == "gateway" else "dask worker pods") in flow
@@ -376,8 +410,12 @@ def test_readme_explains_this_hub(hub):
         # sops finds .sops.yaml from its working directory, so from the
         # repository's root it finds no rule for the hub: every command cds first.
         assert sops_rule(hub.root, hub.path / "secrets" / "prod.yaml") is None
-        spans = [span for line in readme.splitlines() if not line.startswith("```")
-                 for span in re.findall(r"`([^`]+)`", line)]
+        spans = [
+            span
+            for line in readme.splitlines()
+            if not line.startswith("```")
+            for span in re.findall(r"`([^`]+)`", line)
+        ]
         commands = [span for span in spans if re.search(r"(^|&& )sops ", span)]
         assert commands and all(c.startswith("cd deployments/charlie && sops ") for c in commands), commands
     else:
@@ -387,6 +425,7 @@ def test_readme_explains_this_hub(hub):
 # --------------------------------------------------------------------------
 # The image
 # --------------------------------------------------------------------------
+
 
 def test_environment_yml_solves_anywhere(hub):
     env = hub.yaml("image/binder/environment.yml")
@@ -431,10 +470,30 @@ def test_apt_txt_lists_the_packages(hub):
 
 
 def test_repo2docker_builds_with_conda_postbuild_and_start(hub, tmp_path):
-    result = once_per_image(hub, "repo2docker", lambda: subprocess.run(
-        [sys.executable, "-m", "repo2docker", "--no-build", "--debug", "--user-id", "1000",
-         "--user-name", "jovyan", "--target-repo-dir", "/srv/repo", str(hub.image)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120))
+    result = once_per_image(
+        hub,
+        "repo2docker",
+        lambda: subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "repo2docker",
+                "--no-build",
+                "--debug",
+                "--user-id",
+                "1000",
+                "--user-name",
+                "jovyan",
+                "--target-repo-dir",
+                "/srv/repo",
+                str(hub.image),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ),
+    )
     assert result.returncode == 0, result.stderr
     log, dockerfile = result.stderr, result.stdout
     assert "Python version unspecified" not in log + dockerfile
@@ -465,8 +524,10 @@ def test_dask_config_as_the_image_loads_it(hub, tmp_path, monkeypatch):
     config = dask.config.collect(paths=[str(prefix / "etc" / "dask")], env={})
     factory = config["labextension"]["factory"]
     answers = hub.answers
-    most_workers = min(answers["cluster_max_cores"] // answers["worker_cores"],
-                       answers["cluster_max_memory"] // answers["worker_memory"])
+    most_workers = min(
+        answers["cluster_max_cores"] // answers["worker_cores"],
+        answers["cluster_max_memory"] // answers["worker_memory"],
+    )
     default = config["labextension"]["default"]
     if answers["dask_backend"] == "gateway":
         # GatewayCluster.adapt() is a coroutine in the panel's async mode: +NEW
@@ -530,18 +591,27 @@ def test_workspace_imports_into_jupyterlab(hub, tmp_path):
     main = restorer["main"]["dock"]["children"][0]
     assert main["widgets"] == ["notebook:hub-notebooks/welcome.ipynb"]
     assert saved["notebook:hub-notebooks/welcome.ipynb"] == {
-        "data": {"path": "hub-notebooks/welcome.ipynb", "factory": "Notebook"}}
+        "data": {"path": "hub-notebooks/welcome.ipynb", "factory": "Notebook"}
+    }
     # start copies image/welcome.ipynb there (test_start_runs_like_a_container_start).
     assert (hub.image / "welcome.ipynb").is_file()
 
 
 def _import_workspace(workspace: Path, tmp_path: Path) -> dict:
     env = {**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
-    run = subprocess.run([str(BIN / "jupyter"), "lab", "workspaces", "import", str(workspace)],
-                         env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(BIN / "jupyter"), "lab", "workspaces", "import", str(workspace)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     saved = sorted((tmp_path / "workspaces").glob("*.jupyterlab-workspace"))
-    return {"returncode": run.returncode, "stderr": run.stderr,
-            "saved": json.loads(saved[0].read_text()) if saved else None}
+    return {
+        "returncode": run.returncode,
+        "stderr": run.stderr,
+        "saved": json.loads(saved[0].read_text()) if saved else None,
+    }
 
 
 def test_start_runs_like_a_container_start(hub, tmp_path):
@@ -551,9 +621,11 @@ def test_start_runs_like_a_container_start(hub, tmp_path):
     server, worker = result["server"], result["worker"]
     assert server["returncode"] == 0, server["stderr"]
     assert server["argv"] == ["jupyterhub-singleuser", "--ip=0.0.0.0"]
-    expected = sorted(p.relative_to(hub.image).as_posix() for p in hub.image.rglob("*")
-                      if p.is_file() and not any(part.startswith(".") or part == "binder"
-                                                 for part in p.relative_to(hub.image).parts))
+    expected = sorted(
+        p.relative_to(hub.image).as_posix()
+        for p in hub.image.rglob("*")
+        if p.is_file() and not any(part.startswith(".") or part == "binder" for part in p.relative_to(hub.image).parts)
+    )
     # image/README.md is the maintainers' page about the image folder, not the users'.
     assert "README.md" in expected
     assert server["copied"] == [name for name in expected if name != "README.md"]
@@ -573,10 +645,20 @@ def _run_start(image: Path, tmp_path: Path) -> dict:
         home, workspaces = tmp_path / role / "home", tmp_path / role / "workspaces"
         home.mkdir(parents=True)
         argv_file = tmp_path / role / "argv.json"
-        env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(home), "REPO_DIR": str(image),
-               "JUPYTERLAB_WORKSPACES_DIR": str(workspaces), **extra}
-        run = subprocess.run(["bash", str(image / "binder" / "start"), sys.executable, "-c", record,
-                              str(argv_file), *argv], env=env, capture_output=True, text=True, timeout=120)
+        env = {
+            "PATH": f"{BIN}:/usr/bin:/bin",
+            "HOME": str(home),
+            "REPO_DIR": str(image),
+            "JUPYTERLAB_WORKSPACES_DIR": str(workspaces),
+            **extra,
+        }
+        run = subprocess.run(
+            ["bash", str(image / "binder" / "start"), sys.executable, "-c", record, str(argv_file), *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         saved = sorted(workspaces.glob("*.jupyterlab-workspace")) if workspaces.exists() else []
         notebooks = home / "hub-notebooks"
         results[role] = {
@@ -595,12 +677,18 @@ def test_start_keeps_a_users_layout_until_the_hub_changes_its_workspace(template
     image = render(template_repo, tmp_path / "deployments" / "charlie", **ANSWERS) / "image"
     home, workspaces = tmp_path / "home", tmp_path / "workspaces"
     home.mkdir()
-    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(home), "REPO_DIR": str(image),
-           "JUPYTERLAB_WORKSPACES_DIR": str(workspaces), "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/"}
+    env = {
+        "PATH": f"{BIN}:/usr/bin:/bin",
+        "HOME": str(home),
+        "REPO_DIR": str(image),
+        "JUPYTERLAB_WORKSPACES_DIR": str(workspaces),
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/",
+    }
 
     def start_server() -> dict:
-        run = subprocess.run(["bash", str(image / "binder" / "start"), "true"],
-                             env=env, capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            ["bash", str(image / "binder" / "start"), "true"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert run.returncode == 0, run.stderr
         [saved] = workspaces.glob("*.jupyterlab-workspace")
         return json.loads(saved.read_text())
@@ -646,17 +734,29 @@ def once_per_image(hub: Hub, kind: str, run):
 # The newcomer's command
 # --------------------------------------------------------------------------
 
+
 def test_defaults_render_offline_from_a_clone(template_repo, tmp_path, chart):
     clone = tmp_path / "hub-template"
     subprocess.run(["git", "clone", "-q", str(template_repo), str(clone)], check=True)
     federation = tmp_path / "federation"
     federation.mkdir()
     # No network: any attempt to reach a host fails fast.
-    offline = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-               "ALL_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "GIT_ALLOW_PROTOCOL": "file"}
-    run = subprocess.run([sys.executable, "-m", "copier", "copy", "--trust", "--defaults", str(clone),
-                          "deployments/charlie"], cwd=federation, env=offline,
-                         capture_output=True, text=True, timeout=120)
+    offline = {
+        **os.environ,
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "ALL_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "",
+        "GIT_ALLOW_PROTOCOL": "file",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", str(clone), "deployments/charlie"],
+        cwd=federation,
+        env=offline,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     path = federation / "deployments" / "charlie"
     answers = yaml.safe_load((path / ".copier-answers.yml").read_text())
@@ -666,8 +766,10 @@ def test_defaults_render_offline_from_a_clone(template_repo, tmp_path, chart):
     assert hub.files() == expected_files(answers)
     assert 'Your hub "charlie" is rendered' in run.stdout + run.stderr
     for env in ("staging", "prod"):
-        files = [ValuesFile.load(path / rel, rel)
-                 for rel in ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml")]
+        files = [
+            ValuesFile.load(path / rel, rel)
+            for rel in ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml")
+        ]
         assert [str(p) for p in check_values(chart, files, answers["helm_umbrella_key"])] == []
     apt = (path / "image" / "binder" / "apt.txt").read_text().splitlines()
     assert all(line.startswith("#") for line in apt if line)

@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from copier import run_copy
-
 from conftest import git
+from copier import run_copy
 from hub_cells import copy_hub, rendered_hub
+
 from hub_template.checks import CHECK_CLASSES
 
 BIN = Path(sys.executable).parent
@@ -98,17 +98,24 @@ def test_a_chain_of_links_out_of_the_source_writes_nothing_outside(template_repo
         "notebooks-link": "notebooks",  # a folder inside: not copied
         "data.csv": "notebooks/data.csv",  # a file inside: copied as a file
     }
-    source = make_source(tmp_path / "source", {
-        "s1/s2/s3/canary-readme": "decoy\n", "s1/s2/s3/canary-file": "decoy\n",
-        "notebooks/data.csv": "a,b\n1,2\n", "notebooks/intro.ipynb": "{}",
-    }, links)
+    source = make_source(
+        tmp_path / "source",
+        {
+            "s1/s2/s3/canary-readme": "decoy\n",
+            "s1/s2/s3/canary-file": "decoy\n",
+            "notebooks/data.csv": "a,b\n1,2\n",
+            "notebooks/intro.ipynb": "{}",
+        },
+        links,
+    )
     sibling = tmp_path / "federation" / "deployments" / "other"
     sibling.mkdir(parents=True)
     (sibling / "keep.txt").write_text("untouched\n")
     before = tree_digest(sibling)
 
-    hub, output, error = copy(template_repo, tmp_path / "federation" / "deployments" / "hub", capfd,
-                              source_repo=str(source))
+    hub, output, error = copy(
+        template_repo, tmp_path / "federation" / "deployments" / "hub", capfd, source_repo=str(source)
+    )
     assert error is None, output
     no_traceback(output)
     for parent in [tmp_path, *tmp_path.parents][:3]:
@@ -147,8 +154,11 @@ def test_the_checker_never_runs_postbuild_or_start(template_repo, tmp_path_facto
         path = hub / "image" / "binder" / script
         lines = path.read_text().splitlines()
         at = lines.index("set -euo pipefail") + 1
-        lines[at:at] = [f'touch "{canaries}-{script}"', f'echo pwned > "$HOME/canary-{script}"',
-                        f"./binder/helper-{script}"]
+        lines[at:at] = [
+            f'touch "{canaries}-{script}"',
+            f'echo pwned > "$HOME/canary-{script}"',
+            f"./binder/helper-{script}",
+        ]
         path.write_text("\n".join(lines) + "\n")
         helper = hub / "image" / "binder" / f"helper-{script}"
         helper.write_text(f'#!/bin/bash\ntouch "{canaries}-helper-{script}"\n')
@@ -165,15 +175,19 @@ def test_the_checker_never_runs_postbuild_or_start(template_repo, tmp_path_facto
     assert tree_digest(hub) == before  # and the checker changed no file of the hub
 
 
-def test_the_checker_still_sees_where_postbuild_installs_the_dask_config(template_repo, tmp_path_factory,
-                                                                         tmp_path):
+def test_the_checker_still_sees_where_postbuild_installs_the_dask_config(template_repo, tmp_path_factory, tmp_path):
     """Read statically, postBuild still says where the dask config lands: a
     copy into ~/.config/dask (hidden by the home volume) fails DK001."""
     hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway"), tmp_path)
     post_build = hub / "image" / "binder" / "postBuild"
-    post_build.write_text(post_build.read_text().replace(
-        'mkdir -p "${NB_PYTHON_PREFIX}/etc/dask"', 'cd "${REPO_DIR}" && mkdir -p ~/.config/dask "$HOME/.config/dask"'
-    ).replace('"${NB_PYTHON_PREFIX}/etc/dask/', '"${HOME}/.config/dask/'))
+    post_build.write_text(
+        post_build.read_text()
+        .replace(
+            'mkdir -p "${NB_PYTHON_PREFIX}/etc/dask"',
+            'cd "${REPO_DIR}" && mkdir -p ~/.config/dask "$HOME/.config/dask"',
+        )
+        .replace('"${NB_PYTHON_PREFIX}/etc/dask/', '"${HOME}/.config/dask/')
+    )
     done = hub_template("check", str(hub), "--select", "DK001", "--format", "json")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "under ~/.config/dask" in done.stdout
@@ -203,15 +217,19 @@ def test_a_password_in_source_repo_is_never_recorded_nor_printed(template_repo, 
     assert "https://127.0.0.1:9/notebooks.git" in (hub / ".copier-answers.yml").read_text()
 
 
-@pytest.mark.parametrize("line", [
-    f"private-pkg @ https://__token__:{PASSWORD}@pypi.example.org/private_pkg-1.0-py3-none-any.whl",
-    f"--extra-index-url https://__token__:{PASSWORD}@pypi.example.org/simple",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"private-pkg @ https://__token__:{PASSWORD}@pypi.example.org/private_pkg-1.0-py3-none-any.whl",
+        f"--extra-index-url https://__token__:{PASSWORD}@pypi.example.org/simple",
+    ],
+)
 def test_a_token_in_an_environment_file_is_refused_without_showing_it(template_repo, tmp_path, capfd, line):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(f"xarray\n{line}\n")
-    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd,
-                              environment_file=str(requirements))
+    hub, output, error = copy(
+        template_repo, tmp_path / "deployments" / "hub", capfd, environment_file=str(requirements)
+    )
     assert error is not None and not hub.exists()
     no_traceback(output)
     assert PASSWORD not in output and "requirements.txt, line 2:" in output
@@ -231,8 +249,15 @@ def test_the_checker_flags_a_url_with_a_password_anywhere(template_repo, tmp_pat
 AWS_KEY_ID = "AKIA" + "Q3EXAMPLE7KEY9ZZ"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY"
 GH_TOKEN = "ghp_" + "Zq8x" * 9
-SECRET_VALUES = (AWS_KEY_ID, AWS_SECRET, GH_TOKEN, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "c0ffee-block-secret-1234",
-                 "folded-secret-value-5678", "plaintext-under-sops-9999")
+SECRET_VALUES = (
+    AWS_KEY_ID,
+    AWS_SECRET,
+    GH_TOKEN,
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+    "c0ffee-block-secret-1234",
+    "folded-secret-value-5678",
+    "plaintext-under-sops-9999",
+)
 
 
 def _hostile_secrets(hub: Path, tmp_path: Path) -> dict[str, int]:
@@ -250,25 +275,50 @@ def _hostile_secrets(hub: Path, tmp_path: Path) -> dict[str, int]:
     (hub / "image" / ".env").write_text(f"AWS_ACCESS_KEY_ID={AWS_KEY_ID}\nAWS_SECRET_ACCESS_KEY={AWS_SECRET}\n")
     (hub / "image" / "fetch.py").write_text(f'import os\n\naws_secret_access_key = "{AWS_SECRET}"\n')
     (hub / "image" / "data").mkdir()
-    (hub / "image" / "data" / "sa.json").write_text(json.dumps({
-        "type": "service_account", "project_id": "p",
-        "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
-    }, indent=2))
+    (hub / "image" / "data" / "sa.json").write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "p",
+                "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
+            },
+            indent=2,
+        )
+    )
     (hub / "config" / "kubeconfig").write_text(
-        "apiVersion: v1\nusers:\n- name: admin\n  user:\n    client-key-data: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n")
-    notebook = {"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": 1,
-                           "source": ["import os\n", "print('hello')\n"],
-                           "outputs": [{"output_type": "stream", "name": "stdout", "text": [f"token {GH_TOKEN}\n"]}]}],
-                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        "apiVersion: v1\nusers:\n- name: admin\n  user:\n    client-key-data: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
+    )
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": "c1",
+                "metadata": {},
+                "execution_count": 1,
+                "source": ["import os\n", "print('hello')\n"],
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": [f"token {GH_TOKEN}\n"]}],
+            }
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     (hub / "image" / "leak.ipynb").write_text(json.dumps(notebook, indent=1))
     # a sops block above values in clear
     staging = hub / "secrets" / "staging.yaml"
     text = re.sub(r'client_id: ".*"', 'client_id: "plaintext-under-sops-9999"', staging.read_text())
     text = re.sub(r'client_secret: ".*"', 'client_secret: "plaintext-under-sops-9999"', text)
     staging.write_text(text + "sops:\n  mac: ENC[AES256_GCM,data:abc,type:str]\n  version: 3.9.0\n")
-    return {"secrets/prod.yaml": at + 2, "config/common.yaml": len(common.read_text().splitlines()),
-            "image/.env": 1, "image/fetch.py": 3, "image/data/sa.json": None, "config/kubeconfig": 5,
-            "image/leak.ipynb": None, "secrets/staging.yaml": None}
+    return {
+        "secrets/prod.yaml": at + 2,
+        "config/common.yaml": len(common.read_text().splitlines()),
+        "image/.env": 1,
+        "image/fetch.py": 3,
+        "image/data/sa.json": None,
+        "config/kubeconfig": 5,
+        "image/leak.ipynb": None,
+        "secrets/staging.yaml": None,
+    }
 
 
 def test_the_checker_sees_every_secret_and_never_echoes_one(template_repo, tmp_path_factory, tmp_path):
@@ -290,8 +340,7 @@ def test_the_checker_sees_every_secret_and_never_echoes_one(template_repo, tmp_p
     assert "ignore" not in se003.lower() and "ignore" not in se001.lower()
 
 
-def test_a_secret_that_is_a_symlink_out_of_the_repository_is_a_finding(template_repo, tmp_path_factory,
-                                                                      tmp_path):
+def test_a_secret_that_is_a_symlink_out_of_the_repository_is_a_finding(template_repo, tmp_path_factory, tmp_path):
     hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
     outside = tmp_path / "outside.yaml"
     outside.write_text(f"token: {GH_TOKEN}\n")
@@ -317,9 +366,15 @@ def test_dask_config_in_start_never_reads_the_host(template_repo, tmp_path_facto
     (host / "mine.yaml").write_text("operatorsownsetting: 1\n")
     target = str(host) if dask_config == "HOST" else dask_config
     start = hub / "image" / "binder" / "start"
-    start.write_text(start.read_text().replace("set -euo pipefail\n", f"set -euo pipefail\nexport DASK_CONFIG={target}\n"
-                                               "export DASK_LABEXTENSION__FACTORY__CLASS=LocalCluster\n"
-                                               "export DASK_GATEWAY__ADDRESS=http://elsewhere\n", 1))
+    start.write_text(
+        start.read_text().replace(
+            "set -euo pipefail\n",
+            f"set -euo pipefail\nexport DASK_CONFIG={target}\n"
+            "export DASK_LABEXTENSION__FACTORY__CLASS=LocalCluster\n"
+            "export DASK_GATEWAY__ADDRESS=http://elsewhere\n",
+            1,
+        )
+    )
     done = hub_template("check", str(hub), "--select", "DK", "--format", "json")
     no_traceback(done.stdout + done.stderr)
     report = json.loads(done.stdout)["checks"]
@@ -333,7 +388,8 @@ def test_dask_config_in_start_never_reads_the_host(template_repo, tmp_path_facto
 # --- 11. YAML alias bombs -----------------------------------------------------------------------
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+)
 
 
 def test_an_alias_bomb_from_a_source_is_refused_in_one_line(template_repo, tmp_path, capfd):
@@ -344,8 +400,9 @@ def test_an_alias_bomb_from_a_source_is_refused_in_one_line(template_repo, tmp_p
     assert ".dask/config.yaml of" in output and "holds an alias (*a)" in output
 
 
-def test_an_alias_bomb_or_duplicate_anchor_in_a_hub_does_not_stop_the_checker(template_repo, tmp_path_factory,
-                                                                          tmp_path):
+def test_an_alias_bomb_or_duplicate_anchor_in_a_hub_does_not_stop_the_checker(
+    template_repo, tmp_path_factory, tmp_path
+):
     hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "sops", "gateway"), tmp_path)
     (hub / "image" / ".dask" / "bomb.yaml").write_text(BOMB)
     (hub / "config" / "anchors.yaml").write_text("a: &x 1\nb: &x 2\nc: *x\n")
@@ -362,11 +419,16 @@ def test_an_alias_bomb_or_duplicate_anchor_in_a_hub_does_not_stop_the_checker(te
 
 
 def test_a_kubernetes_hub_drops_the_sources_gateway_settings(template_repo, tmp_path, capfd):
-    source = make_source(tmp_path / "source", {
-        ".dask/config.yaml": "gateway:\n  address: http://elsewhere\narray:\n  chunk-size: 64MiB\n",
-        "intro.ipynb": "{}"})
-    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd,
-                              source_repo=str(source), dask_backend="kubernetes")
+    source = make_source(
+        tmp_path / "source",
+        {
+            ".dask/config.yaml": "gateway:\n  address: http://elsewhere\narray:\n  chunk-size: 64MiB\n",
+            "intro.ipynb": "{}",
+        },
+    )
+    hub, output, error = copy(
+        template_repo, tmp_path / "deployments" / "hub", capfd, source_repo=str(source), dask_backend="kubernetes"
+    )
     assert error is None, output
     config = (hub / "image" / ".dask" / "config.yaml").read_text()
     assert "elsewhere" not in config and "chunk-size: 64MiB" in config
@@ -394,16 +456,25 @@ def test_a_source_of_too_many_files_is_refused(template_repo, tmp_path, capfd):
 
 def test_an_ssh_url_that_is_an_option_is_refused_without_traceback(template_repo, tmp_path, capfd):
     canary = tmp_path / "proxy-ran"
-    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd,
-                              source_repo=f"ssh://[-oProxyCommand=touch {canary}]/x".replace(" ", "${IFS}"))
+    hub, output, error = copy(
+        template_repo,
+        tmp_path / "deployments" / "hub",
+        capfd,
+        source_repo=f"ssh://[-oProxyCommand=touch {canary}]/x".replace(" ", "${IFS}"),
+    )
     assert error is not None and not hub.exists() and not canary.exists()
     no_traceback(output)
     assert "is not a valid URL" in output
 
 
 def test_braces_in_the_description_and_nulls_in_the_lists(template_repo, tmp_path, capfd):
-    hub, output, error = copy(template_repo, tmp_path / "deployments" / "hub", capfd,
-                              hub_description="Uses {{ templates }} in its notebooks", pip_packages=[None, "odc-stac"])
+    hub, output, error = copy(
+        template_repo,
+        tmp_path / "deployments" / "hub",
+        capfd,
+        hub_description="Uses {{ templates }} in its notebooks",
+        pip_packages=[None, "odc-stac"],
+    )
     assert error is None, output
     environment = (hub / "image" / "binder" / "environment.yml").read_text()
     assert "- None" not in environment and "- odc-stac" in environment
@@ -414,8 +485,19 @@ def test_braces_in_the_description_and_nulls_in_the_lists(template_repo, tmp_pat
 def test_python_310_read_as_31_from_a_data_file_is_explained(template_repo, tmp_path):
     data = tmp_path / "answers.yml"
     data.write_text("python_version: 3.10\n")  # YAML reads the number 3.1
-    done = subprocess.run([str(BIN / "copier"), "copy", "--trust", "--defaults", "--data-file", str(data),
-                           str(template_repo), str(tmp_path / "deployments" / "hub")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(BIN / "copier"),
+            "copy",
+            "--trust",
+            "--defaults",
+            "--data-file",
+            str(data),
+            str(template_repo),
+            str(tmp_path / "deployments" / "hub"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and not (tmp_path / "deployments" / "hub").exists()
     assert 'YAML reads an unquoted 3.10 as 3.1: write "3.10".' in done.stderr

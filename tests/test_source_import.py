@@ -20,11 +20,11 @@ from pathlib import Path
 import dask.config
 import pytest
 import yaml
+from conftest import ROOT, git, publish_template, render
 from copier import run_copy, run_update
 from copier.errors import TaskError
 from rattler import MatchSpec
 
-from conftest import ROOT, git, publish_template, render
 from hub_template import load_data
 from hub_template.git_source import FILE_CAP, TOTAL_CAP, Source, SourceError, fetch, parse_source
 from hub_template.source_import import _nice_yaml, merge_dask_config, record_answers
@@ -178,9 +178,7 @@ def sources(tmp_path_factory) -> dict[str, Path]:
     )
     git(found["submodule"], "commit", "-q", "-m", "add a submodule")
     history = make_source(base / "history", {"tutorial.ipynb": notebook("Version 1")}, tag="v1.0")
-    found["history"] = make_source(
-        history, {"tutorial.ipynb": notebook("Version 2"), "new.ipynb": notebook("New")}
-    )
+    found["history"] = make_source(history, {"tutorial.ipynb": notebook("Version 2"), "new.ipynb": notebook("New")})
     found["conflict"] = make_source(
         base / "conflicting-pin",
         {
@@ -225,9 +223,7 @@ def check_image(hub: Path, tmp_path: Path, python: str) -> dict:
     """What every rendered image must pass; returns the loaded dask config."""
     image = hub / "image"
     dockerfile, log = repo2docker(image)
-    assert (
-        'env update -p ${NB_PYTHON_PREFIX} --file "binder/environment.yml"' in dockerfile
-    )  # conda buildpack
+    assert 'env update -p ${NB_PYTHON_PREFIX} --file "binder/environment.yml"' in dockerfile  # conda buildpack
     assert f"Building conda environment for python={python}" in log
     assert "Python version unspecified" not in log
     assert "RUN ./binder/postBuild" in dockerfile
@@ -273,9 +269,7 @@ def check_copied(hub: Path, source: Path, ref: str = "HEAD") -> None:
     notebooks = [n for n in notebooks if n.endswith(".ipynb")]
     assert notebooks
     for name in notebooks:
-        expected = subprocess.run(
-            ["git", "show", f"{ref}:{name}"], cwd=source, capture_output=True, check=True
-        ).stdout
+        expected = subprocess.run(["git", "show", f"{ref}:{name}"], cwd=source, capture_output=True, check=True).stdout
         assert (image / name).read_bytes() == expected, name
     for name in (".git", ".github", ".gitattributes", ".gitmodules", ".travis.yml"):
         assert not (image / name).exists(), name
@@ -388,9 +382,7 @@ def test_start_runs_the_sources_commands_then_the_command(binder_hub, tmp_path):
 
 
 def test_root_environment_only(template_repo, sources, tmp_path, capfd):
-    hub, _ = copy_hub(
-        template_repo, tmp_path / "deployments" / "root", capfd, source_repo=str(sources["root"])
-    )
+    hub, _ = copy_hub(template_repo, tmp_path / "deployments" / "root", capfd, source_repo=str(sources["root"]))
     loaded = check_image(hub, tmp_path, python="3.12")
     check_copied(hub, sources["root"])
     image = hub / "image"
@@ -404,9 +396,7 @@ def test_root_environment_only(template_repo, sources, tmp_path, capfd):
 
 
 def test_requirements_txt_only(template_repo, sources, tmp_path, capfd):
-    hub, _ = copy_hub(
-        template_repo, tmp_path / "deployments" / "reqs", capfd, source_repo=str(sources["requirements"])
-    )
+    hub, _ = copy_hub(template_repo, tmp_path / "deployments" / "reqs", capfd, source_repo=str(sources["requirements"]))
     check_image(hub, tmp_path, python=VERSIONS["python_default"])
     check_copied(hub, sources["requirements"])
     env = yaml.safe_load((hub / "image" / "binder" / "environment.yml").read_text())
@@ -468,9 +458,7 @@ def test_source_ref_tag_or_commit(kind, template_repo, sources, tmp_path, capfd)
 
 
 def test_conflicting_pins_warn_and_keep_the_hubs(template_repo, sources, tmp_path, capfd):
-    hub, output = copy_hub(
-        template_repo, tmp_path / "deployments" / "old", capfd, source_repo=str(sources["conflict"])
-    )
+    hub, output = copy_hub(template_repo, tmp_path / "deployments" / "old", capfd, source_repo=str(sources["conflict"]))
     check_image(hub, tmp_path, python=VERSIONS["python_default"])
     check_copied(hub, sources["conflict"])
     gateway = VERSIONS["dask_gateway"]
@@ -499,9 +487,7 @@ def test_conda_env_export_renders_a_clean_environment(template_repo, tmp_path, c
         "prefix: /Users/me/miniforge3/envs/analysis\n"
     )
     monkeypatch.chdir(work)
-    hub, output = copy_hub(
-        template_repo, tmp_path / "deployments" / "exported", capfd, environment_file="exported.yml"
-    )
+    hub, output = copy_hub(template_repo, tmp_path / "deployments" / "exported", capfd, environment_file="exported.yml")
     check_image(hub, tmp_path, python="3.12")
     text = (hub / "image" / "binder" / "environment.yml").read_text()
     for exported in (
@@ -569,9 +555,7 @@ def test_hostile_urls_are_refused_by_the_question(url, template_repo, isolated, 
 
 def test_unreachable_url(template_repo, isolated, capfd):
     output = failed_copy(template_repo, isolated, capfd, source_repo="https://127.0.0.1:9/notebooks.git")
-    assert (
-        "hub-template could not build the image: Could not fetch https://127.0.0.1:9/notebooks.git" in output
-    )
+    assert "hub-template could not build the image: Could not fetch https://127.0.0.1:9/notebooks.git" in output
 
 
 def test_missing_local_repository(template_repo, isolated, capfd):
@@ -580,13 +564,9 @@ def test_missing_local_repository(template_repo, isolated, capfd):
 
 
 def test_missing_ref(template_repo, sources, isolated, capfd):
-    output = failed_copy(
-        template_repo, isolated, capfd, source_repo=str(sources["history"]), source_ref="v9.9"
-    )
+    output = failed_copy(template_repo, isolated, capfd, source_repo=str(sources["history"]), source_ref="v9.9")
     assert f"{sources['history']} has no branch or tag 'v9.9' (source_ref)" in output
-    output = failed_copy(
-        template_repo, isolated, capfd, source_repo=str(sources["history"]), source_ref="deadbeef"
-    )
+    output = failed_copy(template_repo, isolated, capfd, source_repo=str(sources["history"]), source_ref="deadbeef")
     assert "has no commit 'deadbeef'" in output
 
 
@@ -594,9 +574,7 @@ def test_oversized_file(template_repo, isolated, capfd, tmp_path_factory):
     source = tmp_path_factory.mktemp("big") / "repo"
     source.mkdir()
     # sparse: quick to make, and git stores the zeros in a few kilobytes
-    subprocess.run(
-        ["truncate", "-s", str(FILE_CAP + 10 * 2**20), str(source / "model-output.nc")], check=True
-    )
+    subprocess.run(["truncate", "-s", str(FILE_CAP + 10 * 2**20), str(source / "model-output.nc")], check=True)
     make_source(source, {"analysis.ipynb": notebook("Big")})
     output = failed_copy(template_repo, isolated, capfd, source_repo=str(source))
     assert "model-output.nc in" in output and "is 60 MB; files in the image may be at most 50 MB" in output
@@ -607,9 +585,7 @@ def test_oversized_repository(template_repo, isolated, capfd, tmp_path_factory):
     source = tmp_path_factory.mktemp("many") / "repo"
     source.mkdir()
     for index in range(5):  # each under the file cap, all above the total cap
-        subprocess.run(
-            ["truncate", "-s", str(TOTAL_CAP // 4 - 2**20), str(source / f"part{index}.zarr")], check=True
-        )
+        subprocess.run(["truncate", "-s", str(TOTAL_CAP // 4 - 2**20), str(source / f"part{index}.zarr")], check=True)
     make_source(source, {"analysis.ipynb": notebook("Many")})
     output = failed_copy(template_repo, isolated, capfd, source_repo=str(source))
     assert "add up to 245 MB; the image takes at most 200 MB" in output
@@ -771,9 +747,7 @@ def test_update_keeps_the_import_and_does_not_fetch_again(sources, tmp_path, cap
     for part in ("template", "federation", "hooks"):
         shutil.copytree(ROOT / part, next_release / part, ignore=shutil.ignore_patterns("__pycache__"))
     versions = next_release / "hooks" / "hub_template" / "data" / "versions.yml"
-    versions.write_text(
-        versions.read_text().replace('dask_labextension: ">=7"', 'dask_labextension: ">=7,<8"')
-    )
+    versions.write_text(versions.read_text().replace('dask_labextension: ">=7"', 'dask_labextension: ">=7,<8"'))
     publish_template(template, "v1.2.0", source=next_release)
 
     federation = tmp_path / "federation"
@@ -807,8 +781,7 @@ def test_update_keeps_the_import_and_does_not_fetch_again(sources, tmp_path, cap
 
     changed = sorted(line.strip() for line in git(federation, "status", "--porcelain").splitlines())
     assert changed == [
-        f"M deployments/esip/{p}"
-        for p in (".copier-answers.yml", "README.md", "image/binder/environment.yml")
+        f"M deployments/esip/{p}" for p in (".copier-answers.yml", "README.md", "image/binder/environment.yml")
     ]
     # the answers file and the README: only the template version moved
     assert changes(".copier-answers.yml") == ["-_commit: v1.1.0", "+_commit: v1.2.0"]
@@ -816,9 +789,7 @@ def test_update_keeps_the_import_and_does_not_fetch_again(sources, tmp_path, cap
         "-| Made from | hub-template v1.1.0 |",
         "+| Made from | hub-template v1.2.0 |",
     ]
-    assert (hub / ".copier-answers.yml").read_text() == answers_before.replace(
-        "_commit: v1.1.0", "_commit: v1.2.0"
-    )
+    assert (hub / ".copier-answers.yml").read_text() == answers_before.replace("_commit: v1.1.0", "_commit: v1.2.0")
     # the environment: the template's new pin in its block, the import kept in the other
     env_text = (hub / "image" / "binder" / "environment.yml").read_text()
     assert "- dask-labextension>=7,<8" in env_text and "<<<<<<<" not in env_text

@@ -6,11 +6,11 @@ the prompt asks for them with nothing pre-filled, and `copier copy --defaults`
 from __future__ import annotations
 
 import pytest
-
 from conftest import render
+from hub_cells import REAL_IDS
+
 from hub_template.checks.answers import stand_ins
 from hub_template.checks.runner import run_checks
-from hub_cells import REAL_IDS
 
 
 def test_the_stand_ins_are_read_from_copier_yml():
@@ -27,6 +27,7 @@ def test_a_defaults_render_fails_naming_the_stand_in(template_repo, tmp_path, pr
     assert f"`{name}` is the stand-in `{stand_ins()[name]}`" in message
     assert f"copier update --trust --defaults --data {name}=" in message
 
-    real = render(template_repo, tmp_path / "real" / "deployments" / "charlie", cloud_provider=provider,
-                  **{name: REAL_IDS[name]})
+    real = render(
+        template_repo, tmp_path / "real" / "deployments" / "charlie", cloud_provider=provider, **{name: REAL_IDS[name]}
+    )
     assert {r.name: r.result for r in run_checks(real, select=frozenset({"ST006"})).results} == {"ST006": True}

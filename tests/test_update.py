@@ -8,9 +8,8 @@ import subprocess
 import sys
 
 import yaml
-from plumbum import local
-
 from conftest import git
+from plumbum import local
 from template_versions import (
     CULL_BLOCK,
     answers,
@@ -27,13 +26,20 @@ def copier_update(hub, *args):
     """`copier update --trust --defaults ARGS` from the hub's folder."""
     return subprocess.run(
         [sys.executable, "-m", "copier", "update", "--trust", "--defaults", *args],
-        cwd=hub, capture_output=True, text=True,
+        cwd=hub,
+        capture_output=True,
+        text=True,
     )
 
 
 def changed_paths(fed) -> set[str]:
-    out = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=all"],
-                         cwd=fed, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "-z", "--untracked-files=all"],
+        cwd=fed,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return {entry[3:] for entry in out.split("\0") if entry}
 
 
@@ -43,8 +49,10 @@ def test_update_keeps_the_hubs_edits_and_brings_the_new_release(evolving_templat
     hub = make_hub(evolving_template, fed, "charlie", "v1.1.0")
     kept = edit_like_a_user(hub)
     commit(fed, "charlie: bigger homes, cartopy, our notebooks, real secrets")
-    owned = {name: (hub / name).read_bytes() for name in
-             ("image/welcome.ipynb", "image/analysis.ipynb", "secrets/staging.yaml", "secrets/prod.yaml")}
+    owned = {
+        name: (hub / name).read_bytes()
+        for name in ("image/welcome.ipynb", "image/analysis.ipynb", "secrets/staging.yaml", "secrets/prod.yaml")
+    }
     neighbour_before = snapshot(neighbour)
 
     done = copier_update(hub)
@@ -111,13 +119,17 @@ def test_changing_an_answer_rerenders_what_depends_on_it(evolving_template, tmp_
     assert "migrate" not in done.stderr  # within one version there is nothing to migrate
     recorded = answers(hub)
     assert (recorded["_commit"], recorded["user_memory_limit"], recorded["domain"]) == (
-        "v1.2.0", 16.0, "ocean.example.org")
+        "v1.2.0",
+        16.0,
+        "ocean.example.org",
+    )
     common = yaml.safe_load((hub / "config" / "common.yaml").read_text())
     assert common["daskhub"]["jupyterhub"]["singleuser"]["memory"]["limit"] == "16G"
     prod = yaml.safe_load((hub / "config" / "prod.yaml").read_text())["daskhub"]["jupyterhub"]
     assert prod["proxy"]["https"]["hosts"] == ["ocean.example.org"]
     assert prod["hub"]["config"]["GitHubOAuthenticator"]["oauth_callback_url"] == (
-        "https://ocean.example.org/hub/oauth_callback")
+        "https://ocean.example.org/hub/oauth_callback"
+    )
     # Defaults derived from the old domain were answers already: they stay.
     assert recorded["staging_domain"] == "staging.charlie.pangeo.io"
     assert "https://ocean.example.org |" in (hub / "README.md").read_text()

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
 from hub_cells import CELLS, rendered_hub, run_postbuild
+
 from hub_template.checks.hub import Hub
 from hub_template.checks.runtime import runtime_config
 
@@ -31,8 +31,11 @@ def test_there_are_workflows_for_the_suite_and_the_hubs():
 
 @pytest.mark.parametrize("schema", ["vendor.github-workflows", "custom.github-workflows-require-timeout"])
 def test_workflows_validate_against_the_github_schema(schema):
-    done = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", schema, *map(str, WORKFLOWS)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", schema, *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -74,10 +77,15 @@ def test_the_image_check_resolves_the_factory_the_hub_installs(template_repo, tm
     assert installed == ["image/.dask/config.yaml"]
     # What else postBuild puts into the image's Python (hub_dask for kubernetes hubs).
     site_packages = run_postbuild(hub / "image", tmp_path_factory.mktemp("prefix"))
-    env = {**os.environ, "DASK_BACKEND": backend, "DASK_CONFIG": str(hub / installed[0]),
-           "PYTHONPATH": str(site_packages)}
-    done = subprocess.run([sys.executable, str(ROOT / ".ci" / "image-check.py")], env=env,
-                          capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "DASK_BACKEND": backend,
+        "DASK_CONFIG": str(hub / installed[0]),
+        "PYTHONPATH": str(site_packages),
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "image-check.py")], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     expected = {"gateway": "dask_gateway.GatewayCluster", "kubernetes": "hub_dask.KubeCluster"}[backend]
     assert f"labextension.factory: {expected} -> <" in done.stdout

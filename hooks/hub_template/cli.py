@@ -42,8 +42,10 @@ EXAMPLES = {
 }
 
 # A verb's dependencies that are an extra, and how to get them.
-EXTRAS = {"check": "pip install 'hub-template[check] @ git+https://github.com/pangeo/hub-template'\n"
-                   "   or, from a clone: pip install -e '.[check]'"}
+EXTRAS = {
+    "check": "pip install 'hub-template[check] @ git+https://github.com/pangeo/hub-template'\n"
+    "   or, from a clone: pip install -e '.[check]'"
+}
 
 
 def _missing_extra(verb: str, error: ModuleNotFoundError) -> bool:
@@ -54,8 +56,11 @@ def _missing_extra(verb: str, error: ModuleNotFoundError) -> bool:
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
-    wanted = {canonicalize_name(r.name) for r in map(Requirement, requires("hub-template") or ())
-              if r.marker and r.marker.evaluate({"extra": verb})}
+    wanted = {
+        canonicalize_name(r.name)
+        for r in map(Requirement, requires("hub-template") or ())
+        if r.marker and r.marker.evaluate({"extra": verb})
+    }
     top = (error.name or "").partition(".")[0]
     return any(canonicalize_name(d) in wanted for d in packages_distributions().get(top, [top]))
 
@@ -69,16 +74,24 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="hub-template", description=__doc__.splitlines()[0],
-                                     epilog="`hub-template VERB --help` shows a verb's options and examples.")
+    parser = argparse.ArgumentParser(
+        prog="hub-template",
+        description=__doc__.splitlines()[0],
+        epilog="`hub-template VERB --help` shows a verb's options and examples.",
+    )
     parser.add_argument("--version", action="version", version=f"hub-template {_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(VERBS) + "}")
     # Import only the verb asked for: one verb's dependencies never break another.
     chosen = next((arg for arg in argv if arg in VERBS), None)
     module = None
     for verb, (module_name, help_text) in VERBS.items():
-        sub = verbs.add_parser(verb, help=help_text, description=help_text, epilog=EXAMPLES.get(verb),
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = verbs.add_parser(
+            verb,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES.get(verb),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         if verb == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(sub)
@@ -88,8 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as missing:  # the verbs import their tools when they need them
         if args.verb not in EXTRAS or not _missing_extra(args.verb, missing):
             raise
-        parser.exit(2, f"hub-template {args.verb}: '{missing.name}' is missing; install the [{args.verb}] extra:\n"
-                       f"   {EXTRAS[args.verb]}\n")
+        parser.exit(
+            2,
+            f"hub-template {args.verb}: '{missing.name}' is missing; install the [{args.verb}] extra:\n"
+            f"   {EXTRAS[args.verb]}\n",
+        )
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -63,8 +63,7 @@ PATTERNS = {
 LOGIN = {
     "gcp": ("gcp_workload_identity_provider", "gcp_deployer"),
     "aws": ("aws_deploy_role", "aws_region"),
-    "azure": ("azure_client_id", "azure_tenant_id", "azure_subscription_id",
-              "azure_resource_group", "azure_cluster"),
+    "azure": ("azure_client_id", "azure_tenant_id", "azure_subscription_id", "azure_resource_group", "azure_cluster"),
 }
 
 
@@ -110,8 +109,13 @@ def changed_files(repo: Path, before: str | None, after: str, merge_base: bool) 
 def hubs_at(repo: Path, commit: str) -> list[str]:
     """The hubs of the commit: folders of deployments/ with a hubploy.yaml."""
     listing = _git(repo, "ls-tree", "-r", "--name-only", commit, "--", f"{DEPLOYMENTS}/") or ""
-    return sorted({parts[1] for parts in (line.split("/") for line in listing.splitlines())
-                   if len(parts) == 3 and parts[2] == "hubploy.yaml"})
+    return sorted(
+        {
+            parts[1]
+            for parts in (line.split("/") for line in listing.splitlines())
+            if len(parts) == 3 and parts[2] == "hubploy.yaml"
+        }
+    )
 
 
 def _yaml_at(repo: Path, commit: str, path: str) -> dict:
@@ -148,9 +152,16 @@ def image_tag(repo: Path, commit: str, hub: str) -> str:
 def deploy_command(hub: str, environment: str, jupyterhub: str, tag: str) -> list[str]:
     """The `hubploy deploy` CI runs: today's hubploy sets no image tag itself.
     ``jupyterhub`` is the helm path of the hub's jupyterhub chart values."""
-    return ["hubploy", "deploy", hub, CHART, environment,
-            "--set-string", f"{jupyterhub}.singleuser.image.tag={tag}",
-            "--cleanup-on-fail"]
+    return [
+        "hubploy",
+        "deploy",
+        hub,
+        CHART,
+        environment,
+        "--set-string",
+        f"{jupyterhub}.singleuser.image.tag={tag}",
+        "--cleanup-on-fail",
+    ]
 
 
 def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: bool) -> HubPlan:
@@ -170,14 +181,21 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
     chart_values = values
     for key in path:
         chart_values = (chart_values.get(key) if isinstance(chart_values, dict) else None) or {}
-    image = ((chart_values.get("singleuser") or {}).get("image") or {})
+    image = (chart_values.get("singleuser") or {}).get("image") or {}
     name = _checked(f"{where}/config/common.yaml", "image", image.get("name") if isinstance(image, dict) else None)
     login = {field: _checked(where, field, answers.get(field)) for field in LOGIN[provider]}
     tag = image_tag(repo, commit, hub)
     return HubPlan(
-        hub=hub, environment=environment, provider=provider, secrets=secrets, umbrella=umbrella,
-        image=name, tag=tag,
-        registry=name.split("/", 1)[0], build=build, login=login,
+        hub=hub,
+        environment=environment,
+        provider=provider,
+        secrets=secrets,
+        umbrella=umbrella,
+        image=name,
+        tag=tag,
+        registry=name.split("/", 1)[0],
+        build=build,
+        login=login,
         deploy=deploy_command(hub, environment, ".".join(path), tag) if environment else None,
     )
 
@@ -209,13 +227,17 @@ def plan(repo: Path, before: str | None, after: str, branch: str | None, pull_re
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", type=Path, default=Path("."), help="the federation repository (default: .)")
-    parser.add_argument("--before", help="the commit before the push (github.event.before), or the "
-                                         "pull request's base; unknown or all zeros plans every hub")
+    parser.add_argument(
+        "--before",
+        help="the commit before the push (github.event.before), or the "
+        "pull request's base; unknown or all zeros plans every hub",
+    )
     parser.add_argument("--after", default="HEAD", help="the commit pushed, or the pull request's head")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--branch", help="the branch pushed: staging or prod")
-    mode.add_argument("--pull-request", action="store_true",
-                      help="plan the checks of a pull request: changed hubs, no deploy")
+    mode.add_argument(
+        "--pull-request", action="store_true", help="plan the checks of a pull request: changed hubs, no deploy"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -85,9 +85,7 @@ def parse_conda_spec(text: str) -> tuple[CondaSpec, str]:
         raise SpecError(f"'{text}' is not a conda package spec")
     rest = match["rest"]
     if rest.startswith("["):
-        raise SpecError(
-            f"'{text}' uses the bracket form; write the version after the name, like `numpy>=1.26`"
-        )
+        raise SpecError(f"'{text}' uses the bracket form; write the version after the name, like `numpy>=1.26`")
     build = ""
     if not rest.strip():
         constraint = ""
@@ -154,8 +152,7 @@ def admits(constraint: str, version: str) -> bool:
     if candidate is None:
         return True
     return any(
-        all(_term_admits(term, candidate) for term in alternative.split(","))
-        for alternative in constraint.split("|")
+        all(_term_admits(term, candidate) for term in alternative.split(",")) for alternative in constraint.split("|")
     )
 
 
@@ -359,9 +356,7 @@ def _add_dependency(env: Environment, node, include) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value in node.value:
             if key_node.value != "pip":
-                raise SpecError(
-                    f"{env.origin}, line {line}: only a `pip:` list may sit among the dependencies"
-                )
+                raise SpecError(f"{env.origin}, line {line}: only a `pip:` list may sit among the dependencies")
             for item in _sequence(value, env.origin, "pip"):
                 _add_pip_line(env, item, include)
         return
@@ -444,9 +439,7 @@ class RenderedEnvironment:
 
     def _own_end(self) -> int:
         end = self.own_start + 1
-        while end < len(self.lines) and (
-            _ITEM.match(self.lines[end]) or self.lines[end].startswith("      - ")
-        ):
+        while end < len(self.lines) and (_ITEM.match(self.lines[end]) or self.lines[end].startswith("      - ")):
             end += 1
         return end
 
@@ -473,9 +466,7 @@ class RenderedEnvironment:
         if found:
             self.replace(found[0], spec, found[2])
             return
-        pip_entry = next(
-            (i for i, s, _ in self._items(self.own_start + 1, self._own_end()) if s.key == "pip"), None
-        )
+        pip_entry = next((i for i, s, _ in self._items(self.own_start + 1, self._own_end()) if s.key == "pip"), None)
         at = pip_entry if pip_entry is not None and self._pip_header() else self._pip_header()
         self._insert(at if at is not None else self._own_end(), f"  - {spec}")
 
@@ -536,9 +527,7 @@ def merge(rendered: str, imports: list[Environment], python_supported: list[str]
             env.add_channel(channel)
         for spec in imported.conda:
             if spec.key == "python":
-                python_version = _choose_python(
-                    spec, python_version, python_supported, imported.origin, notes
-                )
+                python_version = _choose_python(spec, python_version, python_supported, imported.origin, notes)
             elif spec.key in hub:
                 needed = hub[spec.key]
                 if spec.constraint == needed.constraint and spec.channel == needed.channel:

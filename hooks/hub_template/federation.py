@@ -49,9 +49,9 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import yaml
 from packaging.version import InvalidVersion, Version
@@ -59,35 +59,67 @@ from packaging.version import InvalidVersion, Version
 ANSWERS_FILE = ".copier-answers.yml"
 
 CURRENT, BEHIND, UPDATED, CONFLICTS, FAILED, DIRTY, REFUSED = (
-    "current", "behind", "updated", "conflicts", "failed", "skipped dirty", "refused",
+    "current",
+    "behind",
+    "updated",
+    "conflicts",
+    "failed",
+    "skipped dirty",
+    "refused",
 )
-STYLES = {CURRENT: "green", UPDATED: "green", BEHIND: "yellow", DIRTY: "yellow",
-          CONFLICTS: "red", FAILED: "red", REFUSED: "red"}
+STYLES = {
+    CURRENT: "green",
+    UPDATED: "green",
+    BEHIND: "yellow",
+    DIRTY: "yellow",
+    CONFLICTS: "red",
+    FAILED: "red",
+    REFUSED: "red",
+}
 # copier's shortcuts for hosted repositories (copier's docs, "Templates").
 SHORTCUTS = {"gh:": "https://github.com/", "gl:": "https://gitlab.com/"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("deployments", type=Path, metavar="DEPLOYMENTS_DIR",
-                        help="the federation's deployments/ folder, one hub per subfolder")
-    parser.add_argument("--check", action="store_true",
-                        help="change nothing: report each hub's version against the newest; "
-                             "exit 1 when any hub is behind")
-    parser.add_argument("--vcs-ref", metavar="REF",
-                        help="update to this tag, branch or commit of the template instead of "
-                             "its newest release")
-    parser.add_argument("--template", metavar="SRC",
-                        help="the federation's template (default: the one most hubs record); "
-                             "hubs recording another are refused")
-    parser.add_argument("--allow-template", action="append", default=[], metavar="SRC",
-                        help="also update hubs recording this other template, running its tasks "
-                             "(repeat for several)")
+    parser.add_argument(
+        "deployments",
+        type=Path,
+        metavar="DEPLOYMENTS_DIR",
+        help="the federation's deployments/ folder, one hub per subfolder",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing: report each hub's version against the newest; exit 1 when any hub is behind",
+    )
+    parser.add_argument(
+        "--vcs-ref",
+        metavar="REF",
+        help="update to this tag, branch or commit of the template instead of its newest release",
+    )
+    parser.add_argument(
+        "--template",
+        metavar="SRC",
+        help="the federation's template (default: the one most hubs record); hubs recording another are refused",
+    )
+    parser.add_argument(
+        "--allow-template",
+        action="append",
+        default=[],
+        metavar="SRC",
+        help="also update hubs recording this other template, running its tasks (repeat for several)",
+    )
     # One at a time by default: in a worktree, the 1.2.0 migration's restore of
     # a filled cloud key (git checkout from HEAD) does not reach the checkout
     # yet (tests/test_federation_safety.py marks that known difference).
-    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
-                        help=f"hubs updated at once, each in its own git worktree "
-                             f"(default 1; this machine has {cpus()} CPUs)")
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"hubs updated at once, each in its own git worktree (default 1; this machine has {cpus()} CPUs)",
+    )
 
 
 def cpus() -> int:
@@ -126,8 +158,7 @@ def find_hubs(deployments: Path) -> list[Hub]:
     for answers_file in sorted(deployments.glob(f"*/{ANSWERS_FILE}")):
         path = answers_file.parent.resolve()
         # A hub is in the repository of deployments/, unless it is one of its own.
-        hub = Hub(answers_file.parent.name, path, None, None,
-                  top=repo_top(path) if (path / ".git").exists() else top)
+        hub = Hub(answers_file.parent.name, path, None, None, top=repo_top(path) if (path / ".git").exists() else top)
         try:
             answers = yaml.load(answers_file.read_text(), Loader=loader)
         except (OSError, yaml.YAMLError) as error:
@@ -135,8 +166,10 @@ def find_hubs(deployments: Path) -> list[Hub]:
         if isinstance(answers, dict):
             hub.src, hub.commit = (str(answers[k]) if answers.get(k) else None for k in ("_src_path", "_commit"))
             if not (hub.src and hub.commit):
-                hub.problem = (f"{ANSWERS_FILE} has no _src_path or _commit: the hub was not "
-                               "rendered by copier from a git template, so it cannot be updated")
+                hub.problem = (
+                    f"{ANSWERS_FILE} has no _src_path or _commit: the hub was not "
+                    "rendered by copier from a git template, so it cannot be updated"
+                )
         elif not hub.problem:
             hub.problem = f"{ANSWERS_FILE} is not a mapping of answers"
         hubs.append(hub)
@@ -173,10 +206,15 @@ def trusted(hubs: list[Hub], named: str | None, allowed: list[str]) -> tuple[str
     ranked = counts.most_common(2)
     if not ranked:
         return None, None
-    if len(ranked) == 2 and ranked[0][1] == ranked[1][1] and not any(
-            same_template(src, ranked[0][0]) or same_template(src, ranked[1][0]) for src in allowed):
-        return None, (f"hubs record {ranked[0][0]} and {ranked[1][0]} equally often: "
-                      "name the federation's template with --template")
+    if (
+        len(ranked) == 2
+        and ranked[0][1] == ranked[1][1]
+        and not any(same_template(src, ranked[0][0]) or same_template(src, ranked[1][0]) for src in allowed)
+    ):
+        return None, (
+            f"hubs record {ranked[0][0]} and {ranked[1][0]} equally often: "
+            "name the federation's template with --template"
+        )
     first = next(hub.src for hub in hubs if hub.src and git_url(hub.src) == ranked[0][0])
     return first, None
 
@@ -186,8 +224,10 @@ def refusal(hub: Hub, federation_template: str | None, allowed: list[str]) -> st
         return None
     if same_template(hub.src, federation_template) or any(same_template(hub.src, a) for a in allowed):
         return None
-    return (f"its template {hub.src} is not the federation's ({federation_template}); "
-            f"--allow-template {hub.src} runs its tasks")
+    return (
+        f"its template {hub.src} is not the federation's ({federation_template}); "
+        f"--allow-template {hub.src} runs its tasks"
+    )
 
 
 # --- template sources: one mirror each ---------------------------------------------
@@ -197,7 +237,7 @@ def git_url(src: str) -> str:
     """The URL git is given for `src`, expanded as copier expands it."""
     for short, base in SHORTCUTS.items():
         if src.startswith(short):
-            src = base + src[len(short):].lstrip("/")
+            src = base + src[len(short) :].lstrip("/")
             return src if src.endswith(".git") else src + ".git"
     if src.startswith("git+"):
         return src[4:]
@@ -222,8 +262,9 @@ class Source:
     newest: str | None = None  # the tag (or commit, or --vcs-ref's description) hubs go to
 
     def fetch(self, into: Path, vcs_ref: str | None) -> None:
-        done = subprocess.run(["git", "clone", "--mirror", "--quiet", "--", git_url(self.src), str(into)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["git", "clone", "--mirror", "--quiet", "--", git_url(self.src), str(into)], capture_output=True, text=True
+        )
         if done.returncode:
             lines = done.stderr.strip().splitlines() or ["git clone failed"]
             reason = next((line for line in lines if line.startswith("fatal:")), lines[-1])
@@ -233,8 +274,11 @@ class Source:
         # With no release tag copier takes the default branch's last commit.
         self.newest = describe(into, vcs_ref or "HEAD") if vcs_ref else newest_tag(into) or describe(into, "HEAD")
         if self.newest is None:
-            self.error = (f"the template {self.src} has no commit" if not vcs_ref
-                          else f"the template {self.src} has no {vcs_ref!r}")
+            self.error = (
+                f"the template {self.src} has no commit"
+                if not vcs_ref
+                else f"the template {self.src} has no {vcs_ref!r}"
+            )
 
     def rewrites(self) -> list[tuple[str, str]]:
         """`url.<mirror>.insteadOf` pairs sending git to the mirror for this
@@ -249,8 +293,19 @@ class Source:
         """The commit a `_commit` names: a tag, a hash, or `tag-N-gHASH`."""
         match = re.fullmatch(r".+-\d+-g([0-9a-f]+)", version)
         ref = match[1] if match else version
-        done = subprocess.run(["git", f"--git-dir={self.mirror}", "rev-parse", "--verify", "--quiet",
-                               "--end-of-options", f"{ref}^{{commit}}"], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                "git",
+                f"--git-dir={self.mirror}",
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                f"{ref}^{{commit}}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         return done.stdout.strip() if done.returncode == 0 else None
 
     def is_behind(self, commit: str) -> bool | None:
@@ -268,15 +323,17 @@ class Source:
             return None
         if mine == theirs:
             return False
-        ancestor = subprocess.run(["git", f"--git-dir={self.mirror}", "merge-base", "--is-ancestor", theirs, mine],
-                                  capture_output=True)
+        ancestor = subprocess.run(
+            ["git", f"--git-dir={self.mirror}", "merge-base", "--is-ancestor", theirs, mine], capture_output=True
+        )
         return ancestor.returncode != 0
 
 
 def newest_tag(mirror: Path) -> str | None:
     """The highest PEP 440 release tag, as copier picks it (no pre-releases)."""
-    tags = subprocess.run(["git", f"--git-dir={mirror}", "tag", "--list"],
-                          check=True, capture_output=True, text=True).stdout.split()
+    tags = subprocess.run(
+        ["git", f"--git-dir={mirror}", "tag", "--list"], check=True, capture_output=True, text=True
+    ).stdout.split()
     versions = {}
     for tag in tags:
         with contextlib.suppress(InvalidVersion):
@@ -287,8 +344,11 @@ def newest_tag(mirror: Path) -> str | None:
 
 
 def describe(mirror: Path, ref: str) -> str | None:
-    done = subprocess.run(["git", f"--git-dir={mirror}", "describe", "--tags", "--always", "--end-of-options", ref],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", f"--git-dir={mirror}", "describe", "--tags", "--always", "--end-of-options", ref],
+        capture_output=True,
+        text=True,
+    )
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -325,8 +385,9 @@ def repo_top(path: Path) -> Path | None:
 
 
 def git_in(top: Path, *args: str, stdin: str | None = None) -> str:
-    return subprocess.run(["git", "-C", str(top), *args], check=True, capture_output=True, text=True,
-                          input=stdin).stdout
+    return subprocess.run(
+        ["git", "-C", str(top), *args], check=True, capture_output=True, text=True, input=stdin
+    ).stdout
 
 
 def untracked(top: Path, hub: Path) -> set[str]:
@@ -436,6 +497,7 @@ def captured_output(log: Path) -> Iterator[None]:
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a CI job cancelled, `kill`) stops an update as Ctrl-C does,
     so the hub being updated is restored and parked conflicts recorded."""
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
@@ -461,8 +523,9 @@ def uninterrupted() -> Iterator[None]:
 # --- one hub: decide, then update -------------------------------------------------
 
 
-def plan_hub(hub: Hub, source: Source | None, vcs_ref: str | None, dirty: list[str],
-             refused: str | None) -> Result | None:
+def plan_hub(
+    hub: Hub, source: Source | None, vcs_ref: str | None, dirty: list[str], refused: str | None
+) -> Result | None:
     """The result of a hub that needs no copier at all, or None when it must
     be updated."""
     result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED, src=hub.src or "")
@@ -488,8 +551,7 @@ def plan_hub(hub: Hub, source: Source | None, vcs_ref: str | None, dirty: list[s
     return result
 
 
-def update_hub(hub: Hub, path: Path, top: Path, vcs_ref: str | None, log: Path,
-               parked: ParkedConflicts) -> Result:
+def update_hub(hub: Hub, path: Path, top: Path, vcs_ref: str | None, log: Path, parked: ParkedConflicts) -> Result:
     """`copier update` of the hub at `path` (in the checkout `top`), restored
     as it was when it fails."""
     from copier import run_update
@@ -504,12 +566,13 @@ def update_hub(hub: Hub, path: Path, top: Path, vcs_ref: str | None, log: Path,
     except KeyboardInterrupt:
         restore(top, path, untracked_before)
         raise
-    except Exception as error:  # noqa: BLE001 - any failure fails this hub only
+    except Exception as error:
         restore(top, path, untracked_before)
         left = status(top, str(path.relative_to(top)))
         result.notes.append(_error_message(error, log))
-        result.notes.append(f"could not restore everything, check: {', '.join(left)}" if left
-                            else "the hub is restored as it was")
+        result.notes.append(
+            f"could not restore everything, check: {', '.join(left)}" if left else "the hub is restored as it was"
+        )
         return result
 
     result.after = _read_commit(path) or "?"
@@ -518,8 +581,10 @@ def update_hub(hub: Hub, path: Path, top: Path, vcs_ref: str | None, log: Path,
     if clashes:
         result.status = CONFLICTS
         parked.park(top, str(path.relative_to(top)))
-        result.notes.append("resolve the conflict markers in: " + ", ".join(
-            str(Path(p).relative_to(path.relative_to(top))) for p in clashes))
+        result.notes.append(
+            "resolve the conflict markers in: "
+            + ", ".join(str(Path(p).relative_to(path.relative_to(top))) for p in clashes)
+        )
     else:
         result.status = UPDATED if status(top, str(path.relative_to(top))) else CURRENT
     return result
@@ -595,16 +660,18 @@ def add_worktrees(tops: list[Path], jobs: int, scratch: Path, trees: dict[int, d
     for slot in range(jobs):
         for index, top in enumerate(tops):
             tree = scratch / "worktrees" / f"{slot}-{index}"
-            git_in(top, "-c", f"core.hooksPath={os.devnull}", "worktree", "add", "--quiet", "--detach",
-                   str(tree), "HEAD")
+            git_in(
+                top, "-c", f"core.hooksPath={os.devnull}", "worktree", "add", "--quiet", "--detach", str(tree), "HEAD"
+            )
             trees.setdefault(slot, {})[top] = tree
 
 
 def remove_worktrees(trees: dict[int, dict[Path, Path]]) -> None:
     for by_top in trees.values():
         for top, tree in by_top.items():
-            removed = subprocess.run(["git", "-C", str(top), "worktree", "remove", "--force", "--force", str(tree)],
-                                     capture_output=True)
+            removed = subprocess.run(
+                ["git", "-C", str(top), "worktree", "remove", "--force", "--force", str(tree)], capture_output=True
+            )
             if removed.returncode and tree.exists():  # a worker stopped inside a git command
                 shutil.rmtree(tree, ignore_errors=True)
                 subprocess.run(["git", "-C", str(top), "worktree", "prune"], capture_output=True)
@@ -632,8 +699,7 @@ def update_in_worktree(task: tuple[Hub, str | None]) -> Outcome:
         return outcome
     except (OSError, subprocess.CalledProcessError) as error:  # the worktree, not the hub: nothing written back
         result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED, src=hub.src or "")
-        result.notes += [f"the update's worktree failed: {_error_message(error, Worker.log)}",
-                         "the hub is as it was"]
+        result.notes += [f"the update's worktree failed: {_error_message(error, Worker.log)}", "the hub is as it was"]
         return Outcome(result)
     finally:  # the next hub finds this worktree at HEAD again
         git_in(tree, "read-tree", "--reset", "-u", "HEAD")
@@ -687,16 +753,20 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     deployments: Path = args.deployments
     if not deployments.is_dir():
-        Console(stderr=True).print(f"[red]{deployments} is not a folder.[/] Give the federation's "
-                                   "deployments/ folder, which holds one folder per hub.")
+        Console(stderr=True).print(
+            f"[red]{deployments} is not a folder.[/] Give the federation's "
+            "deployments/ folder, which holds one folder per hub."
+        )
         return 2
     if args.jobs < 1:
         Console(stderr=True).print(f"[red]--jobs {args.jobs}:[/] give 1 or more hubs at once.")
         return 2
     hubs = find_hubs(deployments)
     if not hubs:
-        Console(stderr=True).print(f"[red]No hub in {deployments}:[/] no subfolder has a "
-                                   f"{ANSWERS_FILE}. Hubs made with `copier copy` from hub-template have one.")
+        Console(stderr=True).print(
+            f"[red]No hub in {deployments}:[/] no subfolder has a "
+            f"{ANSWERS_FILE}. Hubs made with `copier copy` from hub-template have one."
+        )
         return 2
     federation_template, ambiguous = trusted(hubs, args.template, args.allow_template)
     if ambiguous:
@@ -714,15 +784,19 @@ def run(args: argparse.Namespace) -> int:
             results = [check_hub(hub, sources.get(hub.src), refused[hub.path]) for hub in hubs]
         else:
             dirty = statuses(hubs)
-            planned = {hub.path: plan_hub(hub, sources.get(hub.src), args.vcs_ref, dirty[hub.path],
-                                          refused[hub.path]) for hub in hubs}
+            planned = {
+                hub.path: plan_hub(hub, sources.get(hub.src), args.vcs_ref, dirty[hub.path], refused[hub.path])
+                for hub in hubs
+            }
             rewrites = [pair for source in sources.values() for pair in source.rewrites()]
             try:
                 with sigterm_as_interrupt(), git_config(rewrites):
                     results = _update_all(hubs, planned, args.vcs_ref, Path(scratch), args.jobs)
             except KeyboardInterrupt:
-                Console(stderr=True).print("[red]Interrupted.[/] The hub being updated is restored as it was; "
-                                           "hubs updated before it keep their update.")
+                Console(stderr=True).print(
+                    "[red]Interrupted.[/] The hub being updated is restored as it was; "
+                    "hubs updated before it keep their update."
+                )
                 return 130
 
     _summary(console, results, args.check, federation_template)
@@ -730,8 +804,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(r.status in bad for r in results) else 0
 
 
-def _update_all(hubs: list[Hub], planned: dict[Path, Result | None], vcs_ref: str | None, scratch: Path,
-                jobs: int) -> list[Result]:
+def _update_all(
+    hubs: list[Hub], planned: dict[Path, Result | None], vcs_ref: str | None, scratch: Path, jobs: int
+) -> list[Result]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -740,9 +815,15 @@ def _update_all(hubs: list[Hub], planned: dict[Path, Result | None], vcs_ref: st
     # The display writes to a copy of stderr, which copier's output never reaches.
     display = os.fdopen(os.dup(2), "w", buffering=1)
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=Console(file=display), transient=True) as progress:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(file=display),
+            transient=True,
+        ) as progress:
             task = progress.add_task("updating", total=len(todo))
 
             def done(hub: Hub, result: Result) -> None:
@@ -808,8 +889,9 @@ def _summary(console, results: list[Result], check: bool, federation_template: s
     from rich.table import Table
 
     title = "hub-template update --check: each hub against the newest release" if check else "hub-template update"
-    table = Table(title=title, caption=f"the federation's template: {federation_template}"
-                  if federation_template else None)
+    table = Table(
+        title=title, caption=f"the federation's template: {federation_template}" if federation_template else None
+    )
     table.add_column("hub", no_wrap=True)
     table.add_column("from", no_wrap=True)
     table.add_column("newest" if check else "to", no_wrap=True)

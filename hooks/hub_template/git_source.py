@@ -18,7 +18,6 @@ Runs in copier's interpreter: standard library and the git executable only.
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 import signal
 import subprocess
@@ -62,9 +61,7 @@ def parse_source(text: str, origin_dir: Path) -> Source:
     if text.startswith("-"):
         raise SourceError(f"source_repo '{shown}' looks like a git option, which is never allowed: {allowed}.")
     if re.match(r"^[A-Za-z0-9][A-Za-z0-9+.-]*::", text):
-        raise SourceError(
-            f"source_repo '{shown}' names a git transport ('::'), which is never allowed: {allowed}."
-        )
+        raise SourceError(f"source_repo '{shown}' names a git transport ('::'), which is never allowed: {allowed}.")
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if scheme:
         return _parse_url(text, scheme[1].lower(), allowed, origin_dir, shown)
@@ -278,9 +275,7 @@ class SourceTree:
         for path, target in self._targets.items():
             resolved = self._walk(path)
             if resolved is _OUTSIDE:
-                self.skipped.append(
-                    f"{path}: a symlink to {target}, outside the repository; not followed, not copied"
-                )
+                self.skipped.append(f"{path}: a symlink to {target}, outside the repository; not followed, not copied")
             elif resolved in self.files:
                 self.links[path] = resolved
             elif resolved is not None and self.is_dir(resolved):
@@ -396,9 +391,7 @@ def _checked_path(raw: bytes, source: Source) -> str:
     if (
         _CONTROL.search(path)
         or path.startswith("/")
-        or any(
-            part in ("", ".", "..") or part.lower() == ".git" or len(part.encode()) > 255 for part in parts
-        )
+        or any(part in ("", ".", "..") or part.lower() == ".git" or len(part.encode()) > 255 for part in parts)
     ):
         raise SourceError(f"{source.shown} has a file name hub-template refuses to write: {path!r}.")
     return path
@@ -412,9 +405,7 @@ def fetch(source: Source, ref: str, workdir: Path, bucket: str) -> SourceTree:
     `source` into `workdir` (a new, empty folder) and list its files. Large
     data is pointed to `bucket`."""
     if ref and not _REF.match(ref):
-        raise SourceError(
-            f"source_ref '{ref}' is not a branch, tag or commit name: letters, digits and _ . / -."
-        )
+        raise SourceError(f"source_ref '{ref}' is not a branch, tag or commit name: letters, digits and _ . / -.")
     workdir.mkdir(parents=True)
     init = subprocess.run(
         ["git", "init", "-q", "--template=", str(workdir)], env=_git_env(source.protocol), capture_output=True
@@ -438,9 +429,7 @@ def fetch(source: Source, ref: str, workdir: Path, bucket: str) -> SourceTree:
             raise SourceError(f"Could not fetch {source.shown}: {_last_error(everything)}")
         commit = git.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
         if commit.returncode:
-            raise SourceError(
-                f"{source.shown} has no commit '{ref}' (source_ref) on any of its branches or tags."
-            )
+            raise SourceError(f"{source.shown} has no commit '{ref}' (source_ref) on any of its branches or tags.")
     elif ref and "couldn't find remote ref" in _last_error(shallow):
         raise SourceError(f"{source.shown} has no branch or tag '{ref}' (source_ref); check its name.")
     else:

@@ -27,9 +27,10 @@ import copy
 import json
 import re
 import tarfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import yaml
 
@@ -44,8 +45,10 @@ PARENT_KEYS = frozenset({"global", "rbac"})
 DEPLOYMENT_KEY = "deployment"
 DIRECT_JUPYTERHUB = "jupyterhub"
 # helm's behaviour that a null over a parent chart's value meets.
-NIL_OVER_PARENT = ("helm keeps it as nil, which the chart's templates then meet (a null "
-                   "deletes only keys of the subchart's own values.yaml)")
+NIL_OVER_PARENT = (
+    "helm keeps it as nil, which the chart's templates then meet (a null "
+    "deletes only keys of the subchart's own values.yaml)"
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class ValuesFile:
     lines: dict[tuple[str, ...], int]
 
     @classmethod
-    def load(cls, path: Path, label: str | None = None) -> "ValuesFile":
+    def load(cls, path: Path, label: str | None = None) -> ValuesFile:
         text = Path(path).read_text()
         data = yaml.load(text, Loader=_Loader) or {}
         if not isinstance(data, dict):
@@ -243,16 +246,22 @@ def _set_path(tree: dict, path: Sequence[str], value: Any) -> None:
 
 def check_values(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
     """Problems helm would reject, or silently ignore, in these layered files."""
-    return [*misplaced_keys(files, umbrella), *unused_keys(chart, files, umbrella),
-            *nulls_over_parent(chart, files, umbrella), *schema_problems(chart, files, umbrella)]
+    return [
+        *misplaced_keys(files, umbrella),
+        *unused_keys(chart, files, umbrella),
+        *nulls_over_parent(chart, files, umbrella),
+        *schema_problems(chart, files, umbrella),
+    ]
 
 
 def deployment_schema() -> dict:
     """The values schema of the federation's deployment chart: beside this
     package in a wheel, in federation/chart/ of a source checkout."""
     here = Path(__file__).resolve().parent
-    for path in (here / "_federation_chart" / "values.schema.json",
-                 here.parents[1] / "federation" / "chart" / "values.schema.json"):
+    for path in (
+        here / "_federation_chart" / "values.schema.json",
+        here.parents[1] / "federation" / "chart" / "values.schema.json",
+    ):
         if path.is_file():
             return json.loads(path.read_text())
     raise FileNotFoundError("the deployment chart's values.schema.json is not installed")
@@ -273,19 +282,31 @@ def misplaced_keys(files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
     for f in files:
         switches = coalesce(switches, f.data.get(DEPLOYMENT_KEY) or {})
     # The deployment chart's conditions (federation/chart/Chart.yaml) and their defaults.
-    off = {umbrella: (switches.get("daskGateway") or {}).get("enabled", True) is False,
-           DIRECT_JUPYTERHUB: (switches.get("daskKubernetes") or {}).get("enabled", False) is not True}
+    off = {
+        umbrella: (switches.get("daskGateway") or {}).get("enabled", True) is False,
+        DIRECT_JUPYTERHUB: (switches.get("daskKubernetes") or {}).get("enabled", False) is not True,
+    }
     switch = {umbrella: "deployment.daskGateway.enabled", DIRECT_JUPYTERHUB: "deployment.daskKubernetes.enabled"}
     for f in files:
         for key in f.data:
             if key not in top:
-                problems.append(Problem(f.label, f.line_of([key]),
-                    f"top-level key '{key}' is none of {', '.join(top)}; the federation chart passes "
-                    f"only those on, so helm ignores it. Move it under '{umbrella}:'."))
+                problems.append(
+                    Problem(
+                        f.label,
+                        f.line_of([key]),
+                        f"top-level key '{key}' is none of {', '.join(top)}; the federation chart passes "
+                        f"only those on, so helm ignores it. Move it under '{umbrella}:'.",
+                    )
+                )
             elif off.get(key):
-                problems.append(Problem(f.label, f.line_of([key]),
-                    f"top-level key '{key}' goes to a chart that {switch[key]} turns off here, "
-                    f"so helm ignores it. Move it under '{DIRECT_JUPYTERHUB if key == umbrella else umbrella}:'."))
+                problems.append(
+                    Problem(
+                        f.label,
+                        f.line_of([key]),
+                        f"top-level key '{key}' goes to a chart that {switch[key]} turns off here, "
+                        f"so helm ignores it. Move it under '{DIRECT_JUPYTERHUB if key == umbrella else umbrella}:'.",
+                    )
+                )
         for key in top:
             if not isinstance(f.data.get(key) or {}, dict):
                 problems.append(Problem(f.label, f.line_of([key]), f"'{key}' must be a mapping"))
@@ -301,14 +322,24 @@ def unused_keys(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> lis
     for f in files:
         for key in _inner(f, umbrella):
             if key not in known:
-                problems.append(Problem(f.label, f.line_of([umbrella, key]),
-                    f"'{umbrella}.{key}' is not a key daskhub or its charts use "
-                    f"({', '.join(sorted(known))}); helm ignores it without a word. Check its spelling."))
+                problems.append(
+                    Problem(
+                        f.label,
+                        f.line_of([umbrella, key]),
+                        f"'{umbrella}.{key}' is not a key daskhub or its charts use "
+                        f"({', '.join(sorted(known))}); helm ignores it without a word. Check its spelling.",
+                    )
+                )
         for key in _inner(f, DEPLOYMENT_KEY):
             if key not in own:
-                problems.append(Problem(f.label, f.line_of([DEPLOYMENT_KEY, key]),
-                    f"'{DEPLOYMENT_KEY}.{key}' is not a key the deployment chart reads "
-                    f"({', '.join(sorted(own))}); helm ignores it without a word."))
+                problems.append(
+                    Problem(
+                        f.label,
+                        f.line_of([DEPLOYMENT_KEY, key]),
+                        f"'{DEPLOYMENT_KEY}.{key}' is not a key the deployment chart reads "
+                        f"({', '.join(sorted(own))}); helm ignores it without a word.",
+                    )
+                )
     return problems
 
 
@@ -320,9 +351,14 @@ def nulls_over_parent(chart: Chart, files: Sequence[ValuesFile], umbrella: str) 
         for name in chart.subcharts:
             for path in chart.nulls_over_parent([_inner(f, umbrella)], name):
                 keys = [umbrella, name, *path]
-                problems.append(Problem(f.label, f.line_of(keys),
-                    f"'{'.'.join(keys)}: null' does not remove what daskhub's values.yaml sets: "
-                    f"{NIL_OVER_PARENT}. Override the value instead."))
+                problems.append(
+                    Problem(
+                        f.label,
+                        f.line_of(keys),
+                        f"'{'.'.join(keys)}: null' does not remove what daskhub's values.yaml sets: "
+                        f"{NIL_OVER_PARENT}. Override the value instead.",
+                    )
+                )
     return problems
 
 
@@ -331,10 +367,11 @@ def schema_problems(chart: Chart, files: Sequence[ValuesFile], umbrella: str) ->
     with ``jupyterhub:`` at the top, the jupyterhub chart's own values too."""
     import jsonschema  # the checker's dependency, not copier's
 
-    merged = [(umbrella, name, values)
-              for name, values in chart.merged([_inner(f, umbrella) for f in files]).items()]
+    merged = [(umbrella, name, values) for name, values in chart.merged([_inner(f, umbrella) for f in files]).items()]
     if DIRECT_JUPYTERHUB in chart.subcharts and any(DIRECT_JUPYTERHUB in f.data for f in files):
-        merged.append((None, DIRECT_JUPYTERHUB, chart.direct(DIRECT_JUPYTERHUB, [_inner(f, DIRECT_JUPYTERHUB) for f in files])))
+        merged.append(
+            (None, DIRECT_JUPYTERHUB, chart.direct(DIRECT_JUPYTERHUB, [_inner(f, DIRECT_JUPYTERHUB) for f in files]))
+        )
     problems: list[Problem] = []
     for top, name, values in merged:
         if top is not None and not any(top in f.data for f in files):
@@ -354,9 +391,11 @@ def schema_problems(chart: Chart, files: Sequence[ValuesFile], umbrella: str) ->
             if error.validator == "additionalProperties":
                 extra = _unexpected_keys(error)
                 keys_for_line = [*keys, extra[0]] if extra else keys
-                message = (f"'{'.'.join(shown + extra[:1])}' is not a setting of the {name} chart "
-                           f"{chart.subchart_version(name) or ''}".rstrip()
-                           + "; check its spelling against the chart's values.yaml.")
+                message = (
+                    f"'{'.'.join(shown + extra[:1])}' is not a setting of the {name} chart "
+                    f"{chart.subchart_version(name) or ''}".rstrip()
+                    + "; check its spelling against the chart's values.yaml."
+                )
             else:
                 keys_for_line = keys
                 message = f"'{'.'.join(shown)}': {error.message}"
@@ -373,8 +412,7 @@ def _inner(f: ValuesFile, umbrella: str) -> dict:
 def _unexpected_keys(error) -> list[str]:
     allowed = set(error.schema.get("properties", {}))
     patterns = error.schema.get("patternProperties", {})
-    return [k for k in error.instance
-            if k not in allowed and not any(re.search(p, k) for p in patterns)]
+    return [k for k in error.instance if k not in allowed and not any(re.search(p, k) for p in patterns)]
 
 
 def _where(files: Sequence[ValuesFile], keys: Sequence[str]) -> tuple[str, int | None]:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from packaging.version import Version
 
@@ -111,13 +112,17 @@ def hubploy_yaml_for_todays_hubploy(hub: Path) -> str | None:
     text = (hub / "hubploy.yaml").read_text()
     if _hubploy_0_4(text):
         (hub / "hubploy.yaml").write_text(_render_template_file(hub, "hubploy.yaml.jinja"))
-        done.append("hubploy.yaml rendered again for today's hubploy (`cluster:` only; "
-                    "the old file is in git)")
-    unused = [name for name in _retired_key_files()
-              if (hub / "secrets" / name).is_file() or _restore_real_key(hub, f"secrets/{name}")]
+        done.append("hubploy.yaml rendered again for today's hubploy (`cluster:` only; the old file is in git)")
+    unused = [
+        name
+        for name in _retired_key_files()
+        if (hub / "secrets" / name).is_file() or _restore_real_key(hub, f"secrets/{name}")
+    ]
     for name in unused:
-        done.append(f"secrets/{name} is no longer used (CI logs in with GitHub's OIDC token): "
-                    f"revoke that key in the cloud, then `git rm secrets/{name}`")
+        done.append(
+            f"secrets/{name} is no longer used (CI logs in with GitHub's OIDC token): "
+            f"revoke that key in the cloud, then `git rm secrets/{name}`"
+        )
     return "; ".join(done) or None
 
 
@@ -130,8 +135,11 @@ def _hubploy_0_4(text: str) -> bool:
         return True  # conflict markers from copier's merge
     cluster = config.get("cluster") if isinstance(config, dict) else None
     settings = cluster.get(cluster.get("provider")) if isinstance(cluster, dict) else None
-    return ("images" in config or not isinstance(settings, dict)
-            or any(key in settings for key in ("service_key", "auth_file", "account_id")))
+    return (
+        "images" in config
+        or not isinstance(settings, dict)
+        or any(key in settings for key in ("service_key", "auth_file", "account_id"))
+    )
 
 
 def _restore_real_key(hub: Path, rel: str) -> bool:
@@ -169,6 +177,8 @@ def _render_template_file(hub: Path, name: str) -> str:
     context = {**answers, "cloud": providers[answers["cloud_provider"]]}
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.from_string((root / "template" / name).read_text()).render(context)
+
+
 # What 1.1.0 rendered into config/common.yaml of a kubernetes hub that helm
 # could not deploy; an update whose merge kept any of it gets it removed.
 _KUBERNETES_1_1_0_LEFTOVERS = (
@@ -207,14 +217,16 @@ def dask_kubernetes_operator(hub: Path) -> str | None:
             done.append(f"moved {rel}'s {umbrella}.jupyterhub to jupyterhub")
         elif moved:
             by_hand.append(f"{rel} ({moved})")
-    return ("the kubernetes dask backend now uses the dask-kubernetes operator's KubeCluster, "
-            "the jupyterhub chart without daskhub (values under jupyterhub:, no dask-gateway) and "
-            "the deployment chart's service account and Role (deployment:). Install the operator "
-            "once per Kubernetes cluster: helm install --repo https://helm.dask.org "
-            "--create-namespace -n dask-operator dask-kubernetes-operator dask-kubernetes-operator "
-            "(docs/kubernetes-backend.md)"
-            + "".join(f"; {what}" for what in done)
-            + (f"; move {umbrella}.jupyterhub to jupyterhub by hand in " + ", ".join(by_hand) if by_hand else ""))
+    return (
+        "the kubernetes dask backend now uses the dask-kubernetes operator's KubeCluster, "
+        "the jupyterhub chart without daskhub (values under jupyterhub:, no dask-gateway) and "
+        "the deployment chart's service account and Role (deployment:). Install the operator "
+        "once per Kubernetes cluster: helm install --repo https://helm.dask.org "
+        "--create-namespace -n dask-operator dask-kubernetes-operator dask-kubernetes-operator "
+        "(docs/kubernetes-backend.md)"
+        + "".join(f"; {what}" for what in done)
+        + (f"; move {umbrella}.jupyterhub to jupyterhub by hand in " + ", ".join(by_hand) if by_hand else "")
+    )
 
 
 def _unnest_jupyterhub(path: Path, umbrella: str) -> bool | str | None:
@@ -239,7 +251,10 @@ def _unnest_jupyterhub(path: Path, umbrella: str) -> bool | str | None:
     if set(data[umbrella]) != {"jupyterhub"} or "jupyterhub" in data or text.count(head) != 1:
         return f"{umbrella}: holds more than jupyterhub"
     moved = re.sub(rf"^{re.escape(head)}", "jupyterhub:\n", text, flags=re.M)
-    if yaml.safe_load(moved) != {**{k: v for k, v in data.items() if k != umbrella}, "jupyterhub": data[umbrella]["jupyterhub"]}:
+    if yaml.safe_load(moved) != {
+        **{k: v for k, v in data.items() if k != umbrella},
+        "jupyterhub": data[umbrella]["jupyterhub"],
+    }:
         return "its layout is not the template's"
     path.write_text(moved)
     return True

@@ -28,8 +28,13 @@ class _NoAliases(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise ComposerError(None, None, f"holds an alias (*{event.anchor}), which hub-template does not "
-                                "read from a source: write the value out", event.start_mark)
+            raise ComposerError(
+                None,
+                None,
+                f"holds an alias (*{event.anchor}), which hub-template does not "
+                "read from a source: write the value out",
+                event.start_mark,
+            )
         return super().compose_node(parent, index)
 
 
@@ -59,8 +64,12 @@ def _check_expansion(root: yaml.Node) -> None:
         return sizes[id(node)]
 
     if root is not None and size(root) > EXPANDED_NODES:
-        raise ComposerError(None, None, f"expands its aliases to more than {EXPANDED_NODES} values; "
-                            "write it without nested aliases", root.start_mark)
+        raise ComposerError(
+            None,
+            None,
+            f"expands its aliases to more than {EXPANDED_NODES} values; write it without nested aliases",
+            root.start_mark,
+        )
 
 
 def _checked_length(text: str) -> str:

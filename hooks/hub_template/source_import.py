@@ -42,8 +42,8 @@ from pathlib import Path
 import yaml
 
 from hub_template import environment, load_data, url_credentials
-from hub_template.safe_yaml import load_untrusted
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
+from hub_template.safe_yaml import load_untrusted
 
 WORK = ".hub-template-import"  # scratch space inside the new hub, removed at the end
 ENVIRONMENT_FILE_CAP = 5 * 1024 * 1024
@@ -195,9 +195,7 @@ def _summary(plan: Plan) -> list[str]:
 # --- the source repository -------------------------------------------------------
 
 
-def plan_source(
-    tree: SourceTree, image: Path, plan: Plan, keep_dockerfile: bool
-) -> list[environment.Environment]:
+def plan_source(tree: SourceTree, image: Path, plan: Plan, keep_dockerfile: bool) -> list[environment.Environment]:
     """Plan the copy of the source's files and merge its configuration;
     returns its environment, for environment.merge."""
     shown = tree.source.shown
@@ -232,15 +230,14 @@ def plan_source(
     imports = []
     env_path = next((at(n) for n in ("environment.yml", "environment.yaml") if tree.resolve(at(n))), None)
     requirements = at("requirements.txt")
+
     def include(base: str):
         """Reads the files `-r name` names, next to `base` (None if absent)."""
         folder = posixpath.dirname(base)
         return lambda name: text(posixpath.normpath(posixpath.join(folder, name)))
 
     if env_path:
-        imports.append(
-            environment.read_environment(text(env_path), f"{env_path} of {shown}", include(env_path))
-        )
+        imports.append(environment.read_environment(text(env_path), f"{env_path} of {shown}", include(env_path)))
         plan.merged.append("binder/environment.yml")
         if tree.resolve(requirements):
             plan.notes.append(
@@ -249,17 +246,13 @@ def plan_source(
             )
     elif tree.resolve(requirements):
         imports.append(
-            environment.read_requirements(
-                text(requirements), f"{requirements} of {shown}", include(requirements)
-            )
+            environment.read_requirements(text(requirements), f"{requirements} of {shown}", include(requirements))
         )
         plan.merged.append("binder/environment.yml")
 
     binder = image / "binder"
     if (apt := text(at("apt.txt"))) is not None:
-        plan.texts["binder/apt.txt"] = merge_apt(
-            (binder / "apt.txt").read_text(), apt, f"{at('apt.txt')} of {shown}"
-        )
+        plan.texts["binder/apt.txt"] = merge_apt((binder / "apt.txt").read_text(), apt, f"{at('apt.txt')} of {shown}")
         plan.merged.append("binder/apt.txt")
     if (post_build := text(at("postBuild"))) is not None:
         merged, extra, notes = merge_post_build(
@@ -345,7 +338,7 @@ def _destination(path: str, config: str, readme: str | None, plan: Plan) -> str 
         return None
     if config and parts[0] == config:
         rest = "/".join(parts[1:])
-        if rest in CONFIG_FILES or rest.startswith(".dask/") and rest.endswith((".yaml", ".yml")):
+        if rest in CONFIG_FILES or (rest.startswith(".dask/") and rest.endswith((".yaml", ".yml"))):
             return None
         return f"binder/{rest}"
     if not config and path in CONFIG_FILES:
@@ -428,18 +421,13 @@ def merge_post_build(hub: str, source: str, origin: str) -> tuple[str, str | Non
     shebang, logical = _body(source)
     notes = []
     if shebang and not _SHELL.match(shebang):
-        block = (
-            f"\n# The source repository's postBuild, from {origin}, kept as it was.\n"
-            "./binder/source-postBuild\n"
-        )
+        block = f"\n# The source repository's postBuild, from {origin}, kept as it was.\n./binder/source-postBuild\n"
         return hub.rstrip("\n") + "\n" + block, source, notes
     kept = []
     for group in logical:
         joined = " ".join(group)
         if _DASK_INSTALL.search(joined):
-            notes.append(
-                f"{origin}: '{joined.strip()}' left out: the hub installs the merged .dask/config.yaml itself"
-            )
+            notes.append(f"{origin}: '{joined.strip()}' left out: the hub installs the merged .dask/config.yaml itself")
             continue
         if _JUPYTERLAB3.search(joined):
             notes.append(
@@ -587,11 +575,7 @@ def _insert_yaml(lines: list[str], additions: dict, start: int, end: int, indent
     pad = " " * indent
     for key, value in additions.items():
         own = next(
-            (
-                i
-                for i in range(start, end + added)
-                if re.match(rf"^{pad}{re.escape(str(key))}:\s*(#.*)?$", lines[i])
-            ),
+            (i for i in range(start, end + added) if re.match(rf"^{pad}{re.escape(str(key))}:\s*(#.*)?$", lines[i])),
             None,
         )
         if own is not None and isinstance(value, dict):
@@ -599,8 +583,8 @@ def _insert_yaml(lines: list[str], additions: dict, start: int, end: int, indent
             while block_end < end + added and (
                 not lines[block_end].strip()
                 or lines[block_end].startswith(pad + "  ")
-                or lines[block_end].lstrip().startswith("#")
-                and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent
+                or (lines[block_end].lstrip().startswith("#")
+                and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent)
             ):
                 block_end += 1
             while block_end > own + 1 and not lines[block_end - 1].strip():

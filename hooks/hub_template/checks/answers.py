@@ -44,9 +44,15 @@ class ST006(Structure):
         if not hub.answers:
             return self.skip(f"no {ANSWERS_FILE}: the answers are unknown")
         return report(
-            Problem(ANSWERS_FILE, None, f"{code(name)} is the stand-in {code(value)}; set the real one: "
-                                        f"`copier update --trust --defaults --data {name}=...`")
-            for name, value in stand_ins().items() if str(hub.answers.get(name)) == value)
+            Problem(
+                ANSWERS_FILE,
+                None,
+                f"{code(name)} is the stand-in {code(value)}; set the real one: "
+                f"`copier update --trust --defaults --data {name}=...`",
+            )
+            for name, value in stand_ins().items()
+            if str(hub.answers.get(name)) == value
+        )
 
 
 CHECKS = (ST006,)

@@ -9,7 +9,8 @@ message (fail) or ``None`` (skip, with ``self.skip_reason`` set by `skip`).
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterable
+from collections.abc import Iterable
+from typing import ClassVar
 
 from ..helm_values import Problem
 
@@ -56,16 +57,23 @@ class Secrets(HubCheck):
 
 
 FAMILIES = {
-    "structure": {"name": "Structure", "order": 0,
-                  "description": "The folder the template renders, parsed the way hubploy reads it."},
-    "helm": {"name": "Helm values", "order": 1,
-             "description": "config/ and secrets/ merged for each environment the way helm merges them."},
-    "image": {"name": "Image", "order": 2,
-              "description": "image/ as repo2docker builds it."},
-    "dask": {"name": "Dask", "order": 3,
-             "description": "The dask configuration notebooks and workers read at run time."},
-    "secrets": {"name": "Secrets", "order": 4,
-                "description": "Nothing secret reaches git in clear."},
+    "structure": {
+        "name": "Structure",
+        "order": 0,
+        "description": "The folder the template renders, parsed the way hubploy reads it.",
+    },
+    "helm": {
+        "name": "Helm values",
+        "order": 1,
+        "description": "config/ and secrets/ merged for each environment the way helm merges them.",
+    },
+    "image": {"name": "Image", "order": 2, "description": "image/ as repo2docker builds it."},
+    "dask": {
+        "name": "Dask",
+        "order": 3,
+        "description": "The dask configuration notebooks and workers read at run time.",
+    },
+    "secrets": {"name": "Secrets", "order": 4, "description": "Nothing secret reaches git in clear."},
 }
 
 

@@ -16,19 +16,42 @@ FORMATS = ("rich", "json", "html")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("hubs", nargs="+", type=Path, metavar="HUB",
-                        help="a hub's folder (deployments/<hub>), or a file in it; several are checked in turn")
-    parser.add_argument("--chart", type=Path, metavar="DIR",
-                        help="a daskhub chart folder (from `helm pull dask/daskhub --untar` or "
-                             "`helm dependency build`), to check the helm values against its schemas")
+    parser.add_argument(
+        "hubs",
+        nargs="+",
+        type=Path,
+        metavar="HUB",
+        help="a hub's folder (deployments/<hub>), or a file in it; several are checked in turn",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        metavar="DIR",
+        help="a daskhub chart folder (from `helm pull dask/daskhub --untar` or "
+        "`helm dependency build`), to check the helm values against its schemas",
+    )
     parser.add_argument("--format", choices=FORMATS, default="rich", help="output format (default: rich)")
-    parser.add_argument("--select", default="", metavar="IDS",
-                        help="run only these checks: IDs or families' prefixes, comma separated (e.g. SE,IM006)")
+    parser.add_argument(
+        "--select",
+        default="",
+        metavar="IDS",
+        help="run only these checks: IDs or families' prefixes, comma separated (e.g. SE,IM006)",
+    )
     parser.add_argument("--ignore", default="", metavar="IDS", help="skip these checks, comma separated")
-    parser.add_argument("--show", choices=("all", "err", "errskip"), default="all",
-                        help="show every check (default), only failures, or failures and skips")
-    parser.add_argument("--jobs", "-j", type=int, default=cpus(), metavar="N",
-                        help=f"hubs checked at once (default: the CPUs available, {cpus()})")
+    parser.add_argument(
+        "--show",
+        choices=("all", "err", "errskip"),
+        default="all",
+        help="show every check (default), only failures, or failures and skips",
+    )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=cpus(),
+        metavar="N",
+        help=f"hubs checked at once (default: the CPUs available, {cpus()})",
+    )
 
 
 def cpus() -> int:
@@ -53,8 +76,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"hub-template check: {given} is in no hub; skipped.", file=sys.stderr)
             continue
         if hub is None:
-            print(f"hub-template check: {given} is not a hub: give a hub's folder (deployments/<hub>, "
-                  "holding .copier-answers.yml or hubploy.yaml) or a file inside one.", file=sys.stderr)
+            print(
+                f"hub-template check: {given} is not a hub: give a hub's folder (deployments/<hub>, "
+                "holding .copier-answers.yml or hubploy.yaml) or a file inside one.",
+                file=sys.stderr,
+            )
             return 2
         if hub.path not in hubs:
             hubs.append(hub.path)
@@ -66,12 +92,26 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError, KeyError) as error:
             print(f"hub-template check: --chart {args.chart}: {error}", file=sys.stderr)
             return 2
-    return check(hubs, chart=args.chart, output=args.format, select=_ids(args.select),
-                 ignore=_ids(args.ignore), show=args.show, jobs=max(1, args.jobs))
+    return check(
+        hubs,
+        chart=args.chart,
+        output=args.format,
+        select=_ids(args.select),
+        ignore=_ids(args.ignore),
+        show=args.show,
+        jobs=max(1, args.jobs),
+    )
 
 
-def check(hubs: list[Path], chart: Path | None, output: str = "rich", select=frozenset(),
-          ignore=frozenset(), show: str = "all", jobs: int = 1) -> int:
+def check(
+    hubs: list[Path],
+    chart: Path | None,
+    output: str = "rich",
+    select=frozenset(),
+    ignore=frozenset(),
+    show: str = "all",
+    jobs: int = 1,
+) -> int:
     """Check each hub and print the results as repo-review does: its rich
     tree per hub, one JSON document, or one HTML page."""
     reports = []
@@ -92,8 +132,15 @@ def check(hubs: list[Path], chart: Path | None, output: str = "rich", select=fro
         from repo_review.__main__ import display_output
 
         for label, families, results, status in reports:
-            display_output(families, results, format_opt="rich", stderr=False, color=True,
-                           status=status, header=label if several else "")
+            display_output(
+                families,
+                results,
+                format_opt="rich",
+                stderr=False,
+                color=True,
+                status=status,
+                header=label if several else "",
+            )
     return max({"errors": 1, "empty": 2}.get(status, 0) for *_, status in reports)
 
 
@@ -120,8 +167,11 @@ def _as_json(families, results, status) -> dict:
     from repo_review.families import sort_family_keys
     from repo_review.processor import as_simple_dict
 
-    return {"status": status, "families": {k: families[k] for k in sort_family_keys(families)},
-            "checks": as_simple_dict(results)}
+    return {
+        "status": status,
+        "families": {k: families[k] for k in sort_family_keys(families)},
+        "checks": as_simple_dict(results),
+    }
 
 
 def _as_page(reports) -> str:
@@ -133,13 +183,18 @@ def _as_page(reports) -> str:
     sections = []
     for label, families, results, status in reports:
         failed = sum(r.result is False for r in results)
-        sections.append(f'<section id="{escape(label)}">\n<h2>{escape(label)}: '
-                        f'{f"{failed} failed" if failed else status}</h2>\n'
-                        f"{to_html(families, results, status)}\n</section>")
+        sections.append(
+            f'<section id="{escape(label)}">\n<h2>{escape(label)}: '
+            f"{f'{failed} failed' if failed else status}</h2>\n"
+            f"{to_html(families, results, status)}\n</section>"
+        )
     title = "hub-template check: " + ", ".join(label for label, *_ in reports)
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{escape(title)}</title>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
-            + "\n".join(sections) + "\n</body>\n</html>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
+        + "\n".join(sections)
+        + "\n</body>\n</html>"
+    )
 
 
 def _label(path: Path) -> str:

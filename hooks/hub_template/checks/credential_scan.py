@@ -24,8 +24,11 @@ from .base import code
 from .encryption import PLACEHOLDER
 
 SECRET_KEY = re.compile(
-    r"secret|token|passw(or)?d|private[-_]?key|access[-_]?key|api[-_]?key|credential|client[-_]?key", re.I)
-NOT_A_SECRET_KEY = re.compile(r"(name|ref|file|path|uri|url|type|class|kind|mode|enabled|backend|format|regex|existing\w*)$", re.I)
+    r"secret|token|passw(or)?d|private[-_]?key|access[-_]?key|api[-_]?key|credential|client[-_]?key", re.I
+)
+NOT_A_SECRET_KEY = re.compile(
+    r"(name|ref|file|path|uri|url|type|class|kind|mode|enabled|backend|format|regex|existing\w*)$", re.I
+)
 TOKEN_SHAPES = (
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
     ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b")),
@@ -49,8 +52,12 @@ def _looks_secret(key: str, value: str) -> bool:
     if not SECRET_KEY.search(key) or NOT_A_SECRET_KEY.search(key):
         return False
     value = value.strip().strip("\"'")
-    return (len(value) >= 8 and not PLACEHOLDER.fullmatch(value) and not REFERENCE.match(value)
-            and not re.match(r"^https?://\S*$", value))
+    return (
+        len(value) >= 8
+        and not PLACEHOLDER.fullmatch(value)
+        and not REFERENCE.match(value)
+        and not re.match(r"^https?://\S*$", value)
+    )
 
 
 def line_credentials(text: str, first_line: int = 1) -> list[tuple[int, str]]:

@@ -26,8 +26,12 @@ from .encryption import YamlLoader
 from .hub import Hub
 from .runtime import Export, runtime_config
 
-DEFAULTS = (("dask", "dask.yaml"), ("distributed", "distributed.yaml"),
-            ("dask_gateway", "gateway.yaml"), ("dask_labextension", "labextension.yaml"))
+DEFAULTS = (
+    ("dask", "dask.yaml"),
+    ("distributed", "distributed.yaml"),
+    ("dask_gateway", "gateway.yaml"),
+    ("dask_labextension", "labextension.yaml"),
+)
 DASK_KUBERNETES = ("dask_kubernetes", "kubernetes.yaml")
 # What the dask panel must create for each dask backend of the template.
 FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": ("hub_dask", "KubeCluster")}
@@ -35,9 +39,11 @@ FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": ("hub_
 # operator's KubeCluster with pod placement), which no package ships.
 HUB_DASK_DEFAULTS = {"hub-dask": {"pod": {}}}
 # Where the charts put environment variables into pods that run dask.
-ENV_PATHS = (("jupyterhub", "singleuser", "extraEnv"),
-             ("dask-gateway", "gateway", "backend", "scheduler", "extraContainerConfig", "env"),
-             ("dask-gateway", "gateway", "backend", "worker", "extraContainerConfig", "env"))
+ENV_PATHS = (
+    ("jupyterhub", "singleuser", "extraEnv"),
+    ("dask-gateway", "gateway", "backend", "scheduler", "extraContainerConfig", "env"),
+    ("dask-gateway", "gateway", "backend", "worker", "extraContainerConfig", "env"),
+)
 
 
 @functools.cache
@@ -75,7 +81,8 @@ def _known(wanted_range: str) -> KnownKeys:
         have = f"dask-kubernetes {installed} is installed" if installed else "dask-kubernetes is not installed"
         known.unchecked["kubernetes"] = (
             f"{have}; the KubeCluster's keys come from dask-kubernetes{wanted_range}: "
-            "`pip install 'hub-template[kubernetes]'` to check them")
+            "`pip install 'hub-template[kubernetes]'` to check them"
+        )
     return known
 
 
@@ -115,8 +122,11 @@ def unknown_keys(data: dict, known: KnownKeys, prefix: tuple[str, ...] = ()):
         if _norm(key) not in options:
             close = difflib.get_close_matches(_norm(key), options, n=1)
             hint = f"; did you mean {code('.'.join([*prefix, close[0]]))}?" if close else "; check its spelling."
-            owner = ("dask-kubernetes" if _norm(path[0]) == "kubernetes"
-                     else "dask, distributed, dask-gateway or dask-labextension")
+            owner = (
+                "dask-kubernetes"
+                if _norm(path[0]) == "kubernetes"
+                else "dask, distributed, dask-gateway or dask-labextension"
+            )
             yield path, f"is not a setting {owner} knows{hint}"
             continue
         default = options[_norm(key)]
@@ -148,9 +158,13 @@ def dask_variables(hub: Hub) -> list[DaskVariable]:
                 block = f.data
                 for key in (*root, *path):
                     block = block.get(key) if isinstance(block, dict) else None
-                entries = (block.items() if isinstance(block, dict)
-                           else ((e.get("name"), e.get("value")) for e in block if isinstance(e, dict))
-                           if isinstance(block, list) else ())
+                entries = (
+                    block.items()
+                    if isinstance(block, dict)
+                    else ((e.get("name"), e.get("value")) for e in block if isinstance(e, dict))
+                    if isinstance(block, list)
+                    else ()
+                )
                 for name, value in entries:
                     if isinstance(name, str) and name.startswith("DASK_"):
                         keys = (*root, *path, name) if isinstance(block, dict) else (*root, *path)
@@ -176,16 +190,32 @@ class DK001(Dask):
             return self.skip(f"the image's scripts cannot be read here: {runtime.error}")
         sources = [rel for rel in hub.files if rel.startswith("image/.dask/") and rel.endswith((".yaml", ".yml"))]
         if not sources:
-            return report([Problem("image/.dask/config.yaml", None,
-                "is missing: without it the JupyterLab dask panel makes a LocalCluster inside the user's pod "
-                "(PCF #622). Restore it with `copier update --trust`.")])
+            return report(
+                [
+                    Problem(
+                        "image/.dask/config.yaml",
+                        None,
+                        "is missing: without it the JupyterLab dask panel makes a LocalCluster inside the user's pod "
+                        "(PCF #622). Restore it with `copier update --trust`.",
+                    )
+                ]
+            )
         installed = {f.label for f in runtime.files}
-        hidden = f" (postBuild put {', '.join(map(code, runtime.hidden))} under ~/.config/dask, which the users' home volume hides)" \
-            if runtime.hidden else ""
-        return report(Problem(rel, None,
-            f"is not where dask reads it in the image{hidden}: dask never reads ~/.dask. Have postBuild run "
-            '`mkdir -p "${NB_PYTHON_PREFIX}/etc/dask" && cp .dask/config.yaml "${NB_PYTHON_PREFIX}/etc/dask/"`.')
-            for rel in sources if rel not in installed)
+        hidden = (
+            f" (postBuild put {', '.join(map(code, runtime.hidden))} under ~/.config/dask, which the users' home volume hides)"
+            if runtime.hidden
+            else ""
+        )
+        return report(
+            Problem(
+                rel,
+                None,
+                f"is not where dask reads it in the image{hidden}: dask never reads ~/.dask. Have postBuild run "
+                '`mkdir -p "${NB_PYTHON_PREFIX}/etc/dask" && cp .dask/config.yaml "${NB_PYTHON_PREFIX}/etc/dask/"`.',
+            )
+            for rel in sources
+            if rel not in installed
+        )
 
 
 class DK002(Dask):
@@ -223,20 +253,33 @@ class DK003(Dask):
         exports = [e for e in runtime.exports if e.file.endswith("/start") and e.value is not None]
         config = dask.config.update(copy.deepcopy(runtime.config), _variable_config(dask_variables(hub)))
         config = dask.config.update(config, _export_config(exports))
-        problems = [Problem(e.file, e.line,
-            f"exports {code(e.name)}, which sets {code('.'.join(keys))}: the hub's own setting decides how "
-            "clusters are made (its .dask/config.yaml and helm values); remove the export.")
-            for e in runtime.exports for keys in [_hub_keys(e.name)] if keys]
+        problems = [
+            Problem(
+                e.file,
+                e.line,
+                f"exports {code(e.name)}, which sets {code('.'.join(keys))}: the hub's own setting decides how "
+                "clusters are made (its .dask/config.yaml and helm values); remove the export.",
+            )
+            for e in runtime.exports
+            for keys in [_hub_keys(e.name)]
+            if keys
+        ]
         factory = (config.get("labextension") or {}).get("factory") or {}
         module, cls = FACTORIES[hub.dask_backend]
         got = (factory.get("module"), factory.get("class"))
         if got != (module, cls):
             where = next((f.label for f in runtime.files if "labextension" in f.data), "image/.dask/config.yaml")
             said = f"{code(got[0] + '.' + got[1])}" if all(got) else "no factory (so dask-labextension's LocalCluster)"
-            problems.insert(0, Problem(where, None,
-                f"the dask panel creates clusters with {said}, but the hub's dask backend is "
-                f"{code(hub.dask_backend)}: set {code('labextension.factory')} to module {code(module)}, "
-                f"class {code(cls)}, or users get clusters inside their own pod (PCF #622, dask/helm-chart#159)."))
+            problems.insert(
+                0,
+                Problem(
+                    where,
+                    None,
+                    f"the dask panel creates clusters with {said}, but the hub's dask backend is "
+                    f"{code(hub.dask_backend)}: set {code('labextension.factory')} to module {code(module)}, "
+                    f"class {code(cls)}, or users get clusters inside their own pod (PCF #622, dask/helm-chart#159).",
+                ),
+            )
         return report(problems)
 
 
@@ -246,7 +289,7 @@ HUB_KEYS = (("labextension", "factory"), ("gateway",), ("kubernetes",), ("hub-da
 
 def _hub_keys(name: str) -> tuple[str, ...] | None:
     """The dask key path a DASK_* variable sets, when it is one of HUB_KEYS."""
-    keys = tuple(_norm(k).lower() for k in name[len("DASK_"):].split("__"))
+    keys = tuple(_norm(k).lower() for k in name[len("DASK_") :].split("__"))
     return keys if any(keys[: len(h)] == h for h in HUB_KEYS) else None
 
 
@@ -258,16 +301,21 @@ def _export_config(exports) -> dict:
 
 class DK004(Dask):
     "DASK_* variables in the helm values name real dask keys"
+
     # (and those postBuild and start export: the README lists the check by the line above)
 
     def check(self, hub: Hub) -> str | None:
         known = known_keys(hub)
         problems, unchecked = [], []
-        found = [(var.name, _variable_config([var]), var.file.label, var.file.line_of(list(var.keys)))
-                 for var in dask_variables(hub)]
+        found = [
+            (var.name, _variable_config([var]), var.file.label, var.file.line_of(list(var.keys)))
+            for var in dask_variables(hub)
+        ]
         runtime = runtime_config(hub)
-        found += [(e.name, _export_config([Export(e.name, e.value or "x", e.file, e.line)]), e.file, e.line)
-                  for e in runtime.exports]
+        found += [
+            (e.name, _export_config([Export(e.name, e.value or "x", e.file, e.line)]), e.file, e.line)
+            for e in runtime.exports
+        ]
         for name, data, label, line in found:
             unchecked += _unchecked_used(data, known)
             for path, what in unknown_keys(data, known):

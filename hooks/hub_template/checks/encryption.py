@@ -42,7 +42,9 @@ def encryption_of(data: bytes) -> str | None:
     if re.search(r"^\[sops\]\s*$", text, re.M) and re.search(r"^mac\s*=", text, re.M):
         return "sops" if all(_encrypted(v) for v in _ini_values(text)) else None
     if re.search(r"^sops_version=", text, re.M) and re.search(r"^sops_mac=", text, re.M):
-        values = [line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith(("#", "sops_"))]
+        values = [
+            line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith(("#", "sops_"))
+        ]
         return "sops" if all(_encrypted(v) for _, v in values) else None
     return None
 
@@ -56,17 +58,21 @@ def _sops_leaves(data: object, meta: dict, state: str | None = None):
     say it must be. A key that matches an encrypt rule encrypts all below
     it, one that matches a leave-in-clear rule leaves all below in clear."""
     only = [meta.get(k) for k in ("encrypted_suffix", "encrypted_regex") if meta.get(k)]
-    suffix = meta.get("unencrypted_suffix") or ("_unencrypted" if not only and not meta.get("unencrypted_regex") else None)
+    suffix = meta.get("unencrypted_suffix") or (
+        "_unencrypted" if not only and not meta.get("unencrypted_regex") else None
+    )
     if isinstance(data, dict):
         for key, value in data.items():
             key = str(key)
             decided = state
             if state is None:
                 if (suffix and key.endswith(str(suffix))) or (
-                        meta.get("unencrypted_regex") and re.search(str(meta["unencrypted_regex"]), key)):
+                    meta.get("unencrypted_regex") and re.search(str(meta["unencrypted_regex"]), key)
+                ):
                     decided = "clear"
                 elif (meta.get("encrypted_suffix") and key.endswith(str(meta["encrypted_suffix"]))) or (
-                        meta.get("encrypted_regex") and re.search(str(meta["encrypted_regex"]), key)):
+                    meta.get("encrypted_regex") and re.search(str(meta["encrypted_regex"]), key)
+                ):
                     decided = "encrypted"
             yield from _sops_leaves(value, meta, decided)
     elif isinstance(data, list):
@@ -94,7 +100,8 @@ def _placeholder_pattern() -> re.Pattern[str]:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[1] / "jinja"))
     name = "hubtemplateplaceholdername"
     rendered = env.from_string(
-        "{% from 'secrets.jinja' import placeholder %}{{ placeholder('" + name + "') }}").render()
+        "{% from 'secrets.jinja' import placeholder %}{{ placeholder('" + name + "') }}"
+    ).render()
     before, _, after = rendered.partition(name)
     return re.compile(re.escape(before) + r"[a-z0-9][a-z0-9-]*" + re.escape(after))
 

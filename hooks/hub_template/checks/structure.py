@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from ..helm_values import Problem
-from .base import Structure, code, get_path, report
+from .base import Structure, code, report
 from .hub import ANSWERS_FILE, Hub
 from .template_files import template_files
 
@@ -38,21 +38,33 @@ class ST001(Structure):
             return self.skip(f"{ANSWERS_FILE} is missing or unreadable, so the template's files are unknown")
         expected = _template_files(hub)
         if expected is None:
-            return self.skip("the template is not installed beside the checker (install hub-template from its wheel or a checkout)")
+            return self.skip(
+                "the template is not installed beside the checker (install hub-template from its wheel or a checkout)"
+            )
         rendered_from = hub.answers.get("_commit", "an unknown version")
-        fix = (f"Restore it from git, or run `copier update --trust` in the hub's folder "
-               f"(this checker is hub-template {expected.version}; the hub was rendered from {rendered_from}).")
-        return report(Problem(rel, None, f"is missing. {fix}")
-                      for rel in expected.owned if not (hub.path / rel).is_file())
+        fix = (
+            f"Restore it from git, or run `copier update --trust` in the hub's folder "
+            f"(this checker is hub-template {expected.version}; the hub was rendered from {rendered_from})."
+        )
+        return report(
+            Problem(rel, None, f"is missing. {fix}") for rel in expected.owned if not (hub.path / rel).is_file()
+        )
 
 
 class ST002(Structure):
     "No unrendered Jinja is left in the template's files"
 
     def check(self, hub: Hub) -> str:
-        problems = [Problem(rel, None, "is a template file copier should have rendered; "
-                                       "render the hub again with `copier copy` or `copier update`.")
-                    for rel in hub.files if rel.endswith(".jinja") or "{{" in rel or "{%" in rel]
+        problems = [
+            Problem(
+                rel,
+                None,
+                "is a template file copier should have rendered; "
+                "render the hub again with `copier copy` or `copier update`.",
+            )
+            for rel in hub.files
+            if rel.endswith(".jinja") or "{{" in rel or "{%" in rel
+        ]
         expected = _template_files(hub)
         owned = expected.owned if expected else [rel for rel in hub.files if not rel.startswith("secrets/")]
         # An answer may itself hold braces (a hub_description "{{ x }}"): copier renders it as text.
@@ -60,11 +72,17 @@ class ST002(Structure):
         for rel in owned:
             text = hub.text(rel)
             for number, line in enumerate((text or "").splitlines(), 1):
-                match = next((m for m in JINJA.finditer(line)
-                              if not any(m.group(0) in answer for answer in answered)), None)
+                match = next(
+                    (m for m in JINJA.finditer(line) if not any(m.group(0) in answer for answer in answered)), None
+                )
                 if match:
-                    problems.append(Problem(rel, number, f"holds unrendered Jinja {code(match.group(0))}; "
-                                            "replace it with the value it stands for."))
+                    problems.append(
+                        Problem(
+                            rel,
+                            number,
+                            f"holds unrendered Jinja {code(match.group(0))}; replace it with the value it stands for.",
+                        )
+                    )
         return report(problems)
 
 
@@ -105,16 +123,20 @@ class ST004(Structure):
 
 def _hubploy_message(error) -> str:
     if error.validator == "additionalProperties" and not error.absolute_path and "images" in error.instance:
-        return ("`images` is hubploy 0.4's: today's hubploy builds no image and reads only `cluster:`; "
-                "run `copier update --trust` (1.2.0 renders it again).")
+        return (
+            "`images` is hubploy 0.4's: today's hubploy builds no image and reads only `cluster:`; "
+            "run `copier update --trust` (1.2.0 renders it again)."
+        )
     if error.validator == "additionalProperties":
         return f"{error.message}; hubploy passes these settings as keyword arguments and rejects unknown ones."
     if error.validator == "oneOf" and isinstance(error.instance, dict):
         options = [next(iter(s["required"])) for s in error.validator_value if "required" in s]
         return f"give exactly one of {', '.join(map(code, options))}."
     if error.validator == "required":
-        return (f"{error.message}; hubploy passes these settings as keyword arguments to its login "
-                "for this provider, so it needs every one.")
+        return (
+            f"{error.message}; hubploy passes these settings as keyword arguments to its login "
+            "for this provider, so it needs every one."
+        )
     description = error.schema.get("description")
     return f"{error.message}." + (f" {description}" if description else "")
 
@@ -134,18 +156,28 @@ class ST005(Structure):
             return report(problems)
         provider = block.get("provider")
         if expected and provider != expected:
-            problems.append(Problem("hubploy.yaml", located.line_of(["cluster", "provider"]),
-                f"{code('cluster.provider')} is {code(provider)}, but the hub's cloud_provider "
-                f"{code(hub.answers.get('cloud_provider'))} is {code(expected)} in hubploy; "
-                "change the answer with `copier update --trust --data cloud_provider=...` rather than this file."))
+            problems.append(
+                Problem(
+                    "hubploy.yaml",
+                    located.line_of(["cluster", "provider"]),
+                    f"{code('cluster.provider')} is {code(provider)}, but the hub's cloud_provider "
+                    f"{code(hub.answers.get('cloud_provider'))} is {code(expected)} in hubploy; "
+                    "change the answer with `copier update --trust --data cloud_provider=...` rather than this file.",
+                )
+            )
         settings = block.get(provider)
         # A kubeconfig is written by CI after its OIDC login; key files are read from the repository.
         for field in ("service_key", "auth_file"):
             name = settings.get(field) if isinstance(settings, dict) else None
             if isinstance(name, str) and not (hub.path / "secrets" / name).is_file():
-                problems.append(Problem("hubploy.yaml", located.line_of(["cluster", provider, field]),
-                    f"{code(field)} names {code('secrets/' + name)}, which does not exist; hubploy reads "
-                    "its credentials from there."))
+                problems.append(
+                    Problem(
+                        "hubploy.yaml",
+                        located.line_of(["cluster", provider, field]),
+                        f"{code(field)} names {code('secrets/' + name)}, which does not exist; hubploy reads "
+                        "its credentials from there.",
+                    )
+                )
         return report(problems)
 
 

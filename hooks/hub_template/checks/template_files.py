@@ -44,10 +44,10 @@ def template_files(answers: dict) -> TemplateFiles:
 
 @functools.lru_cache(maxsize=32)
 def _template_files(answers_json: str) -> TemplateFiles:
+    from importlib.metadata import version
+
     import jinja2
     import pathspec
-
-    from importlib.metadata import version
 
     answers = json.loads(answers_json)
     root = template_root()

@@ -50,15 +50,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = f"{parser.epilog}\n\n{ABOUT}"
     parser.add_argument("hub", type=Path, help="the hub's folder, deployments/<hub>")
-    parser.add_argument("--chart", type=Path, metavar="DIR", default=os.environ.get("HUB_TEMPLATE_CHART_DATA"),
-                        help="the daskhub chart folder whose defaults the values sit on "
-                             "(default: $HUB_TEMPLATE_CHART_DATA)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="walk the researcher's path in headless Chromium, then stop; exit 0 only if all works")
-    parser.add_argument("--artifacts", type=Path, default=Path("preview-artifacts"), metavar="DIR",
-                        help="where --smoke saves screenshots (default: ./preview-artifacts)")
-    parser.add_argument("--screenshot", type=Path, metavar="PNG",
-                        help="with --smoke: a screenshot of JupyterLab after the notebook ran")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        metavar="DIR",
+        default=os.environ.get("HUB_TEMPLATE_CHART_DATA"),
+        help="the daskhub chart folder whose defaults the values sit on (default: $HUB_TEMPLATE_CHART_DATA)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="walk the researcher's path in headless Chromium, then stop; exit 0 only if all works",
+    )
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        default=Path("preview-artifacts"),
+        metavar="DIR",
+        help="where --smoke saves screenshots (default: ./preview-artifacts)",
+    )
+    parser.add_argument(
+        "--screenshot", type=Path, metavar="PNG", help="with --smoke: a screenshot of JupyterLab after the notebook ran"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,12 +139,17 @@ def read(hub: Path, chart_dir: Path | None) -> dict:
     chp = shutil.which("configurable-http-proxy")
     if chp is None:
         raise PreviewError("no configurable-http-proxy: npm install -g configurable-http-proxy")
-    answers = yaml.safe_load((hub / ".copier-answers.yml").read_text()) if (hub / ".copier-answers.yml").exists() else {}
+    answers = (
+        yaml.safe_load((hub / ".copier-answers.yml").read_text()) if (hub / ".copier-answers.yml").exists() else {}
+    )
     umbrella = answers.get("helm_umbrella_key", "daskhub")
     try:
         chart = Chart(chart_dir)
-        layers = [ValuesFile.load(hub / rel, rel).data.get(umbrella) or {}
-                  for rel in ("config/common.yaml", f"config/{ENV_ENV}.yaml") if (hub / rel).exists()]
+        layers = [
+            ValuesFile.load(hub / rel, rel).data.get(umbrella) or {}
+            for rel in ("config/common.yaml", f"config/{ENV_ENV}.yaml")
+            if (hub / rel).exists()
+        ]
         values = chart.merged(layers)
     except (OSError, ValueError, yaml.YAMLError) as error:
         raise PreviewError(f"{chart_dir}: cannot read the chart or the hub's values: {error}"[:200]) from None
@@ -158,9 +176,13 @@ def start(inputs: dict, work: Path, procs: Processes, out) -> dict:
     prefix = work / "nb-python-prefix"
     post_build = hub / "image" / "binder" / "postBuild"
     if post_build.exists():
-        done = subprocess.run(["bash", str(post_build)], cwd=hub / "image", capture_output=True, text=True,
-                              env={**os.environ, "NB_PYTHON_PREFIX": str(prefix),
-                                   "PATH": f"{env.bin}:{os.environ.get('PATH', '')}"})
+        done = subprocess.run(
+            ["bash", str(post_build)],
+            cwd=hub / "image",
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NB_PYTHON_PREFIX": str(prefix), "PATH": f"{env.bin}:{os.environ.get('PATH', '')}"},
+        )
         if done.returncode != 0:
             raise PreviewError(f"image/binder/postBuild failed: {(done.stderr.strip().splitlines() or [''])[-1]}")
     ports = hub_config.Ports(*(free_port() for _ in range(5)))
@@ -174,30 +196,54 @@ def start(inputs: dict, work: Path, procs: Processes, out) -> dict:
         clusters = work / "clusters"
         clusters.mkdir()
         settings = gateway_config.local_settings(
-            ports.gateway_api, ports.gateway_proxy, clusters,
-            hub_api_url=f"http://127.0.0.1:{ports.hub}/hub/api", hub_token=gateway_token)
+            ports.gateway_api,
+            ports.gateway_proxy,
+            clusters,
+            hub_api_url=f"http://127.0.0.1:{ports.hub}/hub/api",
+            hub_token=gateway_token,
+        )
         config = work / "dask_gateway_config.py"
-        config.write_text(gateway_config.config_text(settings, gateway["gateway"].get("extraConfig"), gateway["gateway"]))
+        config.write_text(
+            gateway_config.config_text(settings, gateway["gateway"].get("extraConfig"), gateway["gateway"])
+        )
         listed = gateway_config.listed(settings)
         # Schedulers and workers run in the users' environment, as they run the users' image.
-        gateway_proc = procs.start("dask-gateway-server", [str(Path(sys.executable).parent / "dask-gateway-server"),
-                                                            "-f", str(config)],
-                                   {**os.environ, "PATH": path}, work)
-        procs.wait_http("dask-gateway-server", gateway_proc,
-                        f"http://127.0.0.1:{ports.gateway_proxy}{gateway['gateway'].get('prefix', '').rstrip('/')}/api/health",
-                        60)
+        gateway_proc = procs.start(
+            "dask-gateway-server",
+            [str(Path(sys.executable).parent / "dask-gateway-server"), "-f", str(config)],
+            {**os.environ, "PATH": path},
+            work,
+        )
+        procs.wait_http(
+            "dask-gateway-server",
+            gateway_proc,
+            f"http://127.0.0.1:{ports.gateway_proxy}{gateway['gateway'].get('prefix', '').rstrip('/')}/api/health",
+            60,
+        )
     else:
         listed = ()
     user_env = {"PATH": path, "REPO_DIR": str(hub / "image"), "DASK_ROOT_CONFIG": str(prefix / "etc" / "dask")}
     cmd = ["bash", str(hub / "image" / "binder" / "start"), "jupyterhub-singleuser"]
     image = (values["jupyterhub"].get("singleuser") or {}).get("image") or {}
-    the_plan = hub_config.plan(values, ports=ports, work=work, password=password, chp=inputs["chp"], cmd=cmd,
-                               user_env=user_env, gateway_token=gateway_token,
-                               image_spec=f"{image.get('name', 'image')}:preview")
+    the_plan = hub_config.plan(
+        values,
+        ports=ports,
+        work=work,
+        password=password,
+        chp=inputs["chp"],
+        cmd=cmd,
+        user_env=user_env,
+        gateway_token=gateway_token,
+        image_spec=f"{image.get('name', 'image')}:preview",
+    )
     (work / "homes").mkdir()
     config = hub_config.write(work, the_plan)
-    hub_proc = procs.start("jupyterhub", [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(config)],
-                           {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}, work)
+    hub_proc = procs.start(
+        "jupyterhub",
+        [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(config)],
+        {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
+        work,
+    )
     procs.wait_http("jupyterhub", hub_proc, f"http://127.0.0.1:{ports.proxy}/hub/health", 90)
     hub_ready = time.monotonic() - t0
     url = f"http://127.0.0.1:{ports.proxy}"
@@ -210,7 +256,17 @@ def start(inputs: dict, work: Path, procs: Processes, out) -> dict:
     prefix_path = (gateway.get("gateway") or {}).get("prefix", "/").rstrip("/") if gateway_on else None
     from hub_template.preview.smoke import USER, Target
 
-    target = Target(url=url, password=password, home=work / "homes" / USER,
-                    notebook=workspace_notebook(inputs["workspace"]), gateway_prefix=prefix_path)
-    return {"target": target, "hub_ready": hub_ready, "work": work, "pids": [p.pid for p in procs.started],
-            "memory": procs.rss}
+    target = Target(
+        url=url,
+        password=password,
+        home=work / "homes" / USER,
+        notebook=workspace_notebook(inputs["workspace"]),
+        gateway_prefix=prefix_path,
+    )
+    return {
+        "target": target,
+        "hub_ready": hub_ready,
+        "work": work,
+        "pids": [p.pid for p in procs.started],
+        "memory": procs.rss,
+    }

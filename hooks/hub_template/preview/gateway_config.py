@@ -31,8 +31,15 @@ def extra_config(snippets) -> str:
     return "".join(f"\n# From gateway.extraConfig.{key}\n{snippets[key]}" for key in sorted(snippets or {}))
 
 
-def local_settings(api_port: int, proxy_port: int, clusters: Path, *, password: str | None = None,
-                   hub_api_url: str | None = None, hub_token: str | None = None) -> dict[str, str]:
+def local_settings(
+    api_port: int,
+    proxy_port: int,
+    clusters: Path,
+    *,
+    password: str | None = None,
+    hub_api_url: str | None = None,
+    hub_token: str | None = None,
+) -> dict[str, str]:
     """Each override's Python value, keyed by its target: SimpleAuthenticator
     with `password`, else JupyterHubAuthenticator against `hub_api_url`."""
     values = {
@@ -64,5 +71,11 @@ def config_text(values: dict[str, str], snippets, chart_gateway: dict) -> str:
     lines = [f"c.{target} = {value}" for target, value in values.items()]
     prefix = chart_gateway.get("prefix") or "/"
     chart = f"# The chart's gateway.prefix.\nc.Proxy.prefix = {prefix!r}\n"
-    return (LOCAL_CLUSTER_CONFIG + "# Local stand-ins (hub_template.preview.overrides).\n"
-            + "\n".join(lines) + "\n" + chart + extra_config(snippets))
+    return (
+        LOCAL_CLUSTER_CONFIG
+        + "# Local stand-ins (hub_template.preview.overrides).\n"
+        + "\n".join(lines)
+        + "\n"
+        + chart
+        + extra_config(snippets)
+    )

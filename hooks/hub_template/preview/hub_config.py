@@ -92,8 +92,18 @@ class Ports:
     gateway_proxy: int
 
 
-def plan(values: dict, *, ports: Ports, work: Path, password: str, chp: str, cmd: list[str],
-         user_env: dict[str, str], gateway_token: str, image_spec: str) -> dict:
+def plan(
+    values: dict,
+    *,
+    ports: Ports,
+    work: Path,
+    password: str,
+    chp: str,
+    cmd: list[str],
+    user_env: dict[str, str],
+    gateway_token: str,
+    image_spec: str,
+) -> dict:
     """Everything jupyterhub_config.py loads: the hub's values (as merged by helm)
     and the local settings of `overrides.HUB`."""
     jupyterhub = values["jupyterhub"]
@@ -117,8 +127,9 @@ def plan(values: dict, *, ports: Ports, work: Path, password: str, chp: str, cmd
     return {
         "hub_pod_env": {"HELM_RELEASE_NAME": RELEASE, "POD_NAMESPACE": RELEASE},
         "hub_config": {cls: dict(traits) for cls, traits in (hub.get("config") or {}).items()},
-        "services": {name: dict(service or {}) for name, service in (hub.get("services") or {}).items()
-                     if service is not None},
+        "services": {
+            name: dict(service or {}) for name, service in (hub.get("services") or {}).items() if service is not None
+        },
         "singleuser_env": env,
         "extra_config": {key: source for key, source in (hub.get("extraConfig") or {}).items() if source},
         "default_url": singleuser.get("defaultUrl") or "/lab",

@@ -20,9 +20,13 @@ class Override:
 
 # dask-gateway-server: its backend, its addresses and its auth.
 GATEWAY_BACKEND = (
-    Override("DaskGateway.backend_class", "Kubernetes -> UnsafeLocalBackend: schedulers and workers are local processes"),
-    Override("UnsafeLocalBackend.cluster_config_class",
-             "local cluster config with KubeClusterConfig's `image` and fractional `worker_cores`"),
+    Override(
+        "DaskGateway.backend_class", "Kubernetes -> UnsafeLocalBackend: schedulers and workers are local processes"
+    ),
+    Override(
+        "UnsafeLocalBackend.cluster_config_class",
+        "local cluster config with KubeClusterConfig's `image` and fractional `worker_cores`",
+    ),
     Override("UnsafeLocalBackend.clusters_directory", "clusters' working folders in the preview's folder"),
 )
 GATEWAY_ADDRESSES = (

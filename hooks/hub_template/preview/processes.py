@@ -39,8 +39,15 @@ class Processes:
 
     def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
         log = (self.work / f"{name}.log").open("w")
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         self.started.append(proc)
         return proc
@@ -62,11 +69,13 @@ class Processes:
             except (urllib.error.URLError, OSError):
                 pass
             if proc.poll() is not None:
-                raise PreviewError(f"{name} exited ({proc.returncode}) before it answered; "
-                                   f"its log:\n{self.log_tail(name)}")
+                raise PreviewError(
+                    f"{name} exited ({proc.returncode}) before it answered; its log:\n{self.log_tail(name)}"
+                )
             if time.monotonic() > deadline:
-                raise PreviewError(f"{name} did not answer at {url} within {timeout:.0f} s; "
-                                   f"its log:\n{self.log_tail(name)}")
+                raise PreviewError(
+                    f"{name} did not answer at {url} within {timeout:.0f} s; its log:\n{self.log_tail(name)}"
+                )
             time.sleep(0.25)
 
     def ours(self) -> list[psutil.Process]:

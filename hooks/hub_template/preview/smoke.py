@@ -15,8 +15,15 @@ import nbformat
 from hub_template.preview import PreviewError
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 USER = "researcher"
 SERVER_TIMEOUT = 180_000  # ms: a first server start imports JupyterLab on 2 shared cores
 RUN_TIMEOUT = 300_000
@@ -50,8 +57,12 @@ def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=la
     artifacts.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(
-            str(artifacts / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=FLAGS, viewport={"width": 1400, "height": 900})
+            str(artifacts / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1400, "height": 900},
+        )
         page = browser.new_page()
         step = "start"
         try:
@@ -92,11 +103,15 @@ def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=la
                 (cluster,) = clusters.values()
                 options = cluster.get("options") or {}
                 # The hub's options, as its rendered config makes the gateway offer them.
-                spec = {f["field"]: f for f in _gateway(page, target, token, "GET", "/api/v1/options")["cluster_options"]}
+                spec = {
+                    f["field"]: f for f in _gateway(page, target, token, "GET", "/api/v1/options")["cluster_options"]
+                }
                 for name, field_ in spec.items():
                     if name != "image" and options.get(name) != field_["default"]:
-                        raise PreviewError(f"+NEW cluster option {name}={options.get(name)!r}, "
-                                           f"the hub's default is {field_['default']!r}")
+                        raise PreviewError(
+                            f"+NEW cluster option {name}={options.get(name)!r}, "
+                            f"the hub's default is {field_['default']!r}"
+                        )
                 hub_image = spec["image"]["default"].rpartition(":")[0]
                 if not str(options.get("image", "")).startswith(hub_image + ":"):
                     raise PreviewError(f"+NEW cluster image {options.get('image')!r} is not {hub_image}:<tag>")
@@ -123,8 +138,15 @@ def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=la
                 t = time.monotonic()
                 step = "the limits refuse a too-large worker"
                 too_big = spec["worker_cores"]["spec"]["max"] * 2
-                refused = _gateway(page, target, token, "POST", "/api/v1/clusters/",
-                                   {"cluster_options": {"worker_cores": too_big}}, expect_error=True)
+                refused = _gateway(
+                    page,
+                    target,
+                    token,
+                    "POST",
+                    "/api/v1/clusters/",
+                    {"cluster_options": {"worker_cores": too_big}},
+                    expect_error=True,
+                )
                 if "worker_cores must be <=" not in refused:
                     raise PreviewError(f"a {too_big}-core worker was not refused: {refused[:120]}")
                 steps.done(step, t)
@@ -192,20 +214,23 @@ def _hub_api(page, url: str, method: str, path: str, body: dict | None = None) -
 
 def _user_token(page, url: str) -> str:
     """A token of the logged-in user, made as the user through the hub's API."""
-    status, text = _hub_api(page, url, "POST", f"users/{USER}/tokens",
-                            {"note": "hub-template preview --smoke", "expires_in": 3600})
+    status, text = _hub_api(
+        page, url, "POST", f"users/{USER}/tokens", {"note": "hub-template preview --smoke", "expires_in": 3600}
+    )
     if status != 201:
         raise PreviewError(f"the hub refused a token for {USER}: {status} {text[:80]}")
     return json.loads(text)["token"]
 
 
-def _gateway(page, target: Target, token: str, method: str, path: str, body: dict | None = None,
-             expect_error: bool = False):
+def _gateway(
+    page, target: Target, token: str, method: str, path: str, body: dict | None = None, expect_error: bool = False
+):
     """The gateway's REST API through the hub's proxy, authenticated as the user."""
     url = f"{target.url}{target.gateway_prefix}{path}"
     headers = {"Authorization": f"jupyterhub {token}"}
-    response = page.request.fetch(url, method=method, headers=headers,
-                                  data=json.dumps(body) if body is not None else None)
+    response = page.request.fetch(
+        url, method=method, headers=headers, data=json.dumps(body) if body is not None else None
+    )
     if expect_error:
         if response.ok:
             raise PreviewError(f"the gateway accepted {body}")

@@ -71,8 +71,9 @@ def ensure(environment_yml: Path, jupyterhub: str, log) -> UserEnv:
         return env
     log(f"users' environment: making {prefix} ({LABEL}); this takes minutes once")
     venv.EnvBuilder(with_pip=True, clear=True).create(prefix)
-    run = subprocess.run([str(env.bin / "python"), "-m", "pip", "install", "--quiet", *reqs],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [str(env.bin / "python"), "-m", "pip", "install", "--quiet", *reqs], capture_output=True, text=True
+    )
     if run.returncode != 0:
         last = (run.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise PreviewError(f"pip could not install environment.yml's packages: {last}"[:200])
