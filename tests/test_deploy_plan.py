@@ -199,3 +199,43 @@ def test_the_command_prints_the_plan_as_one_line_of_json(fed):
     )
     assert len(done.stdout.splitlines()) == 1
     assert json.loads(done.stdout) == plan(repo, None, first, "prod")
+
+
+@pytest.mark.parametrize("backend", ["gateway", "kubernetes"])
+def test_the_tag_ci_sets_is_the_users_image_of_each_backend(template_repo, tmp_path, backend):
+    """The value CI sets to the tag names the very image the hub's values
+    give users: under daskhub's jupyterhub for a gateway hub, the jupyterhub
+    chart's own (at the top) for a kubernetes hub."""
+    import yaml
+
+    fed = tmp_path / "pangeo-hubs"
+    git(tmp_path, "init", "-q", fed.name)
+    hub = render(template_repo, fed / "deployments" / "delta", dask_backend=backend)
+    head = commit(fed, "delta")
+    (entry,) = plan(fed, "0" * 40, head, "staging")["hubs"]
+    *where, last = entry["tag_value"].split(".")
+    image = yaml.safe_load((hub / "config" / "common.yaml").read_text())
+    for key in where:
+        image = image[key]
+    assert last == "tag" and image["name"] == entry["image"]
+    assert entry["deploy"][-2] == f"{entry['tag_value']}={head[:12]}"
+
+
+def test_the_workflows_read_only_what_the_plan_gives(template_repo, tmp_path):
+    """Each `matrix.<field>` the federation's workflows use is a field of the
+    plan, and none spells the image tag's helm value itself (the plan's
+    tag_value knows where each backend keeps it)."""
+    import dataclasses
+    import re
+
+    from hub_template.deploy_plan import HubPlan
+
+    fed = render(template_repo, tmp_path / "pangeo-hubs", kind="federation")
+    fields = {f.name for f in dataclasses.fields(HubPlan)}
+    used = set()
+    for workflow in (fed / ".github" / "workflows").glob("*.yml"):
+        text = workflow.read_text()
+        used |= set(re.findall(r"\bmatrix\.(\w+)", text))
+        assert "singleuser.image.tag" not in text, workflow.name
+    assert used and used <= fields, used - fields
+    assert "tag_value" in used

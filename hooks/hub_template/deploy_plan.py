@@ -77,7 +77,7 @@ class HubPlan:
     environment: str | None
     provider: str
     secrets: str  # git-crypt (CI unlocks it) or sops (hubploy decrypts)
-    umbrella: str
+    tag_value: str  # the helm value CI sets to the tag: <jupyterhub values>.singleuser.image.tag
     image: str
     tag: str
     registry: str  # the image's registry host, which CI logs docker in to
@@ -149,9 +149,9 @@ def image_tag(repo: Path, commit: str, hub: str) -> str:
     return last[:TAG_LENGTH]
 
 
-def deploy_command(hub: str, environment: str, jupyterhub: str, tag: str) -> list[str]:
+def deploy_command(hub: str, environment: str, tag_value: str, tag: str) -> list[str]:
     """The `hubploy deploy` CI runs: today's hubploy sets no image tag itself.
-    ``jupyterhub`` is the helm path of the hub's jupyterhub chart values."""
+    ``tag_value`` is the helm value of the users' image tag."""
     return [
         "hubploy",
         "deploy",
@@ -159,7 +159,7 @@ def deploy_command(hub: str, environment: str, jupyterhub: str, tag: str) -> lis
         CHART,
         environment,
         "--set-string",
-        f"{jupyterhub}.singleuser.image.tag={tag}",
+        f"{tag_value}={tag}",
         "--cleanup-on-fail",
     ]
 
@@ -185,18 +185,19 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
     name = _checked(f"{where}/config/common.yaml", "image", image.get("name") if isinstance(image, dict) else None)
     login = {field: _checked(where, field, answers.get(field)) for field in LOGIN[provider]}
     tag = image_tag(repo, commit, hub)
+    tag_value = ".".join([*path, "singleuser", "image", "tag"])
     return HubPlan(
         hub=hub,
         environment=environment,
         provider=provider,
         secrets=secrets,
-        umbrella=umbrella,
+        tag_value=tag_value,
         image=name,
         tag=tag,
         registry=name.split("/", 1)[0],
         build=build,
         login=login,
-        deploy=deploy_command(hub, environment, ".".join(path), tag) if environment else None,
+        deploy=deploy_command(hub, environment, tag_value, tag) if environment else None,
     )
 
 
