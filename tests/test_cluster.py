@@ -199,14 +199,18 @@ def dask_pods(hub: Hub) -> dict[str, dict]:
         for pod in ("scheduler", "worker"):  # keys the chart itself has, not new ones
             assert chart_values["gateway"]["backend"][pod]["extraPodConfig"] == {}
         return {pod: backend[pod]["extraPodConfig"] for pod in ("scheduler", "worker")}
-    # The spec the image's hub_dask.KubeCluster sends the operator, from the image's config.
+    spec = kube_cluster_spec(hub)
+    return {pod: spec["spec"][pod]["spec"] for pod in ("scheduler", "worker")}
+
+
+def kube_cluster_spec(hub: Hub) -> dict:
+    """The DaskCluster the image's hub_dask.KubeCluster sends the operator, from the image's config."""
     module = importlib.util.spec_from_file_location(f"hub_dask_{hub.kind}", hub.path / "image" / "hub_dask.py")
     hub_dask = importlib.util.module_from_spec(module)
     module.loader.exec_module(hub_dask)  # imports dask_kubernetes, which adds its defaults
     config = dask.config.collect(paths=[str(hub.path / "image" / ".dask")], env={})
     with dask.config.set(dask.config.merge(*dask.config.defaults, config)):
-        spec = hub_dask.cluster_spec()
-    return {pod: spec["spec"][pod]["spec"] for pod in ("scheduler", "worker")}
+        return hub_dask.cluster_spec()
 
 
 def test_dask_pods_run_on_the_dask_pool_as_the_hub_account(hub):
@@ -250,6 +254,10 @@ def test_the_service_account_carries_the_cloud_identity(hub):
         c = gateway_config(hub)
         assert c.KubeClusterConfig.scheduler_extra_pod_labels == labels
         assert c.KubeClusterConfig.worker_extra_pod_labels == labels
+    elif hub.answers["dask_backend"] == "kubernetes":  # the operator labels the role's pods so
+        spec = kube_cluster_spec(hub)["spec"]
+        for pod in ("scheduler", "worker"):
+            assert labels.items() <= (spec[pod].get("metadata") or {}).get("labels", {}).items(), pod
 
 
 def gateway_config(hub: Hub):

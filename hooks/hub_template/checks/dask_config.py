@@ -37,7 +37,7 @@ DASK_KUBERNETES = ("dask_kubernetes", "kubernetes.yaml")
 FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": ("hub_dask", "KubeCluster")}
 # The keys of the image's own module, template/image/hub_dask.py (the
 # operator's KubeCluster with pod placement), which no package ships.
-HUB_DASK_DEFAULTS = {"hub-dask": {"pod": {}}}
+HUB_DASK_DEFAULTS = {"hub-dask": {"pod": {}, "labels": {}}}
 # Where the charts put environment variables into pods that run dask.
 ENV_PATHS = (
     ("jupyterhub", "singleuser", "extraEnv"),
