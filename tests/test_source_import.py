@@ -25,7 +25,7 @@ from copier import run_copy, run_update
 from copier.errors import TaskError
 from rattler import MatchSpec
 
-from hub_template import load_data
+from hub_template import load_data, url_credentials
 from hub_template.git_source import FILE_CAP, TOTAL_CAP, Source, SourceError, fetch, parse_source
 from hub_template.source_import import _nice_yaml, merge_dask_config, record_answers
 
@@ -530,10 +530,16 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(temp))
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     (tmp_path / "deployments").mkdir()
+    monkeypatch.chdir(tmp_path)  # where the user ran copier
     return tmp_path
 
 
 def failed_copy(template: Path, root: Path, capfd, error=TaskError, **data) -> str:
+    """A copy that fails, leaving nothing but the kept answers of a failed
+    import (removed here unless ``error`` is None: a TaskError whose kept
+    answers the caller uses)."""
+    keep = error is None
+    error = error or TaskError
     dst = root / "deployments" / "charlie"
     before = snapshot(root)
     capfd.readouterr()
@@ -541,9 +547,27 @@ def failed_copy(template: Path, root: Path, capfd, error=TaskError, **data) -> s
         render(template, dst, **data)
     output = capfd.readouterr().err
     assert not dst.exists()
-    assert snapshot(root) == before  # nothing anywhere else, temporary files included
+    kept = root / "charlie.answers.yml"
+    # Nothing anywhere else, temporary files included; a failed import keeps the answers.
+    assert snapshot(root) == before | ({kept.name} if error is TaskError else set())
     assert not (root / "x").exists()
+    if error is TaskError:
+        assert_answers_kept(kept, output, data)
+        if not keep:
+            kept.unlink()
     return output
+
+
+def assert_answers_kept(kept: Path, output: str, data: dict) -> None:
+    """The answers copier removed with the hub are in the file the error names,
+    with the command that copies again from it."""
+    answers = yaml.safe_load(kept.read_text())
+    assert answers["hub_name"] == "charlie" and "cloud_provider" in answers
+    assert not any(key.startswith("_") for key in answers)
+    for key, value in data.items():
+        assert answers[key] == url_credentials.strip(str(value)) if key == "source_repo" else answers[key] == value
+    assert "Your answers are in charlie.answers.yml: fix it, then run" in output
+    assert "copier copy --trust --data-file charlie.answers.yml" in output and "deployments/charlie" in output
 
 
 @pytest.mark.parametrize(
@@ -561,6 +585,25 @@ def test_unreachable_url(template_repo, isolated, capfd):
 def test_missing_local_repository(template_repo, isolated, capfd):
     output = failed_copy(template_repo, isolated, capfd, source_repo=f"file://{isolated}/nowhere")
     assert f"there is no directory {isolated}/nowhere" in output
+
+
+def test_a_failed_import_keeps_the_answers_and_the_printed_command_copies_again(
+    template_repo, sources, isolated, capfd
+):
+    output = failed_copy(template_repo, isolated, capfd, error=None, source_repo=f"{isolated}/nowhere", max_users=7)
+    kept = isolated / "charlie.answers.yml"
+    kept.write_text(kept.read_text().replace(f"{isolated}/nowhere", str(sources["binder"])))
+    command = output.split("fix it, then run\n", 1)[1].splitlines()[0].split()
+    assert command[:5] == ["copier", "copy", "--trust", "--data-file", kept.name]
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "copier"), *command[1:], "--defaults"],
+        capture_output=True,
+        text=True,
+        cwd=isolated,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert answers(isolated / "deployments" / "charlie")["max_users"] == 7
+    assert (isolated / "deployments" / "charlie" / "image" / "binder" / "environment.yml").is_file()
 
 
 def test_missing_ref(template_repo, sources, isolated, capfd):
@@ -671,7 +714,8 @@ def test_hostile_urls_are_refused_by_the_task(url, message, plain_hub, tmp_path)
     )
     assert result.returncode == 1
     assert message in result.stderr and result.stderr.count("hub-template could not build the image") == 1
-    assert snapshot(tmp_path) == before
+    # Only the answers, kept beside the hub (copier removes a hub whose import failed).
+    assert snapshot(tmp_path) == before | {"deployments/plain.answers.yml"}
     assert not (tmp_path / "x").exists()
 
 

@@ -111,13 +111,42 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(work, ignore_errors=True)
         summary = run(hub, hub / args.answers_file, Path(args.origin_dir), work)
     except (ImportFailed, SourceError, environment.SpecError, OSError) as error:
-        print(f"\nhub-template could not build the image: {url_credentials.strip(str(error))}\n", file=sys.stderr)
+        print(f"\nhub-template could not build the image: {url_credentials.strip(str(error))}", file=sys.stderr)
+        print(keep_answers(hub, hub / args.answers_file, Path(args.origin_dir)) + "\n", file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
         scrub_credentials(hub, hub / args.answers_file)
     print(url_credentials.strip(summary), file=sys.stderr)
     return 0
+
+
+def keep_answers(hub: Path, answers_path: Path, origin_dir: Path) -> str:
+    """copier removes the hub it made when this task fails, answers and all:
+    keep them beside it (credentials removed) and say how to copy again."""
+    try:
+        recorded = yaml.safe_load(answers_path.read_text()) or {}
+        kept = {key: value for key, value in recorded.items() if not str(key).startswith("_")}
+        kept["source_repo"] = url_credentials.strip(str(kept.get("source_repo") or ""))
+        kept.pop("source_commit", None)  # the import's result, not an answer
+        # Where copier was run, unless that is the hub itself (which copier removes).
+        inside = origin_dir.resolve().is_relative_to(hub.resolve())
+        saved = (hub.parent if inside else origin_dir) / f"{hub.name}.answers.yml"
+        saved.write_text(
+            "# Answers kept by hub-template after a failed copy: fix the one the error\n"
+            "# names, copy again with the command it printed, then delete this file.\n"
+            + yaml.safe_dump(kept, sort_keys=False)
+        )
+    except (OSError, yaml.YAMLError) as error:
+        return f"(your answers could not be kept: {error})"
+    where = os.path.relpath(hub, origin_dir)
+    ref = f" --vcs-ref {recorded['_commit']}" if recorded.get("_commit") else ""
+    template = recorded.get("_src_path", "gh:pangeo/hub-template")
+    shown = os.path.relpath(saved, origin_dir)
+    return (
+        f"Your answers are in {shown}: fix it, then run\n"
+        f"  copier copy --trust --data-file {shown}{ref} {template} {where}"
+    )
 
 
 def scrub_credentials(hub: Path, answers_path: Path) -> None:
@@ -583,8 +612,10 @@ def _insert_yaml(lines: list[str], additions: dict, start: int, end: int, indent
             while block_end < end + added and (
                 not lines[block_end].strip()
                 or lines[block_end].startswith(pad + "  ")
-                or (lines[block_end].lstrip().startswith("#")
-                and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent)
+                or (
+                    lines[block_end].lstrip().startswith("#")
+                    and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent
+                )
             ):
                 block_end += 1
             while block_end > own + 1 and not lines[block_end - 1].strip():

@@ -130,7 +130,7 @@ class SE002(Secrets):
                         ".copier-answers.yml",
                         None,
                         "names no secrets_backend and the hub has neither .gitattributes nor .sops.yaml: nothing "
-                        "encrypts secrets/. Run `copier update --trust` to restore the template's rule.",
+                        "encrypts secrets/. Run `copier update --trust --defaults` to restore the template's rule.",
                     )
                 ]
             )
@@ -163,7 +163,7 @@ class SE002(Secrets):
                         rel,
                         None,
                         "has no .sops.yaml in or above the hub's folder: `sops --encrypt` run there would not "
-                        "know which key to use. Restore the hub's .sops.yaml with `copier update --trust`.",
+                        "know which key to use. Restore the hub's .sops.yaml with `copier update --trust --defaults`.",
                     )
                 )
                 continue

@@ -43,7 +43,7 @@ class ST001(Structure):
             )
         rendered_from = hub.answers.get("_commit", "an unknown version")
         fix = (
-            f"Restore it from git, or run `copier update --trust` in the hub's folder "
+            f"Restore it from git, or run `copier update --trust --defaults` in the hub's folder "
             f"(this checker is hub-template {expected.version}; the hub was rendered from {rendered_from})."
         )
         return report(
