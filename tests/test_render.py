@@ -391,11 +391,16 @@ def test_readme_explains_this_hub(hub):
         assert step in flow, step
     # The real path: a pull request to staging, what CI checks, what it deploys, where to look.
     deploying = readme[readme.index("## Deploying") : readme.index("## Secrets checklist")]
-    umbrella = hub.answers["helm_umbrella_key"]
+    # The command CI runs (deploy_plan.py), with the helm value where this backend keeps the users' image.
+    from hub_template.deploy_plan import deploy_command
+
+    kubernetes = hub.answers["dask_backend"] == "kubernetes"
+    tag_value = "jupyterhub" if kubernetes else f"{hub.answers['helm_umbrella_key']}.jupyterhub"
+    deploy = " ".join(deploy_command("charlie", "staging", f"{tag_value}.singleuser.image.tag", "<tag>"))
     for words in (
         "open a pull request to `staging`",
         "hub-template check deployments/charlie",
-        f"hubploy deploy charlie chart staging --set-string {umbrella}.jupyterhub.singleuser.image.tag=<tag>",
+        deploy,
         "Merge `staging` into `prod`",
         "Actions tab",
         "kubectl -n charlie-staging get pods",
