@@ -395,6 +395,33 @@ def test_root_environment_only(template_repo, sources, tmp_path, capfd):
     assert (image / "README.md").read_text().startswith("> Imported by hub-template from")
 
 
+def test_jupyterlab_opens_the_sources_first_notebook(template_repo, sources, tmp_path, capfd):
+    """With no welcome notebook of its own, the hub's workspace opens the
+    source's shallowest notebook, and JupyterLab 4 imports that workspace."""
+    hub, _ = copy_hub(template_repo, tmp_path / "deployments" / "root", capfd, source_repo=str(sources["root"]))
+    workspace = json.loads((hub / "image" / "binder" / "jupyterlab-workspace.json").read_text())
+    main = workspace["data"]["layout-restorer:data"]["main"]["dock"]["children"][0]
+    assert main["widgets"] == ["notebook:hub-notebooks/analysis.ipynb"]
+    assert workspace["data"]["notebook:hub-notebooks/analysis.ipynb"]["data"]["path"] == "hub-notebooks/analysis.ipynb"
+    assert (hub / "image" / "analysis.ipynb").is_file()  # start copies image/ to ~/hub-notebooks
+    settings = tmp_path / "lab-workspaces"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "jupyter"),
+            "lab",
+            "workspaces",
+            "import",
+            str(hub / "image" / "binder" / "jupyterlab-workspace.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(settings)},
+    )
+    assert done.returncode == 0, done.stderr
+    (saved,) = settings.glob("*.jupyterlab-workspace")
+    assert "notebook:hub-notebooks/analysis.ipynb" in json.loads(saved.read_text())["data"]
+
+
 def test_requirements_txt_only(template_repo, sources, tmp_path, capfd):
     hub, _ = copy_hub(template_repo, tmp_path / "deployments" / "reqs", capfd, source_repo=str(sources["requirements"]))
     check_image(hub, tmp_path, python=VERSIONS["python_default"])

@@ -36,6 +36,7 @@ import posixpath
 import re
 import shutil
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -306,6 +307,10 @@ def plan_source(tree: SourceTree, image: Path, plan: Plan, keep_dockerfile: bool
         )
         plan.notes += [note] if note else []
         plan.merged.append("binder/jupyterlab-workspace.json")
+    elif opened := first_notebook(plan.copies):
+        # No welcome notebook here: JupyterLab opens the source's own.
+        workspace = (binder / "jupyterlab-workspace.json").read_text()
+        plan.texts["binder/jupyterlab-workspace.json"] = workspace_opening(workspace, opened)
     dask_files = [
         p
         for d in dict.fromkeys([".dask", at(".dask")])
@@ -512,6 +517,27 @@ def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str]]:
         "",
     ]
     return "\n".join(lines[:at] + block + lines[at:]) + "\n", notes
+
+
+def first_notebook(destinations: Iterable[str]) -> str | None:
+    """The notebook users see first: the shallowest in image/, by name
+    (hidden folders left out)."""
+    notebooks = [
+        d for d in destinations if d.endswith(".ipynb") and not any(part.startswith(".") for part in d.split("/"))
+    ]
+    return min(notebooks, key=lambda d: (d.count("/"), d.lower()), default=None)
+
+
+def workspace_opening(text: str, notebook: str) -> str:
+    """The hub's workspace (binder/jupyterlab-workspace.json) with ``notebook``
+    (image-relative; start copies image/ to ~/hub-notebooks) open in the
+    main area's first tab area."""
+    workspace = json.loads(text)
+    key, path = f"notebook:hub-notebooks/{notebook}", f"hub-notebooks/{notebook}"
+    area = workspace["data"]["layout-restorer:data"]["main"]["dock"]["children"][0]
+    area["widgets"], area["currentIndex"] = [key], 0
+    workspace["data"][key] = {"data": {"path": path, "factory": "Notebook"}}
+    return json.dumps(workspace, indent=2) + "\n"
 
 
 def workspace_for_jupyterlab4(text: str, origin: str) -> tuple[str, str | None]:
