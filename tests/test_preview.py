@@ -9,6 +9,7 @@ to install it; .ci/run installs both, so there they run.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 from conftest import ROOT, chart_data, git, render
 
 from hub_template.preview import overrides
@@ -81,10 +83,32 @@ def smoke_lines(stdout: str) -> list[str]:
     ]
 
 
-def printed_overrides(stdout: str) -> list[str]:
+def printed_block(stdout: str, title: str) -> list[str]:
+    """The names of the indented lines right under ``title``."""
     lines = stdout.splitlines()
-    start = lines.index("replaced, as a preview must (everything else is the hub's own):") + 1
-    return [line.strip().split(":")[0] for line in lines[start:] if line.startswith("  ")]
+    block = itertools.takewhile(lambda line: line.startswith("  "), lines[lines.index(title) + 1 :])
+    return [line.strip().split(":")[0] for line in block]
+
+
+def printed_overrides(stdout: str) -> list[str]:
+    return printed_block(stdout, "replaced, as a preview must (everything else is the hub's own):")
+
+
+def printed_sizes(stdout: str) -> list[str]:
+    return printed_block(stdout, "sizes offered at login (KubeSpawner's form; here a local process each):")
+
+
+def test_a_kubernetes_backend_hub_is_refused_in_one_line(template_repo, tmp_path):
+    hub = render(template_repo, tmp_path / "deployments" / "charlie", dask_backend="kubernetes")
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "preview", str(hub), "--chart", str(chart_data())], capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    (line,) = done.stderr.strip().splitlines()
+    assert line == (
+        "hub-template preview: charlie uses the kubernetes dask backend, whose clusters need Kubernetes: "
+        "preview runs gateway hubs"
+    )
 
 
 def test_the_hub_config_is_z2jhs_loading_with_only_the_listed_overrides(template_repo, tmp_path, monkeypatch):
@@ -152,6 +176,10 @@ def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
         for o in (*overrides.HUB, *overrides.GATEWAY_BACKEND, *overrides.GATEWAY_ADDRESSES, *overrides.GATEWAY_HUB_AUTH)
     ]
     assert printed_overrides(done.stdout) == expected
+    # The sizes of the hub's profile list, as KubeSpawner's login form offers them.
+    common = yaml.safe_load((hub / "config" / "common.yaml").read_text())
+    profiles = common["daskhub"]["jupyterhub"]["singleuser"]["profileList"]
+    assert printed_sizes(done.stdout) == [p["slug"] for p in profiles] and len(profiles) == 3
     assert re.search(r"password: \S+\)", done.stdout)
     assert "APPROXIMATE" in done.stdout
     # The README's picture: JupyterLab with the dask panel and the notebook, as the test saw it.
@@ -184,3 +212,6 @@ def test_preview_smoke_of_a_hub_from_a_notebook_repository(template_repo, tmp_pa
     lines = smoke_lines(done.stdout)
     assert lines[:2] == STEPS and lines[-len(END_STEPS) :] == END_STEPS
     assert GATEWAY_STEPS[0] in lines
+    # The workspace opens the source's own notebook (there is no welcome notebook), which runs.
+    assert "the workspace opens hub-notebooks/analysis.ipynb" in lines
+    assert "hub-notebooks/analysis.ipynb runs to the end" in lines

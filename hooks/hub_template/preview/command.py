@@ -142,6 +142,10 @@ def read(hub: Path, chart_dir: Path | None) -> dict:
     answers = (
         yaml.safe_load((hub / ".copier-answers.yml").read_text()) if (hub / ".copier-answers.yml").exists() else {}
     )
+    if answers.get("dask_backend") == "kubernetes":
+        raise PreviewError(
+            f"{hub.name} uses the kubernetes dask backend, whose clusters need Kubernetes: preview runs gateway hubs"
+        )
     umbrella = answers.get("helm_umbrella_key", "daskhub")
     try:
         chart = Chart(chart_dir)
@@ -251,6 +255,11 @@ def start(inputs: dict, work: Path, procs: Processes, out) -> dict:
     out("replaced, as a preview must (everything else is the hub's own):")
     for o in (*overrides.HUB, *listed):
         out(f"  {o.target}: {o.why}")
+    sizes = (values["jupyterhub"].get("singleuser") or {}).get("profileList") or []
+    if sizes:
+        out("sizes offered at login (KubeSpawner's form; here a local process each):")
+        for size in sizes:
+            out(f"  {size.get('slug')}: {size.get('description')}{' (default)' if size.get('default') else ''}")
     out(f"idle stack memory: {procs.rss() / 2**20:.0f} MiB")
     out(f"hub ready in {hub_ready:.1f} s at {url}/  (any user name, password: {password})")
     prefix_path = (gateway.get("gateway") or {}).get("prefix", "/").rstrip("/") if gateway_on else None

@@ -87,6 +87,7 @@ def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=la
                 name = Path(target.notebook).name
                 page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=name).first.wait_for(timeout=60_000)
                 page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
+                _accept_preferred_kernel(page, PlaywrightError)
                 steps.done(step, t)
 
             token = None
@@ -269,3 +270,16 @@ def _run_all(page, target: Target) -> None:
     errors = [out for cell in code for out in cell.outputs if out.output_type == "error"]
     if errors:
         raise PreviewError(f"a cell raised {errors[0].ename}: {errors[0].evalue}"[:160])
+
+
+def _accept_preferred_kernel(page, playwright_error: type[Exception]) -> None:
+    """A notebook that names no kernel (many a repository's do not) opens
+    with JupyterLab's kernel dialog: choose the preferred kernel, as a user
+    would press Select."""
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    try:
+        dialog.wait_for(timeout=5_000)
+    except playwright_error:  # the notebook names its kernel: no dialog
+        return
+    dialog.locator(".jp-mod-accept").click()
+    dialog.wait_for(state="detached", timeout=10_000)
