@@ -42,6 +42,7 @@ ANSWERS = {
     "conda_packages": "xarray, zarr>=2.18, cartopy",
     # Above the limit's own default (2): the limit's default follows it.
     "user_cpu_guarantee": "4",
+    "user_memory_limit": "12",
     "apt_packages": "nco",
     "dask_backend": "kubernetes",
     "secrets_backend": "sops",
@@ -54,6 +55,8 @@ MISTAKES = {
     "hub_name": ("Charlie", "'Charlie': lowercase a-z, 0-9 and -"),
     "aws_account_id": ("12345678901", "'12345678901': not 12 digits"),
     "conda_packages": ("xarray, numpy=1.26.4=py312h8753938_0", "'numpy=1.2...': no build strings"),
+    # A limit below the guarantee (the default, 2 GB).
+    "user_memory_limit": ("1", "'1': 2 <= GB <= 16384"),
 }
 
 
