@@ -45,6 +45,7 @@ EXTREMES = {
         ],
     ],
     "gpu_teams": ["", "pangeo-data:gpu-users"],
+    "cloud_identity": ["", "abcdef@ocean-lab-1.iam.gserviceaccount.com"],  # gcp's, walked on gcp
     "source_repo": ["", "https://example.org/notebooks.git"],
     "github_orgs": ["pangeo-data", "a" * 39 + ":team"],
     "admin_users": ["", "octocat, hubber"],
