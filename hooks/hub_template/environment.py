@@ -168,9 +168,9 @@ def _samples(*constraints: str) -> list[str]:
                 continue
             release = list(bound.release)
             found.update({literal, literal + ".99999"})
-            found.add(".".join(map(str, release[:-1] + [release[-1] + 1])))
+            found.add(".".join(map(str, [*release[:-1], release[-1] + 1])))
             if release[-1] > 0:
-                found.add(".".join(map(str, release[:-1] + [release[-1] - 1, 99999])))
+                found.add(".".join(map(str, [*release[:-1], release[-1] - 1, 99999])))
     return sorted(found, key=Version)
 
 
@@ -313,10 +313,11 @@ def read_environment(text: str, origin: str, include=None) -> Environment:
     builds = [n for n in env.notes if "build string" in n]
     if len(builds) > 3:
         kept = [n for n in env.notes if "build string" not in n]
-        env.notes = kept + [
+        env.notes = [
+            *kept,
             f"{origin}: stripped {len(builds)} build strings (platform-specific, they break the solve). "
             "It looks like a full `conda env export`: `conda env export --from-history` "
-            "lists only the packages you asked for, which solves faster and ages better"
+            "lists only the packages you asked for, which solves faster and ages better",
         ]
     return env
 
@@ -413,7 +414,7 @@ class RenderedEnvironment:
         self.lines = text.splitlines()
         try:
             self.channels_end = self._end_of_list(self.lines.index("channels:"))
-            self.hub_start = next(i for i, l in enumerate(self.lines) if l.startswith(HUB_BLOCK))
+            self.hub_start = next(i for i, line in enumerate(self.lines) if line.startswith(HUB_BLOCK))
             self.own_start = self.lines.index(OWN_BLOCK)
         except (ValueError, StopIteration):
             raise SpecError(
@@ -435,7 +436,7 @@ class RenderedEnvironment:
                 yield index, parse_conda_spec(match["spec"])[0], match["comment"] or ""
 
     def _pip_header(self) -> int | None:
-        return next((i for i, l in enumerate(self.lines) if l.rstrip() == "  - pip:"), None)
+        return next((i for i, line in enumerate(self.lines) if line.rstrip() == "  - pip:"), None)
 
     def _own_end(self) -> int:
         end = self.own_start + 1
@@ -452,7 +453,7 @@ class RenderedEnvironment:
 
     # edits
     def add_channel(self, channel: str) -> None:
-        present = [l[4:].strip() for l in self.lines[self.lines.index("channels:") + 1 : self.channels_end]]
+        present = [line[4:].strip() for line in self.lines[self.lines.index("channels:") + 1 : self.channels_end]]
         if channel not in present:
             self._insert(self.channels_end, f"  - {channel}")
             self.channels_end += 1

@@ -52,6 +52,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 from packaging.version import InvalidVersion, Version
@@ -643,8 +644,9 @@ class Outcome:
 class Worker:
     """The worktrees (one per federation repository) of this worker process."""
 
-    trees: dict[Path, Path] = {}
-    log: Path = Path()
+    # Per process, set once by start(): state of the worker, not of an instance.
+    trees: ClassVar[dict[Path, Path]] = {}
+    log: ClassVar[Path] = Path()
 
     @classmethod
     def start(cls, slots, trees: dict[int, dict[Path, Path]], scratch: Path) -> None:

@@ -17,6 +17,7 @@ Runs in copier's interpreter: standard library and the git executable only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -164,10 +165,8 @@ class _Git:
 
     @staticmethod
     def _kill(process: subprocess.Popen) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.communicate()
 
 
@@ -182,10 +181,8 @@ def _tree_size(path: Path) -> int:
     total = 0
     for folder, _, names in os.walk(path):
         for name in names:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                pass
     return total
 
 

@@ -97,12 +97,12 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                path = prefix + (str(key.value),)
+                path = (*prefix, str(key.value))
                 lines[path] = key.start_mark.line + 1
                 walk(value, path)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
-                walk(item, prefix + (str(index),))
+                walk(item, (*prefix, str(index)))
 
     root = yaml.compose(text, Loader=_Loader)
     if root is not None:
@@ -144,7 +144,7 @@ def _subchart_files(sub: Path) -> dict[str, str]:
     found = {}
     with tarfile.open(sub, "r:gz") as archive:
         for member in archive.getmembers():
-            top, _, name = member.name.partition("/")
+            _top, _, name = member.name.partition("/")
             if name in _SUBCHART_FILES and member.isfile():
                 found[name] = archive.extractfile(member).read().decode()
     return found

@@ -544,7 +544,7 @@ def merge_dask_config(hub_text: str, sources: list[tuple[str, dict]]) -> tuple[s
 def _additions(hub: dict, source: dict, path: tuple, origin: str, notes: list[str]) -> dict:
     found = {}
     for key, value in source.items():
-        where = path + (key,)
+        where = (*path, key)
         dotted = ".".join(map(str, where))
         if where in HUB_DASK_KEYS and key not in hub:
             # e.g. gateway.* in a kubernetes hub: how clusters are made is the hub's decision
@@ -583,8 +583,10 @@ def _insert_yaml(lines: list[str], additions: dict, start: int, end: int, indent
             while block_end < end + added and (
                 not lines[block_end].strip()
                 or lines[block_end].startswith(pad + "  ")
-                or (lines[block_end].lstrip().startswith("#")
-                and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent)
+                or (
+                    lines[block_end].lstrip().startswith("#")
+                    and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent
+                )
             ):
                 block_end += 1
             while block_end > own + 1 and not lines[block_end - 1].strip():
@@ -597,7 +599,7 @@ def _insert_yaml(lines: list[str], additions: dict, start: int, end: int, indent
         while at > start and not lines[at - 1].strip():
             at -= 1
         if indent == 0:
-            chunk = [""] + chunk
+            chunk = ["", *chunk]
         lines[at:at] = chunk
         added += len(chunk)
     return added

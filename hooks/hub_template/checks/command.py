@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.chart is not None:
         try:
-            chart_source(args.chart.resolve()).chart  # read once, here, for every hub
+            _ = chart_source(args.chart.resolve()).chart  # read once, here, for every hub
         except (OSError, ValueError, KeyError) as error:
             print(f"hub-template check: --chart {args.chart}: {error}", file=sys.stderr)
             return 2
@@ -115,7 +115,7 @@ def check(
     """Check each hub and print the results as repo-review does: its rich
     tree per hub, one JSON document, or one HTML page."""
     reports = []
-    for path, (families, results) in zip(hubs, _run_all(hubs, chart, select, ignore, jobs)):
+    for path, (families, results) in zip(hubs, _run_all(hubs, chart, select, ignore, jobs), strict=True):
         status = _status(results)
         if show != "all":
             results = [r for r in results if r.result is False or (show == "errskip" and r.result is None)]

@@ -254,7 +254,7 @@ class GitRepo:
         rels = [str(p.resolve().relative_to(self.top.resolve())) for p in paths]
         out = self._git("check-attr", "-z", attr, "--", *rels).stdout.decode().split("\0")
         values = {out[i]: out[i + 2] for i in range(0, len(out) - 2, 3)}
-        return {p: values.get(rel, "unspecified") for p, rel in zip(paths, rels)}
+        return {p: values.get(rel, "unspecified") for p, rel in zip(paths, rels, strict=True)}
 
     def config(self, key: str) -> str | None:
         result = self._git("config", "--get", key)

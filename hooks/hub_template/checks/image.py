@@ -553,7 +553,7 @@ class IM009(Image):
             return report([Problem(rel, None, "is not a JupyterLab workspace: it needs a `data` mapping.")])
         if found == name:
             return ""
-        line = next((n for n, l in enumerate(text.splitlines(), 1) if '"id"' in l), None)
+        line = next((n for n, text_line in enumerate(text.splitlines(), 1) if '"id"' in text_line), None)
         return report(
             [
                 Problem(

@@ -59,7 +59,7 @@ def _secret_files(hub: Hub) -> list[SecretFile]:
     unlocked = {f for f in set(filters.values()) if is_git_crypt(f) and repo.config(f"filter.{f}.clean")}
     staged = repo.staged(paths) if repo else {}
     found = []
-    for rel, path in zip(rels, paths):
+    for rel, path in zip(rels, paths, strict=True):
         data = hub.raw(rel) or b""
         encryption = encryption_of(data)
         blob = staged.get(path)

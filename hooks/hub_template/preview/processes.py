@@ -9,6 +9,7 @@ too (the gateway starts clusters there), and go the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -119,22 +120,16 @@ class Processes:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + GRACE
         for proc in self.started:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         left = [p for p in {**before, **{p.pid: p for p in self.ours()}}.values() if p.is_running()]
         for p in left:
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.terminate()
-            except psutil.Error:
-                pass
         _, alive = psutil.wait_procs(left, timeout=5)
         for p in alive:
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.kill()
-            except psutil.Error:
-                pass
         psutil.wait_procs(alive, timeout=5)
         for proc in self.started:
             if proc.poll() is None:

@@ -5,6 +5,7 @@ screenshot of the page at a failure (and, if asked, of JupyterLab at the end).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -169,10 +170,8 @@ def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=la
             steps.done(step, t)
         except (PreviewError, PlaywrightError) as error:
             shot = artifacts / f"failed-{step.replace(' ', '-').replace('/', '-')[:60]}.png"
-            try:
+            with contextlib.suppress(PlaywrightError):
                 page.screenshot(path=str(shot))
-            except PlaywrightError:
-                pass
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise PreviewError(f"smoke step '{step}' failed: {first} (screenshot {shot})") from None
         finally:
