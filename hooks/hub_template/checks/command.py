@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 FORMATS = ("rich", "json", "html")
 
@@ -162,7 +163,7 @@ def _run_all(hubs: list[Path], chart: Path | None, select, ignore, jobs: int) ->
         return pool.map(one, hubs, chunksize=1)
 
 
-def _as_json(families, results, status) -> dict:
+def _as_json(families, results, status) -> dict[str, Any]:
     """The document repo-review's own `--format json` prints for one repository."""
     from repo_review.families import sort_family_keys
     from repo_review.processor import as_simple_dict

@@ -17,6 +17,7 @@ import functools
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -47,7 +48,7 @@ ENV_PATHS = (
 
 
 @functools.cache
-def _package_defaults(package: str, filename: str) -> dict | None:
+def _package_defaults(package: str, filename: str) -> dict[str, Any] | None:
     spec = importlib.util.find_spec(package)  # finds the package without importing it
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -57,7 +58,7 @@ def _package_defaults(package: str, filename: str) -> dict | None:
 
 @dataclass
 class KnownKeys:
-    tree: dict = field(default_factory=dict)
+    tree: dict[str, Any] = field(default_factory=dict)
     unchecked: dict[str, str] = field(default_factory=dict)  # top-level key -> why its keys are not known
 
 
@@ -86,7 +87,7 @@ def _known(wanted_range: str) -> KnownKeys:
     return known
 
 
-def _merge(base: dict, more: dict) -> dict:
+def _merge(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     """Deep merge that keeps null defaults: a null default is a key too."""
     merged = dict(base)
     for key, value in more.items():
@@ -103,7 +104,7 @@ def _norm(key: object) -> str:
     return str(key).replace("_", "-")  # dask treats a_b and a-b as one key
 
 
-def unknown_keys(data: dict, known: KnownKeys, prefix: tuple[str, ...] = ()):
+def unknown_keys(data: dict[str, Any], known: KnownKeys, prefix: tuple[str, ...] = ()):
     """(key path, what to say) for each key of ``data`` no package ships."""
     import dask.config
 
@@ -135,7 +136,7 @@ def unknown_keys(data: dict, known: KnownKeys, prefix: tuple[str, ...] = ()):
             yield from unknown_keys(value, known, path)
 
 
-def _unchecked_used(data: dict, known: KnownKeys) -> list[str]:
+def _unchecked_used(data: dict[str, Any], known: KnownKeys) -> list[str]:
     return [known.unchecked[_norm(k)] for k in data if _norm(k) in known.unchecked]
 
 
@@ -172,7 +173,7 @@ def dask_variables(hub: Hub) -> list[DaskVariable]:
     return list(found.values())
 
 
-def _variable_config(variables: list[DaskVariable]) -> dict:
+def _variable_config(variables: list[DaskVariable]) -> dict[str, Any]:
     import dask.config
 
     return dask.config.collect_env({v.name: str(v.value) for v in variables})
@@ -293,7 +294,7 @@ def _hub_keys(name: str) -> tuple[str, ...] | None:
     return keys if any(keys[: len(h)] == h for h in HUB_KEYS) else None
 
 
-def _export_config(exports) -> dict:
+def _export_config(exports) -> dict[str, Any]:
     import dask.config
 
     return dask.config.collect_env({e.name: e.value for e in exports})

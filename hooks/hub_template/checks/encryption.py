@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -53,7 +54,7 @@ def _encrypted(value: object) -> bool:
     return isinstance(value, str) and value.startswith("ENC[") and value.endswith("]")
 
 
-def _sops_leaves(data: object, meta: dict, state: str | None = None):
+def _sops_leaves(data: object, meta: dict[str, Any], state: str | None = None):
     """For each leaf value: whether it is as sops' rules (in its metadata)
     say it must be. A key that matches an encrypt rule encrypts all below
     it, one that matches a leave-in-clear rule leaves all below in clear."""

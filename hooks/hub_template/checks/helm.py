@@ -4,6 +4,8 @@ and validated against the chart given with --chart (hub_template.helm_values).""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..helm_values import (
     DEPLOYMENT_KEY,
     Problem,
@@ -127,7 +129,7 @@ def _gateway_of_a_kubernetes_hub(hub: Hub) -> list[Problem]:
     wanted = {("daskGateway", "enabled"): False, ("daskKubernetes", "enabled"): True}
     for env in hub.environments:
         layers = hub.values_layers(env)
-        merged: dict = {}
+        merged: dict[str, Any] = {}
         for f in layers:
             merged = coalesce(merged, f.data.get(DEPLOYMENT_KEY) or {})
         for keys, value in wanted.items():

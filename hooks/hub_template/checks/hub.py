@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -54,16 +55,16 @@ class Hub:
     # --- what the template knows -------------------------------------------
 
     @cached_property
-    def answers(self) -> dict:
+    def answers(self) -> dict[str, Any]:
         parsed = self.yaml(ANSWERS_FILE)
         return parsed.data if isinstance(parsed.data, dict) else {}
 
     @cached_property
-    def versions(self) -> dict:
+    def versions(self) -> dict[str, Any]:
         return load_data("versions.yml")
 
     @cached_property
-    def cloud(self) -> dict | None:
+    def cloud(self) -> dict[str, Any] | None:
         """The hub's provider entry of data/providers.yml."""
         return load_data("providers.yml").get(self.answers.get("cloud_provider"))
 
@@ -194,7 +195,7 @@ class Hub:
         return self._values_files[rel]
 
     @cached_property
-    def _memo(self) -> dict:
+    def _memo(self) -> dict[str, Any]:
         return {}
 
     def memo(self, key: str, compute):

@@ -13,6 +13,7 @@ import subprocess
 import sysconfig
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -157,7 +158,7 @@ class Dependency:
 @dataclass
 class Environment:
     rel: str
-    data: dict | None = None
+    data: dict[str, Any] | None = None
     dependencies: list[Dependency] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # entries that are not specs at all
     key_lines: dict[str, int] = field(default_factory=dict)

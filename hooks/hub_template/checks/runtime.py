@@ -22,6 +22,7 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..environment import logical_lines
 from ..helm_values import ValuesFile
@@ -59,7 +60,7 @@ class Export:
 @dataclass
 class RuntimeConfig:
     files: list[ValuesFile] = field(default_factory=list)  # what dask reads, labelled by their source
-    config: dict = field(default_factory=dict)  # those files merged in dask's order
+    config: dict[str, Any] = field(default_factory=dict)  # those files merged in dask's order
     hidden: list[str] = field(default_factory=list)  # dask files postBuild put under the home volume
     exports: list[Export] = field(default_factory=list)  # DASK_* variables start and postBuild export
     error: str | None = None  # why the scripts could not be read
@@ -140,7 +141,7 @@ class ImageModel:
             exports += self._command(words, env, rel, line, writes)
         return exports
 
-    def _command(self, words: list[str], env: dict, rel: str, line: int, writes: bool) -> list[Export]:
+    def _command(self, words: list[str], env: dict[str, Any], rel: str, line: int, writes: bool) -> list[Export]:
         while words and words[0] in _KEYWORDS:
             words = words[1:]
         exporting = bool(words) and words[0] in ("export", "declare", "typeset", "readonly", "local")
