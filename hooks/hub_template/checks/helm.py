@@ -9,6 +9,7 @@ from typing import Any
 from ..helm_values import (
     DEPLOYMENT_KEY,
     Problem,
+    ValuesFile,
     coalesce,
     misplaced_keys,
     nulls_over_parent,
@@ -29,8 +30,9 @@ GET_A_CHART = (
 SNIPPETS = (("jupyterhub", "hub", "extraConfig"), ("dask-gateway", "gateway", "extraConfig"))
 
 
-def _all_files(hub: Hub):
-    seen, files = set(), []
+def _all_files(hub: Hub) -> list[ValuesFile]:
+    seen: set[str] = set()
+    files: list[ValuesFile] = []
     for env in hub.environments:
         for f in hub.values_layers(env):
             if f.label not in seen:

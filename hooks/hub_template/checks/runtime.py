@@ -21,6 +21,7 @@ import itertools
 import posixpath
 import re
 import shlex
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,11 +164,15 @@ class ImageModel:
         words = words[len(assignments) :]  # `A=b command`: the assignments are the command's own
         exports = []
         expanded = [_expand(word, env) for word in words]
-        if None in expanded:
+        known = [word for word in expanded if word is not None]
+        if len(known) < len(expanded):
             return exports  # a value only running the script would know
-        command, *args = expanded
+        command, *args = known
         cwd = env.get("PWD", REPO)
-        at = lambda p: posixpath.normpath(posixpath.join(cwd, p))  # noqa: E731
+
+        def at(p: str) -> str:
+            return posixpath.normpath(posixpath.join(cwd, p))
+
         if command == "cd" and args:
             env["PWD"] = at(args[-1])
         elif not writes:
@@ -178,7 +183,7 @@ class ImageModel:
             self._copy(command, args, at)
         return exports
 
-    def _copy(self, command: str, args: list[str], at) -> None:
+    def _copy(self, command: str, args: list[str], at: Callable[[str], str]) -> None:
         options, paths, target_dir = [], [], None
         takes_value = {"install": {"-m", "--mode", "-o", "-g", "--owner", "--group"}}.get(command, set())
         words = iter(args)
@@ -226,13 +231,14 @@ def _expand(word: str, env: dict[str, str]) -> str | None:
         return None
     unknown = False
 
-    def value(match: re.Match) -> str:
+    def value(match: re.Match[str]) -> str:
         nonlocal unknown
         name = match["braced"] or match["bare"]
         if name in env:
             return env[name]
-        if match["default"] is not None:
-            return match["default"]
+        default: str | None = match["default"]
+        if default is not None:
+            return default
         unknown = True
         return ""
 
@@ -240,7 +246,7 @@ def _expand(word: str, env: dict[str, str]) -> str | None:
     return None if unknown or "$" in expanded else expanded
 
 
-def _commands(text: str):
+def _commands(text: str) -> Iterator[tuple[int, list[str]]]:
     """(line, words) for each simple command of a shell script; `(` and `)`
     come as commands of their own. Quotes are removed as the shell does."""
     for number, line in logical_lines(text):
