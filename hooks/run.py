@@ -24,7 +24,8 @@ def main(argv: list[str]) -> int:
         print(f"usage: run.py {{{','.join(COMMANDS)}}} [args...]", file=sys.stderr)
         return 2
     module = __import__(COMMANDS[argv[0]], fromlist=["main"])
-    return module.main(argv[1:])
+    code: int = module.main(argv[1:])
+    return code
 
 
 if __name__ == "__main__":

@@ -47,7 +47,9 @@ def test_parallel_checks_find_what_one_at_a_time_finds(template_repo, tmp_path_f
     assert two.stdout == one.stdout  # the same document, byte for byte, hubs in the order given
     report = json.loads(one.stdout)  # one JSON document, not fragments
     assert list(report) == hubs
-    assert {hub: doc["status"] for hub, doc in report.items()} == dict(zip(hubs, ["passed", "errors", "passed"]))
+    assert {hub: doc["status"] for hub, doc in report.items()} == dict(
+        zip(hubs, ["passed", "errors", "passed"], strict=True)
+    )
     failed = {k for k, v in report[hubs[1]]["checks"].items() if v["result"] is False}
     assert failed and all(k.startswith("IM") for k in failed), failed
 

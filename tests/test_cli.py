@@ -77,6 +77,6 @@ def test_check_without_its_extra_says_how_to_install_it(base_install, template_r
     hub = render(template_repo, tmp_path / "deployments" / "charlie")
     run = subprocess.run([str(base_install), "check", str(hub)], capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
-    first, *rest = run.stderr.splitlines()
+    first, *_rest = run.stderr.splitlines()
     assert "install the [check] extra" in first and len(first) <= 80
     assert "pip install 'hub-template[check] @ git+https://github.com/pangeo/hub-template'" in run.stderr

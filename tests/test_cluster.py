@@ -150,7 +150,7 @@ def test_each_size_names_its_machine_and_fits_it(hub):
     assert [p["slug"] for p in profiles] == [s["name"] for s in sizes]
     assert [p["slug"] for p in profiles if p.get("default")] == [hub.answers["default_size"]]
     label = hub.cloud["instance_type_label"]
-    for size, profile in zip(sizes, profiles):
+    for size, profile in zip(sizes, profiles, strict=True):
         override = profile["kubespawner_override"]
         assert override["node_selector"] == {label: size["machine"]}
         cpu, memory = allocatable(hub.cloud, size["machine"])

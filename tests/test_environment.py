@@ -234,7 +234,9 @@ def test_merge_keeps_the_hub_block_and_adds_to_the_hubs_own(rendered):
     hub_before, own_before = blocks(before)
     hub_after, own_after = blocks(merged.text)
     # the python line follows the source; nothing else of the first block moves
-    assert [l for l in hub_after if "python=" not in l] == [l for l in hub_before if "python=" not in l]
+    assert [line for line in hub_after if "python=" not in line] == [
+        line for line in hub_before if "python=" not in line
+    ]
     assert "  - python=3.11" in hub_after and merged.python_version == "3.11"
     assert own_after[: len(own_before)] == own_before  # the answers' packages first, in order
     assert own_after[len(own_before) :] == ["  - gdal>=3.8"]  # xarray was there already
@@ -268,7 +270,7 @@ def test_conflicting_dask_gateway_warns_and_keeps_the_hubs(rendered):
         "old.yml",
     )
     merged = merge(rendered["plain"], [source], SUPPORTED)
-    hub, own = blocks(merged.text)
+    hub, _own = blocks(merged.text)
     assert f"  - dask-gateway={gateway}  # must equal the hub's dask-gateway server" in hub
     assert "  - dask-labextension=7.0.0" in hub  # within the hub's >=7: the source's pin
     assert merged.notes == [

@@ -237,10 +237,10 @@ def test_a_federation_updates_step_by_step(evolving_template, tmp_path):
 
 
 def test_a_folder_without_hubs_is_explained(tmp_path):
-    code, rows, output = hub_template("update", str(tmp_path / "nowhere"))
+    code, _, output = hub_template("update", str(tmp_path / "nowhere"))
     assert code == 2 and "is not a folder" in output and "deployments/ folder" in output
     (tmp_path / "deployments" / "notes").mkdir(parents=True)
-    code, rows, output = hub_template("update", str(tmp_path / "deployments"))
+    code, _, output = hub_template("update", str(tmp_path / "deployments"))
     assert code == 2 and "No hub in" in output and ".copier-answers.yml" in output
 
 

@@ -76,13 +76,13 @@ def mixed_federation(evolving_template, tmp_path, monkeypatch):
     ),
 )
 def test_parallel_and_sequential_updates_leave_the_same_bytes_and_git_state(mixed_federation, tmp_path):
-    fed, hubs, trust = mixed_federation
+    fed, _hubs, trust = mixed_federation
     before = snapshot(fed / "deployments")
     runs = {}
     for jobs in ("1", "2"):
         copy = tmp_path / f"jobs-{jobs}"
         shutil.copytree(fed, copy, symlinks=True)
-        code, rows, output = hub_template("update", str(copy / "deployments"), "--jobs", jobs, *trust)
+        code, rows, _output = hub_template("update", str(copy / "deployments"), "--jobs", jobs, *trust)
         runs[jobs] = code, {hub: row[:3] for hub, row in rows.items()}, snapshot(copy / "deployments"), git_state(copy)
     sequential, parallel = runs["1"], runs["2"]
     assert sequential[1] == {
@@ -130,7 +130,7 @@ def test_sigterm_stops_the_update_as_ctrl_c_does(evolving_template, tmp_path, mo
         if line.startswith("alpha: conflicts"):
             process.send_signal(signal.SIGTERM)
             break
-    out, err = process.communicate(timeout=300)
+    _out, err = process.communicate(timeout=300)
     assert process.returncode == 130, "".join(seen) + err
     assert "Interrupted." in err and "Traceback" not in err
     assert (

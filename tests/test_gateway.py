@@ -117,7 +117,7 @@ def test_the_gateway_runs_the_rendered_config_with_only_the_listed_overrides(gat
         config = PyFileConfigLoader(path.name, str(path.parent)).load_config()
         # Options objects compare by identity: compare what they offer users.
         return {
-            f"{cls}.{trait}": getattr(value, "get_specification", lambda: value)()
+            f"{cls}.{trait}": value.get_specification() if hasattr(value, "get_specification") else value
             for cls, traits in config.items()
             for trait, value in traits.items()
         }

@@ -174,7 +174,8 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
         previous = None
         while True:
             question = term.wait_for(
-                lambda: term.ended or ((q := term.active_question()) and q[1] != previous and q), "the next question"
+                lambda previous=previous: term.ended or ((q := term.active_question()) and q[1] != previous and q),
+                "the next question",
             )
             if question is True:
                 break
@@ -207,7 +208,7 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
                 message = f"Validation error for question '{name}': {says}"
                 assert len(message) <= COLUMNS, message
                 term.send(CLEAR_LINE + typed + ENTER, f"{name}, rejected")
-                term.wait_for(lambda: message in term.lines, f"the rejection of {typed!r}")
+                term.wait_for(lambda message=message: message in term.lines, f"the rejection of {typed!r}")
                 assert term.active_question()[1] == first_line, term.report()
                 term.send(CLEAR_LINE + ANSWERS[name] + ENTER, f"{name}, retried")
             elif name in ANSWERS and "choices" in specs[name]:

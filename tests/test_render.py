@@ -529,10 +529,6 @@ def test_dask_config_as_the_image_loads_it(hub, tmp_path, monkeypatch):
     config = dask.config.collect(paths=[str(prefix / "etc" / "dask")], env={})
     factory = config["labextension"]["factory"]
     answers = hub.answers
-    most_workers = min(
-        answers["cluster_max_cores"] // answers["worker_cores"],
-        answers["cluster_max_memory"] // answers["worker_memory"],
-    )
     default = config["labextension"]["default"]
     if answers["dask_backend"] == "gateway":
         # GatewayCluster.adapt() is a coroutine in the panel's async mode: +NEW

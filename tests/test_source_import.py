@@ -514,7 +514,7 @@ def test_conda_env_export_renders_a_clean_environment(template_repo, tmp_path, c
         "prefix: /Users/me/miniforge3/envs/analysis\n"
     )
     monkeypatch.chdir(work)
-    hub, output = copy_hub(template_repo, tmp_path / "deployments" / "exported", capfd, environment_file="exported.yml")
+    hub, _ = copy_hub(template_repo, tmp_path / "deployments" / "exported", capfd, environment_file="exported.yml")
     check_image(hub, tmp_path, python="3.12")
     text = (hub / "image" / "binder" / "environment.yml").read_text()
     for exported in (
@@ -799,7 +799,7 @@ def test_record_answers_writes_what_copier_writes(plain_hub):
     assert _nice_yaml(data) == to_nice_yaml(data)
     record_answers(path, {"source_commit": "1234567890" * 4, "python_version": "3.11"})
     data.update(source_commit="1234567890" * 4, python_version="3.11")
-    header = "".join(l for l in original.splitlines(keepends=True) if l.startswith("#"))
+    header = "".join(line for line in original.splitlines(keepends=True) if line.startswith("#"))
     assert path.read_text() == header + to_nice_yaml(data)
     assert (
         "source_commit: '1234567890123456789012345678901234567890'" in path.read_text()
@@ -848,7 +848,7 @@ def test_update_keeps_the_import_and_does_not_fetch_again(sources, tmp_path, cap
 
     def changes(path: str) -> list[str]:
         diff = git(federation, "diff", "-U0", "--", f"deployments/esip/{path}")
-        return [l for l in diff.splitlines() if l[:1] in "+-" and l[:3] not in ("+++", "---")]
+        return [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
 
     changed = sorted(line.strip() for line in git(federation, "status", "--porcelain").splitlines())
     assert changed == [

@@ -5,6 +5,7 @@ Modules copier runs use only copier's own dependencies; see hooks/run.py.
 """
 
 from pathlib import Path
+from typing import Any
 
 # Nothing heavy is imported here: every `hooks/run.py migrate` imports this
 # package, twice per update, in a fresh interpreter.
@@ -15,8 +16,9 @@ def data_file(name: str) -> Path:
     return Path(__file__).resolve().parent / "data" / name
 
 
-def load_data(name: str) -> dict:
+def load_data(name: str) -> dict[str, Any]:
     """versions.yml or providers.yml, as copier.yml reads them."""
     import yaml
 
-    return yaml.safe_load(data_file(name).read_text())
+    data: dict[str, Any] = yaml.safe_load(data_file(name).read_text())
+    return data

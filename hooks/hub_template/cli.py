@@ -96,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             module = importlib.import_module(module_name)
             module.add_arguments(sub)
     args = parser.parse_args(argv)
+    assert module is not None  # parse_args exits unless a verb was given
     try:
-        return module.run(args)
+        code: int = module.run(args)
+        return code
     except ModuleNotFoundError as missing:  # the verbs import their tools when they need them
         if args.verb not in EXTRAS or not _missing_extra(args.verb, missing):
             raise

@@ -32,6 +32,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal, overload
 
 import yaml
 
@@ -82,13 +83,17 @@ class HubPlan:
     tag: str
     registry: str  # the image's registry host, which CI logs docker in to
     build: bool
-    login: dict
+    login: dict[str, Any]
     deploy: list[str] | None  # None for a pull request: nothing is deployed
 
 
 # --- reading git ------------------------------------------------------------
 
 
+@overload
+def _git(repo: Path, *args: str, check: Literal[True] = True) -> str: ...
+@overload
+def _git(repo: Path, *args: str, check: bool) -> str | None: ...
 def _git(repo: Path, *args: str, check: bool = True) -> str | None:
     done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
     if done.returncode != 0:
@@ -118,7 +123,7 @@ def hubs_at(repo: Path, commit: str) -> list[str]:
     )
 
 
-def _yaml_at(repo: Path, commit: str, path: str) -> dict:
+def _yaml_at(repo: Path, commit: str, path: str) -> dict[str, Any]:
     text = _git(repo, "show", f"{commit}:{path}", check=False)
     if text is None:
         raise PlanError(f"{path}: missing at {commit[:TAG_LENGTH]}; render the hub with copier")
@@ -131,7 +136,7 @@ def _yaml_at(repo: Path, commit: str, path: str) -> dict:
     return data
 
 
-def _checked(where: str, field: str, value) -> str:
+def _checked(where: str, field: str, value: object) -> str:
     pattern = PATTERNS[field]
     if not isinstance(value, str) or not re.fullmatch(pattern, value):
         raise PlanError(f"{where}: {field} {value!r} does not match {pattern}")
@@ -201,7 +206,7 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
     )
 
 
-def plan(repo: Path, before: str | None, after: str, branch: str | None, pull_request: bool = False) -> dict:
+def plan(repo: Path, before: str | None, after: str, branch: str | None, pull_request: bool = False) -> dict[str, Any]:
     if pull_request:
         environment = None
     elif branch in ENVIRONMENTS:

@@ -27,6 +27,7 @@ Runs in copier's interpreter: standard library, pyyaml and packaging only.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import yaml
@@ -36,6 +37,9 @@ from packaging.version import InvalidVersion, Version
 
 from hub_template import url_credentials
 from hub_template.safe_yaml import compose_untrusted
+
+# The text of a file named by `-r name`, or None if the source has no such file.
+Include = Callable[[str], str | None]
 
 
 class SpecError(ValueError):
@@ -122,7 +126,9 @@ def _version(text: str) -> Version | None:
 
 
 def _term_admits(term: str, version: Version) -> bool:
-    op, value = re.match(rf"^({_OP})?(.*)$", term).groups()
+    match = re.match(rf"^({_OP})?(.*)$", term)
+    assert match is not None  # (.*) matches any term
+    op, value = match.groups()
     prefix = value.endswith("*") or op == "="
     value = value.rstrip("*").rstrip(".")
     bound = _version(value)
@@ -168,9 +174,9 @@ def _samples(*constraints: str) -> list[str]:
                 continue
             release = list(bound.release)
             found.update({literal, literal + ".99999"})
-            found.add(".".join(map(str, release[:-1] + [release[-1] + 1])))
+            found.add(".".join(map(str, [*release[:-1], release[-1] + 1])))
             if release[-1] > 0:
-                found.add(".".join(map(str, release[:-1] + [release[-1] - 1, 99999])))
+                found.add(".".join(map(str, [*release[:-1], release[-1] - 1, 99999])))
     return sorted(found, key=Version)
 
 
@@ -247,7 +253,7 @@ def _located(origin: str, line: int, error: SpecError) -> SpecError:
     return SpecError(f"{origin}, line {line}: {error}")
 
 
-def read_requirements(text: str, origin: str, include=None) -> Environment:
+def read_requirements(text: str, origin: str, include: Include | None = None) -> Environment:
     """A requirements.txt as the pip part of an environment. `include(name)`
     returns the text of a file named by `-r name`, or None if unknown."""
     env = Environment(origin)
@@ -259,7 +265,7 @@ def read_requirements(text: str, origin: str, include=None) -> Environment:
     return env
 
 
-def logical_lines(text: str):
+def logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """(first line number, line) with backslash continuations joined."""
     pending, start = "", 0
     for number, line in enumerate(text.splitlines(), 1):
@@ -274,7 +280,7 @@ def logical_lines(text: str):
         yield start, pending
 
 
-def read_environment(text: str, origin: str, include=None) -> Environment:
+def read_environment(text: str, origin: str, include: Include | None = None) -> Environment:
     """An environment.yml, or the output of `conda env export` (with or without
     --from-history): `name:` and `prefix:` dropped, build strings stripped,
     `pip:` kept. Raises SpecError naming the offending line."""
@@ -313,15 +319,16 @@ def read_environment(text: str, origin: str, include=None) -> Environment:
     builds = [n for n in env.notes if "build string" in n]
     if len(builds) > 3:
         kept = [n for n in env.notes if "build string" not in n]
-        env.notes = kept + [
+        env.notes = [
+            *kept,
             f"{origin}: stripped {len(builds)} build strings (platform-specific, they break the solve). "
             "It looks like a full `conda env export`: `conda env export --from-history` "
-            "lists only the packages you asked for, which solves faster and ages better"
+            "lists only the packages you asked for, which solves faster and ages better",
         ]
     return env
 
 
-def _sequence(node, origin: str, key: str, mappings: bool = False):
+def _sequence(node: yaml.Node, origin: str, key: str, mappings: bool = False) -> list[yaml.Node]:
     if isinstance(node, yaml.ScalarNode) and node.value in ("", "null", "~"):
         return []
     if not isinstance(node, yaml.SequenceNode):
@@ -330,10 +337,11 @@ def _sequence(node, origin: str, key: str, mappings: bool = False):
         if isinstance(item, yaml.ScalarNode) or (mappings and isinstance(item, yaml.MappingNode)):
             continue
         raise SpecError(f"{origin}, line {item.start_mark.line + 1}: each entry of `{key}:` is one text line")
-    return node.value
+    items: list[yaml.Node] = node.value
+    return items
 
 
-def _add_channel(env: Environment, node) -> None:
+def _add_channel(env: Environment, node: yaml.Node) -> None:
     channel, line = str(node.value).strip(), node.start_mark.line + 1
     if url_credentials.has_credentials(channel):
         raise SpecError(
@@ -351,7 +359,7 @@ def _add_channel(env: Environment, node) -> None:
         env.channels.append(channel)
 
 
-def _add_dependency(env: Environment, node, include) -> None:
+def _add_dependency(env: Environment, node: yaml.Node, include: Include | None) -> None:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value in node.value:
@@ -369,11 +377,11 @@ def _add_dependency(env: Environment, node, include) -> None:
     env.add_conda(spec)
 
 
-def _add_pip_line(env: Environment, node, include) -> None:
+def _add_pip_line(env: Environment, node: yaml.Node, include: Include | None) -> None:
     _add_requirement(env, str(node.value).strip(), env.origin, node.start_mark.line + 1, include)
 
 
-def _add_requirement(env: Environment, text: str, origin: str, line: int, include) -> None:
+def _add_requirement(env: Environment, text: str, origin: str, line: int, include: Include | None) -> None:
     """One pip requirement (of requirements.txt or a `pip:` section); `-r FILE`
     brings in FILE's requirements through `include`."""
     included = re.match(r"^(?:-r|--requirement)(?:\s+|=)(\S+)$", text)
@@ -413,7 +421,7 @@ class RenderedEnvironment:
         self.lines = text.splitlines()
         try:
             self.channels_end = self._end_of_list(self.lines.index("channels:"))
-            self.hub_start = next(i for i, l in enumerate(self.lines) if l.startswith(HUB_BLOCK))
+            self.hub_start = next(i for i, line in enumerate(self.lines) if line.startswith(HUB_BLOCK))
             self.own_start = self.lines.index(OWN_BLOCK)
         except (ValueError, StopIteration):
             raise SpecError(
@@ -428,14 +436,14 @@ class RenderedEnvironment:
         return end
 
     # the lines of each part
-    def _items(self, start: int, stop: int):
+    def _items(self, start: int, stop: int) -> Iterator[tuple[int, CondaSpec, str]]:
         for index in range(start, stop):
             match = _ITEM.match(self.lines[index])
             if match and not match["spec"].endswith(":"):
                 yield index, parse_conda_spec(match["spec"])[0], match["comment"] or ""
 
     def _pip_header(self) -> int | None:
-        return next((i for i, l in enumerate(self.lines) if l.rstrip() == "  - pip:"), None)
+        return next((i for i, line in enumerate(self.lines) if line.rstrip() == "  - pip:"), None)
 
     def _own_end(self) -> int:
         end = self.own_start + 1
@@ -452,12 +460,12 @@ class RenderedEnvironment:
 
     # edits
     def add_channel(self, channel: str) -> None:
-        present = [l[4:].strip() for l in self.lines[self.lines.index("channels:") + 1 : self.channels_end]]
+        present = [line[4:].strip() for line in self.lines[self.lines.index("channels:") + 1 : self.channels_end]]
         if channel not in present:
             self._insert(self.channels_end, f"  - {channel}")
             self.channels_end += 1
 
-    def replace(self, index: int, spec, comment: str = "") -> None:
+    def replace(self, index: int, spec: CondaSpec, comment: str = "") -> None:
         indent = "      - " if self.lines[index].startswith("      - ") else "  - "
         self.lines[index] = f"{indent}{spec}{comment}"
 
@@ -542,15 +550,15 @@ def merge(rendered: str, imports: list[Environment], python_supported: list[str]
                     )
             else:
                 env.add_own(spec)
-        for spec in imported.pip:
-            if spec.key in hub and hub[spec.key].constraint:
-                needed = hub[spec.key]
+        for pip_spec in imported.pip:
+            if pip_spec.key in hub and hub[pip_spec.key].constraint:
+                needed = hub[pip_spec.key]
                 notes.append(
-                    f"warning: {imported.origin} installs {spec.text} with pip; the hub installs "
+                    f"warning: {imported.origin} installs {pip_spec.text} with pip; the hub installs "
                     f"{needed} from conda-forge{_why(needed)}, so the pip line is left out"
                 )
             else:
-                env.add_pip(spec)
+                env.add_pip(pip_spec)
     index, _, comment = env.hub_specs()["python"]
     env.replace(index, CondaSpec("python", f"={python_version}"), comment)
     return Merged(env.text(), python_version, notes)

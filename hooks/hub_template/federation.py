@@ -49,12 +49,21 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 import yaml
 from packaging.version import InvalidVersion, Version
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import SimpleQueue
+    from types import FrameType
+
+    from plumbum.machines.local import LocalEnv
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 ANSWERS_FILE = ".copier-answers.yml"
 
@@ -359,7 +368,7 @@ def git_config(pairs: list[tuple[str, str]]) -> Iterator[None]:
     GIT_CONFIG_* entries already set."""
     from plumbum import local
 
-    def extended(env) -> dict[str, str]:
+    def extended(env: Mapping[str, str] | LocalEnv) -> dict[str, str]:
         start = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
         added = {"GIT_CONFIG_COUNT": str(start + len(pairs))}
         for i, (key, value) in enumerate(pairs, start):
@@ -498,7 +507,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a CI job cancelled, `kill`) stops an update as Ctrl-C does,
     so the hub being updated is restored and parked conflicts recorded."""
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
@@ -592,7 +601,8 @@ def update_hub(hub: Hub, path: Path, top: Path, vcs_ref: str | None, log: Path, 
 
 def _read_commit(hub: Path) -> str | None:
     with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
-        return yaml.safe_load((hub / ANSWERS_FILE).read_text()).get("_commit")
+        commit: str | None = yaml.safe_load((hub / ANSWERS_FILE).read_text()).get("_commit")
+        return commit
     return None
 
 
@@ -643,11 +653,12 @@ class Outcome:
 class Worker:
     """The worktrees (one per federation repository) of this worker process."""
 
-    trees: dict[Path, Path] = {}
-    log: Path = Path()
+    # Per process, set once by start(): state of the worker, not of an instance.
+    trees: ClassVar[dict[Path, Path]] = {}
+    log: ClassVar[Path] = Path()
 
     @classmethod
-    def start(cls, slots, trees: dict[int, dict[Path, Path]], scratch: Path) -> None:
+    def start(cls, slots: SimpleQueue[int], trees: dict[int, dict[Path, Path]], scratch: Path) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interruption does
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         slot = slots.get()
@@ -775,7 +786,7 @@ def run(args: argparse.Namespace) -> int:
     refused = {hub.path: refusal(hub, federation_template, args.allow_template) for hub in hubs}
 
     with tempfile.TemporaryDirectory(prefix="hub-template-update.") as scratch:
-        sources: dict[str, Source] = {}
+        sources: dict[str | None, Source] = {}  # by hub.src; a hub without one finds None
         for hub in hubs:
             if hub.src and hub.src not in sources and not refused[hub.path]:
                 sources[hub.src] = Source(hub.src)
@@ -838,7 +849,13 @@ def _update_all(
     return [results[hub.path] for hub in hubs]
 
 
-def _in_place(todo: list[Hub], vcs_ref, scratch: Path, progress, task, done) -> None:
+# Records a hub's result as soon as it is known.
+Done = Callable[["Hub", "Result"], None]
+
+
+def _in_place(
+    todo: list[Hub], vcs_ref: str | None, scratch: Path, progress: Progress, task: TaskID, done: Done
+) -> None:
     """One hub after the other, in the federation's checkout."""
     parked = ParkedConflicts()
     try:
@@ -850,7 +867,7 @@ def _in_place(todo: list[Hub], vcs_ref, scratch: Path, progress, task, done) -> 
         parked.restore_all()
 
 
-def _in_worktrees(todo: list[Hub], vcs_ref, scratch: Path, jobs: int, done) -> bool:
+def _in_worktrees(todo: list[Hub], vcs_ref: str | None, scratch: Path, jobs: int, done: Done) -> bool:
     """`jobs` processes, forked from this one (copier already imported), each
     updating in its own worktrees; each result is written back here."""
     import multiprocessing
@@ -885,7 +902,7 @@ def _in_worktrees(todo: list[Hub], vcs_ref, scratch: Path, jobs: int, done) -> b
         remove_worktrees(trees)
 
 
-def _summary(console, results: list[Result], check: bool, federation_template: str | None) -> None:
+def _summary(console: Console, results: list[Result], check: bool, federation_template: str | None) -> None:
     from rich.table import Table
 
     title = "hub-template update --check: each hub against the newest release" if check else "hub-template update"
@@ -901,7 +918,7 @@ def _summary(console, results: list[Result], check: bool, federation_template: s
     for r in results:
         table.add_row(r.hub, r.before, r.after, f"[{STYLES[r.status]}]{r.status}[/]", "\n".join(r.notes), r.src)
     console.print(table)
-    counts = {}
+    counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     console.print(", ".join(f"{n} {status}" for status, n in counts.items()))

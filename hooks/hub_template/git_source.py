@@ -17,6 +17,7 @@ Runs in copier's interpreter: standard library and the git executable only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -132,7 +133,7 @@ class _Git:
             "-c", "fetch.recurseSubmodules=false",
         ]  # fmt: skip
 
-    def run(self, *args: str, deadline: float | None = None) -> subprocess.CompletedProcess:
+    def run(self, *args: str, deadline: float | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run git in the repository; past `deadline`, or once the download
         outgrows TOTAL_CAP, kill it and its helpers (ssh, git-remote-https)."""
         process = subprocess.Popen(
@@ -163,11 +164,9 @@ class _Git:
                     ) from None
 
     @staticmethod
-    def _kill(process: subprocess.Popen) -> None:
-        try:
+    def _kill(process: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.communicate()
 
 
@@ -182,14 +181,12 @@ def _tree_size(path: Path) -> int:
     total = 0
     for folder, _, names in os.walk(path):
         for name in names:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                pass
     return total
 
 
-def _last_error(result: subprocess.CompletedProcess) -> str:
+def _last_error(result: subprocess.CompletedProcess[bytes]) -> str:
     text = url_credentials.strip(result.stderr.decode(errors="replace"))  # git may name the URL
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
@@ -278,14 +275,14 @@ class SourceTree:
                 self.skipped.append(f"{path}: a symlink to {target}, outside the repository; not followed, not copied")
             elif resolved in self.files:
                 self.links[path] = resolved
-            elif resolved is not None and self.is_dir(resolved):
+            elif isinstance(resolved, str) and self.is_dir(resolved):
                 self.skipped.append(
                     f"{path}: a symlink to the folder {target}; not copied (the image holds only files)"
                 )
             else:
                 self.skipped.append(f"{path}: a symlink to {target}, which names no file; not copied")
 
-    def _walk(self, path: str):
+    def _walk(self, path: str) -> str | object | None:
         """The file or folder `path` names once every symlink on the way is
         followed as the kernel does (a `..` after a link leaves the link's
         target, not the link's folder): a repository path, _OUTSIDE when it
@@ -337,7 +334,8 @@ class SourceTree:
         result = self._git.run("cat-file", "blob", oid)
         if result.returncode:
             raise SourceError(f"Could not read {oid} of {self.source.shown}: {_last_error(result)}")
-        return result.stdout
+        blob: bytes = result.stdout
+        return blob
 
     def export(self, wanted: list[tuple[str, Path]]) -> list[str]:
         """Write files (source path, destination) from git's object store, one
@@ -354,6 +352,7 @@ class SourceTree:
                 ["git", *self._git.config, "cat-file", "--batch"],
                 cwd=self.repo, env=self._git.env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )  # fmt: skip
+            assert process.stdout is not None  # stdout=PIPE
             for path, target in wanted:
                 header = process.stdout.readline().split()
                 if len(header) != 3 or header[1] != b"blob":

@@ -27,12 +27,15 @@ import copy
 import json
 import re
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 # libyaml's parser when pyyaml has it: the charts' values.yaml are large.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -70,7 +73,7 @@ class ValuesFile:
 
     path: Path
     label: str  # how messages name it, e.g. "config/common.yaml"
-    data: dict
+    data: dict[str, Any]
     lines: dict[tuple[str, ...], int]
 
     @classmethod
@@ -97,12 +100,12 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                path = prefix + (str(key.value),)
+                path = (*prefix, str(key.value))
                 lines[path] = key.start_mark.line + 1
                 walk(value, path)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
-                walk(item, prefix + (str(index),))
+                walk(item, (*prefix, str(index)))
 
     root = yaml.compose(text, Loader=_Loader)
     if root is not None:
@@ -144,9 +147,11 @@ def _subchart_files(sub: Path) -> dict[str, str]:
     found = {}
     with tarfile.open(sub, "r:gz") as archive:
         for member in archive.getmembers():
-            top, _, name = member.name.partition("/")
+            _top, _, name = member.name.partition("/")
             if name in _SUBCHART_FILES and member.isfile():
-                found[name] = archive.extractfile(member).read().decode()
+                content = archive.extractfile(member)
+                assert content is not None  # a regular file has content
+                found[name] = content.read().decode()
     return found
 
 
@@ -163,8 +168,8 @@ class Chart:
             )
         self.meta = yaml.load(chart_file.read_text(), Loader=_Loader)
         self.values = yaml.load((self.directory / "values.yaml").read_text(), Loader=_Loader) or {}
-        self.subcharts: dict[str, tuple[dict, dict]] = {}
-        self.subchart_meta: dict[str, dict] = {}
+        self.subcharts: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.subchart_meta: dict[str, dict[str, Any]] = {}
         charts = self.directory / "charts"
         for sub in sorted(charts.iterdir()) if charts.is_dir() else ():
             files = _subchart_files(sub)
@@ -185,7 +190,7 @@ class Chart:
                 return str(dep.get("version"))
         return None
 
-    def merged(self, layers: Iterable[dict]) -> dict[str, dict]:
+    def merged(self, layers: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Each subchart's final values for the given user layers (already unwrapped)."""
         layers = list(layers)
         parent = self.values
@@ -200,7 +205,7 @@ class Chart:
             result[name] = values
         return result
 
-    def nulls_over_parent(self, layers: Iterable[dict], name: str) -> list[tuple[str, ...]]:
+    def nulls_over_parent(self, layers: Iterable[dict[str, Any]], name: str) -> list[tuple[str, ...]]:
         """Paths under subchart ``name`` where a layer's null meets a value the
         parent's values.yaml sets and the subchart's own values.yaml does not."""
         defaults = self.subcharts[name][0]
@@ -211,7 +216,7 @@ class Chart:
                     found.append(path)
         return found
 
-    def direct(self, name: str, layers: Iterable[dict]) -> dict:
+    def direct(self, name: str, layers: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Subchart ``name``'s values when a chart depends on it directly:
         its own defaults and the layers, without daskhub's values."""
         values = self.subcharts[name][0]
@@ -220,7 +225,7 @@ class Chart:
         return values
 
 
-def _null_paths(tree: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _null_paths(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = []
     for key, value in tree.items():
         if value is None:
@@ -238,7 +243,7 @@ def _has_path(tree: Any, path: Sequence[str]) -> bool:
     return True
 
 
-def _set_path(tree: dict, path: Sequence[str], value: Any) -> None:
+def _set_path(tree: dict[str, Any], path: Sequence[str], value: Any) -> None:
     for key in path[:-1]:
         tree = tree.setdefault(key, {})
     tree[path[-1]] = value
@@ -254,7 +259,7 @@ def check_values(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> li
     ]
 
 
-def deployment_schema() -> dict:
+def deployment_schema() -> dict[str, Any]:
     """The values schema of the federation's deployment chart: beside this
     package in a wheel, in federation/chart/ of a source checkout."""
     here = Path(__file__).resolve().parent
@@ -263,7 +268,8 @@ def deployment_schema() -> dict:
         here.parents[1] / "federation" / "chart" / "values.schema.json",
     ):
         if path.is_file():
-            return json.loads(path.read_text())
+            schema: dict[str, Any] = json.loads(path.read_text())
+            return schema
     raise FileNotFoundError("the deployment chart's values.schema.json is not installed")
 
 
@@ -278,7 +284,7 @@ def misplaced_keys(files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
     a chart (``umbrella`` to daskhub, ``jupyterhub``) nor reads (``deployment``)."""
     problems = []
     top = (umbrella, DIRECT_JUPYTERHUB, DEPLOYMENT_KEY)
-    switches: dict = {}
+    switches: dict[str, Any] = {}
     for f in files:
         switches = coalesce(switches, f.data.get(DEPLOYMENT_KEY) or {})
     # The deployment chart's conditions (federation/chart/Chart.yaml) and their defaults.
@@ -367,7 +373,10 @@ def schema_problems(chart: Chart, files: Sequence[ValuesFile], umbrella: str) ->
     with ``jupyterhub:`` at the top, the jupyterhub chart's own values too."""
     import jsonschema  # the checker's dependency, not copier's
 
-    merged = [(umbrella, name, values) for name, values in chart.merged([_inner(f, umbrella) for f in files]).items()]
+    # (the umbrella chart's key or None at the top, subchart, its merged values)
+    merged: list[tuple[str | None, str, dict[str, Any]]] = [
+        (umbrella, name, values) for name, values in chart.merged([_inner(f, umbrella) for f in files]).items()
+    ]
     if DIRECT_JUPYTERHUB in chart.subcharts and any(DIRECT_JUPYTERHUB in f.data for f in files):
         merged.append(
             (None, DIRECT_JUPYTERHUB, chart.direct(DIRECT_JUPYTERHUB, [_inner(f, DIRECT_JUPYTERHUB) for f in files]))
@@ -404,15 +413,18 @@ def schema_problems(chart: Chart, files: Sequence[ValuesFile], umbrella: str) ->
     return problems
 
 
-def _inner(f: ValuesFile, umbrella: str) -> dict:
+def _inner(f: ValuesFile, umbrella: str) -> dict[str, Any]:
     inner = f.data.get(umbrella) or {}
     return inner if isinstance(inner, dict) else {}
 
 
-def _unexpected_keys(error) -> list[str]:
-    allowed = set(error.schema.get("properties", {}))
-    patterns = error.schema.get("patternProperties", {})
-    return [k for k in error.instance if k not in allowed and not any(re.search(p, k) for p in patterns)]
+def _unexpected_keys(error: ValidationError) -> list[str]:
+    schema, instance = error.schema, error.instance
+    # additionalProperties is checked on objects only, under an object's schema
+    assert isinstance(schema, Mapping) and isinstance(instance, Mapping), error
+    allowed = set(schema.get("properties", {}))
+    patterns = schema.get("patternProperties", {})
+    return [k for k in instance if k not in allowed and not any(re.search(p, k) for p in patterns)]
 
 
 def _where(files: Sequence[ValuesFile], keys: Sequence[str]) -> tuple[str, int | None]:

@@ -23,11 +23,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from packaging.version import Version
 
 Stage = Literal["before", "after"]
+# A migration: given the hub, what it did, or None if nothing.
+MigrationFunc = Callable[[Path], str | None]
 ANSWERS_FILE = ".copier-answers.yml"
 
 
@@ -35,7 +37,7 @@ ANSWERS_FILE = ".copier-answers.yml"
 class Migration:
     version: Version
     stage: Stage
-    run: Callable[[Path], str | None]  # returns what it did, or None if nothing
+    run: MigrationFunc
 
     @property
     def name(self) -> str:
@@ -45,10 +47,10 @@ class Migration:
 MIGRATIONS: list[Migration] = []
 
 
-def migration(version: str, stage: Stage = "before"):
+def migration(version: str, stage: Stage = "before") -> Callable[[MigrationFunc], MigrationFunc]:
     """Register a migration for hubs updating from before `version`."""
 
-    def register(func: Callable[[Path], str | None]) -> Callable[[Path], str | None]:
+    def register(func: MigrationFunc) -> MigrationFunc:
         MIGRATIONS.append(Migration(Version(version), stage, func))
         return func
 
@@ -291,6 +293,6 @@ def main(argv: list[str]) -> int:
     if stage not in ("before", "after"):
         print(f"migrate: unknown stage {stage!r}", file=sys.stderr)
         return 2
-    for line in run(Path.cwd(), version_from, version_to, stage):
+    for line in run(Path.cwd(), version_from, version_to, cast(Stage, stage)):
         print(line, file=sys.stderr)
     return 0

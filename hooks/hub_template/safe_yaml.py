@@ -17,6 +17,8 @@ report them the same way. Runs in copier's interpreter: pyyaml only.
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 from yaml.composer import ComposerError
 
@@ -25,9 +27,9 @@ EXPANDED_NODES = 200_000
 
 
 class _NoAliases(yaml.SafeLoader):
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
             raise ComposerError(
                 None,
                 None,
@@ -39,13 +41,13 @@ class _NoAliases(yaml.SafeLoader):
 
 
 class _Bounded(yaml.SafeLoader):
-    def compose_document(self):
+    def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
         _check_expansion(node)
         return node
 
 
-def _check_expansion(root: yaml.Node) -> None:
+def _check_expansion(root: yaml.Node | None) -> None:
     """Count the nodes the document stands for once every alias is expanded,
     each shared node counted once per use but computed once."""
     sizes: dict[int, int] = {}
@@ -78,20 +80,20 @@ def _checked_length(text: str) -> str:
     return text
 
 
-def load_untrusted(text: str):
+def load_untrusted(text: str) -> Any:
     """yaml.safe_load without aliases."""
     return yaml.load(_checked_length(text), Loader=_NoAliases)
 
 
-def compose_untrusted(text: str):
+def compose_untrusted(text: str) -> yaml.Node | None:
     """yaml.compose without aliases (for line numbers)."""
     return yaml.compose(_checked_length(text), Loader=_NoAliases)
 
 
-def load_bounded(text: str):
+def load_bounded(text: str) -> Any:
     """yaml.safe_load, refusing aliases that expand too far."""
     return yaml.load(_checked_length(text), Loader=_Bounded)
 
 
-def compose_bounded(text: str):
+def compose_bounded(text: str) -> yaml.Node | None:
     return yaml.compose(_checked_length(text), Loader=_Bounded)

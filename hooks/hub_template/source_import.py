@@ -36,9 +36,10 @@ import posixpath
 import re
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -256,18 +257,24 @@ def plan_source(tree: SourceTree, image: Path, plan: Plan, keep_dockerfile: bool
         except UnicodeDecodeError:
             raise ImportFailed(f"{path} of {shown} is not UTF-8 text.") from None
 
+    def found_text(path: str) -> str:
+        """The text of a file the tree was seen to hold."""
+        content = text(path)
+        assert content is not None, path
+        return content
+
     # the environment, as repo2docker would read it
     imports = []
     env_path = next((at(n) for n in ("environment.yml", "environment.yaml") if tree.resolve(at(n))), None)
     requirements = at("requirements.txt")
 
-    def include(base: str):
+    def include(base: str) -> environment.Include:
         """Reads the files `-r name` names, next to `base` (None if absent)."""
         folder = posixpath.dirname(base)
         return lambda name: text(posixpath.normpath(posixpath.join(folder, name)))
 
     if env_path:
-        imports.append(environment.read_environment(text(env_path), f"{env_path} of {shown}", include(env_path)))
+        imports.append(environment.read_environment(found_text(env_path), f"{env_path} of {shown}", include(env_path)))
         plan.merged.append("binder/environment.yml")
         if tree.resolve(requirements):
             plan.notes.append(
@@ -276,7 +283,7 @@ def plan_source(tree: SourceTree, image: Path, plan: Plan, keep_dockerfile: bool
             )
     elif tree.resolve(requirements):
         imports.append(
-            environment.read_requirements(text(requirements), f"{requirements} of {shown}", include(requirements))
+            environment.read_requirements(found_text(requirements), f"{requirements} of {shown}", include(requirements))
         )
         plan.merged.append("binder/environment.yml")
 
@@ -318,7 +325,7 @@ def plan_source(tree: SourceTree, image: Path, plan: Plan, keep_dockerfile: bool
         if posixpath.dirname(p) == d and p.endswith((".yaml", ".yml"))
     ]
     if dask_files:
-        configs = [(f"{p} of {shown}", _yaml_mapping(text(p), f"{p} of {shown}")) for p in dask_files]
+        configs = [(f"{p} of {shown}", _yaml_mapping(found_text(p), f"{p} of {shown}")) for p in dask_files]
         plan.texts[".dask/config.yaml"], notes = merge_dask_config(
             (image / ".dask" / "config.yaml").read_text(), configs
         )
@@ -337,7 +344,7 @@ def plan_source(tree: SourceTree, image: Path, plan: Plan, keep_dockerfile: bool
                 f"warning: {at('Dockerfile')} left out: repo2docker would build only from it and ignore the "
                 "environment, postBuild and start the hub needs. Answer source_keep_dockerfile=true to keep it."
             )
-    plan.texts["README.md"] = _readme_text(tree, readme, (image / "README.md").read_text(), text)
+    plan.texts["README.md"] = _readme_text(tree, readme, (image / "README.md").read_text(), found_text)
     return imports
 
 
@@ -384,7 +391,7 @@ def _destination(path: str, config: str, readme: str | None, plan: Plan) -> str 
     return path
 
 
-def _readme_text(tree: SourceTree, readme: str | None, rendered: str, text) -> str:
+def _readme_text(tree: SourceTree, readme: str | None, rendered: str, text: Callable[[str], str]) -> str:
     header = (
         f"> Imported by hub-template from {tree.source.shown} at commit `{tree.commit}`\n"
         "> when this hub was created. Users find these files in `~/hub-notebooks`;\n"
@@ -432,11 +439,12 @@ _JUPYTERLAB3 = re.compile(
 )
 
 
-def _body(script: str) -> tuple[str, list[str]]:
+def _body(script: str) -> tuple[str, list[list[str]]]:
     """A script's lines without its shebang, continuations kept together."""
     lines = script.splitlines()
     shebang = lines[0] if lines and lines[0].startswith("#!") else ""
-    logical, current = [], []
+    logical: list[list[str]] = []
+    current: list[str] = []
     for line in lines[1:] if shebang else lines:
         current.append(line)
         if not line.endswith("\\"):
@@ -453,11 +461,11 @@ def merge_post_build(hub: str, source: str, origin: str) -> tuple[str, str | Non
     the build. A postBuild in another language stays a file of its own.
     Returns (postBuild, that other file or None, notes)."""
     shebang, logical = _body(source)
-    notes = []
+    notes: list[str] = []
     if shebang and not _SHELL.match(shebang):
         block = f"\n# The source repository's postBuild, from {origin}, kept as it was.\n./binder/source-postBuild\n"
         return hub.rstrip("\n") + "\n" + block, source, notes
-    kept = []
+    kept: list[str] = []
     for group in logical:
         joined = " ".join(group)
         if _DASK_INSTALL.search(joined):
@@ -489,7 +497,8 @@ def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str]]:
             f"{origin} runs with '{shebang[2:].strip()}'; hub-template merges shell start scripts only. "
             'Rewrite it in bash (it must end with exec "$@") or remove it from the source.'
         )
-    notes, kept = [], []
+    notes: list[str] = []
+    kept: list[str] = []
     for group in logical:
         joined = " ".join(group)
         if _EXEC_ARGS.match(joined):
@@ -560,7 +569,7 @@ def workspace_for_jupyterlab4(text: str, origin: str) -> tuple[str, str | None]:
     return json.dumps(workspace, indent=2) + "\n", note
 
 
-def _yaml_mapping(text: str, origin: str) -> dict:
+def _yaml_mapping(text: str, origin: str) -> dict[str, Any]:
     try:
         data = load_untrusted(text)
     except yaml.YAMLError as error:
@@ -576,14 +585,14 @@ def _yaml_mapping(text: str, origin: str) -> dict:
     return data
 
 
-def merge_dask_config(hub_text: str, sources: list[tuple[str, dict]]) -> tuple[str, list[str]]:
+def merge_dask_config(hub_text: str, sources: list[tuple[str, dict[str, Any]]]) -> tuple[str, list[str]]:
     """The hub's .dask/config.yaml with the source's settings added under it:
     the hub's values win, and the settings that decide how clusters are made
     (HUB_DASK_KEYS) are the hub's whole. The hub's text stays as written; the
     source's additions are inserted into it."""
     hub = yaml.safe_load(hub_text) or {}
     notes: list[str] = []
-    additions: dict = {}
+    additions: dict[str, Any] = {}
     for origin, config in sources:
         _deep_update(additions, _additions(hub, config, (), origin, notes))
     lines = hub_text.splitlines()
@@ -596,10 +605,12 @@ def merge_dask_config(hub_text: str, sources: list[tuple[str, dict]]) -> tuple[s
     return text, notes
 
 
-def _additions(hub: dict, source: dict, path: tuple, origin: str, notes: list[str]) -> dict:
+def _additions(
+    hub: dict[str, Any], source: dict[str, Any], path: tuple[str, ...], origin: str, notes: list[str]
+) -> dict[str, Any]:
     found = {}
     for key, value in source.items():
-        where = path + (key,)
+        where = (*path, key)
         dotted = ".".join(map(str, where))
         if where in HUB_DASK_KEYS and key not in hub:
             # e.g. gateway.* in a kubernetes hub: how clusters are made is the hub's decision
@@ -614,7 +625,7 @@ def _additions(hub: dict, source: dict, path: tuple, origin: str, notes: list[st
     return found
 
 
-def _deep_update(base: dict, extra: dict) -> dict:
+def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         if isinstance(base.get(key), dict) and isinstance(value, dict):
             _deep_update(base[key], value)
@@ -623,7 +634,7 @@ def _deep_update(base: dict, extra: dict) -> dict:
     return base
 
 
-def _insert_yaml(lines: list[str], additions: dict, start: int, end: int, indent: int) -> int:
+def _insert_yaml(lines: list[str], additions: dict[str, Any], start: int, end: int, indent: int) -> int:
     """Insert `additions` into the block mapping lines[start:end] indented by
     `indent`; returns how many lines were added."""
     added = 0
@@ -654,7 +665,7 @@ def _insert_yaml(lines: list[str], additions: dict, start: int, end: int, indent
         while at > start and not lines[at - 1].strip():
             at -= 1
         if indent == 0:
-            chunk = [""] + chunk
+            chunk = ["", *chunk]
         lines[at:at] = chunk
         added += len(chunk)
     return added
@@ -738,7 +749,7 @@ def _checked_destination(image: Path, destination: str, create: bool = False) ->
     return target
 
 
-def _nice_yaml(data: dict) -> str:
+def _nice_yaml(data: dict[str, Any]) -> str:
     """What copier's `to_nice_yaml` filter writes (jinja2-ansible-filters)."""
     return yaml.dump(data, indent=4, allow_unicode=True, default_flow_style=False)
 

@@ -17,7 +17,7 @@ import re
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:?#\[\]]*)(?P<password>:[^/@\s]*)?@")
 
 
-def _replace(match: re.Match) -> str:
+def _replace(match: re.Match[str]) -> str:
     if match["scheme"].lower() in ("http://", "https://"):
         return match["scheme"]
     return match["scheme"] + match["user"] + "@" if match["password"] else match[0]

@@ -17,6 +17,8 @@ same checks (without a chart); runner.py runs them for `hub-template check`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import answers, dask_config, helm, image, secrets, structure
 from .base import FAMILIES
 from .encryption import PLACEHOLDER
@@ -27,7 +29,7 @@ CHECK_CLASSES = (*structure.CHECKS, *answers.CHECKS, *helm.CHECKS, *image.CHECKS
 __all__ = ["CHECK_CLASSES", "PLACEHOLDER", "ChartSource", "Hub", "repo_review_checks", "repo_review_families"]
 
 
-def repo_review_checks(hub: Hub, list_all: bool = False) -> dict:
+def repo_review_checks(hub: Hub, list_all: bool = False) -> dict[str, Any]:
     """Every check, or none for a folder that is not a hub (so the checks stay
     quiet when repo-review looks at a Python project)."""
     if not (list_all or hub.is_hub):
@@ -35,5 +37,5 @@ def repo_review_checks(hub: Hub, list_all: bool = False) -> dict:
     return {cls.__name__: cls() for cls in CHECK_CLASSES}
 
 
-def repo_review_families(hub: Hub, list_all: bool = False) -> dict:
+def repo_review_families(hub: Hub, list_all: bool = False) -> dict[str, Any]:
     return dict(FAMILIES) if (list_all or hub.is_hub) else {}

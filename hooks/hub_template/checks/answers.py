@@ -40,7 +40,7 @@ def stand_ins() -> dict[str, str]:
 class ST006(Structure):
     "No answer is a stand-in that `copier copy --defaults` recorded"
 
-    def check(self, hub: Hub) -> str:
+    def check(self, hub: Hub) -> str | None:
         if not hub.answers:
             return self.skip(f"no {ANSWERS_FILE}: the answers are unknown")
         return report(

@@ -10,7 +10,7 @@ message (fail) or ``None`` (skip, with ``self.skip_reason`` set by `skip`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..helm_values import Problem
 
@@ -22,7 +22,7 @@ class HubCheck:
     family: ClassVar[str]
     url: ClassVar[str] = DOCS
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__name__[:2].isupper() and cls.__name__[2:].isdigit():  # a check, not a family
             cls.url = f"{DOCS}#{cls.__name__.lower()}"

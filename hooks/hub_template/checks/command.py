@@ -11,6 +11,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from repo_review.__main__ import Status
+    from repo_review.families import Family
+    from repo_review.processor import ProcessReturn, Result
+
+    # One hub's report: its label, families, results and status.
+    Report = tuple[str, dict[str, Family], list[Result], Status]
 
 FORMATS = ("rich", "json", "html")
 
@@ -68,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from .hub import Hub
     from .runner import chart_source
 
-    hubs = []
+    hubs: list[Path] = []
     for given in args.hubs:
         hub = Hub.containing(given) if given.exists() else None
         if hub is None and given.is_file():
@@ -82,13 +91,13 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        if hub.path not in hubs:
-            hubs.append(hub.path)
+        if hub.folder not in hubs:
+            hubs.append(hub.folder)
     if not hubs:
         return 0
     if args.chart is not None:
         try:
-            chart_source(args.chart.resolve()).chart  # read once, here, for every hub
+            _ = chart_source(args.chart.resolve()).chart  # read once, here, for every hub
         except (OSError, ValueError, KeyError) as error:
             print(f"hub-template check: --chart {args.chart}: {error}", file=sys.stderr)
             return 2
@@ -107,15 +116,15 @@ def check(
     hubs: list[Path],
     chart: Path | None,
     output: str = "rich",
-    select=frozenset(),
-    ignore=frozenset(),
+    select: frozenset[str] = frozenset(),
+    ignore: frozenset[str] = frozenset(),
     show: str = "all",
     jobs: int = 1,
 ) -> int:
     """Check each hub and print the results as repo-review does: its rich
     tree per hub, one JSON document, or one HTML page."""
-    reports = []
-    for path, (families, results) in zip(hubs, _run_all(hubs, chart, select, ignore, jobs)):
+    reports: list[Report] = []
+    for path, (families, results) in zip(hubs, _run_all(hubs, chart, select, ignore, jobs), strict=True):
         status = _status(results)
         if show != "all":
             results = [r for r in results if r.result is False or (show == "errskip" and r.result is None)]
@@ -123,7 +132,7 @@ def check(
         reports.append((_label(path), families, results, status))
     several = len(hubs) > 1
     if output == "json":
-        documents = {label: _as_json(*rest) for label, *rest in reports}
+        documents = {label: _as_json(families, results, status) for label, families, results, status in reports}
         print(json.dumps(documents if several else next(iter(documents.values())), indent=2))
     elif output == "html":
         print(_as_page(reports))
@@ -144,7 +153,9 @@ def check(
     return max({"errors": 1, "empty": 2}.get(status, 0) for *_, status in reports)
 
 
-def _run_all(hubs: list[Path], chart: Path | None, select, ignore, jobs: int) -> list:
+def _run_all(
+    hubs: list[Path], chart: Path | None, select: frozenset[str], ignore: frozenset[str], jobs: int
+) -> list[ProcessReturn]:
     """Each hub's (families, results), in order: one process per CPU for
     several hubs, forked once the checks are imported; each hub is checked
     alone, so the findings are those of one hub at a time."""
@@ -162,7 +173,7 @@ def _run_all(hubs: list[Path], chart: Path | None, select, ignore, jobs: int) ->
         return pool.map(one, hubs, chunksize=1)
 
 
-def _as_json(families, results, status) -> dict:
+def _as_json(families: dict[str, Family], results: list[Result], status: Status) -> dict[str, Any]:
     """The document repo-review's own `--format json` prints for one repository."""
     from repo_review.families import sort_family_keys
     from repo_review.processor import as_simple_dict
@@ -174,7 +185,7 @@ def _as_json(families, results, status) -> dict:
     }
 
 
-def _as_page(reports) -> str:
+def _as_page(reports: list[Report]) -> str:
     """A whole HTML page: repo-review's report of each hub under its name."""
     from html import escape
 
@@ -204,7 +215,7 @@ def _label(path: Path) -> str:
         return str(path)
 
 
-def _status(results) -> str:
+def _status(results: list[Result]) -> Status:
     if any(r.result is False for r in results):
         return "errors"
     if not results:

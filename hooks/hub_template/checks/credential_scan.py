@@ -96,7 +96,7 @@ def _structured(text: str) -> list[tuple[int, str]] | None:
         else:
             walk(node)
 
-    def walk(node: yaml.Node) -> None:
+    def walk(node: yaml.Node | None) -> None:
         if isinstance(node, yaml.MappingNode):
             keys = {str(k.value): v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
             named = keys.get("name")

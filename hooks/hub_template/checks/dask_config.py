@@ -15,8 +15,10 @@ import copy
 import difflib
 import functools
 import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -37,7 +39,7 @@ DASK_KUBERNETES = ("dask_kubernetes", "kubernetes.yaml")
 FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": ("hub_dask", "KubeCluster")}
 # The keys of the image's own module, template/image/hub_dask.py (the
 # operator's KubeCluster with pod placement), which no package ships.
-HUB_DASK_DEFAULTS = {"hub-dask": {"pod": {}, "labels": {}}}
+HUB_DASK_DEFAULTS: dict[str, Any] = {"hub-dask": {"pod": {}, "labels": {}}}
 # Where the charts put environment variables into pods that run dask.
 ENV_PATHS = (
     ("jupyterhub", "singleuser", "extraEnv"),
@@ -47,7 +49,7 @@ ENV_PATHS = (
 
 
 @functools.cache
-def _package_defaults(package: str, filename: str) -> dict | None:
+def _package_defaults(package: str, filename: str) -> dict[str, Any] | None:
     spec = importlib.util.find_spec(package)  # finds the package without importing it
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -57,7 +59,7 @@ def _package_defaults(package: str, filename: str) -> dict | None:
 
 @dataclass
 class KnownKeys:
-    tree: dict = field(default_factory=dict)
+    tree: dict[str, Any] = field(default_factory=dict)
     unchecked: dict[str, str] = field(default_factory=dict)  # top-level key -> why its keys are not known
 
 
@@ -86,7 +88,7 @@ def _known(wanted_range: str) -> KnownKeys:
     return known
 
 
-def _merge(base: dict, more: dict) -> dict:
+def _merge(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     """Deep merge that keeps null defaults: a null default is a key too."""
     merged = dict(base)
     for key, value in more.items():
@@ -103,7 +105,9 @@ def _norm(key: object) -> str:
     return str(key).replace("_", "-")  # dask treats a_b and a-b as one key
 
 
-def unknown_keys(data: dict, known: KnownKeys, prefix: tuple[str, ...] = ()):
+def unknown_keys(
+    data: dict[str, Any], known: KnownKeys, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], str]]:
     """(key path, what to say) for each key of ``data`` no package ships."""
     import dask.config
 
@@ -135,7 +139,7 @@ def unknown_keys(data: dict, known: KnownKeys, prefix: tuple[str, ...] = ()):
             yield from unknown_keys(value, known, path)
 
 
-def _unchecked_used(data: dict, known: KnownKeys) -> list[str]:
+def _unchecked_used(data: dict[str, Any], known: KnownKeys) -> list[str]:
     return [known.unchecked[_norm(k)] for k in data if _norm(k) in known.unchecked]
 
 
@@ -155,7 +159,7 @@ def dask_variables(hub: Hub) -> list[DaskVariable]:
     for env in hub.environments:
         for f in hub.values_layers(env):
             for root, path in hub.chart_paths(ENV_PATHS):
-                block = f.data
+                block: Any = f.data
                 for key in (*root, *path):
                     block = block.get(key) if isinstance(block, dict) else None
                 entries = (
@@ -172,7 +176,7 @@ def dask_variables(hub: Hub) -> list[DaskVariable]:
     return list(found.values())
 
 
-def _variable_config(variables: list[DaskVariable]) -> dict:
+def _variable_config(variables: list[DaskVariable]) -> dict[str, Any]:
     import dask.config
 
     return dask.config.collect_env({v.name: str(v.value) for v in variables})
@@ -269,7 +273,7 @@ class DK003(Dask):
         got = (factory.get("module"), factory.get("class"))
         if got != (module, cls):
             where = next((f.label for f in runtime.files if "labextension" in f.data), "image/.dask/config.yaml")
-            said = f"{code(got[0] + '.' + got[1])}" if all(got) else "no factory (so dask-labextension's LocalCluster)"
+            said = f"{code(f'{got[0]}.{got[1]}')}" if all(got) else "no factory (so dask-labextension's LocalCluster)"
             problems.insert(
                 0,
                 Problem(
@@ -293,10 +297,10 @@ def _hub_keys(name: str) -> tuple[str, ...] | None:
     return keys if any(keys[: len(h)] == h for h in HUB_KEYS) else None
 
 
-def _export_config(exports) -> dict:
+def _export_config(exports: list[Export]) -> dict[str, Any]:
     import dask.config
 
-    return dask.config.collect_env({e.name: e.value for e in exports})
+    return dask.config.collect_env({e.name: e.value for e in exports if e.value is not None})
 
 
 class DK004(Dask):

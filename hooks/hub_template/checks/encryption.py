@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,10 +44,10 @@ def encryption_of(data: bytes) -> str | None:
     if re.search(r"^\[sops\]\s*$", text, re.M) and re.search(r"^mac\s*=", text, re.M):
         return "sops" if all(_encrypted(v) for v in _ini_values(text)) else None
     if re.search(r"^sops_version=", text, re.M) and re.search(r"^sops_mac=", text, re.M):
-        values = [
+        pairs = [
             line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith(("#", "sops_"))
         ]
-        return "sops" if all(_encrypted(v) for _, v in values) else None
+        return "sops" if all(_encrypted(v) for _, v in pairs) else None
     return None
 
 
@@ -53,7 +55,7 @@ def _encrypted(value: object) -> bool:
     return isinstance(value, str) and value.startswith("ENC[") and value.endswith("]")
 
 
-def _sops_leaves(data: object, meta: dict, state: str | None = None):
+def _sops_leaves(data: object, meta: dict[str, Any], state: str | None = None) -> Iterator[bool]:
     """For each leaf value: whether it is as sops' rules (in its metadata)
     say it must be. A key that matches an encrypt rule encrypts all below
     it, one that matches a leave-in-clear rule leaves all below in clear."""
@@ -83,7 +85,7 @@ def _sops_leaves(data: object, meta: dict, state: str | None = None):
         yield clear_allowed or _encrypted(data)
 
 
-def _ini_values(text: str):
+def _ini_values(text: str) -> Iterator[str]:
     section = None
     for line in text.splitlines():
         if re.match(r"^\[.*\]\s*$", line):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .hub import ChartSource, Hub
 
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
-def hub(root) -> Hub:
+
+def hub(root: Traversable) -> Hub:
     """The hub folder under review (repo-review's ``root``; a remote one is no hub)."""
     return Hub(Path(root)) if isinstance(root, Path) else Hub(None)
 

@@ -4,9 +4,12 @@ and validated against the chart given with --chart (hub_template.helm_values).""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..helm_values import (
     DEPLOYMENT_KEY,
     Problem,
+    ValuesFile,
     coalesce,
     misplaced_keys,
     nulls_over_parent,
@@ -27,8 +30,9 @@ GET_A_CHART = (
 SNIPPETS = (("jupyterhub", "hub", "extraConfig"), ("dask-gateway", "gateway", "extraConfig"))
 
 
-def _all_files(hub: Hub):
-    seen, files = set(), []
+def _all_files(hub: Hub) -> list[ValuesFile]:
+    seen: set[str] = set()
+    files: list[ValuesFile] = []
     for env in hub.environments:
         for f in hub.values_layers(env):
             if f.label not in seen:
@@ -127,7 +131,7 @@ def _gateway_of_a_kubernetes_hub(hub: Hub) -> list[Problem]:
     wanted = {("daskGateway", "enabled"): False, ("daskKubernetes", "enabled"): True}
     for env in hub.environments:
         layers = hub.values_layers(env)
-        merged: dict = {}
+        merged: dict[str, Any] = {}
         for f in layers:
             merged = coalesce(merged, f.data.get(DEPLOYMENT_KEY) or {})
         for keys, value in wanted.items():

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 
@@ -22,6 +24,7 @@ from ..safe_yaml import load_bounded
 from .encryption import encryption_of
 
 ANSWERS_FILE = ".copier-answers.yml"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class Hub:
                 return cls(folder)
         return None
 
+    @property
+    def folder(self) -> Path:
+        """The hub's folder: only a local folder (see `is_hub`) is read."""
+        assert self.path is not None, "not a local folder"
+        return self.path
+
     @cached_property
     def is_hub(self) -> bool:
         return self.path is not None and (
@@ -54,18 +63,20 @@ class Hub:
     # --- what the template knows -------------------------------------------
 
     @cached_property
-    def answers(self) -> dict:
+    def answers(self) -> dict[str, Any]:
         parsed = self.yaml(ANSWERS_FILE)
         return parsed.data if isinstance(parsed.data, dict) else {}
 
     @cached_property
-    def versions(self) -> dict:
+    def versions(self) -> dict[str, Any]:
         return load_data("versions.yml")
 
     @cached_property
-    def cloud(self) -> dict | None:
+    def cloud(self) -> dict[str, Any] | None:
         """The hub's provider entry of data/providers.yml."""
-        return load_data("providers.yml").get(self.answers.get("cloud_provider"))
+        provider = self.answers.get("cloud_provider")
+        cloud: dict[str, Any] | None = load_data("providers.yml").get(provider) if isinstance(provider, str) else None
+        return cloud
 
     @property
     def umbrella(self) -> str:
@@ -76,13 +87,13 @@ class Hub:
         """Where the hub's jupyterhub chart values are (see jinja/values.jinja)."""
         return "jupyterhub" if self.dask_backend == "kubernetes" else f"{self.umbrella}.jupyterhub"
 
-    def chart_paths(self, paths):
+    def chart_paths(self, paths: Sequence[Sequence[str]]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
         """(root, path) for each chart-relative key path (first key: the chart):
         under the umbrella key for daskhub's charts, and at the top for the
         jupyterhub chart the deployment chart depends on directly."""
         from ..helm_values import DIRECT_JUPYTERHUB
 
-        found = [((self.umbrella,), tuple(p)) for p in paths]
+        found: list[tuple[tuple[str, ...], tuple[str, ...]]] = [((self.umbrella,), tuple(p)) for p in paths]
         return found + [((), tuple(p)) for p in paths if p[0] == DIRECT_JUPYTERHUB]
 
     @property
@@ -92,10 +103,11 @@ class Hub:
     @property
     def secrets_backend(self) -> str | None:
         if self.answers.get("secrets_backend"):
-            return self.answers["secrets_backend"]
-        if (self.path / ".sops.yaml").is_file():
+            backend: str = self.answers["secrets_backend"]
+            return backend
+        if (self.folder / ".sops.yaml").is_file():
             return "sops"
-        if (self.path / ".gitattributes").is_file():
+        if (self.folder / ".gitattributes").is_file():
             return "git-crypt"
         return None
 
@@ -105,9 +117,10 @@ class Hub:
     def _walk(self) -> tuple[list[str], dict[str, str]]:
         """The hub's regular files and its symlinks (never followed), relative."""
         skip = {".git", ".ipynb_checkpoints", "__pycache__"}
-        files, links = [], {}
-        for folder, dirs, names in os.walk(self.path):
-            base = Path(folder).relative_to(self.path)
+        files: list[str] = []
+        links: dict[str, str] = {}
+        for folder, dirs, names in os.walk(self.folder):
+            base = Path(folder).relative_to(self.folder)
             for name in [*dirs]:
                 if name in skip:
                     dirs.remove(name)
@@ -139,7 +152,7 @@ class Hub:
 
     def raw(self, rel: str) -> bytes | None:
         if rel not in self._bytes:
-            path = self.path / rel
+            path = self.folder / rel
             inside = rel in self.files  # a regular file, reached through no link
             self._bytes[rel] = path.read_bytes() if inside else None
         return self._bytes[rel]
@@ -190,19 +203,20 @@ class Hub:
         if rel not in self._values_files:
             parsed = self.yaml(rel)
             usable = not parsed.problem and isinstance(parsed.data, dict) and not self.encryption(rel)
-            self._values_files[rel] = ValuesFile.load(self.path / rel, rel) if usable else None
+            self._values_files[rel] = ValuesFile.load(self.folder / rel, rel) if usable else None
         return self._values_files[rel]
 
     @cached_property
-    def _memo(self) -> dict:
+    def _memo(self) -> dict[str, Any]:
         return {}
 
-    def memo(self, key: str, compute):
+    def memo(self, key: str, compute: Callable[[Hub], T]) -> T:
         """``compute(self)`` once per hub: what several checks share (repo2docker's
         plan, the image's runtime dask config)."""
         if key not in self._memo:
             self._memo[key] = compute(self)
-        return self._memo[key]
+        value: T = self._memo[key]
+        return value
 
     # --- helm ------------------------------------------------------------------
 
@@ -246,7 +260,7 @@ class Hub:
 class GitRepo:
     top: Path
 
-    def _git(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    def _git(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(["git", "-C", str(self.top), *args], input=stdin, capture_output=True, check=False)
 
     def check_attr(self, attr: str, paths: list[Path]) -> dict[Path, str]:
@@ -254,7 +268,7 @@ class GitRepo:
         rels = [str(p.resolve().relative_to(self.top.resolve())) for p in paths]
         out = self._git("check-attr", "-z", attr, "--", *rels).stdout.decode().split("\0")
         values = {out[i]: out[i + 2] for i in range(0, len(out) - 2, 3)}
-        return {p: values.get(rel, "unspecified") for p, rel in zip(paths, rels)}
+        return {p: values.get(rel, "unspecified") for p, rel in zip(paths, rels, strict=True)}
 
     def config(self, key: str) -> str | None:
         result = self._git("config", "--get", key)

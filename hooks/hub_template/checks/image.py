@@ -12,13 +12,18 @@ import shutil
 import subprocess
 import sysconfig
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ..helm_values import Problem
 from .base import Image, code, report
 from .hub import ChartSource, Hub
+
+if TYPE_CHECKING:
+    from rattler import MatchSpec
 
 CONDA_BUILDPACK = "CondaBuildPack"
 # What repo2docker reads from binder/ when that folder exists (root copies are ignored).
@@ -74,7 +79,7 @@ def _plan(hub: Hub) -> Plan:
         from repo2docker.app import Repo2Docker
         from repo2docker.utils import chdir
 
-    image = hub.path / "image"
+    image = hub.folder / "image"
     if not image.is_dir():
         return Plan(error="image/ is missing")
     # As hubploy and CI build it: user jovyan (1000), the repository at /srv/repo.
@@ -117,7 +122,7 @@ class IM001(Image):
             return report([Problem("image/", None, f"`repo2docker --no-build` fails: {result.error}")])
         problems = []
         if result.buildpack != CONDA_BUILDPACK:
-            why = {
+            why: dict[str | None, str] = {
                 "DockerBuildPack": "a Dockerfile overrides everything else; remove it",
                 "LegacyBinderDockerBuildPack": "a legacy Binder Dockerfile overrides everything else; remove it",
             }
@@ -132,7 +137,7 @@ class IM001(Image):
             )
         if result.binder_dir:
             for name in BINDER_FILES:
-                if (hub.path / "image" / name).is_file():
+                if (hub.folder / "image" / name).is_file():
                     problems.append(
                         Problem(
                             f"image/{name}",
@@ -157,7 +162,7 @@ class Dependency:
 @dataclass
 class Environment:
     rel: str
-    data: dict | None = None
+    data: dict[str, Any] | None = None
     dependencies: list[Dependency] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # entries that are not specs at all
     key_lines: dict[str, int] = field(default_factory=dict)
@@ -170,7 +175,7 @@ def environment(hub: Hub) -> Environment:
 def _environment(hub: Hub) -> Environment:
     base = plan(hub)
     rel = next(
-        (base.rel(n) for n in ("environment.yml", "environment.yaml") if (hub.path / base.rel(n)).is_file()),
+        (base.rel(n) for n in ("environment.yml", "environment.yaml") if (hub.folder / base.rel(n)).is_file()),
         base.rel("environment.yml"),
     )
     env = Environment(rel)
@@ -180,6 +185,7 @@ def _environment(hub: Hub) -> Environment:
         return env
     env.data = parsed.data
     root = yaml.compose(text)
+    assert root is not None  # it parsed as a mapping, above
     for key_node, value_node in root.value:
         env.key_lines[key_node.value] = key_node.start_mark.line + 1
         if key_node.value != "dependencies" or not isinstance(value_node, yaml.SequenceNode):
@@ -201,13 +207,13 @@ def _environment(hub: Hub) -> Environment:
     return env
 
 
-def _match_spec(spec: str):
+def _match_spec(spec: str) -> MatchSpec:
     from rattler import MatchSpec
 
     return MatchSpec(spec)
 
 
-def _conda_specs(env: Environment):
+def _conda_specs(env: Environment) -> Iterator[tuple[Dependency, MatchSpec]]:
     """(dependency, MatchSpec) for each conda spec that parses."""
     for dep in env.dependencies:
         if not dep.pip:
@@ -217,7 +223,7 @@ def _conda_specs(env: Environment):
                 continue
 
 
-def _name(spec) -> str:
+def _name(spec: MatchSpec) -> str:
     return spec.name.normalized if spec.name is not None else ""
 
 
@@ -456,7 +462,7 @@ class IM007(Image):
             return self.skip("no shell postBuild or start script")
         problems = []
         for rel in scripts:
-            result = subprocess.run(["bash", "-n", str(hub.path / rel)], capture_output=True, text=True)
+            result = subprocess.run(["bash", "-n", str(hub.folder / rel)], capture_output=True, text=True)
             for line in result.stderr.splitlines():
                 match = re.search(r":\s*line (\d+):\s*(.*)", line)
                 problems.append(
@@ -470,7 +476,7 @@ class IM007(Image):
             return report(problems)
         # One run for both scripts; it reads a .shellcheckrc beside them, where a hub may disable a rule.
         result = subprocess.run(
-            [shellcheck, "--format=json1", "--shell=bash", *scripts], cwd=hub.path, capture_output=True, text=True
+            [shellcheck, "--format=json1", "--shell=bash", *scripts], cwd=hub.folder, capture_output=True, text=True
         )
         try:
             comments = json.loads(result.stdout or "{}").get("comments", [])
@@ -553,7 +559,7 @@ class IM009(Image):
             return report([Problem(rel, None, "is not a JupyterLab workspace: it needs a `data` mapping.")])
         if found == name:
             return ""
-        line = next((n for n, l in enumerate(text.splitlines(), 1) if '"id"' in l), None)
+        line = next((n for n, text_line in enumerate(text.splitlines(), 1) if '"id"' in text_line), None)
         return report(
             [
                 Problem(
@@ -581,7 +587,9 @@ class IM010(Image):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # nbformat warns (and fixes in memory) missing cell ids
                 try:
-                    nbformat.validate(nbformat.reads(hub.text(rel) or "", as_version=nbformat.NO_CONVERT))
+                    nbformat.validate(
+                        nbformat.reads(hub.text(rel) or "", as_version=nbformat.NO_CONVERT)  # type: ignore[no-untyped-call]  # unannotated in nbformat
+                    )
                 except nbformat.ValidationError as error:
                     where = re.search(r"On instance(\[.*?\]):?$", str(error), re.M)
                     problems.append(

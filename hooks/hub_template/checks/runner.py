@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 from repo_review.fixtures import apply_fixtures, compute_fixtures, list_all, pyproject
-from repo_review.processor import CollectionReturn, ProcessReturn, process
+from repo_review.processor import CollectionReturn, ProcessReturn, Result, process
 
 from . import repo_review_checks, repo_review_families
+from .base import HubCheck
 from .fixtures import hub
 from .hub import ChartSource
 
@@ -26,7 +27,8 @@ def _skip_slow_format_checkers() -> None:
     about a second. The checker never checks formats, so a check run that
     imports jsonschema first leaves that module out."""
     if "jsonschema" not in sys.modules:
-        sys.modules.setdefault("rfc3987_syntax", None)
+        # None in sys.modules makes the import fail: deliberate, typeshed allows modules only.
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
 @functools.cache
@@ -59,11 +61,12 @@ def run_checks(
     return ProcessReturn(families, [_with_skip_reason(r, checks) for r in results])
 
 
-def _with_skip_reason(result, checks):
+def _with_skip_reason(result: Result, checks: dict[str, HubCheck]) -> Result:
     if result.result is not None or result.skip_reason:
         return result
     check = checks[result.name]
     reason = getattr(check, "skip_reason", "")
-    if not reason and getattr(check, "requires", None):
-        reason = f"needs {', '.join(sorted(check.requires))} to pass first"
+    requires = getattr(check, "requires", None)
+    if not reason and requires:
+        reason = f"needs {', '.join(sorted(requires))} to pass first"
     return dataclasses.replace(result, skip_reason=reason)

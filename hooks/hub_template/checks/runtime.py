@@ -21,7 +21,9 @@ import itertools
 import posixpath
 import re
 import shlex
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..environment import logical_lines
 from ..helm_values import ValuesFile
@@ -59,7 +61,7 @@ class Export:
 @dataclass
 class RuntimeConfig:
     files: list[ValuesFile] = field(default_factory=list)  # what dask reads, labelled by their source
-    config: dict = field(default_factory=dict)  # those files merged in dask's order
+    config: dict[str, Any] = field(default_factory=dict)  # those files merged in dask's order
     hidden: list[str] = field(default_factory=list)  # dask files postBuild put under the home volume
     exports: list[Export] = field(default_factory=list)  # DASK_* variables start and postBuild export
     error: str | None = None  # why the scripts could not be read
@@ -140,7 +142,7 @@ class ImageModel:
             exports += self._command(words, env, rel, line, writes)
         return exports
 
-    def _command(self, words: list[str], env: dict, rel: str, line: int, writes: bool) -> list[Export]:
+    def _command(self, words: list[str], env: dict[str, Any], rel: str, line: int, writes: bool) -> list[Export]:
         while words and words[0] in _KEYWORDS:
             words = words[1:]
         exporting = bool(words) and words[0] in ("export", "declare", "typeset", "readonly", "local")
@@ -162,11 +164,15 @@ class ImageModel:
         words = words[len(assignments) :]  # `A=b command`: the assignments are the command's own
         exports = []
         expanded = [_expand(word, env) for word in words]
-        if None in expanded:
+        known = [word for word in expanded if word is not None]
+        if len(known) < len(expanded):
             return exports  # a value only running the script would know
-        command, *args = expanded
+        command, *args = known
         cwd = env.get("PWD", REPO)
-        at = lambda p: posixpath.normpath(posixpath.join(cwd, p))  # noqa: E731
+
+        def at(p: str) -> str:
+            return posixpath.normpath(posixpath.join(cwd, p))
+
         if command == "cd" and args:
             env["PWD"] = at(args[-1])
         elif not writes:
@@ -177,7 +183,7 @@ class ImageModel:
             self._copy(command, args, at)
         return exports
 
-    def _copy(self, command: str, args: list[str], at) -> None:
+    def _copy(self, command: str, args: list[str], at: Callable[[str], str]) -> None:
         options, paths, target_dir = [], [], None
         takes_value = {"install": {"-m", "--mode", "-o", "-g", "--owner", "--group"}}.get(command, set())
         words = iter(args)
@@ -225,13 +231,14 @@ def _expand(word: str, env: dict[str, str]) -> str | None:
         return None
     unknown = False
 
-    def value(match: re.Match) -> str:
+    def value(match: re.Match[str]) -> str:
         nonlocal unknown
         name = match["braced"] or match["bare"]
         if name in env:
             return env[name]
-        if match["default"] is not None:
-            return match["default"]
+        default: str | None = match["default"]
+        if default is not None:
+            return default
         unknown = True
         return ""
 
@@ -239,7 +246,7 @@ def _expand(word: str, env: dict[str, str]) -> str | None:
     return None if unknown or "$" in expanded else expanded
 
 
-def _commands(text: str):
+def _commands(text: str) -> Iterator[tuple[int, list[str]]]:
     """(line, words) for each simple command of a shell script; `(` and `)`
     come as commands of their own. Quotes are removed as the shell does."""
     for number, line in logical_lines(text):

@@ -42,7 +42,7 @@ def _has_secret_values(data: bytes, rel: str) -> bool:
 
 def is_git_crypt(filter_name: str | None) -> bool:
     """git-crypt's filter, with the default key or a named one (`git-crypt-<key>`)."""
-    return bool(filter_name) and (filter_name == "git-crypt" or filter_name.startswith("git-crypt-"))
+    return filter_name is not None and (filter_name == "git-crypt" or filter_name.startswith("git-crypt-"))
 
 
 def secret_files(hub: Hub) -> list[SecretFile]:
@@ -52,14 +52,14 @@ def secret_files(hub: Hub) -> list[SecretFile]:
 def _secret_files(hub: Hub) -> list[SecretFile]:
     rels = [rel for rel in hub.files if rel.startswith("secrets/")]
     repo = hub.git if rels else None
-    paths = [hub.path / rel for rel in rels]
+    paths = [hub.folder / rel for rel in rels]
     filters = repo.check_attr("filter", paths) if repo else {}
     # git-crypt's filter is `git-crypt` for the default key, `git-crypt-<key>`
     # for a named one (a hub's own key); it encrypts once that key is unlocked.
-    unlocked = {f for f in set(filters.values()) if is_git_crypt(f) and repo.config(f"filter.{f}.clean")}
+    unlocked = {f for f in set(filters.values()) if repo and is_git_crypt(f) and repo.config(f"filter.{f}.clean")}
     staged = repo.staged(paths) if repo else {}
     found = []
-    for rel, path in zip(rels, paths):
+    for rel, path in zip(rels, paths, strict=True):
         data = hub.raw(rel) or b""
         encryption = encryption_of(data)
         blob = staged.get(path)
@@ -140,23 +140,23 @@ class SE002(Secrets):
                 "the hub is not in a git repository, so git cannot say which files git-crypt "
                 "encrypts; check it inside the federation repository"
             )
-        filters = repo.check_attr("filter", [hub.path / rel for rel in rels])
+        filters = repo.check_attr("filter", [hub.folder / rel for rel in rels])
         return report(
             Problem(
                 rel,
                 None,
-                f"is not covered by git-crypt: `git check-attr filter` says {code(filters[hub.path / rel])}, "
+                f"is not covered by git-crypt: `git check-attr filter` says {code(filters[hub.folder / rel])}, "
                 "so git would commit it in clear. Add `secrets/** filter=git-crypt diff=git-crypt` to the "
                 "hub's .gitattributes.",
             )
             for rel in rels
-            if not is_git_crypt(filters[hub.path / rel])
+            if not is_git_crypt(filters[hub.folder / rel])
         )
 
     def _sops(self, hub: Hub, rels: list[str]) -> list[Problem]:
         problems = []
         for rel in rels:
-            config = _nearest_sops_config(hub.path, hub.git.top if hub.git else None)
+            config = _nearest_sops_config(hub.folder, hub.git.top if hub.git else None)
             if config is None:
                 problems.append(
                     Problem(
@@ -167,14 +167,14 @@ class SE002(Secrets):
                     )
                 )
                 continue
-            label = _relative(config, hub.path)
+            label = _relative(config, hub.folder)
             try:
                 rules = (load_bounded(config.read_text()) or {}).get("creation_rules") or []
             except (yaml.YAMLError, AttributeError, RecursionError, OSError, UnicodeDecodeError):
                 problems.append(Problem(label, None, "is not a mapping with `creation_rules`; fix its YAML."))
                 continue
             # sops compares the path relative to the .sops.yaml's folder; the first matching rule wins.
-            target = (hub.path / rel).resolve().relative_to(config.parent.resolve()).as_posix()
+            target = (hub.folder / rel).resolve().relative_to(config.parent.resolve()).as_posix()
             rule = next(
                 (
                     r

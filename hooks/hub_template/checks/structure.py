@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..helm_values import Problem
 from .base import Structure, code, report
 from .hub import ANSWERS_FILE, Hub
-from .template_files import template_files
+from .template_files import TemplateFiles, template_files
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 # Jinja syntax copier would have rendered: an expression, or a statement tag.
 JINJA = re.compile(
@@ -21,7 +26,7 @@ JINJA = re.compile(
 HUBPLOY_SCHEMA = Path(__file__).with_name("hubploy.schema.json")
 
 
-def _template_files(hub: Hub):
+def _template_files(hub: Hub) -> TemplateFiles | None:
     if not hub.answers:
         return None
     try:
@@ -47,7 +52,7 @@ class ST001(Structure):
             f"(this checker is hub-template {expected.version}; the hub was rendered from {rendered_from})."
         )
         return report(
-            Problem(rel, None, f"is missing. {fix}") for rel in expected.owned if not (hub.path / rel).is_file()
+            Problem(rel, None, f"is missing. {fix}") for rel in expected.owned if not (hub.folder / rel).is_file()
         )
 
 
@@ -121,15 +126,21 @@ class ST004(Structure):
         return report(problems)
 
 
-def _hubploy_message(error) -> str:
-    if error.validator == "additionalProperties" and not error.absolute_path and "images" in error.instance:
+def _hubploy_message(error: ValidationError) -> str:
+    # additionalProperties and oneOf of hubploy's schema hold for mappings, with a list of options
+    if (
+        error.validator == "additionalProperties"
+        and not error.absolute_path
+        and isinstance(error.instance, Mapping)
+        and "images" in error.instance
+    ):
         return (
             "`images` is hubploy 0.4's: today's hubploy builds no image and reads only `cluster:`; "
             "run `copier update --trust` (1.2.0 renders it again)."
         )
     if error.validator == "additionalProperties":
         return f"{error.message}; hubploy passes these settings as keyword arguments and rejects unknown ones."
-    if error.validator == "oneOf" and isinstance(error.instance, dict):
+    if error.validator == "oneOf" and isinstance(error.instance, dict) and isinstance(error.validator_value, list):
         options = [next(iter(s["required"])) for s in error.validator_value if "required" in s]
         return f"give exactly one of {', '.join(map(code, options))}."
     if error.validator == "required":
@@ -137,7 +148,7 @@ def _hubploy_message(error) -> str:
             f"{error.message}; hubploy passes these settings as keyword arguments to its login "
             "for this provider, so it needs every one."
         )
-    description = error.schema.get("description")
+    description = error.schema.get("description") if isinstance(error.schema, Mapping) else None
     return f"{error.message}." + (f" {description}" if description else "")
 
 
@@ -149,7 +160,7 @@ class ST005(Structure):
         if not isinstance(config, dict):
             return self.skip("hubploy.yaml is missing or does not parse (ST003, ST004)")
         located = hub.values_file("hubploy.yaml")
-        problems = []
+        problems: list[Problem] = []
         expected = hub.cloud["hubploy"] if hub.cloud else None
         block = config.get("cluster")
         if not isinstance(block, dict):
@@ -159,7 +170,7 @@ class ST005(Structure):
             problems.append(
                 Problem(
                     "hubploy.yaml",
-                    located.line_of(["cluster", "provider"]),
+                    located.line_of(["cluster", "provider"]) if located else None,
                     f"{code('cluster.provider')} is {code(provider)}, but the hub's cloud_provider "
                     f"{code(hub.answers.get('cloud_provider'))} is {code(expected)} in hubploy; "
                     "change the answer with `copier update --trust --data cloud_provider=...` rather than this file.",
@@ -169,11 +180,11 @@ class ST005(Structure):
         # A kubeconfig is written by CI after its OIDC login; key files are read from the repository.
         for field in ("service_key", "auth_file"):
             name = settings.get(field) if isinstance(settings, dict) else None
-            if isinstance(name, str) and not (hub.path / "secrets" / name).is_file():
+            if isinstance(name, str) and not (hub.folder / "secrets" / name).is_file():
                 problems.append(
                     Problem(
                         "hubploy.yaml",
-                        located.line_of(["cluster", provider, field]),
+                        located.line_of(["cluster", str(provider), field]) if located else None,
                         f"{code(field)} names {code('secrets/' + name)}, which does not exist; hubploy reads "
                         "its credentials from there.",
                     )

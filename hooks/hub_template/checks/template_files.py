@@ -13,6 +13,7 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,7 +39,7 @@ def template_root() -> Path | None:
     return None
 
 
-def template_files(answers: dict) -> TemplateFiles:
+def template_files(answers: dict[str, Any]) -> TemplateFiles:
     return _template_files(json.dumps(answers, sort_keys=True, default=str))
 
 

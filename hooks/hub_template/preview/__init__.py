@@ -10,6 +10,11 @@ with the hub's own configuration and only what cannot run here replaced.
 - `command`: the verb
 """
 
+from collections.abc import Callable
+
+# Prints one line of progress for the operator.
+Say = Callable[[str], None]
+
 
 class PreviewError(RuntimeError):
     """Why a preview cannot run, in one line (value first, then the rule)."""

@@ -19,12 +19,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
 
 import yaml
 
 from hub_template import load_data
 from hub_template.helm_values import Chart, ValuesFile
-from hub_template.preview import PreviewError, gateway_config, hub_config, overrides, userenv
+from hub_template.preview import PreviewError, Say, gateway_config, hub_config, overrides, userenv
 from hub_template.preview.processes import Processes, free_port
 
 DESCRIPTION = "Run a rendered hub on this machine (127.0.0.1 only) with its own configuration."
@@ -82,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="hub-template-preview-"))
     procs = Processes(work)
-    stop = {"signal": None}
+    stop: dict[str, int | None] = {"signal": None}
 
-    def on_signal(number, _frame):
+    def on_signal(number: int, _frame: FrameType | None) -> NoReturn:
         stop["signal"] = number
         raise KeyboardInterrupt
 
@@ -129,7 +131,7 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def read(hub: Path, chart_dir: Path | None) -> dict:
+def read(hub: Path, chart_dir: Path | None) -> dict[str, Any]:
     """The hub's merged values and files, or a one-line reason."""
     hub = hub.resolve()
     if not (hub / "config" / "common.yaml").is_file() or not (hub / "image" / "binder").is_dir():
@@ -171,7 +173,7 @@ def workspace_notebook(workspace: Path) -> str | None:
     return next((entry["data"]["path"] for key, entry in data.items() if key.startswith("notebook:")), None)
 
 
-def start(inputs: dict, work: Path, procs: Processes, out) -> dict:
+def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dict[str, Any]:
     hub, values = inputs["hub"], inputs["values"]
     versions = load_data("versions.yml")
     env = userenv.ensure(hub / "image" / "binder" / "environment.yml", versions["jupyterhub"], out)

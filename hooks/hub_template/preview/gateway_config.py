@@ -5,6 +5,7 @@ appended as the chart's gateway ConfigMap appends it after its own setup."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hub_template.preview import overrides
 
@@ -24,11 +25,12 @@ class HubClusterConfig(LocalClusterConfig):
 '''
 
 
-def extra_config(snippets) -> str:
+def extra_config(snippets: str | dict[str, str] | None) -> str:
     """The chart's rendering of gateway.extraConfig: a string as is, a mapping sorted by key."""
     if isinstance(snippets, str):
         return "# From gateway.extraConfig\n" + snippets
-    return "".join(f"\n# From gateway.extraConfig.{key}\n{snippets[key]}" for key in sorted(snippets or {}))
+    mapping = snippets or {}
+    return "".join(f"\n# From gateway.extraConfig.{key}\n{mapping[key]}" for key in sorted(mapping))
 
 
 def local_settings(
@@ -65,7 +67,7 @@ def listed(values: dict[str, str]) -> tuple[overrides.Override, ...]:
     return overrides.GATEWAY_BACKEND + overrides.GATEWAY_ADDRESSES + auth
 
 
-def config_text(values: dict[str, str], snippets, chart_gateway: dict) -> str:
+def config_text(values: dict[str, str], snippets: str | dict[str, str] | None, chart_gateway: dict[str, Any]) -> str:
     """The whole dask_gateway_config.py: stand-ins, the chart's own settings a
     preview keeps (the prefix), then the hub's snippets."""
     lines = [f"c.{target} = {value}" for target, value in values.items()]

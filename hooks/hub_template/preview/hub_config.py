@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Kubernetes expands $(NAME) in a container's env from the variables before it.
 K8S_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -93,7 +94,7 @@ class Ports:
 
 
 def plan(
-    values: dict,
+    values: dict[str, Any],
     *,
     ports: Ports,
     work: Path,
@@ -103,7 +104,7 @@ def plan(
     user_env: dict[str, str],
     gateway_token: str,
     image_spec: str,
-) -> dict:
+) -> dict[str, Any]:
     """Everything jupyterhub_config.py loads: the hub's values (as merged by helm)
     and the local settings of `overrides.HUB`."""
     jupyterhub = values["jupyterhub"]
@@ -157,7 +158,7 @@ def z2jh_part() -> str:
     return CONFIG_PY.split("#@ local stand-ins\n")[0]
 
 
-def write(work: Path, the_plan: dict) -> Path:
+def write(work: Path, the_plan: dict[str, Any]) -> Path:
     (work / "preview.json").write_text(json.dumps(the_plan, indent=1))
     config = work / "jupyterhub_config.py"
     config.write_text(CONFIG_PY)

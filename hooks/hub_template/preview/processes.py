@@ -9,6 +9,7 @@ too (the gateway starts clusters there), and go the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -29,15 +30,16 @@ def free_port() -> int:
     """A free port on loopback, chosen now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class Processes:
-    def __init__(self, work: Path):
+    def __init__(self, work: Path) -> None:
         self.work = work
-        self.started: list[subprocess.Popen] = []
+        self.started: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
         log = (self.work / f"{name}.log").open("w")
         proc = subprocess.Popen(
             argv,
@@ -56,7 +58,7 @@ class Processes:
         path = self.work / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def wait_http(self, name: str, proc: subprocess.Popen, url: str, timeout: float) -> None:
+    def wait_http(self, name: str, proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
         """Until `url` answers (any HTTP status), or fail with the program's log."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         deadline = time.monotonic() + timeout
@@ -119,22 +121,16 @@ class Processes:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + GRACE
         for proc in self.started:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         left = [p for p in {**before, **{p.pid: p for p in self.ours()}}.values() if p.is_running()]
         for p in left:
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.terminate()
-            except psutil.Error:
-                pass
         _, alive = psutil.wait_procs(left, timeout=5)
         for p in alive:
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.kill()
-            except psutil.Error:
-                pass
         psutil.wait_procs(alive, timeout=5)
         for proc in self.started:
             if proc.poll() is None:

@@ -5,14 +5,21 @@ screenshot of the page at a failure (and, if asked, of JupyterLab at the end).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
-from hub_template.preview import PreviewError
+from hub_template.preview import PreviewError, Say
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -39,21 +46,24 @@ class Target:
 
 
 class Steps:
-    def __init__(self, out):
+    def __init__(self, out: Say) -> None:
         self.out, self.start = out, time.monotonic()
 
     def done(self, what: str, since: float) -> None:
         self.out(f"smoke: {what:<58} {time.monotonic() - since:6.1f} s")
 
 
-def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=lambda: 0) -> dict[str, float]:
+def run(
+    target: Target, artifacts: Path, screenshot: Path | None, out: Say, memory: Callable[[], int] = lambda: 0
+) -> dict[str, float]:
     """Drive the path; raises PreviewError naming the failed step."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         raise PreviewError(f"{CHROMIUM} not found: apt-get install chromium (Debian's)")
-    steps, times = Steps(out), {}
+    steps = Steps(out)
+    times: dict[str, float] = {}
     artifacts.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(
@@ -122,7 +132,7 @@ def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=la
             if target.notebook:
                 t = time.monotonic()
                 step = f"{target.notebook} runs to the end"
-                _run_all(page, target)
+                _run_all(page, target.home / target.notebook)
                 times["notebook run"] = time.monotonic() - t
                 steps.done(step, t)
 
@@ -136,6 +146,7 @@ def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=la
                 page.screenshot(path=str(screenshot))
 
             if target.gateway_prefix:
+                assert token is not None  # made with the cluster, above
                 t = time.monotonic()
                 step = "the limits refuse a too-large worker"
                 too_big = spec["worker_cores"]["spec"]["max"] * 2
@@ -170,10 +181,8 @@ def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=la
             steps.done(step, t)
         except (PreviewError, PlaywrightError) as error:
             shot = artifacts / f"failed-{step.replace(' ', '-').replace('/', '-')[:60]}.png"
-            try:
+            with contextlib.suppress(PlaywrightError):
                 page.screenshot(path=str(shot))
-            except PlaywrightError:
-                pass
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise PreviewError(f"smoke step '{step}' failed: {first} (screenshot {shot})") from None
         finally:
@@ -181,7 +190,7 @@ def run(target: Target, artifacts: Path, screenshot: Path | None, out, memory=la
     return times
 
 
-def _wait_cluster_or_error(page) -> None:
+def _wait_cluster_or_error(page: Page) -> None:
     """A cluster appears in the panel, or JupyterLab shows the start error."""
     item, dialog = page.locator(".dask-ClusterListingItem"), page.locator(".jp-Dialog")
     deadline = time.monotonic() + 120
@@ -202,7 +211,7 @@ HUB_API_JS = """async ([method, path, body]) => {
 }"""
 
 
-def _hub_api(page, url: str, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
+def _hub_api(page: Page, url: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, str]:
     """The hub's REST API as the logged-in user, from a hub page (its cookie and XSRF token)."""
     hub_page = page.context.new_page()
     try:
@@ -213,19 +222,26 @@ def _hub_api(page, url: str, method: str, path: str, body: dict | None = None) -
         hub_page.close()
 
 
-def _user_token(page, url: str) -> str:
+def _user_token(page: Page, url: str) -> str:
     """A token of the logged-in user, made as the user through the hub's API."""
     status, text = _hub_api(
         page, url, "POST", f"users/{USER}/tokens", {"note": "hub-template preview --smoke", "expires_in": 3600}
     )
     if status != 201:
         raise PreviewError(f"the hub refused a token for {USER}: {status} {text[:80]}")
-    return json.loads(text)["token"]
+    token: str = json.loads(text)["token"]
+    return token
 
 
 def _gateway(
-    page, target: Target, token: str, method: str, path: str, body: dict | None = None, expect_error: bool = False
-):
+    page: Page,
+    target: Target,
+    token: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    expect_error: bool = False,
+) -> Any:  # the parsed JSON, or the text of an expected error
     """The gateway's REST API through the hub's proxy, authenticated as the user."""
     url = f"{target.url}{target.gateway_prefix}{path}"
     headers = {"Authorization": f"jupyterhub {token}"}
@@ -241,7 +257,7 @@ def _gateway(
     return response.json()
 
 
-def _run_all(page, target: Target) -> None:
+def _run_all(page: Page, path: Path) -> None:
     """Run All from JupyterLab's Run menu, save, then read the saved notebook:
     every code cell ran, none raised."""
     page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
@@ -257,10 +273,9 @@ def _run_all(page, target: Target) -> None:
             raise PreviewError(f"the notebook did not finish in {RUN_TIMEOUT // 1000} s: {prompts}")
         time.sleep(1)
     page.keyboard.press("Control+s")
-    path = target.home / target.notebook
     deadline = time.monotonic() + 30
     while True:
-        notebook = nbformat.read(path, as_version=4)
+        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # unannotated in nbformat
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
         if all(cell.execution_count for cell in code):
             break

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub_template.environment import CondaSpec, read_environment
-from hub_template.preview import PreviewError
+from hub_template.preview import PreviewError, Say
 
 LABEL = "APPROXIMATE: environment.yml's names pip-installed, not the image's conda solve"
 
@@ -59,7 +59,7 @@ def cache_dir() -> Path:
     return Path(base) / "hub-template" / "preview-envs"
 
 
-def ensure(environment_yml: Path, jupyterhub: str, log) -> UserEnv:
+def ensure(environment_yml: Path, jupyterhub: str, log: Say) -> UserEnv:
     """The cached environment for these requirements, made if absent."""
     reqs = requirements(environment_yml, jupyterhub)
     key = hashlib.sha256("\n".join((sys.version, *reqs)).encode()).hexdigest()[:16]
