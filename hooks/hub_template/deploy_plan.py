@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from . import load_data
+from . import load_data, rules
 
 DEPLOYMENTS = "deployments"
 ENVIRONMENTS = ("staging", "prod")
@@ -46,13 +46,13 @@ SECRETS_BACKENDS = ("git-crypt", "sops")
 # What a value must look like before it reaches a workflow (answers and
 # values are the hub's, so untrusted).
 PATTERNS = {
-    "hub": r"[a-z]([a-z0-9-]*[a-z0-9])?",
-    "umbrella": r"[a-z][a-z0-9-]*",
+    "hub": rules.pattern("hub_name").pattern,
+    "umbrella": rules.pattern("helm_umbrella_key").pattern,
     "image": r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+",
     "gcp_workload_identity_provider": r"projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+",
     "gcp_deployer": r"[a-z][a-z0-9-]*@[a-z][a-z0-9-]*\.iam\.gserviceaccount\.com",
     "aws_deploy_role": r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+",
-    "aws_region": r"[a-z]{2}(-gov)?-[a-z]+-[0-9]",
+    "aws_region": rules.pattern("aws_region").pattern,
     "azure_client_id": r"[0-9a-f-]{36}",
     "azure_tenant_id": r"[0-9a-f-]{36}",
     "azure_subscription_id": r"[0-9a-f-]{36}",

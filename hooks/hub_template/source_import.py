@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from hub_template import environment, load_data, url_credentials
+from hub_template import environment, load_data, rules, url_credentials
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
 from hub_template.safe_yaml import load_untrusted
 
@@ -363,8 +363,6 @@ def _readme_text(tree: SourceTree, readme: str | None, rendered: str, text) -> s
 
 # --- merging the source's configuration into the hub's ---------------------------
 
-_APT_LINE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
-
 
 def merge_apt(rendered: str, source: str, origin: str) -> str:
     """The hub's apt.txt with the source's packages added (a source version
@@ -375,7 +373,7 @@ def merge_apt(rendered: str, source: str, origin: str) -> str:
         package = line.partition("#")[0].strip()
         if not package:
             continue
-        if not _APT_LINE.match(package):
+        if not rules.matches("apt_package", package):
             raise ImportFailed(
                 f"{origin}, line {number}: '{package}' is not a Debian package name "
                 "(lowercase letters, digits and + . -, optionally =version), one per line."
@@ -583,8 +581,10 @@ def _insert_yaml(lines: list[str], additions: dict, start: int, end: int, indent
             while block_end < end + added and (
                 not lines[block_end].strip()
                 or lines[block_end].startswith(pad + "  ")
-                or (lines[block_end].lstrip().startswith("#")
-                and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent)
+                or (
+                    lines[block_end].lstrip().startswith("#")
+                    and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent
+                )
             ):
                 block_end += 1
             while block_end > own + 1 and not lines[block_end - 1].strip():

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .. import rules
 from ..helm_values import Problem
 from .base import Image, code, report
 from .hub import ChartSource, Hub
@@ -34,7 +35,6 @@ BINDER_FILES = (
     "Project.toml",
     "Dockerfile",
 )
-APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
 EXEC_LAST = re.compile(r'^exec\s+"\$(@|\{@\})"$')
 
 
@@ -417,7 +417,7 @@ class IM006(Image):
         problems = []
         for number, line in enumerate((text or "").splitlines(), 1):
             package = line.partition("#")[0].strip()  # repo2docker drops comments the same way
-            if package and not APT_PACKAGE.match(package):
+            if package and not rules.matches("apt_package", package):
                 problems.append(
                     Problem(
                         rel,
