@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from hub_template import environment, load_data, rules, url_credentials
+from hub_template import derived, environment, load_data, rules, url_credentials
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
 from hub_template.safe_yaml import load_untrusted
 
@@ -145,7 +145,7 @@ def scrub_credentials(hub: Path, answers_path: Path) -> None:
 def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
     answers = yaml.safe_load(answers_path.read_text())
     versions, providers = load_data("versions.yml"), load_data("providers.yml")
-    bucket = providers[answers["cloud_provider"]]["bucket_scheme"] + str(answers["scratch_bucket"])
+    bucket = derived.scratch_url(providers[answers["cloud_provider"]], str(answers["scratch_bucket"]))
     image = hub / "image"
     plan = Plan()
     imports: list[environment.Environment] = []
