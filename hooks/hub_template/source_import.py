@@ -388,7 +388,6 @@ def merge_apt(rendered: str, source: str, origin: str) -> str:
 
 
 _SHELL = re.compile(r"^#!\s*(/usr)?/bin/(env\s+)?(ba|da)?sh(\s|$)")
-_EXEC_ARGS = re.compile(r'^\s*exec\s+("\$@"|"\$\{@\}"|\$@|\$\{@\}|"\$\*"|\$\*)\s*(#.*)?$')
 _WORKSPACE_IMPORT = re.compile(r"\bjupyter(\s+|-)lab\s+workspaces\s+import\b")
 _DASK_INSTALL = re.compile(r"^\s*(cp|install|ln)\b.*\.dask/config\.yaml")
 _JUPYTERLAB3 = re.compile(
@@ -443,10 +442,24 @@ def merge_post_build(hub: str, source: str, origin: str) -> tuple[str, str | Non
     return hub.rstrip("\n") + "\n" + block, None, notes
 
 
+def _without_final_exec(logical: list[list[str]], origin: str) -> list[list[str]]:
+    """A start script's logical lines without its last command, which must be
+    the final exec of data/rules.yml (the checker's IM008 rule)."""
+    commands = [i for i, group in enumerate(logical) if " ".join(group).strip().partition("#")[0]]
+    if not commands:
+        raise ImportFailed(f'{origin} runs nothing: a start script must end with exec "$@".')
+    last = " ".join(logical[commands[-1]]).strip()
+    if not rules.matches("final_exec", last):
+        raise ImportFailed(f"{origin}: '{last}' is not the final exec \"$@\" start must end with.")
+    return logical[: commands[-1]] + logical[commands[-1] + 1 :]
+
+
 def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str]]:
     """The hub's start with the source's commands run first, under bash's
     default options as they were written (exports reach the final exec). The
-    hub's workspace import and `exec "$@"` stay the only ones."""
+    hub's workspace import and `exec "$@"` stay the only ones: the source's
+    start must end with that final exec too (data/rules.yml), as repo2docker
+    requires, and its final exec gives way to the hub's."""
     shebang, logical = _body(source)
     if shebang and not _SHELL.match(shebang):
         raise ImportFailed(
@@ -454,10 +467,8 @@ def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str]]:
             'Rewrite it in bash (it must end with exec "$@") or remove it from the source.'
         )
     notes, kept = [], []
-    for group in logical:
+    for group in _without_final_exec(logical, origin):
         joined = " ".join(group)
-        if _EXEC_ARGS.match(joined):
-            continue  # the hub's own exec "$@" ends start
         if _WORKSPACE_IMPORT.search(joined):
             notes.append(
                 f"{origin}: '{joined.strip()}' left out: the hub imports binder/jupyterlab-workspace.json itself"

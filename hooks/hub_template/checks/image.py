@@ -35,7 +35,6 @@ BINDER_FILES = (
     "Project.toml",
     "Dockerfile",
 )
-EXEC_LAST = re.compile(r'^exec\s+"\$(@|\{@\})"$')
 
 
 @dataclass
@@ -510,7 +509,7 @@ class IM008(Image):
             for n, line in enumerate(text.splitlines(), 1)
             if line.strip() and not line.strip().startswith("#")
         ]
-        if lines and EXEC_LAST.match(lines[-1][1]):
+        if lines and rules.matches("final_exec", lines[-1][1]):
             return ""
         return report(
             [
