@@ -167,6 +167,8 @@ def deploy_command(hub: str, environment: str, jupyterhub: str, tag: str) -> lis
 def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: bool) -> HubPlan:
     where = f"{DEPLOYMENTS}/{hub}"
     _checked(where, "hub", hub)
+    if len(hub) > rules.limit("hub_name_max"):
+        raise PlanError(f"{where}: hub {hub!r} has {len(hub)} characters, over {rules.limit('hub_name_max')}")
     answers = _yaml_at(repo, commit, f"{where}/.copier-answers.yml")
     provider = answers.get("cloud_provider")
     if provider not in load_data("providers.yml"):
