@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 
 from . import load_data, rules
+from .copier_settings import ANSWERS_FILE
 
 DEPLOYMENTS = "deployments"
 ENVIRONMENTS = ("staging", "prod")
@@ -169,7 +170,7 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
     _checked(where, "hub", hub)
     if len(hub) > rules.limit("hub_name_max"):
         raise PlanError(f"{where}: hub {hub!r} has {len(hub)} characters, over {rules.limit('hub_name_max')}")
-    answers = _yaml_at(repo, commit, f"{where}/.copier-answers.yml")
+    answers = _yaml_at(repo, commit, f"{where}/{ANSWERS_FILE}")
     provider = answers.get("cloud_provider")
     if provider not in load_data("providers.yml"):
         raise PlanError(f"{where}: cloud_provider {provider!r} is not one of {', '.join(LOGIN)}")

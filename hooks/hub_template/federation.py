@@ -56,7 +56,7 @@ from pathlib import Path
 import yaml
 from packaging.version import InvalidVersion, Version
 
-ANSWERS_FILE = ".copier-answers.yml"
+from .copier_settings import ANSWERS_FILE
 
 CURRENT, BEHIND, UPDATED, CONFLICTS, FAILED, DIRTY, REFUSED = (
     "current",

@@ -27,8 +27,9 @@ from typing import Literal
 
 from packaging.version import Version
 
+from hub_template.copier_settings import ANSWERS_FILE
+
 Stage = Literal["before", "after"]
-ANSWERS_FILE = ".copier-answers.yml"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from pathlib import Path
 import yaml
 
 from hub_template import derived, environment, load_data, rules, url_credentials
+from hub_template.copier_settings import ANSWERS_FILE
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
 from hub_template.safe_yaml import load_untrusted
 
@@ -102,7 +103,7 @@ class Plan:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="run.py import-source")
-    parser.add_argument("--answers-file", default=".copier-answers.yml")
+    parser.add_argument("--answers-file", default=ANSWERS_FILE)
     parser.add_argument("--origin-dir", default=".", help="where copier was run: relative paths start there")
     args = parser.parse_args(argv)
     hub = Path.cwd()

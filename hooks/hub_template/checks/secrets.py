@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Problem
 from ..safe_yaml import load_bounded
 from .base import Secrets, code, report
@@ -127,7 +128,7 @@ class SE002(Secrets):
             return report(
                 [
                     Problem(
-                        ".copier-answers.yml",
+                        ANSWERS_FILE,
                         None,
                         "names no secrets_backend and the hub has neither .gitattributes nor .sops.yaml: nothing "
                         "encrypts secrets/. Run `copier update --trust` to restore the template's rule.",

@@ -7,9 +7,10 @@ import json
 import re
 from pathlib import Path
 
+from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Problem
 from .base import Structure, code, report
-from .hub import ANSWERS_FILE, Hub
+from .hub import Hub
 from .template_files import template_files
 
 # Jinja syntax copier would have rendered: an expression, or a statement tag.
