@@ -31,6 +31,7 @@ from conftest import chart_data, git, render
 from hub_cells import CELLS, run_postbuild  # provider x secrets backend x dask backend, from the template's own data
 
 from hub_template import load_data
+from hub_template.checks.secrets import nearest_sops_config, sops_creation_rule
 from hub_template.helm_values import Chart, ValuesFile, check_values
 
 PROVIDERS = load_data("providers.yml")
@@ -345,24 +346,18 @@ def test_encryption_rule_covers_secrets_from_the_start(hub):
 
 
 def sops_rule(cwd: Path, file: Path) -> dict | None:
-    """The creation rule sops applies to ``file`` when run in ``cwd``
-    (getsops/sops config.go): the nearest .sops.yaml walking up from the
-    working directory; the file's absolute path with the config's directory
-    trimmed; the first rule whose path_regex matches (Go's regexp is
-    unanchored like re.search, and this syntax means the same in both)."""
-    for directory in (cwd, *cwd.parents):
-        config = directory / ".sops.yaml"
-        if config.is_file():
-            absolute = str(file.absolute())
-            return _first_rule(config, absolute.removeprefix(str(config.parent.absolute()) + os.sep))
-    return None
+    """The creation rule sops applies to ``file`` when run in ``cwd``, as the
+    checker finds it: the file's absolute path with the config's directory
+    trimmed (untrimmed when the directory is not its prefix)."""
+    config = nearest_sops_config(cwd)
+    if config is None:
+        return None
+    absolute = str(file.absolute())
+    return _first_rule(config, absolute.removeprefix(str(config.parent.absolute()) + os.sep))
 
 
 def _first_rule(config: Path, path: str) -> dict | None:
-    for rule in yaml.safe_load(config.read_text())["creation_rules"]:
-        if not rule.get("path_regex") or re.search(rule["path_regex"], path):
-            return rule
-    return None
+    return sops_creation_rule(yaml.safe_load(config.read_text())["creation_rules"], path)
 
 
 def test_readme_explains_this_hub(hub):

@@ -157,7 +157,7 @@ class SE002(Secrets):
     def _sops(self, hub: Hub, rels: list[str]) -> list[Problem]:
         problems = []
         for rel in rels:
-            config = _nearest_sops_config(hub.path, hub.git.top if hub.git else None)
+            config = nearest_sops_config(hub.path, hub.git.top if hub.git else None)
             if config is None:
                 problems.append(
                     Problem(
@@ -174,16 +174,9 @@ class SE002(Secrets):
             except (yaml.YAMLError, AttributeError, RecursionError, OSError, UnicodeDecodeError):
                 problems.append(Problem(label, None, "is not a mapping with `creation_rules`; fix its YAML."))
                 continue
-            # sops compares the path relative to the .sops.yaml's folder; the first matching rule wins.
+            # sops compares the path relative to the .sops.yaml's folder.
             target = (hub.path / rel).resolve().relative_to(config.parent.resolve()).as_posix()
-            rule = next(
-                (
-                    r
-                    for r in rules
-                    if isinstance(r, dict) and (not r.get("path_regex") or re.search(str(r["path_regex"]), target))
-                ),
-                None,
-            )
+            rule = sops_creation_rule(rules, target)
             if rule is None:
                 problems.append(
                     Problem(
@@ -233,9 +226,24 @@ def _how_to_encrypt(hub: Hub) -> str:
     )
 
 
-def _nearest_sops_config(start: Path, top: Path | None) -> Path | None:
+def sops_creation_rule(rules: list, target: str) -> dict | None:
+    """The creation rule sops applies to ``target`` (getsops/sops config.go):
+    the first whose path_regex matches, or has none. Go's regexp is
+    unanchored like re.search, and the template's syntax means the same in both."""
+    return next(
+        (
+            r
+            for r in rules
+            if isinstance(r, dict) and (not r.get("path_regex") or re.search(str(r["path_regex"]), target))
+        ),
+        None,
+    )
+
+
+def nearest_sops_config(start: Path, top: Path | None = None) -> Path | None:
     """The .sops.yaml sops uses when run in ``start`` (the hub's folder, as its
-    README says): sops looks from the directory it runs in upwards, not from the file."""
+    README says): sops looks from the directory it runs in upwards, not from the
+    file, up to ``top`` (the git repository's root) if given."""
     start = start.resolve()
     for folder in (start, *start.parents):
         if (folder / ".sops.yaml").is_file():
