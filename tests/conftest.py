@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
@@ -39,6 +40,8 @@ if "COPIER_CACHE_DIR" not in os.environ:
 from copier import run_copy
 
 ROOT = Path(__file__).resolve().parents[1]
+# The test venv's own tools (jupyter, shellcheck, repo2docker, actionlint...).
+BIN = Path(sys.executable).parent
 # The daskhub chart data beside the project (see ../shared/charts/README.md),
 # or any daskhub chart folder (.ci/daskhub-chart builds one).
 CHART = Path(os.environ.get("HUB_TEMPLATE_CHART_DATA", ROOT.parent / "shared" / "charts" / "daskhub"))

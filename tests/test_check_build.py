@@ -15,17 +15,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import BIN, ROOT
 from hub_cells import rendered_hub
 
 from hub_template import load_data
-
-BIN = Path(sys.executable).parent
 
 
 def docker_unavailable() -> str | None:

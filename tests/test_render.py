@@ -27,7 +27,7 @@ import nbformat
 import pytest
 import rattler
 import yaml
-from conftest import chart_data, git, render
+from conftest import BIN, chart_data, git, render
 from hub_cells import CELLS, run_postbuild  # provider x secrets backend x dask backend, from the template's own data
 
 from hub_template import load_data
@@ -36,7 +36,6 @@ from hub_template.helm_values import Chart, ValuesFile, check_values
 
 PROVIDERS = load_data("providers.yml")
 VERSIONS = load_data("versions.yml")
-BIN = Path(sys.executable).parent  # the venv's tools: jupyter, shellcheck
 
 
 # Answers beyond the matrix, in both forms a list answer takes (a YAML list as
