@@ -16,6 +16,7 @@ names the rule), not by accident further on.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,18 @@ HUB_NAME = [
     ("2hub", False),
     ("a" * 46, False),
 ]
+IMAGE_NAME = [
+    ("us-central1-docker.pkg.dev/my-project/pangeo-hubs/charlie", True),
+    ("ghcr.io/pangeo/ocean__hub", True),
+    ("localhost:5000/ocean--hub", True),
+    ("registry.example.org/a.b_c", True),
+    ("Ghcr.io/pangeo/charlie", False),
+    ("ghcr.io", False),
+    ("ghcr.io/pangeo/", False),
+    ("ghcr.io/-charlie", False),
+    ("ghcr.io/ocean___hub", False),
+    ("ghcr.io/pangeo/charlie:latest", False),
+]
 
 
 def _ids(table):
@@ -125,6 +138,15 @@ def test_hub_name_by_copier(template_repo, tmp_path, value, good):
         assert message is None
     else:
         assert "lowercase a-z, 0-9 and -" in message or "characters, over 45" in message
+
+
+@pytest.mark.parametrize("value, good", IMAGE_NAME, ids=_ids(IMAGE_NAME))
+def test_image_name_by_copier(template_repo, tmp_path, value, good):
+    message = copier_refuses(template_repo, tmp_path / "charlie", image_name=value)
+    if good:
+        assert message is None
+    else:
+        assert "not an image name" in message or "leave out the tag" in message
 
 
 # --- the source import -------------------------------------------------------------
@@ -246,11 +268,19 @@ def test_final_exec_by_the_checker(plain_hub, tmp_path, value, good):
 
 @pytest.fixture(scope="module")
 def federation(plain_hub, tmp_path_factory) -> tuple[Path, str]:
-    """A federation repository holding the rendered hub under every good hub name."""
+    """A federation repository holding the rendered hub under every good hub
+    name, and as hub image-<n> with the n-th image name of IMAGE_NAME."""
     repo = tmp_path_factory.mktemp("federation") / "hubs"
     for value, good in HUB_NAME:
         if good:
             shutil.copytree(plain_hub, repo / "deployments" / value)
+    image = yaml.safe_load((plain_hub / ".copier-answers.yml").read_text())["image_name"]
+    for n, (value, _) in enumerate(IMAGE_NAME):
+        hub = shutil.copytree(plain_hub, repo / "deployments" / f"image-{n}")
+        values = hub / "config/common.yaml"
+        text = values.read_text()
+        assert text.count(f"name: {image}\n") == 1
+        values.write_text(text.replace(f"name: {image}\n", f"name: {json.dumps(value)}\n"))
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "hubs")
@@ -265,3 +295,14 @@ def test_hub_name_by_the_deploy_planner(federation, value, good):
     else:
         with pytest.raises(PlanError, match=r"hub '.*' (does not match|has [0-9]+ characters, over)"):
             plan_hub(repo, commit, value, "staging", build=False)
+
+
+@pytest.mark.parametrize("value, good", IMAGE_NAME, ids=_ids(IMAGE_NAME))
+def test_image_name_by_the_deploy_planner(federation, value, good):
+    repo, commit = federation
+    hub = f"image-{[v for v, _ in IMAGE_NAME].index(value)}"
+    if good:
+        assert plan_hub(repo, commit, hub, "staging", build=False).image == value
+    else:
+        with pytest.raises(PlanError, match=r"image '.*' does not match"):
+            plan_hub(repo, commit, hub, "staging", build=False)

@@ -49,7 +49,7 @@ SECRETS_BACKENDS = ("git-crypt", "sops")
 PATTERNS = {
     "hub": rules.pattern("hub_name").pattern,
     "umbrella": rules.pattern("helm_umbrella_key").pattern,
-    "image": r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+",
+    "image": rules.pattern("image_name").pattern,
     "gcp_workload_identity_provider": r"projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+",
     "gcp_deployer": r"[a-z][a-z0-9-]*@[a-z][a-z0-9-]*\.iam\.gserviceaccount\.com",
     "aws_deploy_role": r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+",
