@@ -98,6 +98,14 @@ IMAGE_NAME = [
     ("ghcr.io/ocean___hub", False),
     ("ghcr.io/pangeo/charlie:latest", False),
 ]
+GCP_SERVICE_ACCOUNT = [
+    ("hub-deployer@my-pangeo-project.iam.gserviceaccount.com", True),
+    ("ci-bot1@proj-123.iam.gserviceaccount.com", True),
+    ("ci@my-pangeo-project.iam.gserviceaccount.com", False),  # names are 6 to 30 characters
+    ("Hub-deployer@my-pangeo-project.iam.gserviceaccount.com", False),
+    ("hub-deployer@my-pangeo-project.iam.gserviceaccount.com\n", False),
+    ("hub-deployer@my-pangeo-project.gserviceaccount.com", False),
+]
 
 
 def _ids(table):
@@ -147,6 +155,13 @@ def test_image_name_by_copier(template_repo, tmp_path, value, good):
         assert message is None
     else:
         assert "not an image name" in message or "leave out the tag" in message
+
+
+@pytest.mark.parametrize("question", ["gcp_deployer", "cloud_identity"])
+@pytest.mark.parametrize("value, good", GCP_SERVICE_ACCOUNT, ids=_ids(GCP_SERVICE_ACCOUNT))
+def test_gcp_service_account_by_copier(template_repo, tmp_path, question, value, good):
+    message = copier_refuses(template_repo, tmp_path / "charlie", cloud_provider="gcp", **{question: value})
+    assert message is None if good else "NAME@PROJECT.iam.gserviceaccount.com" in message
 
 
 # --- the source import -------------------------------------------------------------
@@ -269,12 +284,18 @@ def test_final_exec_by_the_checker(plain_hub, tmp_path, value, good):
 @pytest.fixture(scope="module")
 def federation(plain_hub, tmp_path_factory) -> tuple[Path, str]:
     """A federation repository holding the rendered hub under every good hub
-    name, and as hub image-<n> with the n-th image name of IMAGE_NAME."""
+    name, as hub image-<n> with the n-th image name of IMAGE_NAME, and as
+    account-<n> deploying as the n-th service account of GCP_SERVICE_ACCOUNT."""
     repo = tmp_path_factory.mktemp("federation") / "hubs"
     for value, good in HUB_NAME:
         if good:
             shutil.copytree(plain_hub, repo / "deployments" / value)
-    image = yaml.safe_load((plain_hub / ".copier-answers.yml").read_text())["image_name"]
+    answers = yaml.safe_load((plain_hub / ".copier-answers.yml").read_text())
+    assert answers["cloud_provider"] == "gcp"
+    for n, (value, _) in enumerate(GCP_SERVICE_ACCOUNT):
+        hub = shutil.copytree(plain_hub, repo / "deployments" / f"account-{n}")
+        (hub / ".copier-answers.yml").write_text(yaml.safe_dump({**answers, "gcp_deployer": value}))
+    image = answers["image_name"]
     for n, (value, _) in enumerate(IMAGE_NAME):
         hub = shutil.copytree(plain_hub, repo / "deployments" / f"image-{n}")
         values = hub / "config/common.yaml"
@@ -305,4 +326,15 @@ def test_image_name_by_the_deploy_planner(federation, value, good):
         assert plan_hub(repo, commit, hub, "staging", build=False).image == value
     else:
         with pytest.raises(PlanError, match=r"image '.*' does not match"):
+            plan_hub(repo, commit, hub, "staging", build=False)
+
+
+@pytest.mark.parametrize("value, good", GCP_SERVICE_ACCOUNT, ids=_ids(GCP_SERVICE_ACCOUNT))
+def test_gcp_service_account_by_the_deploy_planner(federation, value, good):
+    repo, commit = federation
+    hub = f"account-{[v for v, _ in GCP_SERVICE_ACCOUNT].index(value)}"
+    if good:
+        assert plan_hub(repo, commit, hub, "staging", build=False).login["gcp_deployer"] == value
+    else:
+        with pytest.raises(PlanError, match=r"gcp_deployer '.*' does not match"):
             plan_hub(repo, commit, hub, "staging", build=False)

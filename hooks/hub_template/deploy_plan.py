@@ -45,20 +45,24 @@ TAG_LENGTH = 12
 SECRETS_BACKENDS = ("git-crypt", "sops")
 
 # What a value must look like before it reaches a workflow (answers and
-# values are the hub's, so untrusted).
+# values are the hub's, so untrusted): the rule of data/rules.yml that
+# copier's question for it applies.
 PATTERNS = {
-    "hub": rules.pattern("hub_name").pattern,
-    "umbrella": rules.pattern("helm_umbrella_key").pattern,
-    "image": rules.pattern("image_name").pattern,
-    "gcp_workload_identity_provider": r"projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+",
-    "gcp_deployer": r"[a-z][a-z0-9-]*@[a-z][a-z0-9-]*\.iam\.gserviceaccount\.com",
-    "aws_deploy_role": r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+",
-    "aws_region": rules.pattern("aws_region").pattern,
-    "azure_client_id": r"[0-9a-f-]{36}",
-    "azure_tenant_id": r"[0-9a-f-]{36}",
-    "azure_subscription_id": r"[0-9a-f-]{36}",
-    "azure_resource_group": r"[A-Za-z0-9_.()-]{1,90}",
-    "azure_cluster": r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}",
+    field: rules.pattern(rule).pattern
+    for field, rule in {
+        "hub": "hub_name",
+        "umbrella": "helm_umbrella_key",
+        "image": "image_name",
+        "gcp_workload_identity_provider": "gcp_workload_identity_provider",
+        "gcp_deployer": "gcp_service_account",
+        "aws_deploy_role": "aws_role_arn",
+        "aws_region": "aws_region",
+        "azure_client_id": "uuid",
+        "azure_tenant_id": "uuid",
+        "azure_subscription_id": "uuid",
+        "azure_resource_group": "azure_resource_group",
+        "azure_cluster": "azure_cluster",
+    }.items()
 }
 # The answers each provider's OIDC login needs (see the federation's deploy.yml).
 LOGIN = {
