@@ -126,42 +126,34 @@ def copier_refuses(template: Path, dst: Path, **data) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("value, good", APT_PACKAGE, ids=_ids(APT_PACKAGE))
-def test_apt_package_by_copier(template_repo, tmp_path, value, good):
-    # A list answer: one value, even one with blanks, is one package.
-    message = copier_refuses(template_repo, tmp_path / "charlie", apt_packages=[value])
-    assert message is None if good else "not a Debian package" in message
+SOURCE = object()  # stands for the source_repo fixture's path
+# (the --data naming the value, the value, good, what copier's refusal says);
+# a list answer's one item is one package, even with blanks in it.
+COPIER = [
+    *(({"apt_packages": [v]}, v, g, ["not a Debian package"]) for v, g in APT_PACKAGE),
+    *(({"source_repo": SOURCE, "source_ref": v}, v, g, ["not a branch, tag or commit"]) for v, g in GIT_REF),
+    *(({"hub_name": v}, v, g, ["lowercase a-z, 0-9 and -", "characters, over 45"]) for v, g in HUB_NAME),
+    *(({"image_name": v}, v, g, ["not an image name", "leave out the tag"]) for v, g in IMAGE_NAME),
+    *(
+        ({"cloud_provider": "gcp", question: v}, v, g, ["NAME@PROJECT.iam.gserviceaccount.com"])
+        for question in ("gcp_deployer", "cloud_identity")
+        for v, g in GCP_SERVICE_ACCOUNT
+    ),
+]
 
 
-@pytest.mark.parametrize("value, good", GIT_REF, ids=_ids(GIT_REF))
-def test_git_ref_by_copier(template_repo, source_repo, tmp_path, value, good):
-    message = copier_refuses(template_repo, tmp_path / "charlie", source_repo=str(source_repo), source_ref=value)
-    assert message is None if good else "not a branch, tag or commit" in message
-
-
-@pytest.mark.parametrize("value, good", HUB_NAME, ids=_ids(HUB_NAME))
-def test_hub_name_by_copier(template_repo, tmp_path, value, good):
-    message = copier_refuses(template_repo, tmp_path / "charlie", hub_name=value)
+@pytest.mark.parametrize(
+    "data, value, good, refusals",
+    COPIER,
+    ids=[f"{list(d)[-1]}-{'good' if g else 'bad'}-{v!r}" for d, v, g, _ in COPIER],
+)
+def test_copier(template_repo, source_repo, tmp_path, data, value, good, refusals):
+    data = {name: str(source_repo) if answer is SOURCE else answer for name, answer in data.items()}
+    message = copier_refuses(template_repo, tmp_path / "charlie", **data)
     if good:
         assert message is None
     else:
-        assert "lowercase a-z, 0-9 and -" in message or "characters, over 45" in message
-
-
-@pytest.mark.parametrize("value, good", IMAGE_NAME, ids=_ids(IMAGE_NAME))
-def test_image_name_by_copier(template_repo, tmp_path, value, good):
-    message = copier_refuses(template_repo, tmp_path / "charlie", image_name=value)
-    if good:
-        assert message is None
-    else:
-        assert "not an image name" in message or "leave out the tag" in message
-
-
-@pytest.mark.parametrize("question", ["gcp_deployer", "cloud_identity"])
-@pytest.mark.parametrize("value, good", GCP_SERVICE_ACCOUNT, ids=_ids(GCP_SERVICE_ACCOUNT))
-def test_gcp_service_account_by_copier(template_repo, tmp_path, question, value, good):
-    message = copier_refuses(template_repo, tmp_path / "charlie", cloud_provider="gcp", **{question: value})
-    assert message is None if good else "NAME@PROJECT.iam.gserviceaccount.com" in message
+        assert any(refusal in message for refusal in refusals), message
 
 
 # --- the source import -------------------------------------------------------------
@@ -308,33 +300,22 @@ def federation(plain_hub, tmp_path_factory) -> tuple[Path, str]:
     return repo, git(repo, "rev-parse", "HEAD")
 
 
-@pytest.mark.parametrize("value, good", HUB_NAME, ids=_ids(HUB_NAME))
-def test_hub_name_by_the_deploy_planner(federation, value, good):
+# (the value's field, the hub folder holding it, the value, good)
+PLANNED = [
+    *(("hub", value, value, good) for value, good in HUB_NAME),
+    *(("image", f"image-{n}", value, good) for n, (value, good) in enumerate(IMAGE_NAME)),
+    *(("gcp_deployer", f"account-{n}", value, good) for n, (value, good) in enumerate(GCP_SERVICE_ACCOUNT)),
+]
+
+
+@pytest.mark.parametrize(
+    "field, hub, value, good", PLANNED, ids=[f"{f}-{'good' if g else 'bad'}-{v!r}" for f, _, v, g in PLANNED]
+)
+def test_the_deploy_planner(federation, field, hub, value, good):
     repo, commit = federation
     if good:
-        assert plan_hub(repo, commit, value, "staging", build=False).hub == value
+        plan = plan_hub(repo, commit, hub, "staging", build=False)
+        assert {"hub": plan.hub, "image": plan.image, **plan.login}[field] == value
     else:
-        with pytest.raises(PlanError, match=r"hub '.*' (does not match|has [0-9]+ characters, over)"):
-            plan_hub(repo, commit, value, "staging", build=False)
-
-
-@pytest.mark.parametrize("value, good", IMAGE_NAME, ids=_ids(IMAGE_NAME))
-def test_image_name_by_the_deploy_planner(federation, value, good):
-    repo, commit = federation
-    hub = f"image-{[v for v, _ in IMAGE_NAME].index(value)}"
-    if good:
-        assert plan_hub(repo, commit, hub, "staging", build=False).image == value
-    else:
-        with pytest.raises(PlanError, match=r"image '.*' does not match"):
-            plan_hub(repo, commit, hub, "staging", build=False)
-
-
-@pytest.mark.parametrize("value, good", GCP_SERVICE_ACCOUNT, ids=_ids(GCP_SERVICE_ACCOUNT))
-def test_gcp_service_account_by_the_deploy_planner(federation, value, good):
-    repo, commit = federation
-    hub = f"account-{[v for v, _ in GCP_SERVICE_ACCOUNT].index(value)}"
-    if good:
-        assert plan_hub(repo, commit, hub, "staging", build=False).login["gcp_deployer"] == value
-    else:
-        with pytest.raises(PlanError, match=r"gcp_deployer '.*' does not match"):
+        with pytest.raises(PlanError, match=rf"{field} '.*' (does not match|has [0-9]+ characters, over)"):
             plan_hub(repo, commit, hub, "staging", build=False)
