@@ -27,7 +27,7 @@ import nbformat
 import pytest
 import rattler
 import yaml
-from conftest import BIN, chart_data, git, render
+from conftest import BIN, REPO2DOCKER_OPTIONS, chart_data, git, render
 from hub_cells import CELLS, run_postbuild  # provider x secrets backend x dask backend, from the template's own data
 
 from hub_template import load_data
@@ -474,12 +474,7 @@ def test_repo2docker_builds_with_conda_postbuild_and_start(hub, tmp_path):
                 "repo2docker",
                 "--no-build",
                 "--debug",
-                "--user-id",
-                "1000",
-                "--user-name",
-                "jovyan",
-                "--target-repo-dir",
-                "/srv/repo",
+                *REPO2DOCKER_OPTIONS,
                 str(hub.image),
             ],
             cwd=tmp_path,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .. import rules
+from .. import load_data, rules
 from ..helm_values import Problem
 from .base import Image, code, report
 from .hub import ChartSource, Hub
@@ -76,8 +76,15 @@ def _plan(hub: Hub) -> Plan:
     image = hub.path / "image"
     if not image.is_dir():
         return Plan(error="image/ is missing")
-    # As hubploy and CI build it: user jovyan (1000), the repository at /srv/repo.
-    r2d = Repo2Docker(repo=str(image), dry_run=True, user_id=1000, user_name="jovyan", target_repo_dir="/srv/repo")
+    # As CI builds it (data/image_build.yml): its user, and where image/ goes.
+    build = load_data("image_build.yml")
+    r2d = Repo2Docker(
+        repo=str(image),
+        dry_run=True,
+        user_id=build["user_id"],
+        user_name=build["user_name"],
+        target_repo_dir=build["target_repo_dir"],
+    )
     records = _Records()
     result = Plan()
     try:
