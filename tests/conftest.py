@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
@@ -38,12 +39,22 @@ if "COPIER_CACHE_DIR" not in os.environ:
 
 from copier import run_copy
 
+from hub_template import load_data
+
 ROOT = Path(__file__).resolve().parents[1]
+# The test venv's own tools (jupyter, shellcheck, repo2docker, actionlint...).
+BIN = Path(sys.executable).parent
 # The daskhub chart data beside the project (see ../shared/charts/README.md),
 # or any daskhub chart folder (.ci/daskhub-chart builds one).
 CHART = Path(os.environ.get("HUB_TEMPLATE_CHART_DATA", ROOT.parent / "shared" / "charts" / "daskhub"))
 TEMPLATE_PARTS = ("copier.yml", "template", "federation", "hooks")
 VERSION = version("hub-template")
+# repo2docker's options for the image's user and folder, as CI builds it.
+_BUILD = load_data("image_build.yml")
+REPO2DOCKER_OPTIONS = [
+    *("--user-id", str(_BUILD["user_id"]), "--user-name", _BUILD["user_name"]),
+    *("--target-repo-dir", _BUILD["target_repo_dir"]),
+]
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -13,7 +13,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, chart_data, git
+from conftest import BIN, ROOT, chart_data, git
 from hub_cells import CELLS, commit_federation, copy_hub, rendered_hub
 
 from hub_template import load_data
@@ -30,7 +29,6 @@ from hub_template.checks.runner import run_checks
 from hub_template.checks.template_files import template_files
 from hub_template.helm_values import Chart, ValuesFile, check_values
 
-BIN = Path(sys.executable).parent
 TOKEN = "ghp_" + "Zq8x" * 9  # GitHub's token shape; must never be echoed
 
 

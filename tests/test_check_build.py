@@ -15,17 +15,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import BIN, REPO2DOCKER_OPTIONS, ROOT
 from hub_cells import rendered_hub
 
 from hub_template import load_data
-
-BIN = Path(sys.executable).parent
 
 
 def docker_unavailable() -> str | None:
@@ -60,12 +57,7 @@ def test_the_image_builds_and_imports_its_dask_stack(template_repo, tmp_path_fac
         [
             str(BIN / "jupyter-repo2docker"),
             "--no-run",
-            "--user-id",
-            "1000",
-            "--user-name",
-            "jovyan",
-            "--target-repo-dir",
-            "/srv/repo",
+            *REPO2DOCKER_OPTIONS,
             "--image-name",
             image,
             str(hub / "image"),

@@ -7,16 +7,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-from conftest import chart_data
+from conftest import BIN, chart_data
 from hub_cells import rendered_hub
 
 from hub_template.checks import CHECK_CLASSES
-
-BIN = Path(sys.executable).parent
 
 
 def hub_template(*args: str) -> subprocess.CompletedProcess:

@@ -9,16 +9,14 @@ import itertools
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import chart_data, git, render
+from conftest import BIN, chart_data, git, render
 from copier import run_copy, run_update
 from hub_cells import PROVIDERS, SECRETS
 
-BIN = Path(sys.executable).parent
 FEDERATION_FILES = {
     ".copier-answers.yml",
     "README.md",

@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import chart_data
+from conftest import BIN, chart_data
 from hub_cells import rendered_hub
 
 from hub_template.checks.hub import Hub
@@ -41,7 +41,6 @@ from hub_template.checks.runtime import runtime_config
 from hub_template.helm_values import Chart, ValuesFile
 from hub_template.preview import gateway_config
 
-BIN = Path(sys.executable).parent
 PASSWORD = "hub-template-tests"
 START_TIMEOUT = 30
 CLIENT_TIMEOUT = 120  # a client step takes seconds; a hang must fail, not stall the suite

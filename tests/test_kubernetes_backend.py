@@ -26,14 +26,13 @@ import dask.config
 import kube_tools
 import pytest
 import yaml
-from conftest import ROOT, chart_data, git, publish_template, render
+from conftest import BIN, ROOT, chart_data, git, publish_template, render
 from hub_cells import REAL_IDS, rendered_hub, run_postbuild
 from template_versions import v1_1_0_source
 
 from hub_template import load_data
 from hub_template.checks.runner import run_checks
 
-BIN = Path(sys.executable).parent
 DEPLOYMENT_CHART = ROOT / "federation" / "chart"
 OVERRIDES = {
     "dask_kubernetes.operator.kubecluster.kubecluster.DaskCluster": "the Kubernetes API client",

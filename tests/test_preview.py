@@ -14,18 +14,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
-from conftest import ROOT, chart_data, git, render
+from conftest import BIN, ROOT, chart_data, git, render
 
 from hub_template.preview import overrides
 from hub_template.preview.smoke import CHROMIUM
 
-BIN = Path(sys.executable).parent
 ARTIFACTS = ROOT / "test-artifacts" / "preview"
 README_SHOT = ROOT / "docs" / "preview.png"
 TIMEOUT = 1500  # s: a first run makes the users' environment (pip), once per environment.yml

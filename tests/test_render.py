@@ -27,15 +27,15 @@ import nbformat
 import pytest
 import rattler
 import yaml
-from conftest import chart_data, git, render
+from conftest import BIN, REPO2DOCKER_OPTIONS, chart_data, git, render
 from hub_cells import CELLS, run_postbuild  # provider x secrets backend x dask backend, from the template's own data
 
 from hub_template import load_data
+from hub_template.checks.secrets import nearest_sops_config, sops_creation_rule
 from hub_template.helm_values import Chart, ValuesFile, check_values
 
 PROVIDERS = load_data("providers.yml")
 VERSIONS = load_data("versions.yml")
-BIN = Path(sys.executable).parent  # the venv's tools: jupyter, shellcheck
 
 
 # Answers beyond the matrix, in both forms a list answer takes (a YAML list as
@@ -345,24 +345,18 @@ def test_encryption_rule_covers_secrets_from_the_start(hub):
 
 
 def sops_rule(cwd: Path, file: Path) -> dict | None:
-    """The creation rule sops applies to ``file`` when run in ``cwd``
-    (getsops/sops config.go): the nearest .sops.yaml walking up from the
-    working directory; the file's absolute path with the config's directory
-    trimmed; the first rule whose path_regex matches (Go's regexp is
-    unanchored like re.search, and this syntax means the same in both)."""
-    for directory in (cwd, *cwd.parents):
-        config = directory / ".sops.yaml"
-        if config.is_file():
-            absolute = str(file.absolute())
-            return _first_rule(config, absolute.removeprefix(str(config.parent.absolute()) + os.sep))
-    return None
+    """The creation rule sops applies to ``file`` when run in ``cwd``, as the
+    checker finds it: the file's absolute path with the config's directory
+    trimmed (untrimmed when the directory is not its prefix)."""
+    config = nearest_sops_config(cwd)
+    if config is None:
+        return None
+    absolute = str(file.absolute())
+    return _first_rule(config, absolute.removeprefix(str(config.parent.absolute()) + os.sep))
 
 
 def _first_rule(config: Path, path: str) -> dict | None:
-    for rule in yaml.safe_load(config.read_text())["creation_rules"]:
-        if not rule.get("path_regex") or re.search(rule["path_regex"], path):
-            return rule
-    return None
+    return sops_creation_rule(yaml.safe_load(config.read_text())["creation_rules"], path)
 
 
 def test_readme_explains_this_hub(hub):
@@ -485,12 +479,7 @@ def test_repo2docker_builds_with_conda_postbuild_and_start(hub, tmp_path):
                 "repo2docker",
                 "--no-build",
                 "--debug",
-                "--user-id",
-                "1000",
-                "--user-name",
-                "jovyan",
-                "--target-repo-dir",
-                "/srv/repo",
+                *REPO2DOCKER_OPTIONS,
                 str(hub.image),
             ],
             cwd=tmp_path,

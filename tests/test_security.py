@@ -16,18 +16,14 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import BIN, git
 from copier import run_copy
 from hub_cells import copy_hub, rendered_hub
 
 from hub_template.checks import CHECK_CLASSES
-
-BIN = Path(sys.executable).parent
-
 
 # --- helpers -------------------------------------------------------------------------
 

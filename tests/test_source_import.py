@@ -20,7 +20,7 @@ from pathlib import Path
 import dask.config
 import pytest
 import yaml
-from conftest import ROOT, git, publish_template, render
+from conftest import REPO2DOCKER_OPTIONS, ROOT, git, publish_template, render
 from copier import run_copy, run_update
 from copier.errors import TaskError
 from rattler import MatchSpec
@@ -208,8 +208,7 @@ def repo2docker(image: Path) -> tuple[str, str]:
             "repo2docker",
             "--no-build",
             "--debug",
-            "--target-repo-dir",
-            "/srv/repo",
+            *REPO2DOCKER_OPTIONS,
             str(image),
         ],
         capture_output=True,

@@ -10,17 +10,15 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import BIN, ROOT
 from hub_cells import CELLS, rendered_hub, run_postbuild
 
 from hub_template.checks.hub import Hub
 from hub_template.checks.runtime import runtime_config
 
-BIN = Path(sys.executable).parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 CI_SCRIPTS = [ROOT / ".ci" / name for name in ("run", "daskhub-chart", "helm-template")]
 

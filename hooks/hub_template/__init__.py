@@ -17,7 +17,7 @@ def data_file(name: str) -> Path:
 
 
 def load_data(name: str) -> dict[str, Any]:
-    """versions.yml or providers.yml, as copier.yml reads them."""
+    """versions.yml, providers.yml or rules.yml, as copier.yml reads them."""
     import yaml
 
     data: dict[str, Any] = yaml.safe_load(data_file(name).read_text())

@@ -36,7 +36,8 @@ from typing import Any, Literal, overload
 
 import yaml
 
-from . import load_data
+from . import load_data, rules
+from .copier_settings import ANSWERS_FILE
 
 DEPLOYMENTS = "deployments"
 ENVIRONMENTS = ("staging", "prod")
@@ -45,20 +46,24 @@ TAG_LENGTH = 12
 SECRETS_BACKENDS = ("git-crypt", "sops")
 
 # What a value must look like before it reaches a workflow (answers and
-# values are the hub's, so untrusted).
+# values are the hub's, so untrusted): the rule of data/rules.yml that
+# copier's question for it applies.
 PATTERNS = {
-    "hub": r"[a-z]([a-z0-9-]*[a-z0-9])?",
-    "umbrella": r"[a-z][a-z0-9-]*",
-    "image": r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+",
-    "gcp_workload_identity_provider": r"projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+",
-    "gcp_deployer": r"[a-z][a-z0-9-]*@[a-z][a-z0-9-]*\.iam\.gserviceaccount\.com",
-    "aws_deploy_role": r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+",
-    "aws_region": r"[a-z]{2}(-gov)?-[a-z]+-[0-9]",
-    "azure_client_id": r"[0-9a-f-]{36}",
-    "azure_tenant_id": r"[0-9a-f-]{36}",
-    "azure_subscription_id": r"[0-9a-f-]{36}",
-    "azure_resource_group": r"[A-Za-z0-9_.()-]{1,90}",
-    "azure_cluster": r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}",
+    field: rules.pattern(rule).pattern
+    for field, rule in {
+        "hub": "hub_name",
+        "umbrella": "helm_umbrella_key",
+        "image": "image_name",
+        "gcp_workload_identity_provider": "gcp_workload_identity_provider",
+        "gcp_deployer": "gcp_service_account",
+        "aws_deploy_role": "aws_role_arn",
+        "aws_region": "aws_region",
+        "azure_client_id": "uuid",
+        "azure_tenant_id": "uuid",
+        "azure_subscription_id": "uuid",
+        "azure_resource_group": "azure_resource_group",
+        "azure_cluster": "azure_cluster",
+    }.items()
 }
 # The answers each provider's OIDC login needs (see the federation's deploy.yml).
 LOGIN = {
@@ -172,7 +177,9 @@ def deploy_command(hub: str, environment: str, tag_value: str, tag: str) -> list
 def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: bool) -> HubPlan:
     where = f"{DEPLOYMENTS}/{hub}"
     _checked(where, "hub", hub)
-    answers = _yaml_at(repo, commit, f"{where}/.copier-answers.yml")
+    if len(hub) > rules.limit("hub_name_max"):
+        raise PlanError(f"{where}: hub {hub!r} has {len(hub)} characters, over {rules.limit('hub_name_max')}")
+    answers = _yaml_at(repo, commit, f"{where}/{ANSWERS_FILE}")
     provider = answers.get("cloud_provider")
     if provider not in load_data("providers.yml"):
         raise PlanError(f"{where}: cloud_provider {provider!r} is not one of {', '.join(LOGIN)}")

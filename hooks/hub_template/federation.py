@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-ANSWERS_FILE = ".copier-answers.yml"
+from .copier_settings import ANSWERS_FILE
 
 CURRENT, BEHIND, UPDATED, CONFLICTS, FAILED, DIRTY, REFUSED = (
     "current",

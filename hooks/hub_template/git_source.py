@@ -12,7 +12,8 @@ files with their sizes, whose contents are streamed out of git on demand.
   symlink is ever followed on disk. Files are read from git's object store,
   after every name, size and link target of the commit has been checked.
 
-Runs in copier's interpreter: standard library and the git executable only.
+Runs in copier's interpreter: standard library, pyyaml (data/rules.yml) and the
+git executable.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from hub_template import url_credentials
+from hub_template import rules, url_credentials
 
 MB = 1024 * 1024
 FILE_CAP = 50 * MB  # a file, and
@@ -396,14 +397,11 @@ def _checked_path(raw: bytes, source: Source) -> str:
     return path
 
 
-_REF = re.compile(r"^(?!.*\.\.)(?!.*@\{)[A-Za-z0-9_][A-Za-z0-9_./-]*(?<![./])$")
-
-
 def fetch(source: Source, ref: str, workdir: Path, bucket: str) -> SourceTree:
     """Fetch `ref` (a branch, tag or commit; the default branch if empty) of
     `source` into `workdir` (a new, empty folder) and list its files. Large
     data is pointed to `bucket`."""
-    if ref and not _REF.match(ref):
+    if ref and not rules.matches("git_ref", ref):
         raise SourceError(f"source_ref '{ref}' is not a branch, tag or commit name: letters, digits and _ . / -.")
     workdir.mkdir(parents=True)
     init = subprocess.run(

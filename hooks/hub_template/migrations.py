@@ -27,10 +27,11 @@ from typing import Literal, cast
 
 from packaging.version import Version
 
+from hub_template.copier_settings import ANSWERS_FILE
+
 Stage = Literal["before", "after"]
 # A migration: given the hub, what it did, or None if nothing.
 MigrationFunc = Callable[[Path], str | None]
-ANSWERS_FILE = ".copier-answers.yml"
 
 
 @dataclass(frozen=True)

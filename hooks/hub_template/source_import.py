@@ -43,7 +43,8 @@ from typing import Any
 
 import yaml
 
-from hub_template import environment, load_data, url_credentials
+from hub_template import derived, environment, load_data, rules, url_credentials
+from hub_template.copier_settings import ANSWERS_FILE
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
 from hub_template.safe_yaml import load_untrusted
 
@@ -104,7 +105,7 @@ class Plan:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="run.py import-source")
-    parser.add_argument("--answers-file", default=".copier-answers.yml")
+    parser.add_argument("--answers-file", default=ANSWERS_FILE)
     parser.add_argument("--origin-dir", default=".", help="where copier was run: relative paths start there")
     args = parser.parse_args(argv)
     hub = Path.cwd()
@@ -176,7 +177,7 @@ def scrub_credentials(hub: Path, answers_path: Path) -> None:
 def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
     answers = yaml.safe_load(answers_path.read_text())
     versions, providers = load_data("versions.yml"), load_data("providers.yml")
-    bucket = providers[answers["cloud_provider"]]["bucket_scheme"] + str(answers["scratch_bucket"])
+    bucket = derived.scratch_url(providers[answers["cloud_provider"]], str(answers["scratch_bucket"]))
     image = hub / "image"
     plan = Plan()
     imports: list[environment.Environment] = []
@@ -404,8 +405,6 @@ def _readme_text(tree: SourceTree, readme: str | None, rendered: str, text: Call
 
 # --- merging the source's configuration into the hub's ---------------------------
 
-_APT_LINE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
-
 
 def merge_apt(rendered: str, source: str, origin: str) -> str:
     """The hub's apt.txt with the source's packages added (a source version
@@ -416,7 +415,7 @@ def merge_apt(rendered: str, source: str, origin: str) -> str:
         package = line.partition("#")[0].strip()
         if not package:
             continue
-        if not _APT_LINE.match(package):
+        if not rules.matches("apt_package", package):
             raise ImportFailed(
                 f"{origin}, line {number}: '{package}' is not a Debian package name "
                 "(lowercase letters, digits and + . -, optionally =version), one per line."
@@ -431,7 +430,6 @@ def merge_apt(rendered: str, source: str, origin: str) -> str:
 
 
 _SHELL = re.compile(r"^#!\s*(/usr)?/bin/(env\s+)?(ba|da)?sh(\s|$)")
-_EXEC_ARGS = re.compile(r'^\s*exec\s+("\$@"|"\$\{@\}"|\$@|\$\{@\}|"\$\*"|\$\*)\s*(#.*)?$')
 _WORKSPACE_IMPORT = re.compile(r"\bjupyter(\s+|-)lab\s+workspaces\s+import\b")
 _DASK_INSTALL = re.compile(r"^\s*(cp|install|ln)\b.*\.dask/config\.yaml")
 _JUPYTERLAB3 = re.compile(
@@ -487,10 +485,24 @@ def merge_post_build(hub: str, source: str, origin: str) -> tuple[str, str | Non
     return hub.rstrip("\n") + "\n" + block, None, notes
 
 
+def _without_final_exec(logical: list[list[str]], origin: str) -> list[list[str]]:
+    """A start script's logical lines without its last command, which must be
+    the final exec of data/rules.yml (the checker's IM008 rule)."""
+    commands = [i for i, group in enumerate(logical) if " ".join(group).strip().partition("#")[0]]
+    if not commands:
+        raise ImportFailed(f'{origin} runs nothing: a start script must end with exec "$@".')
+    last = " ".join(logical[commands[-1]]).strip()
+    if not rules.matches("final_exec", last):
+        raise ImportFailed(f"{origin}: '{last}' is not the final exec \"$@\" start must end with.")
+    return logical[: commands[-1]] + logical[commands[-1] + 1 :]
+
+
 def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str]]:
     """The hub's start with the source's commands run first, under bash's
     default options as they were written (exports reach the final exec). The
-    hub's workspace import and `exec "$@"` stay the only ones."""
+    hub's workspace import and `exec "$@"` stay the only ones: the source's
+    start must end with that final exec too (data/rules.yml), as repo2docker
+    requires, and its final exec gives way to the hub's."""
     shebang, logical = _body(source)
     if shebang and not _SHELL.match(shebang):
         raise ImportFailed(
@@ -499,10 +511,8 @@ def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str]]:
         )
     notes: list[str] = []
     kept: list[str] = []
-    for group in logical:
+    for group in _without_final_exec(logical, origin):
         joined = " ".join(group)
-        if _EXEC_ARGS.match(joined):
-            continue  # the hub's own exec "$@" ends start
         if _WORKSPACE_IMPORT.search(joined):
             notes.append(
                 f"{origin}: '{joined.strip()}' left out: the hub imports binder/jupyterlab-workspace.json itself"

@@ -14,10 +14,10 @@ from functools import lru_cache
 
 import yaml
 
+from ..copier_settings import ANSWERS_FILE, template_root
 from ..helm_values import Problem
 from .base import Structure, code, report
-from .hub import ANSWERS_FILE, Hub
-from .template_files import template_root
+from .hub import Hub
 
 STAND_IN = re.compile(r"""^\{\{\s*'([^']*)'\s+if\s+_copier_conf\.defaults\s+else\s+UNSET\s*\}\}$""")
 

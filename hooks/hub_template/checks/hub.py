@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 import yaml
 
 from .. import load_data
+from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Chart, Problem, ValuesFile
 from ..safe_yaml import load_bounded
 from .encryption import encryption_of
 
-ANSWERS_FILE = ".copier-answers.yml"
 T = TypeVar("T")
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .. import load_data, rules
 from ..helm_values import Problem
 from .base import Image, code, report
 from .hub import ChartSource, Hub
@@ -39,8 +40,6 @@ BINDER_FILES = (
     "Project.toml",
     "Dockerfile",
 )
-APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
-EXEC_LAST = re.compile(r'^exec\s+"\$(@|\{@\})"$')
 
 
 @dataclass
@@ -82,8 +81,15 @@ def _plan(hub: Hub) -> Plan:
     image = hub.folder / "image"
     if not image.is_dir():
         return Plan(error="image/ is missing")
-    # As hubploy and CI build it: user jovyan (1000), the repository at /srv/repo.
-    r2d = Repo2Docker(repo=str(image), dry_run=True, user_id=1000, user_name="jovyan", target_repo_dir="/srv/repo")
+    # As CI builds it (data/image_build.yml): its user, and where image/ goes.
+    build = load_data("image_build.yml")
+    r2d = Repo2Docker(
+        repo=str(image),
+        dry_run=True,
+        user_id=build["user_id"],
+        user_name=build["user_name"],
+        target_repo_dir=build["target_repo_dir"],
+    )
     records = _Records()
     result = Plan()
     try:
@@ -423,7 +429,7 @@ class IM006(Image):
         problems = []
         for number, line in enumerate((text or "").splitlines(), 1):
             package = line.partition("#")[0].strip()  # repo2docker drops comments the same way
-            if package and not APT_PACKAGE.match(package):
+            if package and not rules.matches("apt_package", package):
                 problems.append(
                     Problem(
                         rel,
@@ -516,7 +522,7 @@ class IM008(Image):
             for n, line in enumerate(text.splitlines(), 1)
             if line.strip() and not line.strip().startswith("#")
         ]
-        if lines and EXEC_LAST.match(lines[-1][1]):
+        if lines and rules.matches("final_exec", lines[-1][1]):
             return ""
         return report(
             [

@@ -25,18 +25,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import load_data
 from ..environment import logical_lines
 from ..helm_values import ValuesFile
 from .hub import Hub
 from .image import CONDA_BUILDPACK, plan
 
-REPO = "/srv/repo"
+_BUILD = load_data("image_build.yml")  # as CI builds the image
+REPO = _BUILD["target_repo_dir"]
 PREFIX = "/srv/conda/envs/notebook"
-HOME = "/home/jovyan"
+HOME = f"/home/{_BUILD['user_name']}"
 # What repo2docker sets while it builds and starts the image.
 IMAGE_ENV = {
     "REPO_DIR": REPO, "NB_PYTHON_PREFIX": PREFIX, "KERNEL_PYTHON_PREFIX": PREFIX, "CONDA_DIR": "/srv/conda",
-    "HOME": HOME, "USER": "jovyan", "NB_USER": "jovyan", "NB_UID": "1000", "PWD": REPO,
+    "HOME": HOME, "USER": _BUILD["user_name"], "NB_USER": _BUILD["user_name"], "NB_UID": str(_BUILD["user_id"]),
+    "PWD": REPO,
 }  # fmt: skip
 DASK_SUFFIXES = (".yaml", ".yml", ".json")
 _OPERATORS = {";", "&&", "||", "|", "&", "(", ")", "{", "}"}

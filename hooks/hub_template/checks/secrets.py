@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Problem
 from ..safe_yaml import load_bounded
 from .base import Secrets, code, report
@@ -127,7 +129,7 @@ class SE002(Secrets):
             return report(
                 [
                     Problem(
-                        ".copier-answers.yml",
+                        ANSWERS_FILE,
                         None,
                         "names no secrets_backend and the hub has neither .gitattributes nor .sops.yaml: nothing "
                         "encrypts secrets/. Run `copier update --trust --defaults` to restore the template's rule.",
@@ -156,7 +158,7 @@ class SE002(Secrets):
     def _sops(self, hub: Hub, rels: list[str]) -> list[Problem]:
         problems = []
         for rel in rels:
-            config = _nearest_sops_config(hub.folder, hub.git.top if hub.git else None)
+            config = nearest_sops_config(hub.folder, hub.git.top if hub.git else None)
             if config is None:
                 problems.append(
                     Problem(
@@ -173,16 +175,9 @@ class SE002(Secrets):
             except (yaml.YAMLError, AttributeError, RecursionError, OSError, UnicodeDecodeError):
                 problems.append(Problem(label, None, "is not a mapping with `creation_rules`; fix its YAML."))
                 continue
-            # sops compares the path relative to the .sops.yaml's folder; the first matching rule wins.
+            # sops compares the path relative to the .sops.yaml's folder.
             target = (hub.folder / rel).resolve().relative_to(config.parent.resolve()).as_posix()
-            rule = next(
-                (
-                    r
-                    for r in rules
-                    if isinstance(r, dict) and (not r.get("path_regex") or re.search(str(r["path_regex"]), target))
-                ),
-                None,
-            )
+            rule = sops_creation_rule(rules, target)
             if rule is None:
                 problems.append(
                     Problem(
@@ -232,9 +227,24 @@ def _how_to_encrypt(hub: Hub) -> str:
     )
 
 
-def _nearest_sops_config(start: Path, top: Path | None) -> Path | None:
+def sops_creation_rule(rules: list[Any], target: str) -> dict[str, Any] | None:
+    """The creation rule sops applies to ``target`` (getsops/sops config.go):
+    the first whose path_regex matches, or has none. Go's regexp is
+    unanchored like re.search, and the template's syntax means the same in both."""
+    return next(
+        (
+            r
+            for r in rules
+            if isinstance(r, dict) and (not r.get("path_regex") or re.search(str(r["path_regex"]), target))
+        ),
+        None,
+    )
+
+
+def nearest_sops_config(start: Path, top: Path | None = None) -> Path | None:
     """The .sops.yaml sops uses when run in ``start`` (the hub's folder, as its
-    README says): sops looks from the directory it runs in upwards, not from the file."""
+    README says): sops looks from the directory it runs in upwards, not from the
+    file, up to ``top`` (the git repository's root) if given."""
     start = start.resolve()
     for folder in (start, *start.parents):
         if (folder / ".sops.yaml").is_file():

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Problem
 from .base import Structure, code, report
-from .hub import ANSWERS_FILE, Hub
+from .hub import Hub
 from .template_files import TemplateFiles, template_files
 
 if TYPE_CHECKING:

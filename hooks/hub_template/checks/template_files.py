@@ -12,13 +12,11 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .. import load_data
-from .encryption import YamlLoader
+from ..copier_settings import ANSWERS_FILE, template_root
+from ..copier_settings import settings as copier_settings
 
 # copier's own default exclusions that can occur in template/.
 DEFAULT_EXCLUDE = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store", "~*")
@@ -29,14 +27,6 @@ class TemplateFiles:
     version: str  # the checker's version, which is the template's
     rendered: tuple[str, ...]  # every file `copier copy` writes for these answers
     owned: tuple[str, ...]  # those the template keeps owning (not _skip_if_exists)
-
-
-def template_root() -> Path | None:
-    package = Path(__file__).resolve().parents[1]
-    for root in (package / "_template", package.parents[1]):
-        if (root / "copier.yml").is_file() and (root / "template").is_dir():
-            return root
-    return None
 
 
 def template_files(answers: dict[str, Any]) -> TemplateFiles:
@@ -54,14 +44,14 @@ def _template_files(answers_json: str) -> TemplateFiles:
     root = template_root()
     if root is None:
         raise FileNotFoundError("hub-template's template/ and copier.yml are not installed beside the checker")
-    settings = yaml.load((root / "copier.yml").read_text(), Loader=YamlLoader)
+    settings = copier_settings()
     suffix = settings.get("_templates_suffix", ".jinja")
     context = {
         "kind": "hub",  # hubs made before 1.2.0 have no `kind` answer
         **answers,
         "cloud": load_data("providers.yml").get(answers.get("cloud_provider"), {}),
         "versions": load_data("versions.yml"),
-        "_copier_conf": {"answers_file": settings.get("_answers_file", ".copier-answers.yml")},
+        "_copier_conf": {"answers_file": ANSWERS_FILE},
     }
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     # copier renders _subdirectory with the answers (template/ or federation/).

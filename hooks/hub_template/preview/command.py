@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import yaml
 
 from hub_template import load_data
+from hub_template.copier_settings import ANSWERS_FILE
 from hub_template.helm_values import Chart, ValuesFile
 from hub_template.preview import PreviewError, Say, gateway_config, hub_config, overrides, userenv
 from hub_template.preview.processes import Processes, free_port
@@ -141,9 +142,7 @@ def read(hub: Path, chart_dir: Path | None) -> dict[str, Any]:
     chp = shutil.which("configurable-http-proxy")
     if chp is None:
         raise PreviewError("no configurable-http-proxy: npm install -g configurable-http-proxy")
-    answers = (
-        yaml.safe_load((hub / ".copier-answers.yml").read_text()) if (hub / ".copier-answers.yml").exists() else {}
-    )
+    answers = yaml.safe_load((hub / ANSWERS_FILE).read_text()) if (hub / ANSWERS_FILE).exists() else {}
     if answers.get("dask_backend") == "kubernetes":
         raise PreviewError(
             f"{hub.name} uses the kubernetes dask backend, whose clusters need Kubernetes: preview runs gateway hubs"

@@ -287,7 +287,7 @@ def _run_all(page: Page, path: Path) -> None:
         raise PreviewError(f"a cell raised {errors[0].ename}: {errors[0].evalue}"[:160])
 
 
-def _accept_preferred_kernel(page, playwright_error: type[Exception]) -> None:
+def _accept_preferred_kernel(page: Page, playwright_error: type[Exception]) -> None:
     """A notebook that names no kernel (many a repository's do not) opens
     with JupyterLab's kernel dialog: choose the preferred kernel, as a user
     would press Select."""
