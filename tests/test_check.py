@@ -245,6 +245,10 @@ def _shellcheck_finding(hub):
     path.write_text(path.read_text() + "for f in $(ls .dask); do echo $f; done\n")
 
 
+def _hub_dask_missing(hub):
+    (hub / "image/hub_dask.py").unlink()
+
+
 def _kubernetes_key_typo(hub):
     edit(hub / "image/.dask/config.yaml", r"^  worker-command:", "  worker-comand:")
 
@@ -320,6 +324,14 @@ BREAKAGES = [
         "image/.dask/config.yaml",
         None,
         _config_left_in_home,
+    ),
+    Breakage(
+        "the panel's hub_dask module missing",
+        frozenset({"ST001", "DK003"}),
+        "image/hub_dask.py",
+        None,
+        _hub_dask_missing,
+        cell=("gcp", "git-crypt", "kubernetes"),
     ),
     Breakage("missing start", frozenset({"ST001"}), "image/binder/start", None, _missing_start),
     Breakage("unrendered Jinja", frozenset({"ST002"}), "README.md", "{{ hub_name }}", _unrendered_jinja),

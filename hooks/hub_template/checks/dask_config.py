@@ -36,7 +36,8 @@ DEFAULTS = (
 )
 DASK_KUBERNETES = ("dask_kubernetes", "kubernetes.yaml")
 # What the dask panel must create for each dask backend of the template.
-FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": ("hub_dask", "KubeCluster")}
+HUB_DASK_MODULE = "hub_dask"  # image/hub_dask.py, which postBuild installs
+FACTORIES = {"gateway": ("dask_gateway", "GatewayCluster"), "kubernetes": (HUB_DASK_MODULE, "KubeCluster")}
 # The keys of the image's own module, template/image/hub_dask.py (the
 # operator's KubeCluster with pod placement), which no package ships.
 HUB_DASK_DEFAULTS: dict[str, Any] = {"hub-dask": {"pod": {}, "labels": {}}}
@@ -282,6 +283,16 @@ class DK003(Dask):
                     f"the dask panel creates clusters with {said}, but the hub's dask backend is "
                     f"{code(hub.dask_backend)}: set {code('labextension.factory')} to module {code(module)}, "
                     f"class {code(cls)}, or users get clusters inside their own pod (PCF #622, dask/helm-chart#159).",
+                ),
+            )
+        elif module == HUB_DASK_MODULE and not (hub.folder / "image" / f"{module}.py").is_file():
+            problems.insert(
+                0,
+                Problem(
+                    f"image/{module}.py",
+                    None,
+                    f"is missing, so the dask panel's {code(module + '.' + cls)} cannot be imported: "
+                    "restore it with `copier update --trust --defaults`.",
                 ),
             )
         return report(problems)
