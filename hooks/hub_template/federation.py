@@ -120,7 +120,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cpus() -> int:
-    """The CPUs this process may use (its affinity, as os.process_cpu_count)."""
+    """The CPUs this process may use: os.process_cpu_count (Python 3.13), else
+    its affinity where the system has one, else every CPU."""
+    if hasattr(os, "process_cpu_count"):
+        return os.process_cpu_count() or 1
     with contextlib.suppress(AttributeError):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
