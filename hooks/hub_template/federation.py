@@ -182,6 +182,8 @@ def commit_version(commit: str | None) -> Version | None:
     `v1.2.0-3-gabc1234` for a commit after it (copier's own reading)."""
     if not commit:
         return None
+    if re.fullmatch(r"[0-9a-f]{7,40}", commit):
+        return None  # a bare commit (`git describe --always`), even one of digits only, as 4104802 may be
     with contextlib.suppress(InvalidVersion):
         return Version(commit)
     match = re.fullmatch(r"(.+)-(\d+)-g([0-9a-f]+)", commit)
@@ -675,6 +677,11 @@ class Worker:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         slot = slots.get()
         cls.trees, cls.log = trees[slot], scratch / f"copier-{slot}.log"
+        # copier keeps one mirror per template in its cache and refreshes it
+        # (`git remote update --prune`) on every clone: two processes sharing
+        # it race with each other's worktrees of it ("bad object
+        # worktrees/copier._vcs.clone.*/HEAD"). Each worker gets its own.
+        os.environ["COPIER_CACHE_DIR"] = str(scratch / f"copier-cache-{slot}")
 
 
 def add_worktrees(tops: list[Path], jobs: int, scratch: Path, trees: dict[int, dict[Path, Path]]) -> None:
