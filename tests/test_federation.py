@@ -272,6 +272,7 @@ def test_the_mirror_answers_the_url_copier_gives_git(src):
         ("1.2.0", "1.2.0"),
         ("v1.2.0-3-gabc1234", "1.2.0.post3+gabc1234"),
         ("abc1234", None),
+        ("4104802", None),  # a bare commit of digits only is still a commit, not version 4104802
         (None, None),
     ],
 )

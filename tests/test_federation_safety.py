@@ -68,15 +68,13 @@ def mixed_federation(evolving_template, tmp_path, monkeypatch):
     return fed, hubs, ["--allow-template", str(fork)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known bug: in a worker's worktree the 1.2.0 migration's restore of a filled gcp key "
-        "(secrets/gcloud-service-key.json) is lost, so --jobs 2 leaves it deleted; --jobs defaults to 1"
-    ),
-)
 def test_parallel_and_sequential_updates_leave_the_same_bytes_and_git_state(mixed_federation, tmp_path):
-    fed, _hubs, trust = mixed_federation
+    fed, hubs, trust = mixed_federation
+    # bravo's operators filled their 1.1.0 cloud key; the others kept the stub.
+    key = "secrets/gcloud-service-key.json"
+    (hubs["bravo"] / key).write_text('{"type": "service_account", "private_key": "a real one"}\n')
+    git(fed, "commit", "-q", "-m", "bravo's real key", "--", f"deployments/bravo/{key}")
+    (hubs["delta"] / "image" / "welcome.ipynb").unlink()  # a deletion the dirty hub has not committed
     before = snapshot(fed / "deployments")
     runs = {}
     for jobs in ("1", "2"):
@@ -98,6 +96,15 @@ def test_parallel_and_sequential_updates_leave_the_same_bytes_and_git_state(mixe
     assert parallel[2] == sequential[2]  # every byte of every hub, ignored files and conflict markers included
     assert parallel[3] == sequential[3]  # the index with the conflict's stages, the status, no worktree left
     assert "UU deployments/charlie/image/binder/environment.yml" in parallel[3][1].splitlines()
+    # As `copier update` of each hub alone: the 1.2.0 migration keeps the real
+    # key for its owners to revoke, the stubs go (deleted, not staged), and no
+    # hub's update brings back what an earlier one removed, or what a user
+    # deleted in a skipped hub.
+    assert parallel[2][f"bravo/{key}"] == before[f"bravo/{key}"]
+    deleted = {line[3:] for line in parallel[3][1].splitlines() if line.startswith(" D ")}
+    assert deleted == {f"deployments/{name}/{key}" for name in ("alpha", "charlie", "foxtrot")} | {
+        "deployments/delta/image/welcome.ipynb"
+    }
     # The failing hub is as it was, byte for byte; so are the dirty and the current one.
     for name in ("delta", "echo", "golf"):
         prefix = f"{name}/"

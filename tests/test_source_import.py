@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import dask.config
@@ -705,6 +706,55 @@ def test_start_in_another_language(template_repo, isolated, capfd, tmp_path_fact
 def test_missing_environment_file(template_repo, isolated, capfd):
     output = failed_copy(template_repo, isolated, capfd, environment_file="no-such-env.yml")
     assert "environment_file 'no-such-env.yml': there is no file" in output
+
+
+def copier_copy_cli(template: Path, dst: Path, **data) -> subprocess.CompletedProcess:
+    """`copier copy --trust --defaults --data ...`, the command a user types."""
+    args = [arg for name, value in data.items() for arg in ("--data", f"{name}={value}")]
+    copier = Path(sys.executable).parent / "copier"
+    return subprocess.run(
+        [str(copier), "copy", "--trust", "--defaults", *args, str(template), str(dst)], capture_output=True, text=True
+    )
+
+
+def test_a_failed_import_into_an_existing_empty_folder_leaves_it_empty(template_repo, sources, isolated):
+    """copier removes only a folder it made: the task empties the one that
+    was there, since it held nothing."""
+    dst = isolated / "deployments" / "charlie"
+    dst.mkdir()
+    before = snapshot(isolated)
+
+    done = copier_copy_cli(template_repo, dst, source_repo=str(sources["history"]), source_ref="v9.9")
+
+    assert done.returncode != 0
+    assert f"{sources['history']} has no branch or tag 'v9.9' (source_ref)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert dst.is_dir() and not any(dst.iterdir())
+    assert snapshot(isolated) == before
+
+
+@pytest.mark.parametrize("where", ["notes.txt", ".notes", "a/b/c/notes.txt", "keep/"])
+def test_a_failed_import_into_a_folder_that_held_anything_keeps_it_all(template_repo, isolated, where):
+    """A file seen before the copy, or one (or a folder) older than the copy
+    even where copier did not look, keeps the folder as copier left it."""
+    dst = isolated / "deployments" / "charlie"
+    mine = dst / where
+    if where.endswith("/"):
+        mine.mkdir(parents=True)
+    else:
+        mine.parent.mkdir(parents=True)
+        mine.write_text("mine\n")
+    older = os.stat(mine).st_ctime
+    while time.time() < older + 1:  # the copy looks a second later at least: nothing it writes is as old
+        time.sleep(0.05)
+
+    done = copier_copy_cli(template_repo, dst, source_repo=f"file://{isolated}/nowhere")
+
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"there is no directory {isolated}/nowhere" in done.stderr
+    assert "charlie/ held files before this copy: copier's files are left in it." in done.stderr
+    assert mine.is_dir() if where.endswith("/") else mine.read_text() == "mine\n"
+    assert (dst / ".copier-answers.yml").is_file()  # copier's, left for the operator to judge
 
 
 # The URL checks again, past copier's question: hooks/run.py on a hub whose

@@ -118,20 +118,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SRC",
         help="also update hubs recording this other template, running its tasks (repeat for several)",
     )
-    # One at a time by default: in a worktree, the 1.2.0 migration's restore of
-    # a filled cloud key (git checkout from HEAD) does not reach the checkout
-    # yet (tests/test_federation_safety.py marks that known difference).
     parser.add_argument(
         "--jobs",
         "-j",
         type=int,
-        default=1,
+        default=cpus(),
         metavar="N",
-        help=f"hubs updated at once, each in its own git worktree (default 1; this machine has {cpus()} CPUs)",
+        help="hubs updated at once, each in its own git worktree (default: this machine's CPUs, %(default)s)",
     )
 
 
 def cpus() -> int:
+    """The CPUs this process may use: os.process_cpu_count (Python 3.13), else
+    its affinity where the system has one, else every CPU."""
+    if hasattr(os, "process_cpu_count"):
+        return os.process_cpu_count() or 1
     with contextlib.suppress(AttributeError):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -190,6 +191,8 @@ def commit_version(commit: str | None) -> Version | None:
     `v1.2.0-3-gabc1234` for a commit after it (copier's own reading)."""
     if not commit:
         return None
+    if re.fullmatch(r"[0-9a-f]{7,40}", commit):
+        return None  # a bare commit (`git describe --always`), even one of digits only, as 4104802 may be
     with contextlib.suppress(InvalidVersion):
         return Version(commit)
     match = re.fullmatch(r"(.+)-(\d+)-g([0-9a-f]+)", commit)
@@ -451,15 +454,24 @@ def restore(top: Path, hub: Path, untracked_before: set[str]) -> None:
             parent = parent.parent
 
 
-class ParkedConflicts:
-    """Unmerged index entries, set aside while other hubs update.
+class ParkedEntries:
+    """Index entries set aside while other hubs update, put back at the end.
 
-    copier records a conflict as unmerged index entries (so `git status` says
-    "both modified"), and its next update anywhere in the repository fails on
-    them (`git write-tree`). So conflicts, whether left by an earlier update or
-    by this run, are parked: their index entries go back to HEAD while the
-    other hubs update (the files keep their markers), and `restore_all` puts
-    them back exactly as copier left them.
+    copier diffs its render against `git write-tree` of the whole index and
+    applies that diff with `git apply` at the repository's top, so every
+    update reaches beyond its hub:
+
+    - a conflict is recorded as unmerged index entries (so `git status` says
+      "both modified"), and the next update anywhere in the repository fails
+      on them (`git write-tree`);
+    - a file deleted but still in the index (a file an earlier update
+      removed, or a user's uncommitted deletion in a skipped hub) is written
+      back from the index by the next update, whichever hub it updates.
+
+    So before each update both are parked: unmerged entries go back to HEAD
+    (the files keep their markers) and missing files leave the index; each
+    update then sees only its own hub, as a `copier update` of that hub alone
+    would, whatever the order. `restore_all` puts every entry back exactly.
     """
 
     def __init__(self) -> None:
@@ -470,6 +482,18 @@ class ParkedConflicts:
         if found:
             self.entries.setdefault(top, []).extend(found)
             git_in(top, "restore", "--staged", "--", *sorted({e.split("\t", 1)[1] for e in found}))
+
+    def park_deletions(self, top: Path, hub: str) -> None:
+        """Take out of the index the files missing from the work tree outside `hub`."""
+        inside = "" if hub in ("", ".") else hub.rstrip("/") + "/"
+        missing = {p for p in git_in(top, "ls-files", "--deleted", "-z").split("\0") if p and inside}
+        outside = {p for p in missing if not p.startswith(inside)}
+        staged = git_in(top, "ls-files", "--stage", "-z").split("\0") if outside else []
+        found = [e for e in staged if e and e.split("\t", 1)[1] in outside]
+        if found:
+            self.entries.setdefault(top, []).extend(found)
+            paths = "".join(e.split("\t", 1)[1] + "\0" for e in found)
+            git_in(top, "update-index", "-z", "--force-remove", "--stdin", stdin=paths)
 
     def restore_all(self) -> None:
         for top, entries in self.entries.items():
@@ -560,13 +584,14 @@ def plan_hub(
     return result
 
 
-def update_hub(hub: Hub, path: Path, top: Path, vcs_ref: str | None, log: Path, parked: ParkedConflicts) -> Result:
+def update_hub(hub: Hub, path: Path, top: Path, vcs_ref: str | None, log: Path, parked: ParkedEntries) -> Result:
     """`copier update` of the hub at `path` (in the checkout `top`), restored
     as it was when it fails."""
     from copier import run_update
 
     result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED, src=hub.src or "")
     parked.park(top)  # conflicts left anywhere in the repository
+    parked.park_deletions(top, str(path.relative_to(top)))
     untracked_before = untracked(top, path)
     log.write_text("")
     try:
@@ -663,6 +688,11 @@ class Worker:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         slot = slots.get()
         cls.trees, cls.log = trees[slot], scratch / f"copier-{slot}.log"
+        # copier keeps one mirror per template in its cache and refreshes it
+        # (`git remote update --prune`) on every clone: two processes sharing
+        # it race with each other's worktrees of it ("bad object
+        # worktrees/copier._vcs.clone.*/HEAD"). Each worker gets its own.
+        os.environ["COPIER_CACHE_DIR"] = str(scratch / f"copier-cache-{slot}")
 
 
 def add_worktrees(tops: list[Path], jobs: int, scratch: Path, trees: dict[int, dict[Path, Path]]) -> None:
@@ -694,7 +724,7 @@ def update_in_worktree(task: tuple[Hub, str | None]) -> Outcome:
     tree = Worker.trees[hub.top]
     rel = hub.path.relative_to(hub.top)
     path = tree / rel
-    parked = ParkedConflicts()
+    parked = ParkedEntries()
     try:
         # The checkout's hub is clean: HEAD's files are already here; add its
         # ignored ones (decrypted secrets), which an update may read.
@@ -857,7 +887,7 @@ def _in_place(
     todo: list[Hub], vcs_ref: str | None, scratch: Path, progress: Progress, task: TaskID, done: Done
 ) -> None:
     """One hub after the other, in the federation's checkout."""
-    parked = ParkedConflicts()
+    parked = ParkedEntries()
     try:
         for hub in todo:
             assert hub.top is not None

@@ -22,7 +22,10 @@ them like any other edit. What it does:
   source decided it), written the way copier writes it.
 
 Everything is checked and prepared before the hub is touched; any failure
-exits non-zero with one message, and copier then removes the new folder.
+exits non-zero with one message, and copier then removes the new folder. A
+folder that existed is copier's to keep, so a failure there empties it again
+when it held nothing before the copy (see `held_nothing_before`), and leaves
+it, saying so, when it held anything.
 
 Runs in copier's interpreter: standard library, pyyaml, packaging and git.
 """
@@ -107,6 +110,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="run.py import-source")
     parser.add_argument("--answers-file", default=ANSWERS_FILE)
     parser.add_argument("--origin-dir", default=".", help="where copier was run: relative paths start there")
+    parser.add_argument("--destination-before", help="copier.yml's destination_before, as JSON")
     args = parser.parse_args(argv)
     hub = Path.cwd()
     work = hub / WORK
@@ -116,6 +120,11 @@ def main(argv: list[str]) -> int:
     except (ImportFailed, SourceError, environment.SpecError, OSError) as error:
         print(f"\nhub-template could not build the image: {url_credentials.strip(str(error))}", file=sys.stderr)
         print(keep_answers(hub, hub / args.answers_file, Path(args.origin_dir)) + "\n", file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+        if held_nothing_before(hub, args.destination_before):
+            empty(hub)  # copier removes a folder it made, but keeps one that existed
+        else:
+            print(f"{hub.name}/ held files before this copy: copier's files are left in it.\n", file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -150,6 +159,36 @@ def keep_answers(hub: Path, answers_path: Path, origin_dir: Path) -> str:
         f"Your answers are in {shown}: fix it, then run\n"
         f"  copier copy --trust --data-file {shown}{ref} {template} {where}"
     )
+
+
+def held_nothing_before(hub: Path, before: str | None) -> bool:
+    """Whether everything in `hub` is this copy's: copier saw no file in it
+    when the questions were answered (copier.yml's destination_before), and
+    nothing in it is older than that second. Anything else (no record, a
+    file seen then, one folder or file older) keeps everything."""
+    try:
+        seen = json.loads(before) if before else None
+    except ValueError:
+        return False
+    if not isinstance(seen, dict):
+        return False
+    since = seen.get("since")
+    if not isinstance(since, int) or isinstance(since, bool) or seen.get("files") != 0:
+        return False
+    for folder, dirs, names in os.walk(hub):
+        for name in dirs + names:
+            if os.lstat(os.path.join(folder, name)).st_ctime < since:
+                return False
+    return True
+
+
+def empty(hub: Path) -> None:
+    """Remove everything in `hub` (links themselves, never what they point to)."""
+    for entry in hub.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def scrub_credentials(hub: Path, answers_path: Path) -> None:

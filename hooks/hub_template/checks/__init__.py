@@ -8,6 +8,7 @@ ID, a family and a one-line docstring (base.py), grouped by module:
 - helm.py       HV: helm values merged per environment, against --chart
 - image.py      IM: repo2docker's plan, environment.yml, apt.txt, scripts, workspace, notebooks
 - dask_config.py DK: the dask config the image reads at run time (runtime.py)
+- resources.py  HV005-HV006, DK005: CPU and memory amounts, and the gateway workers' image
 - secrets.py    SE: encryption of secrets/, and no credential in clear
 
 The two functions below and the fixtures of fixtures.py are also repo-review's
@@ -19,12 +20,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import answers, dask_config, helm, image, secrets, structure
+from . import answers, dask_config, helm, image, resources, secrets, structure
 from .base import FAMILIES
 from .encryption import PLACEHOLDER
 from .hub import ChartSource, Hub
 
-CHECK_CLASSES = (*structure.CHECKS, *answers.CHECKS, *helm.CHECKS, *image.CHECKS, *dask_config.CHECKS, *secrets.CHECKS)
+CHECK_CLASSES = (
+    *structure.CHECKS,
+    *answers.CHECKS,
+    *helm.CHECKS,
+    *resources.HELM_CHECKS,
+    *image.CHECKS,
+    *dask_config.CHECKS,
+    *resources.DASK_CHECKS,
+    *secrets.CHECKS,
+)
 
 __all__ = ["CHECK_CLASSES", "PLACEHOLDER", "ChartSource", "Hub", "repo_review_checks", "repo_review_families"]
 
