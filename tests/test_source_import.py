@@ -730,7 +730,9 @@ def test_a_failed_import_into_an_existing_empty_folder_leaves_it_empty(template_
     assert f"{sources['history']} has no branch or tag 'v9.9' (source_ref)" in done.stderr
     assert "Traceback" not in done.stderr
     assert dst.is_dir() and not any(dst.iterdir())
-    assert snapshot(isolated) == before
+    # Nothing else changed, but the answers kept for the next try.
+    assert snapshot(isolated) == before | {"charlie.answers.yml"}
+    assert yaml.safe_load((isolated / "charlie.answers.yml").read_text())["source_ref"] == "v9.9"
 
 
 @pytest.mark.parametrize("where", ["notes.txt", ".notes", "a/b/c/notes.txt", "keep/"])
