@@ -68,13 +68,13 @@ def everything(provider: str) -> dict:
 CELLS = [(p, d, k) for p in PROVIDERS for d in ("gateway", "kubernetes") for k in (DEFAULTS, EVERYTHING)]
 
 
-class Hub(SimpleNamespace):
+class ClusterHub(SimpleNamespace):
     def yaml(self, rel):
         return yaml.safe_load((self.path / rel).read_text())
 
 
 @pytest.fixture(scope="module", params=CELLS, ids="-".join)
-def hub(request, template_repo, tmp_path_factory) -> Hub:
+def hub(request, template_repo, tmp_path_factory) -> ClusterHub:
     provider, dask_backend, kind = request.param
     data = everything(provider) if kind == EVERYTHING else {}
     path = render(
@@ -85,10 +85,10 @@ def hub(request, template_repo, tmp_path_factory) -> Hub:
         **data,
     )
     answers = yaml.safe_load((path / ".copier-answers.yml").read_text())
-    return Hub(path=path, answers=answers, cloud=PROVIDERS[provider], kind=kind)
+    return ClusterHub(path=path, answers=answers, cloud=PROVIDERS[provider], kind=kind)
 
 
-def merged(hub: Hub, env: str = "staging") -> tuple[dict, list]:
+def merged(hub: ClusterHub, env: str = "staging") -> tuple[dict, list]:
     chart = Chart(chart_data())
     files = [
         ValuesFile.load(hub.path / rel, rel)
@@ -191,7 +191,7 @@ def test_users_are_placed_on_the_users_pool(hub):
     assert tolerates(jh["scheduling"]["userPods"]["tolerations"], hub.cloud["node_pools"]["user"]["taint"])
 
 
-def dask_pods(hub: Hub) -> dict[str, dict]:
+def dask_pods(hub: ClusterHub) -> dict[str, dict]:
     """The dask scheduler's and worker's pod settings where each backend reads them."""
     if hub.answers["dask_backend"] == "gateway":
         chart_values = yaml.safe_load((chart_data() / "charts" / "dask-gateway" / "values.yaml").read_text())
@@ -203,7 +203,7 @@ def dask_pods(hub: Hub) -> dict[str, dict]:
     return {pod: spec["spec"][pod]["spec"] for pod in ("scheduler", "worker")}
 
 
-def kube_cluster_spec(hub: Hub) -> dict:
+def kube_cluster_spec(hub: ClusterHub) -> dict:
     """The DaskCluster the image's hub_dask.KubeCluster sends the operator, from the image's config."""
     module = importlib.util.spec_from_file_location(f"hub_dask_{hub.kind}", hub.path / "image" / "hub_dask.py")
     hub_dask = importlib.util.module_from_spec(module)
@@ -228,7 +228,7 @@ def test_dask_pods_run_on_the_dask_pool_as_the_hub_account(hub):
         assert spec["serviceAccountName"] == service_account(hub), pod
 
 
-def service_account(hub: Hub) -> str:
+def service_account(hub: ClusterHub) -> str:
     account = hub.yaml("config/common.yaml")["deployment"]["serviceAccount"]
     assert account["create"] is True
     return account["name"]
@@ -260,7 +260,7 @@ def test_the_service_account_carries_the_cloud_identity(hub):
             assert labels.items() <= (spec[pod].get("metadata") or {}).get("labels", {}).items(), pod
 
 
-def gateway_config(hub: Hub):
+def gateway_config(hub: ClusterHub):
     from traitlets.config import Config
 
     c = Config()
@@ -269,7 +269,7 @@ def gateway_config(hub: Hub):
     return c
 
 
-def hub_config(hub: Hub):
+def hub_config(hub: ClusterHub):
     """The hub's extraConfig run after the profile list, as z2jh runs them."""
     from traitlets.config import Config
 

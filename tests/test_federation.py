@@ -262,7 +262,7 @@ def test_the_mirror_answers_the_url_copier_gives_git(src):
     from copier._vcs import get_repo  # copier's own expansion, to keep ours in step
 
     assert command.git_url(src) == get_repo(src)
-    assert command.git_url(src) in [url for _, url in command.Source(src, mirror=Path("/m.git")).rewrites()]
+    assert command.git_url(src) in [url for _, url in command.TemplateSource(src, mirror=Path("/m.git")).rewrites()]
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ HUBPLOY_CLUSTER = {
 
 
 @dataclass(frozen=True)
-class Hub:
+class RenderedHub:
     root: Path  # the federation repository
     path: Path  # root/deployments/<hub>
     answers: dict  # .copier-answers.yml, as recorded
@@ -88,7 +88,7 @@ class Hub:
 
 
 @pytest.fixture(scope="module", params=CELLS, ids="-".join)
-def hub(request, template_repo, tmp_path_factory) -> Hub:
+def hub(request, template_repo, tmp_path_factory) -> RenderedHub:
     provider, secrets, dask_backend = request.param
     root = tmp_path_factory.mktemp("-".join(request.param))
     path = render(
@@ -99,7 +99,7 @@ def hub(request, template_repo, tmp_path_factory) -> Hub:
         dask_backend=dask_backend,
         **ANSWERS,
     )
-    return Hub(root, path, yaml.safe_load((path / ".copier-answers.yml").read_text()))
+    return RenderedHub(root, path, yaml.safe_load((path / ".copier-answers.yml").read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -713,7 +713,7 @@ def once_per_content(content: bytes, kind: str, run):
     return _RUNS[key]
 
 
-def once_per_image(hub: Hub, kind: str, run):
+def once_per_image(hub: RenderedHub, kind: str, run):
     digest = hashlib.sha256()
     for path in sorted(p for p in hub.image.rglob("*") if p.is_file()):
         digest.update(path.relative_to(hub.image).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
@@ -752,7 +752,7 @@ def test_defaults_render_offline_from_a_clone(template_repo, tmp_path, chart):
     answers = yaml.safe_load((path / ".copier-answers.yml").read_text())
     assert answers["hub_name"] == "charlie"
     assert answers["_commit"] == git(clone, "describe", "--tags")
-    hub = Hub(federation, path, answers)
+    hub = RenderedHub(federation, path, answers)
     assert hub.files() == expected_files(answers)
     assert 'Your hub "charlie" is rendered' in run.stdout + run.stderr
     for env in ("staging", "prod"):

@@ -142,7 +142,7 @@ def cpus() -> int:
 
 
 @dataclass
-class Hub:
+class FederationHub:
     name: str
     path: Path
     src: str | None  # `_src_path`, as copier recorded it
@@ -161,14 +161,16 @@ class Result:
     src: str = ""
 
 
-def find_hubs(deployments: Path) -> list[Hub]:
+def find_hubs(deployments: Path) -> list[FederationHub]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 60 hubs add up
     top = repo_top(deployments)
     hubs = []
     for answers_file in sorted(deployments.glob(f"*/{ANSWERS_FILE}")):
         path = answers_file.parent.resolve()
         # A hub is in the repository of deployments/, unless it is one of its own.
-        hub = Hub(answers_file.parent.name, path, None, None, top=repo_top(path) if (path / ".git").exists() else top)
+        hub = FederationHub(
+            answers_file.parent.name, path, None, None, top=repo_top(path) if (path / ".git").exists() else top
+        )
         try:
             answers = yaml.load(answers_file.read_text(), Loader=loader)
         except (OSError, yaml.YAMLError) as error:
@@ -209,7 +211,7 @@ def same_template(a: str, b: str) -> bool:
     return git_url(a) == git_url(b)
 
 
-def trusted(hubs: list[Hub], named: str | None, allowed: list[str]) -> tuple[str | None, str | None]:
+def trusted(hubs: list[FederationHub], named: str | None, allowed: list[str]) -> tuple[str | None, str | None]:
     """The federation's template: the one named, else the one most hubs
     record; and an error when no single one stands out."""
     if named:
@@ -231,7 +233,7 @@ def trusted(hubs: list[Hub], named: str | None, allowed: list[str]) -> tuple[str
     return first, None
 
 
-def refusal(hub: Hub, federation_template: str | None, allowed: list[str]) -> str | None:
+def refusal(hub: FederationHub, federation_template: str | None, allowed: list[str]) -> str | None:
     if hub.problem or not hub.src or federation_template is None:
         return None
     if same_template(hub.src, federation_template) or any(same_template(hub.src, a) for a in allowed):
@@ -265,7 +267,7 @@ def is_local(src: str) -> bool:
 
 
 @dataclass
-class Source:
+class TemplateSource:
     """A template source, fetched once into a bare mirror."""
 
     src: str
@@ -414,10 +416,10 @@ def status(top: Path, *paths: str) -> list[str]:
     return [entry for entry in out.split("\0") if entry]
 
 
-def statuses(hubs: list[Hub]) -> dict[Path, list[str]]:
+def statuses(hubs: list[FederationHub]) -> dict[Path, list[str]]:
     """Each hub's uncommitted changes, with one `git status` per repository."""
     found: dict[Path, list[str]] = {hub.path: [] for hub in hubs}
-    by_top: dict[Path, list[Hub]] = {}
+    by_top: dict[Path, list[FederationHub]] = {}
     for hub in hubs:
         if hub.top is not None:
             by_top.setdefault(hub.top, []).append(hub)
@@ -557,7 +559,7 @@ def uninterrupted() -> Iterator[None]:
 
 
 def plan_hub(
-    hub: Hub, source: Source | None, vcs_ref: str | None, dirty: list[str], refused: str | None
+    hub: FederationHub, source: TemplateSource | None, vcs_ref: str | None, dirty: list[str], refused: str | None
 ) -> Result | None:
     """The result of a hub that needs no copier at all, or None when it must
     be updated."""
@@ -584,7 +586,9 @@ def plan_hub(
     return result
 
 
-def update_hub(hub: Hub, path: Path, top: Path, vcs_ref: str | None, log: Path, parked: ParkedEntries) -> Result:
+def update_hub(
+    hub: FederationHub, path: Path, top: Path, vcs_ref: str | None, log: Path, parked: ParkedEntries
+) -> Result:
     """`copier update` of the hub at `path` (in the checkout `top`), restored
     as it was when it fails."""
     from copier import run_update
@@ -642,7 +646,7 @@ def _error_message(error: Exception, log: Path) -> str:
     return f"{type(error).__name__}: {str(error).strip()}"
 
 
-def check_hub(hub: Hub, source: Source | None, refused: str | None) -> Result:
+def check_hub(hub: FederationHub, source: TemplateSource | None, refused: str | None) -> Result:
     result = Result(hub.name, hub.commit or "?", "?", FAILED, src=hub.src or "")
     if refused:
         result.status = REFUSED
@@ -718,7 +722,7 @@ def remove_worktrees(trees: dict[int, dict[Path, Path]]) -> None:
                 subprocess.run(["git", "-C", str(top), "worktree", "prune"], capture_output=True)
 
 
-def update_in_worktree(task: tuple[Hub, str | None]) -> Outcome:
+def update_in_worktree(task: tuple[FederationHub, str | None]) -> Outcome:
     hub, vcs_ref = task
     assert hub.top is not None
     tree = Worker.trees[hub.top]
@@ -758,7 +762,7 @@ def read_tree(folder: Path) -> dict[str, tuple[int, bytes]]:
     return files
 
 
-def write_back(hub: Hub, outcome: Outcome) -> None:
+def write_back(hub: FederationHub, outcome: Outcome) -> None:
     """Make the checkout's hub what the worker left: the same files, bytes,
     modes and index entries."""
     assert hub.top is not None and outcome.files is not None
@@ -816,10 +820,10 @@ def run(args: argparse.Namespace) -> int:
     refused = {hub.path: refusal(hub, federation_template, args.allow_template) for hub in hubs}
 
     with tempfile.TemporaryDirectory(prefix="hub-template-update.") as scratch:
-        sources: dict[str | None, Source] = {}  # by hub.src; a hub without one finds None
+        sources: dict[str | None, TemplateSource] = {}  # by hub.src; a hub without one finds None
         for hub in hubs:
             if hub.src and hub.src not in sources and not refused[hub.path]:
-                sources[hub.src] = Source(hub.src)
+                sources[hub.src] = TemplateSource(hub.src)
                 sources[hub.src].fetch(Path(scratch) / f"template-{len(sources)}.git", args.vcs_ref)
         if args.check:
             results = [check_hub(hub, sources.get(hub.src), refused[hub.path]) for hub in hubs]
@@ -846,7 +850,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _update_all(
-    hubs: list[Hub], planned: dict[Path, Result | None], vcs_ref: str | None, scratch: Path, jobs: int
+    hubs: list[FederationHub], planned: dict[Path, Result | None], vcs_ref: str | None, scratch: Path, jobs: int
 ) -> list[Result]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -867,7 +871,7 @@ def _update_all(
         ) as progress:
             task = progress.add_task("updating", total=len(todo))
 
-            def done(hub: Hub, result: Result) -> None:
+            def done(hub: FederationHub, result: Result) -> None:
                 results[hub.path] = result
                 progress.console.print(f"{hub.name}: [{STYLES[result.status]}]{result.status}[/]")
                 progress.advance(task)
@@ -880,11 +884,11 @@ def _update_all(
 
 
 # Records a hub's result as soon as it is known.
-Done = Callable[["Hub", "Result"], None]
+Done = Callable[["FederationHub", "Result"], None]
 
 
 def _in_place(
-    todo: list[Hub], vcs_ref: str | None, scratch: Path, progress: Progress, task: TaskID, done: Done
+    todo: list[FederationHub], vcs_ref: str | None, scratch: Path, progress: Progress, task: TaskID, done: Done
 ) -> None:
     """One hub after the other, in the federation's checkout."""
     parked = ParkedEntries()
@@ -897,7 +901,7 @@ def _in_place(
         parked.restore_all()
 
 
-def _in_worktrees(todo: list[Hub], vcs_ref: str | None, scratch: Path, jobs: int, done: Done) -> bool:
+def _in_worktrees(todo: list[FederationHub], vcs_ref: str | None, scratch: Path, jobs: int, done: Done) -> bool:
     """`jobs` processes, forked from this one (copier already imported), each
     updating in its own worktrees; each result is written back here."""
     import multiprocessing

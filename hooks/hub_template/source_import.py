@@ -90,7 +90,7 @@ class ImportFailed(Exception):
 
 
 @dataclass
-class Plan:
+class ImportPlan:
     """Everything the import will write, prepared before the hub is touched."""
 
     copies: dict[str, str] = field(default_factory=dict)  # image-relative destination -> source path
@@ -218,7 +218,7 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
     versions, providers = load_data("versions.yml"), load_data("providers.yml")
     bucket = derived.scratch_url(providers[answers["cloud_provider"]], str(answers["scratch_bucket"]))
     image = hub / "image"
-    plan = Plan()
+    plan = ImportPlan()
     imports: list[environment.Environment] = []
     tree = None
     lines = []
@@ -248,7 +248,7 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary(plan: Plan) -> list[str]:
+def _summary(plan: ImportPlan) -> list[str]:
     notebooks = sum(1 for d in plan.copies if d.endswith(".ipynb"))
     lines = []
     if plan.copies:
@@ -266,7 +266,9 @@ def _summary(plan: Plan) -> list[str]:
 # --- the source repository -------------------------------------------------------
 
 
-def plan_source(tree: SourceTree, image: Path, plan: Plan, keep_dockerfile: bool) -> list[environment.Environment]:
+def plan_source(
+    tree: SourceTree, image: Path, plan: ImportPlan, keep_dockerfile: bool
+) -> list[environment.Environment]:
     """Plan the copy of the source's files and merge its configuration;
     returns its environment, for environment.merge."""
     shown = tree.source.shown
@@ -405,7 +407,7 @@ def _readme(tree: SourceTree) -> str | None:
     return found[0] if found else None
 
 
-def _destination(path: str, config: str, readme: str | None, plan: Plan) -> str | None:
+def _destination(path: str, config: str, readme: str | None, plan: ImportPlan) -> str | None:
     """Where a source file goes in image/, or None when it is not copied."""
     parts = path.split("/")
     if vcs := next((part for part in parts if part in VCS_NAMES), None):
@@ -748,7 +750,7 @@ def read_environment_file(answer: str, origin_dir: Path) -> environment.Environm
 # --- writing -------------------------------------------------------------------------
 
 
-def write(plan: Plan, tree: SourceTree | None, image: Path, stage: Path) -> None:
+def write(plan: ImportPlan, tree: SourceTree | None, image: Path, stage: Path) -> None:
     """Write the plan into image/: the source's files first go to `stage`
     (git may still fail there), then everything moves into place. Every
     destination is checked first: none is, or passes through, a symlink."""

@@ -43,7 +43,7 @@ BINDER_FILES = (
 
 
 @dataclass
-class Plan:
+class BuildPlan:
     """What `repo2docker --no-build` decides for image/."""
 
     buildpack: str | None = None
@@ -67,11 +67,11 @@ class _Records(logging.Handler):
         self.records.append(record)
 
 
-def plan(hub: Hub) -> Plan:
+def plan(hub: Hub) -> BuildPlan:
     return hub.memo("repo2docker", _plan)
 
 
-def _plan(hub: Hub) -> Plan:
+def _plan(hub: Hub) -> BuildPlan:
     with warnings.catch_warnings():
         # repo2docker 2026.4 still imports python-json-logger's old module name.
         warnings.filterwarnings("ignore", "pythonjsonlogger.jsonlogger has been moved", DeprecationWarning)
@@ -80,7 +80,7 @@ def _plan(hub: Hub) -> Plan:
 
     image = hub.folder / "image"
     if not image.is_dir():
-        return Plan(error="image/ is missing")
+        return BuildPlan(error="image/ is missing")
     # As CI builds it (data/image_build.yml): its user, and where image/ goes.
     build = load_data("image_build.yml")
     r2d = Repo2Docker(
@@ -91,7 +91,7 @@ def _plan(hub: Hub) -> Plan:
         target_repo_dir=build["target_repo_dir"],
     )
     records = _Records()
-    result = Plan()
+    result = BuildPlan()
     try:
         r2d.initialize()
         r2d.log.handlers = [records]
@@ -166,7 +166,7 @@ class Dependency:
 
 
 @dataclass
-class Environment:
+class ImageEnvironment:
     rel: str
     data: dict[str, Any] | None = None
     dependencies: list[Dependency] = field(default_factory=list)
@@ -174,17 +174,17 @@ class Environment:
     key_lines: dict[str, int] = field(default_factory=dict)
 
 
-def environment(hub: Hub) -> Environment:
+def environment(hub: Hub) -> ImageEnvironment:
     return hub.memo("environment", _environment)
 
 
-def _environment(hub: Hub) -> Environment:
+def _environment(hub: Hub) -> ImageEnvironment:
     base = plan(hub)
     rel = next(
         (base.rel(n) for n in ("environment.yml", "environment.yaml") if (hub.folder / base.rel(n)).is_file()),
         base.rel("environment.yml"),
     )
-    env = Environment(rel)
+    env = ImageEnvironment(rel)
     text = hub.text(rel)
     parsed = hub.yaml(rel)
     if text is None or parsed.problem or not isinstance(parsed.data, dict):
@@ -219,7 +219,7 @@ def _match_spec(spec: str) -> MatchSpec:
     return MatchSpec(spec)
 
 
-def _conda_specs(env: Environment) -> Iterator[tuple[Dependency, MatchSpec]]:
+def _conda_specs(env: ImageEnvironment) -> Iterator[tuple[Dependency, MatchSpec]]:
     """(dependency, MatchSpec) for each conda spec that parses."""
     for dep in env.dependencies:
         if not dep.pip:
@@ -387,7 +387,7 @@ class IM005(Image):
             ]
         )
 
-    def _dask_kubernetes(self, hub: Hub, env: Environment) -> str:
+    def _dask_kubernetes(self, hub: Hub, env: ImageEnvironment) -> str:
         from packaging.specifiers import SpecifierSet
         from rattler import Version, VersionSpec
 
