@@ -199,9 +199,9 @@ def _files_holding(root: Path, secret: str) -> list[Path]:
 
 
 def test_a_password_in_source_repo_is_never_recorded_nor_printed(template_repo, tmp_path, capfd):
-    """The fetch fails (nothing listens on port 9), and the folder existed
-    before, so copier leaves what it rendered: the answers file and the
-    READMEs it rendered from the answer hold the URL without its password."""
+    """The fetch fails (nothing listens on port 9). The folder existed empty
+    before, so the import empties it again; the answers it keeps beside it
+    hold the URL without its password."""
     hub = tmp_path / "deployments" / "hub"
     hub.mkdir(parents=True)
     url = f"https://alice:{PASSWORD}@127.0.0.1:9/notebooks.git"
@@ -210,7 +210,8 @@ def test_a_password_in_source_repo_is_never_recorded_nor_printed(template_repo, 
     no_traceback(output)
     assert PASSWORD not in output and "https://127.0.0.1:9/notebooks.git" in output
     assert _files_holding(tmp_path, PASSWORD) == []
-    assert "https://127.0.0.1:9/notebooks.git" in (hub / ".copier-answers.yml").read_text()
+    assert hub.is_dir() and not any(hub.iterdir())
+    assert "https://127.0.0.1:9/notebooks.git" in (hub.parent / "hub.answers.yml").read_text()
 
 
 @pytest.mark.parametrize(

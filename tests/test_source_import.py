@@ -574,9 +574,9 @@ def failed_copy(template: Path, root: Path, capfd, error=TaskError, **data) -> s
         render(template, dst, **data)
     output = capfd.readouterr().err
     assert not dst.exists()
-    kept = root / "charlie.answers.yml"
+    kept = root / "deployments" / "charlie.answers.yml"
     # Nothing anywhere else, temporary files included; a failed import keeps the answers.
-    assert snapshot(root) == before | ({kept.name} if error is TaskError else set())
+    assert snapshot(root) == before | ({"deployments/charlie.answers.yml"} if error is TaskError else set())
     assert not (root / "x").exists()
     if error is TaskError:
         assert_answers_kept(kept, output, data)
@@ -593,8 +593,8 @@ def assert_answers_kept(kept: Path, output: str, data: dict) -> None:
     assert not any(key.startswith("_") for key in answers)
     for key, value in data.items():
         assert answers[key] == url_credentials.strip(str(value)) if key == "source_repo" else answers[key] == value
-    assert "Your answers are in charlie.answers.yml: fix it, then run" in output
-    assert "copier copy --trust --data-file charlie.answers.yml" in output and "deployments/charlie" in output
+    assert "Your answers are in deployments/charlie.answers.yml: fix it, then run" in output
+    assert "copier copy --trust --data-file deployments/charlie.answers.yml" in output
 
 
 @pytest.mark.parametrize(
@@ -618,10 +618,10 @@ def test_a_failed_import_keeps_the_answers_and_the_printed_command_copies_again(
     template_repo, sources, isolated, capfd
 ):
     output = failed_copy(template_repo, isolated, capfd, error=None, source_repo=f"{isolated}/nowhere", max_users=7)
-    kept = isolated / "charlie.answers.yml"
+    kept = isolated / "deployments" / "charlie.answers.yml"
     kept.write_text(kept.read_text().replace(f"{isolated}/nowhere", str(sources["binder"])))
     command = output.split("fix it, then run\n", 1)[1].splitlines()[0].split()
-    assert command[:5] == ["copier", "copy", "--trust", "--data-file", kept.name]
+    assert command[:5] == ["copier", "copy", "--trust", "--data-file", "deployments/charlie.answers.yml"]
     done = subprocess.run(
         [str(Path(sys.executable).parent / "copier"), *command[1:], "--defaults"],
         capture_output=True,
@@ -731,8 +731,8 @@ def test_a_failed_import_into_an_existing_empty_folder_leaves_it_empty(template_
     assert "Traceback" not in done.stderr
     assert dst.is_dir() and not any(dst.iterdir())
     # Nothing else changed, but the answers kept for the next try.
-    assert snapshot(isolated) == before | {"charlie.answers.yml"}
-    assert yaml.safe_load((isolated / "charlie.answers.yml").read_text())["source_ref"] == "v9.9"
+    assert snapshot(isolated) == before | {"deployments/charlie.answers.yml"}
+    assert yaml.safe_load((isolated / "deployments" / "charlie.answers.yml").read_text())["source_ref"] == "v9.9"
 
 
 @pytest.mark.parametrize("where", ["notes.txt", ".notes", "a/b/c/notes.txt", "keep/"])

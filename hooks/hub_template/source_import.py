@@ -135,15 +135,15 @@ def main(argv: list[str]) -> int:
 
 def keep_answers(hub: Path, answers_path: Path, origin_dir: Path) -> str:
     """copier removes the hub it made when this task fails, answers and all:
-    keep them beside it (credentials removed) and say how to copy again."""
+    keep them beside it (credentials removed) and say, from where copier ran,
+    how to copy again."""
     try:
         recorded = yaml.safe_load(answers_path.read_text()) or {}
         kept = {key: value for key, value in recorded.items() if not str(key).startswith("_")}
         kept["source_repo"] = url_credentials.strip(str(kept.get("source_repo") or ""))
         kept.pop("source_commit", None)  # the import's result, not an answer
-        # Where copier was run, unless that is the hub itself (which copier removes).
-        inside = origin_dir.resolve().is_relative_to(hub.resolve())
-        saved = (hub.parent if inside else origin_dir) / f"{hub.name}.answers.yml"
+        # Beside the hub (copier removes the hub, never its parent).
+        saved = hub.parent / f"{hub.name}.answers.yml"
         saved.write_text(
             "# Answers kept by hub-template after a failed copy: fix the one the error\n"
             "# names, copy again with the command it printed, then delete this file.\n"
