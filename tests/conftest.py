@@ -118,3 +118,30 @@ def render(template: Path, dst: Path, **data) -> Path:
     """``copier copy --trust --defaults --data ...`` into ``dst``."""
     run_copy(str(template), str(dst), data=data, defaults=True, unsafe=True, quiet=True)
     return dst
+
+
+# A test run writes nothing into the checkout (besides what .gitignore names):
+# a tool that writes where it runs shows up here.
+def _checkout_status() -> set[str]:
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True
+    )
+    return set(done.stdout.splitlines()) if done.returncode == 0 else set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, once
+        session.config.stash[_CHECKOUT] = _checkout_status()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_CHECKOUT, None)
+    if before is None:
+        return
+    changed = sorted(_checkout_status() - before)
+    if changed:
+        session.config.get_terminal_writer().line(f"the tests wrote into the checkout: {changed}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_CHECKOUT = pytest.StashKey[set[str]]()
