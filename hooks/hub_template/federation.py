@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 from .copier_settings import ANSWERS_FILE
+from .parallel import add_jobs_option
 
 CURRENT, BEHIND, UPDATED, CONFLICTS, FAILED, DIRTY, REFUSED = (
     "current",
@@ -118,24 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SRC",
         help="also update hubs recording this other template, running its tasks (repeat for several)",
     )
-    parser.add_argument(
-        "--jobs",
-        "-j",
-        type=int,
-        default=cpus(),
-        metavar="N",
-        help="hubs updated at once, each in its own git worktree (default: this machine's CPUs, %(default)s)",
-    )
-
-
-def cpus() -> int:
-    """The CPUs this process may use: os.process_cpu_count (Python 3.13), else
-    its affinity where the system has one, else every CPU."""
-    if hasattr(os, "process_cpu_count"):
-        return os.process_cpu_count() or 1
-    with contextlib.suppress(AttributeError):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    add_jobs_option(parser, "hubs updated at once, each in its own git worktree")
 
 
 # --- what the federation holds --------------------------------------------------

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..parallel import add_jobs_option
+
 if TYPE_CHECKING:
     from repo_review.__main__ import Status
     from repo_review.families import Family
@@ -53,20 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="all",
         help="show every check (default), only failures, or failures and skips",
     )
-    parser.add_argument(
-        "--jobs",
-        "-j",
-        type=int,
-        default=cpus(),
-        metavar="N",
-        help=f"hubs checked at once (default: the CPUs available, {cpus()})",
-    )
-
-
-def cpus() -> int:
-    from ..federation import cpus as available
-
-    return available()
+    add_jobs_option(parser, "hubs checked at once")
 
 
 def _ids(value: str) -> frozenset[str]:
