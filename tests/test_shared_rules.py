@@ -108,6 +108,18 @@ GCP_SERVICE_ACCOUNT = [
 ]
 
 
+# An IAM role by ARN: a path and name of up to 512 characters (IAM's limit),
+# for the role CI assumes and the role the users' pods get.
+AWS_ROLE_ARN = [
+    ("arn:aws:iam::210987654321:role/pangeo-hub-deployer", True),
+    ("arn:aws-us-gov:iam::210987654321:role/teams/ocean/hub-user", True),
+    ("arn:aws:iam::210987654321:role/" + "p" * 100, True),  # over the 64 a name alone may have: a path
+    ("arn:aws:iam::21098765432:role/hub-user", False),  # an account id has 12 digits
+    ("arn:aws:iam::210987654321:user/hub-user", False),
+    ("arn:aws:iam::210987654321:role/hub-user\n", False),
+]
+
+
 def _ids(table):
     return [f"{'good' if good else 'bad'}-{value!r}" for value, good in table]
 
@@ -138,6 +150,11 @@ COPIER = [
         ({"cloud_provider": "gcp", question: v}, v, g, ["NAME@PROJECT.iam.gserviceaccount.com"])
         for question in ("gcp_deployer", "cloud_identity")
         for v, g in GCP_SERVICE_ACCOUNT
+    ),
+    *(
+        ({"cloud_provider": "aws", question: v}, v, g, ["arn:aws:iam::ACCOUNT:role/NAME"])
+        for question in ("aws_deploy_role", "cloud_identity")
+        for v, g in AWS_ROLE_ARN
     ),
 ]
 
