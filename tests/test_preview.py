@@ -26,7 +26,7 @@ from hub_template.preview.smoke import CHROMIUM
 
 ARTIFACTS = ROOT / "test-artifacts" / "preview"
 README_SHOT = ROOT / "docs" / "preview.png"
-TIMEOUT = 1500  # s: a first run makes the users' environment (pip), once per environment.yml
+TIMEOUT = 1500  # s: a first run makes the users' environment (uv, or pip), once per environment.yml
 
 STEPS = ["log in through the form", "the server starts, JupyterLab opens"]
 GATEWAY_STEPS = ["the dask panel's +NEW makes a cluster with the hub's options"]
