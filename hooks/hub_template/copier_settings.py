@@ -10,6 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from . import load_trusted_yaml
+
 
 def template_root() -> Path | None:
     """The folder holding copier.yml and template/: in a source checkout and
@@ -25,14 +27,10 @@ def template_root() -> Path | None:
 @cache
 def settings() -> dict[str, Any]:
     """copier.yml, parsed."""
-    import yaml
-
     root = template_root()
     if root is None:
         raise FileNotFoundError("hub-template's copier.yml is not installed beside its code")
-    parsed: dict[str, Any] = yaml.load(
-        (root / "copier.yml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    )
+    parsed: dict[str, Any] = load_trusted_yaml(root / "copier.yml")
     return parsed
 
 

@@ -40,9 +40,16 @@ class _NoAliases(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-class _Bounded(yaml.SafeLoader):
-    def compose_document(self) -> yaml.Node | None:
-        node = super().compose_document()
+# A hub's files are read by every check run, so with libyaml where pyyaml has
+# it; the bound is checked on the composed graph, which both parsers build
+# alike (an alias is the anchored node again). A source's files keep the
+# pure-Python parser: refusing an alias where it stands needs its events.
+_FastSafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Bounded(_FastSafeLoader):  # type: ignore[valid-type,misc]  # a class chosen at import
+    def get_single_node(self) -> yaml.Node | None:
+        node: yaml.Node | None = super().get_single_node()
         _check_expansion(node)
         return node
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import yaml
-
-from ..copier_settings import ANSWERS_FILE, template_root
+from ..copier_settings import ANSWERS_FILE, settings, template_root
 from ..helm_values import Problem
 from .base import Structure, code, report
 from .hub import Hub
@@ -25,10 +23,9 @@ STAND_IN = re.compile(r"""^\{\{\s*'([^']*)'\s+if\s+_copier_conf\.defaults\s+else
 @lru_cache(maxsize=1)
 def stand_ins() -> dict[str, str]:
     """Question name -> the stand-in its default records under --defaults."""
-    root = template_root()
-    if root is None:
+    if template_root() is None:
         return {}
-    config = yaml.safe_load((root / "copier.yml").read_text())
+    config = settings()
     found = {}
     for name, spec in config.items():
         match = STAND_IN.match(str(spec.get("default", ""))) if isinstance(spec, dict) else None

@@ -12,11 +12,11 @@ import functools
 import sys
 from pathlib import Path
 
+from repo_review.checks import Check, is_allowed
 from repo_review.fixtures import apply_fixtures, compute_fixtures, list_all, pyproject
 from repo_review.processor import CollectionReturn, ProcessReturn, Result, process
 
 from . import repo_review_checks, repo_review_families
-from .base import HubCheck
 from .fixtures import hub
 from .hub import ChartSource
 
@@ -53,7 +53,7 @@ def run_checks(
             "chart": lambda: chart_source(Path(chart).resolve() if chart else None),
         },
     )
-    checks = apply_fixtures(fixtures, repo_review_checks)
+    checks = selected(apply_fixtures(fixtures, repo_review_checks), select)
     families = apply_fixtures(fixtures, repo_review_families)
     families, results = process(
         root, select=select, ignore=ignore, collected=CollectionReturn(fixtures, checks, families)
@@ -61,7 +61,25 @@ def run_checks(
     return ProcessReturn(families, [_with_skip_reason(r, checks) for r in results])
 
 
-def _with_skip_reason(result: Result, checks: dict[str, HubCheck]) -> Result:
+def selected(checks: dict[str, Check], select: frozenset[str]) -> dict[str, Check]:
+    """The checks `select` names and those they require. repo-review runs every
+    check it is given and filters the report afterwards, so `--select SE001`
+    (the pre-commit hook) would pay for all of them. Only --select prunes: a
+    check ignored by a hub's pyproject.toml is still reported, skipped with its
+    reason."""
+    if not select:
+        return checks
+    keep = {name for name in checks if is_allowed(select, frozenset(), name)}
+    todo = list(keep)
+    while todo:
+        for needed in getattr(checks[todo.pop()], "requires", frozenset()):
+            if needed in checks and needed not in keep:
+                keep.add(needed)
+                todo.append(needed)
+    return {name: check for name, check in checks.items() if name in keep}
+
+
+def _with_skip_reason(result: Result, checks: dict[str, Check]) -> Result:
     if result.result is not None or result.skip_reason:
         return result
     check = checks[result.name]
