@@ -123,12 +123,24 @@ def move_cull_settings(hub: Path) -> str | None:
 '''
 
 
+BROKEN_MIGRATION_ENTRY = """  - version: "1.2.1"
+    command: ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/hooks/run.py", "migrate"]
+    when: "{{ _stage == 'after' }}"
+"""
+
+
 def publish_fork(repo: Path, fork: Path, scratch: Path) -> Path:
     """A clone of the template repository with a broken release v1.2.1."""
     git(fork.parent, "clone", "-q", str(repo), fork.name)
     source = v1_2_0_source(scratch / "v1.2.1")
     with (source / "hooks" / "hub_template" / "migrations.py").open("a") as module:
         module.write(BROKEN_MIGRATION)
+    # ...and lists it in copier.yml, as a maintainer must for copier to run it.
+    _edit(
+        source / "copier.yml",
+        "\n# Once, when the hub is created",
+        BROKEN_MIGRATION_ENTRY + "\n# Once, when the hub is created",
+    )
     (source / "template" / "docs").mkdir()
     (source / "template" / "docs" / "cull.md.jinja").write_text("# How {{ hub_name }} stops idle servers\n")
     return publish_template(fork, "v1.2.1", source=source)

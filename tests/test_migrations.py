@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import jinja2
 import jsonschema
 import pytest
 import yaml
@@ -17,6 +18,7 @@ from packaging.version import Version
 from template_versions import answers, commit, edit_like_a_user, federation, make_hub
 
 from hub_template import migrations
+from hub_template.copier_settings import settings
 from hub_template.helm_values import Chart, ValuesFile, check_values
 
 RENAME_LOG = "migration 1.1.0 (rename_provider_to_cloud_provider): answer 'provider' is now 'cloud_provider'"
@@ -125,7 +127,26 @@ def test_migrate_outside_copier_says_how_to_run_it(tmp_path):
     done = run_migrate(tmp_path, STAGE="during", VERSION_PEP440_FROM="1.0.0", VERSION_PEP440_TO="1.1.0")
     assert done.returncode == 2
     assert "unknown stage 'during'" in done.stderr
+    versions = {"VERSION_PEP440_FROM": "1.0.0", "VERSION_PEP440_TO": "1.1.0", "VERSION_PEP440_CURRENT": "1.1.0"}
+    done = run_migrate(tmp_path, STAGE="after", **versions)  # 1.1.0 has "before" migrations only
+    assert done.returncode == 2
+    assert "copier.yml lists 'after' migrations for 1.1.0, which migrations.py does not register" in done.stderr
     assert (tmp_path / migrations.ANSWERS_FILE).read_text() == ANSWERS_V1_0_0
+
+
+def test_copier_yml_lists_each_version_and_stage_that_has_migrations():
+    """copier starts `migrate` only for the (version, stage) pairs of copier.yml's
+    _migrations, in their order: they must be those migrations.py registers."""
+    entries = settings()["_migrations"]
+    listed = {
+        (Version(entry["version"]), stage)
+        for entry in entries
+        for stage in ("before", "after")
+        if jinja2.Template(entry["when"]).render(_stage=stage) == "True"
+    }
+    assert listed == migrations.registered()
+    versions = [Version(entry["version"]) for entry in entries]
+    assert versions == sorted(set(versions))
 
 
 # --- real updates across real tags -----------------------------------------------------

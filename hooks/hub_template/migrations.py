@@ -1,10 +1,11 @@
 """What an existing hub needs when `copier update` takes it across a version.
 
-copier runs `hooks/run.py migrate` before and after every update (see
-`_migrations` in copier.yml), in the hub's folder, with $STAGE and the
-versions on each side. Each function below is registered, with `@migration`,
-for the template version that introduced the change; it runs once, when an
-update crosses that version, in version order.
+Each function below is registered, with `@migration`, for the template
+version that introduced the change. copier.yml's `_migrations` has one entry
+per such version, naming its stages: when an update crosses that version,
+copier runs `hooks/run.py migrate` in the hub's folder with $STAGE and
+$VERSION_PEP440_CURRENT, which runs that version's migrations of that stage.
+So each runs once, in version order.
 
 - "before" migrations run before the new version renders: rename or convert
   answers in the answers file, so the new questions find them.
@@ -66,9 +67,17 @@ def pending(version_from: Version, version_to: Version, stage: Stage) -> list[Mi
     )
 
 
-def run(hub: Path, version_from: Version, version_to: Version, stage: Stage) -> list[str]:
+def registered() -> set[tuple[Version, Stage]]:
+    """The (version, stage) pairs copier.yml's `_migrations` must list."""
+    return {(m.version, m.stage) for m in MIGRATIONS}
+
+
+def run(hub: Path, version_from: Version, version_to: Version, stage: Stage, only: Version | None = None) -> list[str]:
+    """Run the migrations an update crosses; with `only`, those of that version."""
     done = []
     for m in pending(version_from, version_to, stage):
+        if only is not None and m.version != only:
+            continue
         what = m.run(hub)
         done.append(f"migration {m.version} ({m.name}): {what or 'nothing to change'}")
     return done
@@ -294,6 +303,16 @@ def main(argv: list[str]) -> int:
     if stage not in ("before", "after"):
         print(f"migrate: unknown stage {stage!r}", file=sys.stderr)
         return 2
-    for line in run(Path.cwd(), version_from, version_to, cast(Stage, stage)):
+    # copier sets it for a `_migrations` entry with a `version` (all of ours).
+    current = os.environ.get("VERSION_PEP440_CURRENT")
+    only = Version(current) if current else None
+    if only is not None and (only, stage) not in registered():
+        print(
+            f"migrate: copier.yml lists {stage!r} migrations for {only}, which migrations.py does not register; "
+            "fix copier.yml's _migrations",
+            file=sys.stderr,
+        )
+        return 2
+    for line in run(Path.cwd(), version_from, version_to, cast(Stage, stage), only):
         print(line, file=sys.stderr)
     return 0
