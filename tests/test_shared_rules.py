@@ -27,8 +27,10 @@ import yaml
 from conftest import ROOT, git, render
 from copier import run_copy
 
+from hub_template import rules
 from hub_template.checks.runner import run_checks
 from hub_template.deploy_plan import PlanError, plan_hub
+from hub_template.git_source import SourceError, parse_source
 from hub_template.source_import import _nice_yaml
 
 HOOKS = ROOT / "hooks" / "run.py"
@@ -120,6 +122,209 @@ AWS_ROLE_ARN = [
 ]
 
 
+# Rules that only copier's validators apply besides rules.py (and, for
+# source_repo, git_source.parse_source): each edge of the rule's limit, a
+# final newline (`$` would let it through), uppercase and a leading hyphen.
+FEDERATION_NAME = [
+    ("pangeo-hubs", True),
+    ("a", True),
+    ("a" * 63, True),  # a DNS label's most
+    ("a" * 64, False),
+    ("Pangeo-hubs", False),
+    ("-hubs", False),
+    ("hubs-", False),
+    ("pangeo_hubs", False),
+    ("pangeo-hubs\n", False),
+]
+CONTACT_EMAIL = [
+    ("hub-admins@example.org", True),
+    ("A.B+c@Sub.Example.CO", True),
+    ("hub-admins.example.org", False),
+    ("a@b@example.org", False),
+    ("hub admins@example.org", False),
+    ("hub-admins@example", False),
+    ("hub-admins@example.o", False),
+    ("hub-admins@example.org\n", False),
+]
+GCP_PROJECT = [
+    ("my-pangeo-project", True),
+    ("abcdef", True),  # 6 characters, the least
+    ("a" + "b" * 29, True),  # 30, the most
+    ("abcde", False),
+    ("a" + "b" * 30, False),
+    ("My-project", False),
+    ("1project", False),
+    ("-project", False),
+    ("project-", False),
+    ("my-project\n", False),
+]
+GCP_REGION = [
+    ("us-central1", True),
+    ("northamerica-northeast1", True),
+    ("us-central", False),
+    ("US-central1", False),
+    ("-us-central1", False),
+    ("us-central1-b", False),  # a zone
+    ("us-central1\n", False),
+]
+GCP_ZONE = [
+    ("us-central1-b", True),
+    ("us-central1", True),  # a regional cluster
+    ("us-central1-bb", False),
+    ("us-central1-B", False),
+    ("us-central1-1", False),
+    ("-us-central1-b", False),
+    ("us-central1-b\n", False),
+]
+GCP_CLUSTER = [
+    ("pangeo", True),
+    ("a", True),
+    ("a" * 40, True),
+    ("a" * 41, False),
+    ("Pangeo", False),
+    ("1pangeo", False),
+    ("-pangeo", False),
+    ("pangeo-", False),
+    ("pangeo\n", False),
+]
+GCP_KMS_KEY = [
+    ("projects/my-pangeo-project/locations/global/keyRings/pangeo-hubs/cryptoKeys/charlie", True),
+    ("projects/abcdef/locations/us-central1/keyRings/Ring_1/cryptoKeys/Key-1", True),
+    ("projects/abcde/locations/global/keyRings/pangeo-hubs/cryptoKeys/charlie", False),  # no project id
+    ("projects/My-project/locations/global/keyRings/pangeo-hubs/cryptoKeys/charlie", False),
+    ("projects/-my-project/locations/global/keyRings/pangeo-hubs/cryptoKeys/charlie", False),
+    ("projects/my-pangeo-project/locations/global/keyRings/pangeo-hubs", False),
+    ("projects/my-pangeo-project/locations/global/keyRings/pangeo-hubs/cryptoKeys/charlie\n", False),
+]
+AWS_ACCOUNT_ID = [
+    ("210987654321", True),
+    ("21098765432", False),
+    ("2109876543210", False),
+    ("21098765432a", False),
+    ("-10987654321", False),
+    ("210987654321\n", False),
+]
+AWS_CLUSTER = [
+    ("pangeo", True),
+    ("Pangeo_hubs-1", True),
+    ("1" + "a" * 99, True),  # 100 characters, the most
+    ("1" + "a" * 100, False),
+    ("-pangeo", False),
+    ("_pangeo", False),
+    ("pangeo.hubs", False),
+    ("pangeo\n", False),
+]
+AWS_KMS_KEY = [
+    ("arn:aws:kms:us-west-2:210987654321:alias/charlie", True),
+    ("arn:aws:kms:us-west-2:210987654321:key/1234abcd-12ab-34cd-56ef-1234567890ab", True),
+    ("arn:aws-us-gov:kms:us-gov-west-1:210987654321:alias/hubs/charlie", True),
+    ("arn:aws:kms:us-west-2:21098765432:alias/charlie", False),  # an account id has 12 digits
+    ("arn:AWS:kms:us-west-2:210987654321:alias/charlie", False),
+    ("arn:aws:iam::210987654321:alias/charlie", False),
+    ("arn:aws:kms:us-west-2:210987654321:alias/", False),
+    ("arn:aws:kms:us-west-2:210987654321:alias/charlie\n", False),
+]
+AZURE_REGISTRY = [
+    ("pangeohubs", True),
+    ("ABCDE", True),  # 5, the least
+    ("a" * 50, True),
+    ("abcd", False),
+    ("a" * 51, False),
+    ("pangeo-hubs", False),
+    ("-pangeohubs", False),
+    ("pangeohubs\n", False),
+]
+AZURE_KEY_VAULT_KEY = [
+    ("https://pangeo-hubs.vault.azure.net/keys/charlie", True),
+    ("https://pangeo-hubs.vault.azure.net/keys/charlie/0123abcd", True),
+    ("https://" + "v" * 24 + ".vault.azure.net/keys/charlie", True),  # a vault name's most
+    ("https://" + "v" * 25 + ".vault.azure.net/keys/charlie", False),
+    ("https://ab.vault.azure.net/keys/charlie", False),
+    ("http://pangeo-hubs.vault.azure.net/keys/charlie", False),
+    ("HTTPS://pangeo-hubs.vault.azure.net/keys/charlie", False),
+    ("https://pangeo-hubs.vault.azure.net/secrets/charlie", False),
+    ("https://pangeo-hubs.vault.azure.net/keys/charlie\n", False),
+]
+BUCKET = [
+    ("charlie-scratch", True),
+    ("abc", True),  # 3, the least
+    ("a.b-c", True),
+    ("a" * 63, True),
+    ("ab", False),
+    ("a" * 64, False),
+    ("Charlie-scratch", False),
+    ("-scratch", False),
+    ("scratch-", False),
+    ("my_scratch", False),
+    ("scratch\n", False),
+]
+AZURE_CONTAINER = [
+    ("charlie-scratch", True),
+    ("abc", True),
+    ("a" * 63, True),
+    ("a" * 64, False),  # past azure_container_max
+    ("ab", False),
+    ("my.scratch", False),
+    ("my--scratch", False),
+    ("Scratch", False),
+    ("-scratch", False),
+    ("scratch-", False),
+    ("scratch\n", False),
+]
+GIT_CRYPT_KEY = [
+    ("charlie", True),
+    ("Ocean_Hub-2", True),
+    ("-charlie", True),  # git-crypt's own rule; it is never a command's option here
+    ("charlie\n", False),  # `$` once let it through
+    ("ocean hub", False),
+    ("ocean/hub", False),
+    ("ocean.hub", False),
+    ("", False),
+]
+# source_repo: git transports (git would run a helper program), URL schemes
+# other than https, ssh and file, uppercase ones (git reads HTTPS:// as a
+# helper's name too).
+SOURCE_REPO = [
+    ("https://github.com/pangeo-data/notebooks", True),
+    ("ssh://git@github.com/pangeo-data/notebooks.git", True),
+    ("git+ssh://git@github.com/pangeo-data/notebooks.git", True),
+    ("git@github.com:pangeo-data/notebooks.git", True),
+    ("ext::sh%20-c%20touch%20x", False),
+    ("fd::3", False),
+    ("9p::x", False),  # a transport may start with a digit
+    ("http://github.com/pangeo-data/notebooks", False),
+    ("git://github.com/pangeo-data/notebooks", False),
+    ("ftp://example.org/notebooks", False),
+    ("HTTPS://github.com/pangeo-data/notebooks", False),
+    ("-oProxyCommand=x", False),
+    ("https://github.com/pangeo-data/notebooks\n", False),
+]
+
+# (rule of rules.yml, table): rules.py must accept exactly the good values.
+RULE_TABLES = [
+    ("apt_package", APT_PACKAGE),
+    ("final_exec", FINAL_EXEC),
+    ("git_ref", GIT_REF),
+    ("image_name", IMAGE_NAME),
+    ("gcp_service_account", GCP_SERVICE_ACCOUNT),
+    ("aws_role_arn", AWS_ROLE_ARN),
+    ("federation_name", FEDERATION_NAME),
+    ("contact_email", CONTACT_EMAIL),
+    ("gcp_project", GCP_PROJECT),
+    ("gcp_region", GCP_REGION),
+    ("gcp_zone", GCP_ZONE),
+    ("gcp_cluster", GCP_CLUSTER),
+    ("gcp_kms_key", GCP_KMS_KEY),
+    ("aws_account_id", AWS_ACCOUNT_ID),
+    ("aws_cluster", AWS_CLUSTER),
+    ("aws_kms_key", AWS_KMS_KEY),
+    ("azure_registry", AZURE_REGISTRY),
+    ("azure_key_vault_key", AZURE_KEY_VAULT_KEY),
+    ("bucket", BUCKET),
+    ("git_crypt_key", GIT_CRYPT_KEY),
+]
+
+
 def _ids(table):
     return [f"{'good' if good else 'bad'}-{value!r}" for value, good in table]
 
@@ -156,6 +361,35 @@ COPIER = [
         for question in ("aws_deploy_role", "cloud_identity")
         for v, g in AWS_ROLE_ARN
     ),
+    *(({"kind": "federation", "federation_name": v}, v, g, ["is not a repository name"]) for v, g in FEDERATION_NAME),
+    *(({"contact_email": v}, v, g, ["not an email"]) for v, g in CONTACT_EMAIL),
+    *(({"cloud_provider": "gcp", "gcp_project": v}, v, g, ["not a project id"]) for v, g in GCP_PROJECT),
+    *(({"cloud_provider": "gcp", "gcp_region": v}, v, g, ["not a region"]) for v, g in GCP_REGION),
+    *(({"cloud_provider": "gcp", "gcp_zone": v}, v, g, ["not a zone or region"]) for v, g in GCP_ZONE),
+    *(({"cloud_provider": "gcp", "gcp_cluster": v}, v, g, ["not a GKE cluster name"]) for v, g in GCP_CLUSTER),
+    *(
+        ({"cloud_provider": "gcp", "secrets_backend": "sops", "sops_key": v}, v, g, ["not a KMS key"])
+        for v, g in GCP_KMS_KEY
+    ),
+    *(({"cloud_provider": "aws", "aws_account_id": v}, v, g, ["not 12 digits"]) for v, g in AWS_ACCOUNT_ID),
+    *(({"cloud_provider": "aws", "aws_cluster": v}, v, g, ["not an EKS cluster name"]) for v, g in AWS_CLUSTER),
+    *(
+        ({"cloud_provider": "aws", "secrets_backend": "sops", "sops_key": v}, v, g, ["not a KMS key ARN"])
+        for v, g in AWS_KMS_KEY
+    ),
+    *(
+        ({"cloud_provider": "azure", "azure_registry": v}, v, g, ["5 to 50 letters and digits"])
+        for v, g in AZURE_REGISTRY
+    ),
+    *(
+        ({"cloud_provider": "azure", "secrets_backend": "sops", "sops_key": v}, v, g, ["not a Key Vault key"])
+        for v, g in AZURE_KEY_VAULT_KEY
+    ),
+    *(({"cloud_provider": "gcp", "scratch_bucket": v}, v, g, ["not a bucket name"]) for v, g in BUCKET),
+    *(({"cloud_provider": "aws", "scratch_bucket": v}, v, g, ["not a bucket name"]) for v, g in BUCKET),
+    *(({"cloud_provider": "azure", "scratch_bucket": v}, v, g, ["not a container name"]) for v, g in AZURE_CONTAINER),
+    *(({"git_crypt_key": v}, v, g, ["a key name is letters, digits, - and _"]) for v, g in GIT_CRYPT_KEY),
+    *(({"source_repo": v}, v, g, ["not a git URL or path", "use https, ssh, file or a path"]) for v, g in SOURCE_REPO),
 ]
 
 
@@ -171,6 +405,69 @@ def test_copier(template_repo, source_repo, tmp_path, data, value, good, refusal
         assert message is None
     else:
         assert any(refusal in message for refusal in refusals), message
+        # One line, naming the question and (maybe cut) the value.
+        assert "\n" not in message, message
+        assert f"question '{list(data)[-1]}'" in message, message
+
+
+# --- rules.py ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rule, value, good",
+    [(rule, v, g) for rule, table in RULE_TABLES for v, g in table],
+    ids=[f"{rule}-{'good' if g else 'bad'}-{v!r}" for rule, table in RULE_TABLES for v, g in table],
+)
+def test_rules_py(rule, value, good):
+    """What the Python side (deploy planner, source import, checker) applies
+    is what copier's validator applies: the same tables."""
+    assert rules.matches(rule, value) is good
+
+
+@pytest.mark.parametrize("value, good", AZURE_CONTAINER, ids=_ids(AZURE_CONTAINER))
+def test_azure_container_by_rules_py(value, good):
+    accepted = rules.matches("azure_container", value) and len(value) <= rules.limit("azure_container_max")
+    assert accepted is good
+
+
+def test_copier_reads_the_rules_as_python_does():
+    """answers.jinja's rules() expands each (?&name) as rules.py does: the
+    mapping copier's validators match against is rules.py's, and nothing is
+    left unexpanded."""
+    import jinja2
+    from jinja2_ansible_filters import AnsibleCoreFiltersExtension
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT), extensions=[AnsibleCoreFiltersExtension])
+    copier_rules = json.loads(
+        env.from_string("{% from 'hooks/hub_template/jinja/answers.jinja' import rules %}{{ rules() }}").render()
+    )
+    raw = yaml.safe_load((ROOT / "hooks/hub_template/data/rules.yml").read_text())
+    assert list(copier_rules) == list(raw)
+    assert copier_rules == {name: rules._rules()[name] for name in raw}
+    assert any("(?&" in rule for rule in raw.values() if isinstance(rule, str))
+    assert not any("(?&" in rule for rule in copier_rules.values() if isinstance(rule, str))
+    # The project id is written once, and is part of the service account.
+    text = (ROOT / "hooks/hub_template/data/rules.yml").read_text()
+    assert text.count(raw["gcp_project"]) == 1
+    assert rules.pattern("gcp_service_account").pattern.count(raw["gcp_project"]) == 2
+
+
+def test_a_reference_to_no_earlier_rule_is_an_error(monkeypatch):
+    monkeypatch.setattr(rules, "load_data", lambda name: {"a": "(?&b)x", "b": "y"})
+    with pytest.raises(ValueError, match=r"a uses \(\?&b\), which is no pattern above it"):
+        rules._rules.__wrapped__()
+    monkeypatch.setattr(rules, "load_data", lambda name: {"b": "y", "a": "(?&b)x"})
+    assert rules._rules.__wrapped__() == {"b": "y", "a": "(?:y)x"}
+
+
+@pytest.mark.parametrize("value, good", SOURCE_REPO, ids=_ids(SOURCE_REPO))
+def test_source_repo_by_the_source_import(tmp_path, value, good):
+    """The source import's parse_source refuses what copier's validator refuses."""
+    if good:
+        parse_source(value, tmp_path)
+    else:
+        with pytest.raises(SourceError, match="source_repo"):
+            parse_source(value, tmp_path)
 
 
 # --- the source import -------------------------------------------------------------

@@ -62,11 +62,11 @@ def parse_source(text: str, origin_dir: Path) -> Source:
         raise SourceError(f"source_repo {shown!r} is not allowed: {allowed}, without spaces.")
     if text.startswith("-"):
         raise SourceError(f"source_repo '{shown}' looks like a git option, which is never allowed: {allowed}.")
-    if re.match(r"^[A-Za-z0-9][A-Za-z0-9+.-]*::", text):
+    if rules.matches("git_transport", text):
         raise SourceError(f"source_repo '{shown}' names a git transport ('::'), which is never allowed: {allowed}.")
-    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
-    if scheme:
-        return _parse_url(text, scheme[1].lower(), allowed, origin_dir, shown)
+    scheme, sep, _ = text.partition("://")
+    if sep and rules.matches("url_scheme", scheme):
+        return _parse_url(text, scheme, allowed, origin_dir, shown)
     scp = re.match(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>.*)$", text)
     if scp and not re.match(r"^[A-Za-z]:[\\/]", text):
         if scp["host"].startswith("-") or (scp["user"] or "").startswith("-"):
@@ -89,8 +89,15 @@ def _parse_url(text: str, scheme: str, allowed: str, origin_dir: Path, shown: st
                 f"source_repo '{shown}': a file:// URL names a path on this machine, like file:///home/me/notebooks."
             )
         return _local(Path(parts.path), shown, origin_dir)
-    if scheme not in ("https", "ssh", "git+ssh"):
-        hint = " (use https://)" if scheme in ("http", "git") else ""
+    if not rules.matches("source_protocol", scheme):
+        lower = scheme.lower()  # git itself reads HTTPS:// as a helper program's name
+        hint = (
+            " (use https://)"
+            if lower in ("http", "git")
+            else f" (write {lower}://)"
+            if lower != scheme and rules.matches("source_protocol", lower)
+            else ""
+        )
         raise SourceError(f"source_repo '{shown}' uses {scheme}://, which is not allowed{hint}: {allowed}.")
     if not host or host.startswith("-") or user.startswith("-") or not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
         raise SourceError(f"source_repo '{shown}' has no valid host name: {allowed}.")

@@ -12,10 +12,28 @@ from typing import Any
 
 from . import load_data
 
+# (?&name): the earlier rule `name` (rules.yml's header says why).
+REFERENCE = re.compile(r"\(\?&(\w+)\)")
+
 
 @cache
 def _rules() -> dict[str, Any]:
-    return load_data("rules.yml")
+    rules: dict[str, Any] = {}
+    for name, rule in load_data("rules.yml").items():
+        rules[name] = _expanded(rules, name, rule) if isinstance(rule, str) else rule
+    return rules
+
+
+def _expanded(earlier: dict[str, Any], name: str, rule: str) -> str:
+    """`rule` with each (?&used) replaced by (?:the pattern of `used`), which
+    must be a rule above `name` (so already expanded)."""
+
+    def pattern_of(used: re.Match[str]) -> str:
+        if not isinstance(earlier.get(used[1]), str):
+            raise ValueError(f"rules.yml: {name} uses {used[0]}, which is no pattern above it")
+        return f"(?:{earlier[used[1]]})"
+
+    return REFERENCE.sub(pattern_of, rule)
 
 
 @cache
