@@ -54,16 +54,14 @@ from hub_template.safe_yaml import error_location, error_problem, load_untrusted
 WORK = ".hub-template-import"  # scratch space inside the new hub, removed at the end
 ENVIRONMENT_FILE_CAP = 5 * 1024 * 1024
 
-# What repo2docker reads in its configuration folder, and hub-template merges.
-CONFIG_FILES = (
-    "environment.yml",
-    "environment.yaml",
-    "requirements.txt",
-    "apt.txt",
-    "postBuild",
-    "start",
+# What repo2docker reads in its configuration folder (data/image_build.yml)
+# that the import merges into the hub's own (a Dockerfile: keeps or leaves
+# out), and the workspace JupyterLab opens; the source's other configuration
+# files are copied as they are.
+COPIED_CONFIG_FILES = {"runtime.txt", "install.R", "Project.toml"}
+CONFIG_FILES: tuple[str, ...] = (
+    *(name for name in load_data("image_build.yml")["configuration_files"] if name not in COPIED_CONFIG_FILES),
     "jupyterlab-workspace.json",
-    "Dockerfile",
 )
 # Never imported: version control metadata anywhere, CI and tool metadata at the root.
 VCS_NAMES = {
