@@ -22,16 +22,22 @@ def template_root() -> Path | None:
     return None
 
 
+def installed_template_root() -> Path:
+    """template_root(), for code that cannot go on without copier.yml and
+    template/ (FileNotFoundError when they are not installed beside it)."""
+    root = template_root()
+    if root is None:
+        raise FileNotFoundError("hub-template's copier.yml is not installed beside its code")
+    return root
+
+
 @cache
 def settings() -> dict[str, Any]:
     """copier.yml, parsed."""
     import yaml
 
-    root = template_root()
-    if root is None:
-        raise FileNotFoundError("hub-template's copier.yml is not installed beside its code")
     parsed: dict[str, Any] = yaml.load(
-        (root / "copier.yml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        (installed_template_root() / "copier.yml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     )
     return parsed
 
