@@ -24,13 +24,19 @@ def template_root() -> Path | None:
     return None
 
 
-@cache
-def settings() -> dict[str, Any]:
-    """copier.yml, parsed."""
+def installed_template_root() -> Path:
+    """template_root(), for code that cannot go on without copier.yml and
+    template/ (FileNotFoundError when they are not installed beside it)."""
     root = template_root()
     if root is None:
         raise FileNotFoundError("hub-template's copier.yml is not installed beside its code")
-    parsed: dict[str, Any] = load_trusted_yaml(root / "copier.yml")
+    return root
+
+
+@cache
+def settings() -> dict[str, Any]:
+    """copier.yml, parsed."""
+    parsed: dict[str, Any] = load_trusted_yaml(installed_template_root() / "copier.yml")
     return parsed
 
 

@@ -36,7 +36,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from hub_template import url_credentials
-from hub_template.safe_yaml import compose_untrusted
+from hub_template.safe_yaml import compose_untrusted, error_location, error_problem
 
 # The text of a file named by `-r name`, or None if the source has no such file.
 Include = Callable[[str], str | None]
@@ -287,9 +287,7 @@ def read_environment(text: str, origin: str, include: Include | None = None) -> 
     try:
         root = compose_untrusted(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{origin}{where}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
+        raise SpecError(f"{error_location(origin, error)}: not valid YAML ({error_problem(error)})") from None
     except RecursionError:
         raise SpecError(f"{origin}: nested too deeply to be an environment file") from None
     env = Environment(origin)

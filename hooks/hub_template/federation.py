@@ -542,12 +542,12 @@ def uninterrupted() -> Iterator[None]:
 # --- one hub: decide, then update -------------------------------------------------
 
 
-def plan_hub(
-    hub: FederationHub, source: TemplateSource | None, vcs_ref: str | None, dirty: list[str], refused: str | None
-) -> Result | None:
-    """The result of a hub that needs no copier at all, or None when it must
-    be updated."""
-    result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED, src=hub.src or "")
+def _usable_source(
+    result: Result, hub: FederationHub, source: TemplateSource | None, refused: str | None
+) -> TemplateSource | None:
+    """The template source `hub` is checked or updated from, or None, said in
+    `result`, when the hub is refused, has a problem of its own or has no
+    source that could be read."""
     if refused:
         result.status = REFUSED
         result.notes.append(refused)
@@ -555,7 +555,20 @@ def plan_hub(
         result.notes.append(hub.problem or "no template source")
     elif source.error:
         result.notes.append(source.error)
-    elif hub.top is None:
+    else:
+        return source
+    return None
+
+
+def plan_hub(
+    hub: FederationHub, source: TemplateSource | None, vcs_ref: str | None, dirty: list[str], refused: str | None
+) -> Result | None:
+    """The result of a hub that needs no copier at all, or None when it must
+    be updated."""
+    result = Result(hub.name, hub.commit or "?", hub.commit or "?", FAILED, src=hub.src or "")
+    if (source := _usable_source(result, hub, source, refused)) is None:
+        return result
+    if hub.top is None:
         result.notes.append("not in a git repository: copier updates only hubs tracked by git")
     elif dirty:
         result.status = DIRTY
@@ -632,20 +645,14 @@ def _error_message(error: Exception, log: Path) -> str:
 
 def check_hub(hub: FederationHub, source: TemplateSource | None, refused: str | None) -> Result:
     result = Result(hub.name, hub.commit or "?", "?", FAILED, src=hub.src or "")
-    if refused:
-        result.status = REFUSED
-        result.notes.append(refused)
-    elif hub.problem or source is None:
-        result.notes.append(hub.problem or "no template source")
-    elif source.error:
-        result.notes.append(source.error)
+    if (source := _usable_source(result, hub, source, refused)) is None:
+        return result
+    result.after = source.newest or "?"
+    behind = source.is_behind(hub.commit or "")
+    if behind is None:
+        result.notes.append(f"{hub.commit!r} is no release or commit of the template")
     else:
-        result.after = source.newest or "?"
-        behind = source.is_behind(hub.commit or "")
-        if behind is None:
-            result.notes.append(f"{hub.commit!r} is no release or commit of the template")
-        else:
-            result.status = BEHIND if behind else CURRENT
+        result.status = BEHIND if behind else CURRENT
     return result
 
 

@@ -322,31 +322,23 @@ def misplaced_keys(files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
 def unused_keys(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
     """Keys under ``umbrella`` that neither daskhub nor any of its subcharts
     reads, and keys under ``deployment`` the deployment chart does not read."""
-    problems = []
-    known = PARENT_KEYS | set(chart.subcharts)
-    own = deployment_keys()
-    for f in files:
-        for key in _inner(f, umbrella):
-            if key not in known:
-                problems.append(
-                    Problem(
-                        f.label,
-                        f.line_of([umbrella, key]),
-                        f"'{umbrella}.{key}' is not a key daskhub or its charts use "
-                        f"({', '.join(sorted(known))}); helm ignores it without a word. Check its spelling.",
-                    )
-                )
-        for key in _inner(f, DEPLOYMENT_KEY):
-            if key not in own:
-                problems.append(
-                    Problem(
-                        f.label,
-                        f.line_of([DEPLOYMENT_KEY, key]),
-                        f"'{DEPLOYMENT_KEY}.{key}' is not a key the deployment chart reads "
-                        f"({', '.join(sorted(own))}); helm ignores it without a word.",
-                    )
-                )
-    return problems
+    # Each parent key: the keys read under it, who reads them, and a hint.
+    readers = (
+        (umbrella, PARENT_KEYS | set(chart.subcharts), "daskhub or its charts use", " Check its spelling."),
+        (DEPLOYMENT_KEY, deployment_keys(), "the deployment chart reads", ""),
+    )
+    return [
+        Problem(
+            f.label,
+            f.line_of([parent, key]),
+            f"'{parent}.{key}' is not a key {reader} ({', '.join(sorted(known))}); "
+            f"helm ignores it without a word.{hint}",
+        )
+        for f in files
+        for parent, known, reader, hint in readers
+        for key in _inner(f, parent)
+        if key not in known
+    ]
 
 
 def nulls_over_parent(chart: Chart, files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:

@@ -28,7 +28,8 @@ from typing import Literal, cast
 
 from packaging.version import Version
 
-from hub_template.copier_settings import ANSWERS_FILE
+from hub_template import load_data
+from hub_template.copier_settings import ANSWERS_FILE, installed_template_root
 
 Stage = Literal["before", "after"]
 # A migration: given the hub, what it did, or None if nothing.
@@ -167,14 +168,8 @@ def _restore_real_key(hub: Path, rel: str) -> bool:
     return restored.returncode == 0
 
 
-def _template_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def _retired_key_files() -> list[str]:
-    import yaml
-
-    providers = yaml.safe_load((_template_root() / "hooks/hub_template/data/providers.yml").read_text())
+    providers = load_data("providers.yml")
     return [p["retired_key_file"] for p in providers.values() if "retired_key_file" in p]
 
 
@@ -183,12 +178,10 @@ def _render_template_file(hub: Path, name: str) -> str:
     import jinja2
     import yaml
 
-    root = _template_root()
     answers = yaml.safe_load((hub / ANSWERS_FILE).read_text())
-    providers = yaml.safe_load((root / "hooks/hub_template/data/providers.yml").read_text())
-    context = {**answers, "cloud": providers[answers["cloud_provider"]]}
+    context = {**answers, "cloud": load_data("providers.yml")[answers["cloud_provider"]]}
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.from_string((root / "template" / name).read_text()).render(context)
+    return env.from_string((installed_template_root() / "template" / name).read_text()).render(context)
 
 
 # What 1.1.0 rendered into config/common.yaml of a kubernetes hub that helm

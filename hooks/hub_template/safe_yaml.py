@@ -12,7 +12,8 @@ scan for secrets) then runs for minutes. So:
 - both refuse a text longer than MAX_CHARS before parsing it.
 
 Both raise `yaml.YAMLError` with a mark, as any parser error, so callers
-report them the same way. Runs in copier's interpreter: pyyaml only.
+report them the same way: `error_line` and `error_problem` say where and what.
+Runs in copier's interpreter: pyyaml only.
 """
 
 from __future__ import annotations
@@ -104,3 +105,20 @@ def load_bounded(text: str) -> Any:
 
 def compose_bounded(text: str) -> yaml.Node | None:
     return yaml.compose(_checked_length(text), Loader=_Bounded)
+
+
+def error_line(error: yaml.YAMLError) -> int | None:
+    """The line (from 1) a parser error points at, or None when it has no mark."""
+    mark = getattr(error, "problem_mark", None)
+    return mark.line + 1 if mark else None
+
+
+def error_location(origin: str, error: yaml.YAMLError) -> str:
+    """`origin`, followed by the line a parser error points at: "file, line 3"."""
+    line = error_line(error)
+    return f"{origin}, line {line}" if line else origin
+
+
+def error_problem(error: yaml.YAMLError) -> str:
+    """What a parser error says is wrong, without its location."""
+    return getattr(error, "problem", None) or str(error)

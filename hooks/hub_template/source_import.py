@@ -49,21 +49,19 @@ import yaml
 from hub_template import derived, environment, load_data, rules, url_credentials
 from hub_template.copier_settings import ANSWERS_FILE
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
-from hub_template.safe_yaml import load_untrusted
+from hub_template.safe_yaml import error_location, error_problem, load_untrusted
 
 WORK = ".hub-template-import"  # scratch space inside the new hub, removed at the end
 ENVIRONMENT_FILE_CAP = 5 * 1024 * 1024
 
-# What repo2docker reads in its configuration folder, and hub-template merges.
-CONFIG_FILES = (
-    "environment.yml",
-    "environment.yaml",
-    "requirements.txt",
-    "apt.txt",
-    "postBuild",
-    "start",
+# What repo2docker reads in its configuration folder (data/image_build.yml)
+# that the import merges into the hub's own (a Dockerfile: keeps or leaves
+# out), and the workspace JupyterLab opens; the source's other configuration
+# files are copied as they are.
+COPIED_CONFIG_FILES = {"runtime.txt", "install.R", "Project.toml"}
+CONFIG_FILES: tuple[str, ...] = (
+    *(name for name in load_data("image_build.yml")["configuration_files"] if name not in COPIED_CONFIG_FILES),
     "jupyterlab-workspace.json",
-    "Dockerfile",
 )
 # Never imported: version control metadata anywhere, CI and tool metadata at the root.
 VCS_NAMES = {
@@ -624,9 +622,7 @@ def _yaml_mapping(text: str, origin: str) -> dict[str, Any]:
     try:
         data = load_untrusted(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark else ""
-        raise ImportFailed(f"{origin}{where} is not valid YAML: {getattr(error, 'problem', None) or error}") from None
+        raise ImportFailed(f"{error_location(origin, error)} is not valid YAML: {error_problem(error)}") from None
     except RecursionError:
         raise ImportFailed(f"{origin} is nested too deeply to be a dask configuration.") from None
     if data is None:

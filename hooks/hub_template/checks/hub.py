@@ -21,7 +21,7 @@ import yaml
 from .. import load_data
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Chart, Problem, ValuesFile
-from ..safe_yaml import load_bounded
+from ..safe_yaml import error_line, error_problem, load_bounded
 from .encryption import encryption_of
 
 T = TypeVar("T")
@@ -183,14 +183,11 @@ class Hub:
                 except RecursionError:
                     self._parsed[rel] = Parsed(problem=Problem(rel, None, "is not valid YAML: nested too deeply."))
                 except yaml.YAMLError as error:
-                    mark = getattr(error, "problem_mark", None)
-                    what = getattr(error, "problem", None) or str(error)
+                    what = error_problem(error)
                     context, since = getattr(error, "context", None), getattr(error, "context_mark", None)
                     if context and since:  # e.g. "while parsing a flow sequence" opened on an earlier line
                         what = f"{context} (from line {since.line + 1}), {what}"
-                    self._parsed[rel] = Parsed(
-                        problem=Problem(rel, mark.line + 1 if mark else None, f"is not valid YAML: {what}.")
-                    )
+                    self._parsed[rel] = Parsed(problem=Problem(rel, error_line(error), f"is not valid YAML: {what}."))
         return self._parsed[rel]
 
     @cached_property

@@ -28,18 +28,7 @@ if TYPE_CHECKING:
 
 CONDA_BUILDPACK = "CondaBuildPack"
 # What repo2docker reads from binder/ when that folder exists (root copies are ignored).
-BINDER_FILES = (
-    "environment.yml",
-    "environment.yaml",
-    "requirements.txt",
-    "apt.txt",
-    "postBuild",
-    "start",
-    "runtime.txt",
-    "install.R",
-    "Project.toml",
-    "Dockerfile",
-)
+BINDER_FILES: tuple[str, ...] = tuple(load_data("image_build.yml")["configuration_files"])
 
 
 @dataclass
