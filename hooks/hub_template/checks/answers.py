@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from ..copier_settings import ANSWERS_FILE, settings, template_root
 from ..helm_values import Problem
-from .base import Structure, code, report
+from .base import Skip, Structure, code, report
 from .hub import Hub
 
 STAND_IN = re.compile(r"""^\{\{\s*'([^']*)'\s+if\s+_copier_conf\.defaults\s+else\s+UNSET\s*\}\}$""")
@@ -37,7 +37,7 @@ def stand_ins() -> dict[str, str]:
 class ST006(Structure):
     "No answer is a stand-in that `copier copy --defaults` recorded"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         if not hub.answers:
             return self.skip(f"no {ANSWERS_FILE}: the answers are unknown")
         return report(

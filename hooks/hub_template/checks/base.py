@@ -2,14 +2,21 @@
 reason, and how its problems become one message.
 
 A check is a small class in the repo-review style: its docstring is the
-one-line description, ``family`` groups it, and ``check(...)`` receives the
-fixtures it names (``hub``, ``chart``) and returns "" (pass), a Markdown
-message (fail) or ``None`` (skip, with ``self.skip_reason`` set by `skip`).
+one-line description, ``family`` groups it, ``requires`` names the checks that
+must pass before it runs, and ``run(...)`` receives the fixtures it names
+(``hub``, ``chart``) and returns "" (pass), a Markdown message (fail) or
+``self.skip(reason)``. Its ``check(...)``, made from ``run``, is what
+repo-review calls: a skip becomes ``None``, as repo-review 1.3 knows skips
+(it has no way for a check to say why; runner.py keeps the reason). A check
+holds no state of a run: the same instance may check several hubs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..helm_values import Problem
@@ -18,22 +25,43 @@ from ..helm_values import Problem
 DOCS = "https://github.com/pangeo/hub-template/blob/main/docs/checks.md"
 
 
+@dataclass(frozen=True)
+class Skip:
+    """What `run` returns for a check that does not apply, and why."""
+
+    reason: str
+
+
 class HubCheck:
     family: ClassVar[str]
     url: ClassVar[str] = DOCS
+    requires: ClassVar[frozenset[str]] = frozenset()
+    run: Callable[..., str | Skip]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__name__[:2].isupper() and cls.__name__[2:].isdigit():  # a check, not a family
             cls.url = f"{DOCS}#{cls.__name__.lower()}"
+        if "run" in cls.__dict__:
+            cls.check = _as_check(cls.__dict__["run"])  # type: ignore[attr-defined]
 
-    def __init__(self) -> None:
-        self.skip_reason = ""
+    @staticmethod
+    def skip(reason: str) -> Skip:
+        """Skip this check, saying why."""
+        return Skip(reason)
 
-    def skip(self, reason: str) -> None:
-        """Skip this check, saying why (repo-review itself only knows that it skipped)."""
-        self.skip_reason = reason
-        return None
+
+def _as_check(run: Callable[..., str | Skip]) -> Callable[..., str | None]:
+    """repo-review's `check` for a `run`: the same fixtures (repo-review reads
+    them from the signature), None for a skip."""
+
+    @functools.wraps(run)
+    def check(self: HubCheck, **fixtures: Any) -> str | None:
+        outcome = run(self, **fixtures)
+        return None if isinstance(outcome, Skip) else outcome
+
+    check.__signature__ = inspect.signature(run)  # type: ignore[attr-defined]
+    return check
 
 
 class Structure(HubCheck):

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from ..helm_values import Problem, ValuesFile
-from .base import Dask, code, report
+from .base import Dask, Skip, code, report
 from .encryption import YamlLoader
 from .hub import Hub
 from .runtime import Export, runtime_config
@@ -189,7 +189,7 @@ def _variable_config(variables: list[DaskVariable]) -> dict[str, Any]:
 class DK001(Dask):
     "The image installs its dask config where dask reads it at run time"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         runtime = runtime_config(hub)
         if runtime.error:
             return self.skip(f"the image's scripts cannot be read here: {runtime.error}")
@@ -226,7 +226,7 @@ class DK001(Dask):
 class DK002(Dask):
     "Every dask config key is one dask, distributed, dask-gateway or dask-labextension knows"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         known = known_keys(hub)
         runtime = runtime_config(hub)
         files = {f.label: f for f in runtime.files}
@@ -248,7 +248,7 @@ class DK002(Dask):
 class DK003(Dask):
     "The dask panel's factory matches the hub's dask backend"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         import dask.config
 
         runtime = runtime_config(hub)
@@ -319,7 +319,7 @@ class DK004(Dask):
 
     # (and those postBuild and start export: the README lists the check by the line above)
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         known = known_keys(hub)
         problems, unchecked = [], []
         found = [

@@ -16,7 +16,7 @@ from ..helm_values import (
     schema_problems,
     unused_keys,
 )
-from .base import Helm, code, get_path, report
+from .base import Helm, Skip, code, get_path, report
 from .hub import ChartSource, Hub
 
 GET_A_CHART = (
@@ -46,7 +46,7 @@ class HV001(Helm):
 
     # The deployment chart passes on the umbrella key (daskhub), `jupyterhub`
     # (the jupyterhub chart alone, for kubernetes hubs) and reads `deployment`.
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         return report([*misplaced_keys(_all_files(hub), hub.umbrella), *_gateway_of_a_kubernetes_hub(hub)])
 
 
@@ -54,7 +54,7 @@ class HV002(Helm):
     "Every key under the umbrella key is one daskhub or its charts read"
 
     # And every key under `deployment:` one the deployment chart reads.
-    def check(self, hub: Hub, chart: ChartSource) -> str | None:
+    def run(self, hub: Hub, chart: ChartSource) -> str | Skip:
         if chart.chart is None:
             return self.skip(GET_A_CHART)
         return report(unused_keys(chart.chart, _all_files(hub), hub.umbrella))
@@ -63,7 +63,7 @@ class HV002(Helm):
 class HV003(Helm):
     "Each environment's merged values pass the charts' schemas"
 
-    def check(self, hub: Hub, chart: ChartSource) -> str | None:
+    def run(self, hub: Hub, chart: ChartSource) -> str | Skip:
         if chart.chart is None:
             return self.skip(GET_A_CHART)
         envs: dict[Problem, list[str]] = {}  # a problem of common.yaml shows in every environment
@@ -86,7 +86,7 @@ class HV003(Helm):
 class HV004(Helm):
     "The extraConfig Python snippets compile"
 
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         problems = []
         for f in _all_files(hub):
             for root, keys in hub.chart_paths(SNIPPETS):

@@ -20,7 +20,7 @@ import yaml
 
 from .. import load_data, rules
 from ..helm_values import Problem
-from .base import Image, code, report
+from .base import Image, Skip, code, report
 from .hub import ChartSource, Hub
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def _plan(hub: Hub) -> BuildPlan:
 class IM001(Image):
     "repo2docker --no-build succeeds and picks the conda buildpack"
 
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         result = plan(hub)
         if result.error:
             return report([Problem("image/", None, f"`repo2docker --no-build` fails: {result.error}")])
@@ -225,7 +225,7 @@ def _name(spec: MatchSpec) -> str:
 class IM002(Image):
     "environment.yml lists valid conda specs without build strings"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         env = environment(hub)
         if env.data is None:
             return self.skip(f"{env.rel} is missing or does not parse (ST001, ST003)")
@@ -268,7 +268,7 @@ class IM002(Image):
 class IM003(Image):
     "environment.yml has no prefix: line"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         env = environment(hub)
         if env.data is None:
             return self.skip(f"{env.rel} is missing or does not parse (ST001, ST003)")
@@ -288,7 +288,7 @@ class IM003(Image):
 class IM004(Image):
     "The image's Python is one the template supports"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         base, env = plan(hub), environment(hub)
         if env.data is None or base.buildpack != CONDA_BUILDPACK:
             return self.skip("repo2docker does not read a conda environment here (IM001)")
@@ -328,7 +328,7 @@ class IM004(Image):
 class IM005(Image):
     "The image pins the dask client its hub's clusters need"
 
-    def check(self, hub: Hub, chart: ChartSource) -> str | None:
+    def run(self, hub: Hub, chart: ChartSource) -> str | Skip:
         env = environment(hub)
         if env.data is None:
             return self.skip(f"{env.rel} is missing or does not parse (ST001, ST003)")
@@ -412,7 +412,7 @@ class IM005(Image):
 class IM006(Image):
     "apt.txt lists one Debian package per line"
 
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         rel = plan(hub).rel("apt.txt")
         text = hub.text(rel)
         problems = []
@@ -451,7 +451,7 @@ def _is_shell(text: str) -> bool:
 class IM007(Image):
     "postBuild and start pass bash -n and shellcheck"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         scripts = [rel for rel in _scripts(hub) if _is_shell(hub.text(rel) or "")]
         if not scripts:
             return self.skip("no shell postBuild or start script")
@@ -501,7 +501,7 @@ class IM007(Image):
 class IM008(Image):
     'start ends by running the container\'s command: exec "$@"'
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         rel = plan(hub).rel("start")
         text = hub.text(rel)
         if text is None:
@@ -537,7 +537,7 @@ def _workspace_name(start: str | None) -> str:
 class IM009(Image):
     "The JupyterLab workspace is JSON whose id JupyterLab 4 imports"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         base = plan(hub)
         rel = base.rel("jupyterlab-workspace.json")
         text = hub.text(rel)
@@ -571,7 +571,7 @@ class IM009(Image):
 class IM010(Image):
     "The image's notebooks are valid nbformat"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         import nbformat
 
         notebooks = [rel for rel in hub.files if rel.startswith("image/") and rel.endswith(".ipynb")]

@@ -198,7 +198,7 @@ def _called(node: ast.Call) -> str | None:
 class HV005(Helm):
     "CPU and memory guarantees and limits are finite, not negative, and limits above zero"
 
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         problems = []
         for f in _all_files(hub):
             problems += [*_values_resources(hub, f), *_snippet_resources(hub, f)]
@@ -274,7 +274,7 @@ def _wrong_image(label: str, line: int | None, what: str, value: str, wanted: st
 class HV006(Helm):
     "A gateway hub's workers run the singleuser image"
 
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         if hub.dask_backend != "gateway":
             return ""  # the kubernetes backend's workers get the notebook's image (DASK_KUBERNETES__IMAGE)
         problems = []
@@ -306,7 +306,7 @@ DASK_RESOURCES = tuple(
 class DK005(Dask):
     "The image's dask config asks for finite, positive worker resources"
 
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         config = hub.values_file(DASK_CONFIG)
         if config is None:
             return ""  # missing or unparsable: DK001 and ST003 say so

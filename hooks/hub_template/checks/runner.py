@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import sys
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
+from typing import Any
 
-from repo_review.checks import Check, is_allowed
+from repo_review.checks import is_allowed
 from repo_review.fixtures import apply_fixtures, compute_fixtures, list_all, pyproject
 from repo_review.processor import CollectionReturn, ProcessReturn, Result, process
 
 from . import repo_review_checks, repo_review_families
+from .base import HubCheck, Skip
 from .fixtures import hub
 from .hub import ChartSource
 
@@ -53,15 +58,39 @@ def run_checks(
             "chart": lambda: chart_source(Path(chart).resolve() if chart else None),
         },
     )
-    checks = selected(apply_fixtures(fixtures, repo_review_checks), select)
+    checks: dict[str, HubCheck] = selected(apply_fixtures(fixtures, repo_review_checks), select)
     families = apply_fixtures(fixtures, repo_review_families)
+    reasons: dict[str, str] = {}  # this run's, by check: the checks themselves keep none
+    telling = {name: _Telling(name, check, reasons) for name, check in checks.items()}
     families, results = process(
-        root, select=select, ignore=ignore, collected=CollectionReturn(fixtures, checks, families)
+        root, select=select, ignore=ignore, collected=CollectionReturn(fixtures, dict(telling), families)
     )
-    return ProcessReturn(families, [_with_skip_reason(r, checks) for r in results])
+    return ProcessReturn(families, [_with_skip_reason(r, checks, reasons) for r in results])
 
 
-def selected(checks: dict[str, Check], select: frozenset[str]) -> dict[str, Check]:
+class _Telling:
+    """A check as repo-review sees it for one run, which notes in that run's
+    `reasons` why the check skipped: repo-review 1.3 takes a skip (None) but no
+    reason from a check, only from a pyproject.toml's ignore table."""
+
+    def __init__(self, name: str, check: HubCheck, reasons: dict[str, str]) -> None:
+        self.__doc__ = check.__doc__
+        self.family: str = check.family
+        self.requires: AbstractSet[str] = check.requires
+        self.url: str = check.url
+
+        def telling(**fixtures: Any) -> str | None:
+            outcome = check.run(**fixtures)
+            if isinstance(outcome, Skip):
+                reasons[name] = outcome.reason
+                return None
+            return outcome
+
+        telling.__signature__ = inspect.signature(check.run)  # type: ignore[attr-defined]  # the fixtures it takes
+        self.check: Callable[..., str | None] = telling
+
+
+def selected(checks: dict[str, HubCheck], select: frozenset[str]) -> dict[str, HubCheck]:
     """The checks `select` names and those they require. repo-review runs every
     check it is given and filters the report afterwards, so `--select SE001`
     (the pre-commit hook) would pay for all of them. Only --select prunes: a
@@ -72,19 +101,18 @@ def selected(checks: dict[str, Check], select: frozenset[str]) -> dict[str, Chec
     keep = {name for name in checks if is_allowed(select, frozenset(), name)}
     todo = list(keep)
     while todo:
-        for needed in getattr(checks[todo.pop()], "requires", frozenset()):
+        for needed in checks[todo.pop()].requires:
             if needed in checks and needed not in keep:
                 keep.add(needed)
                 todo.append(needed)
     return {name: check for name, check in checks.items() if name in keep}
 
 
-def _with_skip_reason(result: Result, checks: dict[str, Check]) -> Result:
+def _with_skip_reason(result: Result, checks: dict[str, HubCheck], reasons: dict[str, str]) -> Result:
     if result.result is not None or result.skip_reason:
         return result
-    check = checks[result.name]
-    reason = getattr(check, "skip_reason", "")
-    requires = getattr(check, "requires", None)
+    reason = reasons.get(result.name, "")
+    requires = checks[result.name].requires
     if not reason and requires:
         reason = f"needs {', '.join(sorted(requires))} to pass first"
     return dataclasses.replace(result, skip_reason=reason)

@@ -19,7 +19,7 @@ import yaml
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Problem
 from ..safe_yaml import load_bounded
-from .base import Secrets, code, report
+from .base import Secrets, Skip, code, report
 from .credential_scan import credentials
 from .encryption import PLACEHOLDER, encryption_of
 from .hub import Hub
@@ -80,7 +80,7 @@ def _secret_files(hub: Hub) -> list[SecretFile]:
 class SE001(Secrets):
     "Every file in secrets/ is encrypted, or still holds the template's placeholders"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         files = secret_files(hub)
         links = {rel: target for rel, target in hub.links.items() if rel.startswith("secrets/")}
         if not files and not links:
@@ -118,7 +118,7 @@ class SE001(Secrets):
 class SE002(Secrets):
     "An encryption rule covers every file in secrets/"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         rels = [f.rel for f in secret_files(hub)]
         if not rels:
             return self.skip("no secrets/ folder")
@@ -201,7 +201,7 @@ class SE002(Secrets):
 class SE003(Secrets):
     "No value that looks like a credential is in clear"
 
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         # Every file of the hub: image/ (notebooks, scripts, data), config/,
         # the answers file, the READMEs, secrets/ not encrypted.
         protected = {f.rel for f in secret_files(hub) if f.encryption or f.on_commit}

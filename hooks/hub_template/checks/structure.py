@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Problem
-from .base import Structure, code, report
+from .base import Skip, Structure, code, report
 from .hub import Hub
 from .template_files import TemplateFiles, template_files
 
@@ -39,7 +39,7 @@ def _template_files(hub: Hub) -> TemplateFiles | None:
 class ST001(Structure):
     "Every file the template owns is present"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         if not hub.answers:
             return self.skip(f"{ANSWERS_FILE} is missing or unreadable, so the template's files are unknown")
         expected = _template_files(hub)
@@ -60,7 +60,7 @@ class ST001(Structure):
 class ST002(Structure):
     "No unrendered Jinja is left in the template's files"
 
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         problems = [
             Problem(
                 rel,
@@ -95,7 +95,7 @@ class ST002(Structure):
 class ST003(Structure):
     "Every YAML file parses"
 
-    def check(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str:
         problems = []
         for rel in hub.files:
             if rel.endswith((".yaml", ".yml")) and hub.encryption(rel) != "git-crypt":
@@ -108,7 +108,7 @@ class ST003(Structure):
 class ST004(Structure):
     "hubploy.yaml matches hubploy's schema for its provider"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         import jsonschema
 
         parsed = hub.yaml("hubploy.yaml")
@@ -156,7 +156,7 @@ def _hubploy_message(error: ValidationError) -> str:
 class ST005(Structure):
     "hubploy.yaml logs in to the hub's cloud, and names only key files that exist"
 
-    def check(self, hub: Hub) -> str | None:
+    def run(self, hub: Hub) -> str | Skip:
         config = hub.yaml("hubploy.yaml").data
         if not isinstance(config, dict):
             return self.skip("hubploy.yaml is missing or does not parse (ST003, ST004)")
