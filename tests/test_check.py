@@ -73,6 +73,30 @@ def test_every_rendered_cell_passes(template_repo, tmp_path_factory, cell):
     assert all(skipped.values()), "a skip must say why"
 
 
+def test_hubs_checked_in_one_process_keep_their_own_results(template_repo, tmp_path_factory, tmp_path, monkeypatch):
+    """A check keeps nothing of a run: one set of check instances checks a hub
+    where SE002 skips (no git repository) and one where it passes, in either
+    order, and each hub gets the results it gets alone."""
+    import hub_template.checks.runner as runner
+    from hub_template.checks import CHECK_CLASSES
+
+    instances = {cls.__name__: cls() for cls in CHECK_CLASSES}
+    monkeypatch.setattr(runner, "repo_review_checks", lambda hub: instances if hub.is_hub else {})
+    rendered = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway")
+    alone = copy_hub(rendered, tmp_path / "alone")
+    in_git = copy_hub(rendered, tmp_path / "federation")
+    commit_federation(tmp_path / "federation")
+
+    def both(first: Path, second: Path) -> dict[Path, list]:
+        return {hub: run_checks(hub, chart_data()).results for hub in (first, second)}
+
+    forward, backward = both(alone, in_git), both(in_git, alone)
+    assert forward == backward
+    skipped = {hub: {r.name: r.skip_reason for r in found if r.result is None} for hub, found in forward.items()}
+    assert skipped[in_git] == {}
+    assert skipped[alone].keys() == {"SE002"} and skipped[alone]["SE002"]
+
+
 @pytest.mark.parametrize("cell", [c for c in CELLS if c[1] == "git-crypt" and c[0] == "gcp"], ids="-".join)
 def test_a_hub_in_its_federation_repository_passes_everything(template_repo, tmp_path_factory, tmp_path, cell):
     hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, *cell), tmp_path)
