@@ -235,6 +235,18 @@ def test_a_federation_updates_step_by_step(evolving_template, tmp_path):
         "bravo": ["v1.2.0", "v1.2.0", "current"],
     }
 
+    # Updating a federation that is current changes nothing and never loads
+    # copier (nor plumbum, the display): it is decided from the answers files.
+    status = git(fed, "status", "--porcelain", "--ignored")
+    script = (
+        "import sys; from hub_template.cli import main; code = main(sys.argv[1:]); "
+        "print('loaded:', sorted({'copier', 'plumbum', 'rich.progress'} & set(sys.modules))); sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", script, "update", deployments], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 current" in done.stdout and "loaded: []" in done.stdout, done.stdout
+    assert git(fed, "status", "--porcelain", "--ignored") == status
+
 
 def test_a_folder_without_hubs_is_explained(tmp_path):
     code, _, output = hub_template("update", str(tmp_path / "nowhere"))

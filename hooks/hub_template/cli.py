@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 VERBS = {
     "check": ("hub_template.checks.command", "Check a rendered hub, offline, in seconds."),
@@ -65,11 +64,22 @@ def _missing_extra(verb: str, error: ModuleNotFoundError) -> bool:
     return any(canonicalize_name(d) in wanted for d in packages_distributions().get(top, [top]))
 
 
-def _version() -> str:
-    try:
-        return version("hub-template")
-    except PackageNotFoundError:  # run from a clone that is not installed
-        return "(not installed)"
+class _Version(argparse.Action):
+    """--version, reading the installed version only when asked (importlib.metadata
+    costs more than deciding that 60 hubs are current)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show hub-template's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("hub-template")
+        except PackageNotFoundError:  # run from a clone that is not installed
+            installed = "(not installed)"
+        print(f"hub-template {installed}")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.splitlines()[0],
         epilog="`hub-template VERB --help` shows a verb's options and examples.",
     )
-    parser.add_argument("--version", action="version", version=f"hub-template {_version()}")
+    parser.add_argument("--version", action=_Version)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(VERBS) + "}")
     # Import only the verb asked for: one verb's dependencies never break another.
     chosen = next((arg for arg in argv if arg in VERBS), None)

@@ -258,6 +258,8 @@ class TemplateSource:
     mirror: Path | None = None
     error: str | None = None
     newest: str | None = None  # the tag (or commit, or --vcs-ref's description) hubs go to
+    # commit_of's answers: a federation's hubs mostly name the same few commits.
+    _commits: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     def fetch(self, into: Path, vcs_ref: str | None) -> None:
         done = subprocess.run(
@@ -289,6 +291,11 @@ class TemplateSource:
 
     def commit_of(self, version: str) -> str | None:
         """The commit a `_commit` names: a tag, a hash, or `tag-N-gHASH`."""
+        if version not in self._commits:
+            self._commits[version] = self._rev_parse(version)
+        return self._commits[version]
+
+    def _rev_parse(self, version: str) -> str | None:
         match = re.fullmatch(r".+-\d+-g([0-9a-f]+)", version)
         ref = match[1] if match else version
         done = subprocess.run(
@@ -826,8 +833,11 @@ def run(args: argparse.Namespace) -> int:
             }
             rewrites = [pair for source in sources.values() for pair in source.rewrites()]
             try:
-                with sigterm_as_interrupt(), git_config(rewrites):
-                    results = _update_all(hubs, planned, args.vcs_ref, Path(scratch), args.jobs)
+                if all(planned.values()):  # nothing for copier: neither it nor the display is loaded
+                    results = [result for result in planned.values() if result is not None]
+                else:
+                    with sigterm_as_interrupt(), git_config(rewrites):
+                        results = _update_all(hubs, planned, args.vcs_ref, Path(scratch), args.jobs)
             except KeyboardInterrupt:
                 Console(stderr=True).print(
                     "[red]Interrupted.[/] The hub being updated is restored as it was; "
