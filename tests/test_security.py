@@ -412,6 +412,36 @@ def test_an_alias_bomb_or_duplicate_anchor_in_a_hub_does_not_stop_the_checker(
     assert "config/anchors.yaml" in done.stdout and "duplicate anchor" in done.stdout
 
 
+@pytest.mark.parametrize("unit", ["a:\n", "- \n", "-\n", "a,", "? \n", "a: b\n", "[a]\n", "{a}\n", "- - \n", "- {}\n"])
+def test_an_alias_free_text_has_at_most_two_nodes_per_character(unit):
+    """Why safe_yaml skips the expansion walk for a short text with no `*`:
+    without aliases a document is as large as it is written, at most two
+    nodes per character, so EXPANDED_NODES // 2 characters stay within the bound."""
+    import yaml
+
+    from hub_template import safe_yaml
+
+    def nodes(node: yaml.Node) -> int:
+        if isinstance(node, yaml.MappingNode):
+            return 1 + sum(nodes(k) + nodes(v) for k, v in node.value)
+        if isinstance(node, yaml.SequenceNode):
+            return 1 + sum(nodes(item) for item in node.value)
+        return 1
+
+    for text in (unit * 500, "[" + unit * 500 + "]", "{" + unit * 500 + "}"):
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            continue  # not YAML: the parser refuses it before any walk
+        assert root is None or nodes(root) <= 2 * len(text), text[:20]
+    bound = safe_yaml.EXPANDED_NODES // 2
+    assert safe_yaml._bounded_loader("a: 1\n") is not safe_yaml._Bounded
+    assert safe_yaml._bounded_loader("a: &x 1\nb: *x\n") is safe_yaml._Bounded
+    assert safe_yaml._bounded_loader("[" + "a," * bound + "]") is safe_yaml._Bounded
+    with pytest.raises(yaml.YAMLError, match="expands its aliases"):
+        safe_yaml.load_bounded("[" + "a," * safe_yaml.EXPANDED_NODES + "]")  # long, no alias: still walked
+
+
 # --- 14. a kubernetes hub keeps its own dask settings ------------------------------------------
 
 
