@@ -145,6 +145,14 @@ CONTACT_EMAIL = [
     ("hub-admins@example", False),
     ("hub-admins@example.o", False),
     ("hub-admins@example.org\n", False),
+    ("a@b-c.org", True),
+    ("a@b--c.example.org", True),  # inside a label, as in xn--
+    ("a@" + "b" * 63 + ".org", True),  # a label's most
+    ("a@-.org", False),  # a label neither starts nor ends with -
+    ("a@-b.org", False),
+    ("a@b-.org", False),
+    ("a@b.-c.org", False),
+    ("a@" + "b" * 64 + ".org", False),
 ]
 GCP_PROJECT = [
     ("my-pangeo-project", True),
@@ -281,6 +289,9 @@ GIT_CRYPT_KEY = [
     ("ocean.hub", False),
     ("", False),
 ]
+# git_crypt_key's length: git-crypt refuses a name over 128 characters
+# (git_crypt_key_max).
+GIT_CRYPT_KEY_LENGTH = [("k" * 128, True), ("k" * 129, False), ("k" * 4096, False)]
 # A host name's length: 253 at most (hostname_max), 245 for domain, which
 # staging.<domain> must fit in too. Labels of 63, then one of letters.
 LONG_HOSTNAME = ".".join(["a" * 63] * 3) + "."  # 192 characters
@@ -438,6 +449,7 @@ COPIER = [
     *(({"cloud_provider": "aws", "scratch_bucket": v}, v, g, ["not a bucket name"]) for v, g in BUCKET),
     *(({"cloud_provider": "azure", "scratch_bucket": v}, v, g, ["not a container name"]) for v, g in AZURE_CONTAINER),
     *(({"git_crypt_key": v}, v, g, ["a key name is letters, digits, - and _"]) for v, g in GIT_CRYPT_KEY),
+    *(({"git_crypt_key": v}, v, g, ["over 128 characters"]) for v, g in GIT_CRYPT_KEY_LENGTH),
     *(({"source_repo": v}, v, g, ["not a git URL or path", "use https, ssh, file or a path"]) for v, g in SOURCE_REPO),
     *(({"admin_users": [v]}, v, g, ["not a GitHub user"]) for v, g in GITHUB_LOGIN),
     *(({"github_orgs": [v]}, v, g, ["not a GitHub organization"]) for v, g in GITHUB_LOGIN),
@@ -494,6 +506,12 @@ def test_azure_container_by_rules_py(value, good):
 @pytest.mark.parametrize("value, good", STAGING_DOMAIN_LENGTH, ids=_ids(STAGING_DOMAIN_LENGTH))
 def test_hostname_by_rules_py(value, good):
     accepted = rules.matches("hostname", value) and len(value) <= rules.limit("hostname_max")
+    assert accepted is good
+
+
+@pytest.mark.parametrize("value, good", GIT_CRYPT_KEY_LENGTH, ids=_ids(GIT_CRYPT_KEY_LENGTH))
+def test_git_crypt_key_by_rules_py(value, good):
+    accepted = rules.matches("git_crypt_key", value) and len(value) <= rules.limit("git_crypt_key_max")
     assert accepted is good
 
 
