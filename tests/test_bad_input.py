@@ -46,6 +46,20 @@ CASES = [
         ["'hub-admins....': not an email"],
     ),
     (
+        "email-domain-label-hyphen",
+        {"contact_email": "a@-.org"},
+        "charlie",
+        "contact_email",
+        ["'a@-.org': not an email"],
+    ),
+    (
+        "git-crypt-key-too-long",
+        {"git_crypt_key": "k" * 129},
+        "charlie",
+        "git_crypt_key",
+        ["'kkkkk...': over 128 characters"],
+    ),
+    (
         "aws-account-11-digits",
         {"cloud_provider": "aws", "aws_account_id": "12345678901"},
         "charlie",

@@ -145,6 +145,14 @@ CONTACT_EMAIL = [
     ("hub-admins@example", False),
     ("hub-admins@example.o", False),
     ("hub-admins@example.org\n", False),
+    ("a@b-c.org", True),
+    ("a@b--c.example.org", True),  # inside a label, as in xn--
+    ("a@" + "b" * 63 + ".org", True),  # a label's most
+    ("a@-.org", False),  # a label neither starts nor ends with -
+    ("a@-b.org", False),
+    ("a@b-.org", False),
+    ("a@b.-c.org", False),
+    ("a@" + "b" * 64 + ".org", False),
 ]
 GCP_PROJECT = [
     ("my-pangeo-project", True),
@@ -281,6 +289,55 @@ GIT_CRYPT_KEY = [
     ("ocean.hub", False),
     ("", False),
 ]
+# git_crypt_key's length: git-crypt refuses a name over 128 characters
+# (git_crypt_key_max).
+GIT_CRYPT_KEY_LENGTH = [("k" * 128, True), ("k" * 129, False), ("k" * 4096, False)]
+# A host name's length: 253 at most (hostname_max), 245 for domain, which
+# staging.<domain> must fit in too. Labels of 63, then one of letters.
+LONG_HOSTNAME = ".".join(["a" * 63] * 3) + "."  # 192 characters
+DOMAIN_LENGTH = [(LONG_HOSTNAME + "b" * 53, True), (LONG_HOSTNAME + "b" * 54, False)]
+STAGING_DOMAIN_LENGTH = [(LONG_HOSTNAME + "b" * 61, True), (LONG_HOSTNAME + "b" * 62, False)]
+# GitHub names go to copier as one-item lists, whose items copier trims: no
+# final-newline case here (rules.py refuses one, \Z being the end).
+GITHUB_LOGIN = [
+    ("pangeo-data", True),
+    ("a", True),
+    ("A1-b2", True),
+    ("a" * 39, True),  # GitHub's most
+    ("a" * 40, False),
+    ("-pangeo", False),
+    ("pangeo-", False),
+    ("pangeo--data", False),
+    ("pangeo_data", False),
+    ("pangeo.data", False),
+]
+GITHUB_TEAM = [
+    ("pangeo-data:hub-users", True),
+    ("my-lab:gpu_users.v2", True),
+    ("pangeo-data", False),  # an organization, no team
+    ("pangeo-data:", False),
+    ("-lab:users", False),
+    ("a" * 40 + ":users", False),
+    ("my-lab:gpu users", False),
+    ("my-lab:gpu/users", False),
+]
+HOSTNAME = [
+    ("charlie.pangeo.io", True),
+    ("a.io", True),
+    ("staging.hub-1.example.org", True),
+    ("a" * 63 + ".example.org", True),  # a label's most
+    ("a" * 64 + ".example.org", False),
+    ("Charlie.pangeo.io", False),
+    ("charlie", False),
+    ("-charlie.pangeo.io", False),
+    ("charlie-.pangeo.io", False),
+    ("charlie..pangeo.io", False),
+    ("charlie.pangeo.io.", False),
+    ("charlie.pangeo.i", False),
+    ("charlie.pangeo.io2", False),
+    ("my hub.example.org", False),
+    ("charlie.pangeo.io\n", False),
+]
 # source_repo: git transports (git would run a helper program), URL schemes
 # other than https, ssh and file, uppercase ones (git reads HTTPS:// as a
 # helper's name too).
@@ -322,6 +379,9 @@ RULE_TABLES = [
     ("azure_key_vault_key", AZURE_KEY_VAULT_KEY),
     ("bucket", BUCKET),
     ("git_crypt_key", GIT_CRYPT_KEY),
+    ("github_login", GITHUB_LOGIN),
+    ("github_team", GITHUB_TEAM),
+    ("hostname", HOSTNAME),
 ]
 
 
@@ -389,7 +449,20 @@ COPIER = [
     *(({"cloud_provider": "aws", "scratch_bucket": v}, v, g, ["not a bucket name"]) for v, g in BUCKET),
     *(({"cloud_provider": "azure", "scratch_bucket": v}, v, g, ["not a container name"]) for v, g in AZURE_CONTAINER),
     *(({"git_crypt_key": v}, v, g, ["a key name is letters, digits, - and _"]) for v, g in GIT_CRYPT_KEY),
+    *(({"git_crypt_key": v}, v, g, ["over 128 characters"]) for v, g in GIT_CRYPT_KEY_LENGTH),
     *(({"source_repo": v}, v, g, ["not a git URL or path", "use https, ssh, file or a path"]) for v, g in SOURCE_REPO),
+    *(({"admin_users": [v]}, v, g, ["not a GitHub user"]) for v, g in GITHUB_LOGIN),
+    *(({"github_orgs": [v]}, v, g, ["not a GitHub organization"]) for v, g in GITHUB_LOGIN),
+    # github_orgs takes an organization or one of its teams.
+    *(({"github_orgs": [v]}, v, g, ["not a GitHub organization"]) for v, g in GITHUB_TEAM if ":" in v),
+    *(
+        ({"github_orgs": ["pangeo-data", "my-lab"], "gpu_size": True, "gpu_teams": [v]}, v, g, ["a team is"])
+        for v, g in GITHUB_TEAM
+    ),
+    *(({"domain": v}, v, g, ["not a domain name"]) for v, g in HOSTNAME),
+    *(({"staging_domain": v}, v, g, ["not a domain name"]) for v, g in HOSTNAME if v != "charlie.pangeo.io"),
+    *(({"domain": v}, v, g, ["at most 245 characters"]) for v, g in DOMAIN_LENGTH),
+    *(({"staging_domain": v}, v, g, ["at most 253 characters"]) for v, g in STAGING_DOMAIN_LENGTH),
 ]
 
 
@@ -427,6 +500,18 @@ def test_rules_py(rule, value, good):
 @pytest.mark.parametrize("value, good", AZURE_CONTAINER, ids=_ids(AZURE_CONTAINER))
 def test_azure_container_by_rules_py(value, good):
     accepted = rules.matches("azure_container", value) and len(value) <= rules.limit("azure_container_max")
+    assert accepted is good
+
+
+@pytest.mark.parametrize("value, good", STAGING_DOMAIN_LENGTH, ids=_ids(STAGING_DOMAIN_LENGTH))
+def test_hostname_by_rules_py(value, good):
+    accepted = rules.matches("hostname", value) and len(value) <= rules.limit("hostname_max")
+    assert accepted is good
+
+
+@pytest.mark.parametrize("value, good", GIT_CRYPT_KEY_LENGTH, ids=_ids(GIT_CRYPT_KEY_LENGTH))
+def test_git_crypt_key_by_rules_py(value, good):
+    accepted = rules.matches("git_crypt_key", value) and len(value) <= rules.limit("git_crypt_key_max")
     assert accepted is good
 
 

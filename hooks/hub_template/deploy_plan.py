@@ -45,6 +45,10 @@ CHART = "chart"  # the federation's deployment chart, at the repository root
 TAG_LENGTH = 12
 SECRETS_BACKENDS = ("git-crypt", "sops")
 
+# The answers each provider's keyless login needs (the federation's
+# deploy.yml), each with the rule of data/rules.yml its question applies:
+# data/providers.yml `login`.
+LOGIN: dict[str, dict[str, str]] = {provider: facts["login"] for provider, facts in load_data("providers.yml").items()}
 # What a value must look like before it reaches a workflow (answers and
 # values are the hub's, so untrusted): the rule of data/rules.yml that
 # copier's question for it applies.
@@ -54,22 +58,8 @@ PATTERNS = {
         "hub": "hub_name",
         "umbrella": "helm_umbrella_key",
         "image": "image_name",
-        "gcp_workload_identity_provider": "gcp_workload_identity_provider",
-        "gcp_deployer": "gcp_service_account",
-        "aws_deploy_role": "aws_role_arn",
-        "aws_region": "aws_region",
-        "azure_client_id": "uuid",
-        "azure_tenant_id": "uuid",
-        "azure_subscription_id": "uuid",
-        "azure_resource_group": "azure_resource_group",
-        "azure_cluster": "azure_cluster",
+        **{field: rule for login in LOGIN.values() for field, rule in login.items()},
     }.items()
-}
-# The answers each provider's OIDC login needs (see the federation's deploy.yml).
-LOGIN = {
-    "gcp": ("gcp_workload_identity_provider", "gcp_deployer"),
-    "aws": ("aws_deploy_role", "aws_region"),
-    "azure": ("azure_client_id", "azure_tenant_id", "azure_subscription_id", "azure_resource_group", "azure_cluster"),
 }
 
 
@@ -181,7 +171,7 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
         raise PlanError(f"{where}: hub {hub!r} has {len(hub)} characters, over {rules.limit('hub_name_max')}")
     answers = _yaml_at(repo, commit, f"{where}/{ANSWERS_FILE}")
     provider = answers.get("cloud_provider")
-    if provider not in load_data("providers.yml"):
+    if provider not in LOGIN:
         raise PlanError(f"{where}: cloud_provider {provider!r} is not one of {', '.join(LOGIN)}")
     umbrella = _checked(where, "umbrella", answers.get("helm_umbrella_key", "daskhub"))
     secrets = answers.get("secrets_backend")

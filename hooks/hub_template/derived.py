@@ -21,6 +21,11 @@ def _macros() -> Any:
     return env.get_template("derived.jinja").module
 
 
+def home(user_name: str) -> str:
+    """The image user's home folder (repo2docker's HOME)."""
+    return str(_macros().home(user_name))
+
+
 def scratch_url(cloud: dict[str, Any], scratch_bucket: str) -> str:
     """The scratch bucket's URL for the provider facts `cloud` (providers.yml)."""
     return str(_macros().scratch_url(cloud, scratch_bucket))

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import load_data
+from .. import derived, load_data
 from ..environment import logical_lines
 from ..helm_values import ValuesFile
 from .hub import Hub
@@ -34,7 +34,7 @@ from .image import CONDA_BUILDPACK, plan
 _BUILD = load_data("image_build.yml")  # as CI builds the image
 REPO = _BUILD["target_repo_dir"]
 PREFIX = "/srv/conda/envs/notebook"
-HOME = f"/home/{_BUILD['user_name']}"
+HOME = derived.home(_BUILD["user_name"])
 # What repo2docker sets while it builds and starts the image.
 IMAGE_ENV = {
     "REPO_DIR": REPO, "NB_PYTHON_PREFIX": PREFIX, "KERNEL_PYTHON_PREFIX": PREFIX, "CONDA_DIR": "/srv/conda",

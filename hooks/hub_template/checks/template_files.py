@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .. import load_data
 from ..copier_settings import ANSWERS_FILE, template_root
 from ..copier_settings import settings as copier_settings
 
@@ -46,11 +45,15 @@ def _template_files(answers_json: str) -> TemplateFiles:
         raise FileNotFoundError("hub-template's template/ and copier.yml are not installed beside the checker")
     settings = copier_settings()
     suffix = settings.get("_templates_suffix", ".jinja")
+    # The paths are rendered with the answers and copier's answers_file,
+    # all the names use. copier's full context also holds copier.yml's
+    # computed values (cloud, versions, lists, ...), which copier renders
+    # with its own Jinja environment and the destination: the checker does
+    # not rebuild them (a second copy of copier.yml). A name that used one
+    # would fail here (StrictUndefined), in every hub tests/test_check.py renders.
     context = {
         "kind": "hub",  # hubs made before 1.2.0 have no `kind` answer
         **answers,
-        "cloud": load_data("providers.yml").get(answers.get("cloud_provider"), {}),
-        "versions": load_data("versions.yml"),
         "_copier_conf": {"answers_file": ANSWERS_FILE},
     }
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
