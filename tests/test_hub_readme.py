@@ -51,7 +51,12 @@ SEED_ANSWERS = {
         "${NB_PYTHON_PREFIX}/etc/dask/",
         "hides anything the image put there",
     ],
-    "tools to install": ["## Tools to install", "pip install 'copier>=9.19,<10'", "kubectl, helm", "hubploy"],
+    "tools to install": [
+        "## Tools to install",
+        "pip install 'copier>=9.19,<10' 'ruamel.yaml>=0.18.6,<0.20'",
+        "kubectl, helm",
+        "hubploy",
+    ],
     "who makes the cluster and registry": [
         "## The cluster, the registry and the scratch bucket",
         "made once, by whoever runs it",
