@@ -1,12 +1,16 @@
 """Code that copier runs during `copier copy` and `copier update` needs only
-what copier's own interpreter has: the standard library and copier's
-dependencies pyyaml, jinja2, packaging and pydantic (hooks/run.py).
+what copier's own interpreter has: the standard library, copier's
+dependencies pyyaml, jinja2, packaging and pydantic (hooks/run.py), and
+ruamel.yaml, which the README's install line adds beside copier for the
+source import (hooks/hub_template/yaml_edit.py).
 
-Proved with a venv that holds copier and nothing else: each module
-hooks/run.py dispatches to is imported there and may load nothing beyond
-those; then that venv's own `copier copy --trust` imports a notebook
-repository and `copier update` crosses a migration, so the task and the
-migration really run under `_copier_python`.
+Proved with a venv that holds what the README installs and nothing else:
+each module hooks/run.py dispatches to is imported there and may load
+nothing beyond those; then that venv's own `copier copy --trust` imports a
+notebook repository and `copier update` crosses a migration, so the task and
+the migration really run under `_copier_python`. A second venv holds copier
+alone: it renders a hub, and an import there fails before anything is
+written, saying what to install.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import pytest
 import tomllib
 import yaml
 from conftest import ROOT, git, publish_template
+
+from hub_template.yaml_edit import INSTALL
 
 # copier's dependencies that code it runs may use, by top-level module name
 # (jinja2 brings markupsafe; pydantic brings its core and typing helpers;
@@ -39,14 +45,20 @@ ALLOWED = {
     "typing_extensions",
     "annotated_types",
     "typing_inspection",
+    "ruamel",
     "hub_template",
 }
 
 
-def copier_requirement() -> str:
-    """copier as pyproject.toml pins it: one definition of the range."""
+def requirement(name: str) -> str:
+    """`name` as pyproject.toml pins it: one definition of the range."""
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return next(d for d in deps if d.startswith("copier"))
+    return next(d for d in deps if d.startswith(name))
+
+
+# What the README's install line puts in copier's environment.
+COPIER_ENVIRONMENT = [requirement("copier"), requirement("ruamel.yaml")]
+INSTALL_LINE = "pip install " + " ".join(f"'{r}'" for r in COPIER_ENVIRONMENT)
 
 
 def dispatched_modules() -> list[str]:
@@ -58,23 +70,41 @@ def dispatched_modules() -> list[str]:
     raise AssertionError("hooks/run.py has no COMMANDS table")
 
 
-@pytest.fixture(scope="module")
-def copier_only(tmp_path_factory) -> Path:
-    """A venv with copier and its dependencies only; its bin folder. uv (the
-    test extra has it) installs them in a second where pip takes twenty."""
+def venv_with(folder: Path, requirements: list[str]) -> Path:
+    """A venv holding `requirements` and their dependencies only; its bin
+    folder. uv (the test extra has it) installs in a second where pip takes twenty."""
     from uv import find_uv_bin
 
-    venv = tmp_path_factory.mktemp("copier-only") / "venv"
+    venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
     done = subprocess.run(
-        [find_uv_bin(), "pip", "install", "--quiet", "--python", str(python), copier_requirement()],
+        [find_uv_bin(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *requirements],
         capture_output=True,
         text=True,
     )
     if done.returncode:
-        pytest.fail(f"uv could not install {copier_requirement()}: {done.stderr[-500:]}")
+        pytest.fail(f"uv could not install {requirements}: {done.stderr[-500:]}")
     return venv / "bin"
+
+
+@pytest.fixture(scope="module")
+def copier_only(tmp_path_factory) -> Path:
+    """copier's environment as the README installs it."""
+    return venv_with(tmp_path_factory.mktemp("copier-env"), COPIER_ENVIRONMENT)
+
+
+@pytest.fixture(scope="module")
+def copier_alone(tmp_path_factory) -> Path:
+    """copier without ruamel.yaml: what a user who skipped it has."""
+    return venv_with(tmp_path_factory.mktemp("copier-alone"), [requirement("copier")])
+
+
+@pytest.mark.parametrize(
+    "readme",
+    ["README.md", "template/README.md.jinja", "federation/README.md.jinja"],
+)
+def test_the_readmes_install_what_copier_needs(readme):
+    assert INSTALL_LINE in (ROOT / readme).read_text()
 
 
 @pytest.mark.parametrize("module", dispatched_modules())
@@ -94,16 +124,7 @@ def test_module_loads_only_what_copier_has(copier_only, module):
 
 
 def test_copy_and_update_run_under_copiers_interpreter(copier_only, tmp_path):
-    source = tmp_path / "notebooks"
-    source.mkdir()
-    git(source, "init", "-q")
-    (source / "analysis.ipynb").write_text(
-        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
-    )
-    (source / "environment.yml").write_text("dependencies:\n  - xarray\n  - pip:\n    - pystac\n")
-    git(source, "add", "-A")
-    git(source, "commit", "-q", "-m", "notebooks")
-
+    source = notebook_repository(tmp_path / "notebooks")
     template = publish_template(tmp_path / "template", "v1.1.0")
     federation = tmp_path / "federation"
     federation.mkdir()
@@ -145,3 +166,34 @@ def test_copy_and_update_run_under_copiers_interpreter(copier_only, tmp_path):
     assert update.returncode == 0, update.stderr
     answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
     assert answers["_commit"] == "v99.0.0"
+
+
+def notebook_repository(folder: Path) -> Path:
+    folder.mkdir()
+    git(folder, "init", "-q")
+    (folder / "analysis.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
+    (folder / "environment.yml").write_text("dependencies:\n  - xarray\n  - pip:\n    - pystac\n")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", "notebooks")
+    return folder
+
+
+def test_without_ruamel_a_hub_renders_and_an_import_says_what_to_install(copier_alone, tmp_path):
+    template = publish_template(tmp_path / "template", "v1.1.0")
+    env = {**os.environ, "PATH": f"{copier_alone}{os.pathsep}/usr/bin:/bin"}
+
+    def copy(hub: Path, *data: str) -> subprocess.CompletedProcess[str]:
+        command = [str(copier_alone / "copier"), "copy", "--trust", "--defaults", "--quiet"]
+        command += [f"--data={item}" for item in data]
+        return subprocess.run([*command, str(template), str(hub)], env=env, capture_output=True, text=True)
+
+    plain = copy(tmp_path / "plain")
+    assert plain.returncode == 0, plain.stderr
+    assert (tmp_path / "plain" / "image" / "binder" / "environment.yml").is_file()
+
+    imported = copy(tmp_path / "imported", f"source_repo={notebook_repository(tmp_path / 'notebooks')}")
+    assert imported.returncode != 0
+    assert f"hub-template could not build the image: {INSTALL}\n" in imported.stderr
+    assert not (tmp_path / "imported").exists()  # copier removes the hub it made

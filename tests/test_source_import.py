@@ -823,18 +823,15 @@ def test_local_paths_are_relative_to_where_copier_ran(tmp_path):
     assert parse_source(f"file://{tmp_path}/notebooks", Path("/")).url == str(tmp_path / "notebooks")
 
 
-def test_dask_config_in_a_layout_the_insertion_cannot_follow_is_written_whole():
+def test_dask_config_in_flow_style_keeps_its_layout():
     hub = "# the hub's\nlabextension: {factory: {module: dask_gateway, class: GatewayCluster}}\n"
     source = {"labextension": {"factory": {"module": "x"}, "default": {"workers": 2}}, "array": {"x": 1}}
     text, notes = merge_dask_config(hub, [("src", source)])
-    assert yaml.safe_load(text) == {
-        "labextension": {
-            "factory": {"module": "dask_gateway", "class": "GatewayCluster"},
-            "default": {"workers": 2},
-        },
-        "array": {"x": 1},
-    }
-    assert text.startswith("# the hub's\n")
+    assert text == (
+        "# the hub's\n"
+        "labextension: {factory: {module: dask_gateway, class: GatewayCluster}, default: {workers: 2}}\n"
+        "\n# Imported from the source repository.\narray:\n  x: 1\n"
+    )
     assert notes == ["src: labextension.factory left out, the hub's own setting is kept"]
 
 

@@ -2,26 +2,29 @@
 requirements.txt), clean it, and fold it into a hub's rendered
 `image/binder/environment.yml`.
 
-The rendered file has two blocks of dependencies (template/image/binder/
-environment.yml.jinja): first "What the hub needs" (python, the dask-gateway
+The rendered file lists first what the hub needs (python, the dask-gateway
 client pinned to the hub's server, dask, the dask JupyterLab extension, the
-provider's fsspec package), then "The hub's own packages". Imported packages
-go to the second block, so that a later template change to the first block
-never meets them in `copier update`. A package of the first block keeps its
-line there:
+provider's fsspec package), then the hub's own packages
+(template/image/binder/environment.yml.jinja). The file is edited round trip
+(yaml_edit), so every line the template wrote stays as written and a later
+`copier update` meets it unchanged. An imported package the file does not
+list goes after its last conda package. One it lists keeps its entry (and
+comment), measured against what the template rendered:
 
 - python: the hub's `python_version` answer follows the imported pin when it
   allows a supported Python (the caller records the new answer, so copier
   renders the same line on update); otherwise the hub's stays, with a warning.
-- a package the hub constrains (dask-gateway, dask-labextension): the
-  imported pin replaces it when it lies within the hub's constraint; otherwise
-  the hub's pin stays and a warning names both. A dask-gateway client that
-  differs from the server does not work, so overriding is the only useful
-  outcome; failing the copy would only send the user to edit the source.
-- a package the hub leaves unpinned (dask, distributed, gcsfs): the imported
-  pin replaces it.
+- a pinned package (dask-gateway, dask-labextension, or a pin of the
+  conda_packages answer): the imported pin replaces it when it lies within
+  the rendered one; otherwise the rendered pin stays and a warning names
+  both. A dask-gateway client that differs from the server does not work, so
+  overriding is the only useful outcome; failing the copy would only send the
+  user to edit the source.
+- a package the file leaves unpinned (dask, distributed, gcsfs, xarray):
+  the imported pin replaces it.
 
-Runs in copier's interpreter: standard library, pyyaml and packaging only.
+Runs in copier's interpreter: standard library, pyyaml, packaging and ruamel.yaml
+(yaml_edit).
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from hub_template import url_credentials
+from hub_template import url_credentials, yaml_edit
 from hub_template.safe_yaml import compose_untrusted, error_location, error_problem
 
 # The text of a file named by `-r name`, or None if the source has no such file.
@@ -398,11 +402,6 @@ def _add_requirement(env: Environment, text: str, origin: str, line: int, includ
 
 # --- the rendered image/binder/environment.yml -------------------------------
 
-HUB_BLOCK = "  # What the hub needs"
-OWN_BLOCK = "  # The hub's own packages."
-_ITEM = re.compile(r"^  - (?P<spec>[^#\s][^#]*?)(?P<comment>\s+#.*)?$")
-_PIP_ITEM = re.compile(r"^      - (?P<spec>.+)$")
-
 
 @dataclass
 class Merged:
@@ -412,97 +411,69 @@ class Merged:
 
 
 class RenderedEnvironment:
-    """The lines of a freshly rendered environment.yml, edited in place so
-    everything the template wrote stays where it was."""
+    """The hub's rendered environment.yml, parsed round trip (yaml_edit): an
+    edit changes its entry and nothing else of the file. `rendered` holds
+    the specs as the template wrote them, which imports are measured against."""
 
     def __init__(self, text: str, origin: str = "image/binder/environment.yml"):
-        self.lines = text.splitlines()
+        self.document = yaml_edit.load(text, origin)
         try:
-            self.channels_end = self._end_of_list(self.lines.index("channels:"))
-            self.hub_start = next(i for i, line in enumerate(self.lines) if line.startswith(HUB_BLOCK))
-            self.own_start = self.lines.index(OWN_BLOCK)
-        except (ValueError, StopIteration):
+            self.channels = self.document["channels"]
+            self.dependencies = self.document["dependencies"]
+            self.rendered = {spec.key: spec for _, spec in self._conda()}
+            self.rendered["python"]
+        except (KeyError, TypeError, SpecError):
             raise SpecError(
-                f"{origin} is not the file hub-template renders (its `channels:`, "
-                f"'{HUB_BLOCK.strip()}' or '{OWN_BLOCK.strip()}' lines are missing)"
+                f"{origin} is not the file hub-template renders (a `channels:` list and a "
+                "`dependencies:` list of conda specs, python among them)"
             ) from None
 
-    def _end_of_list(self, start: int) -> int:
-        end = start + 1
-        while end < len(self.lines) and self.lines[end].startswith("  - "):
-            end += 1
-        return end
+    def _conda(self) -> Iterator[tuple[int, CondaSpec]]:
+        for index, item in enumerate(self.dependencies):
+            if isinstance(item, str):
+                yield index, parse_conda_spec(item)[0]
 
-    # the lines of each part
-    def _items(self, start: int, stop: int) -> Iterator[tuple[int, CondaSpec, str]]:
-        for index in range(start, stop):
-            match = _ITEM.match(self.lines[index])
-            if match and not match["spec"].endswith(":"):
-                yield index, parse_conda_spec(match["spec"])[0], match["comment"] or ""
+    def conda_index(self, key: str) -> int | None:
+        return next((index for index, spec in self._conda() if spec.key == key), None)
 
-    def _pip_header(self) -> int | None:
-        return next((i for i, line in enumerate(self.lines) if line.rstrip() == "  - pip:"), None)
-
-    def _own_end(self) -> int:
-        end = self.own_start + 1
-        while end < len(self.lines) and (_ITEM.match(self.lines[end]) or self.lines[end].startswith("      - ")):
-            end += 1
-        return end
-
-    def hub_specs(self) -> dict[str, tuple[int, CondaSpec, str]]:
-        return {s.key: (i, s, c) for i, s, c in self._items(self.hub_start + 1, self.own_start)}
-
-    def own_specs(self) -> dict[str, tuple[int, CondaSpec, str]]:
-        end = self._pip_header() or self._own_end()
-        return {s.key: (i, s, c) for i, s, c in self._items(self.own_start + 1, end)}
+    def _pip_list(self) -> Any:
+        return next((item["pip"] for item in self.dependencies if isinstance(item, dict) and "pip" in item), None)
 
     # edits
     def add_channel(self, channel: str) -> None:
-        present = [line[4:].strip() for line in self.lines[self.lines.index("channels:") + 1 : self.channels_end]]
-        if channel not in present:
-            self._insert(self.channels_end, f"  - {channel}")
-            self.channels_end += 1
+        if channel not in self.channels:
+            yaml_edit.append(self.channels, channel)
 
-    def replace(self, index: int, spec: CondaSpec, comment: str = "") -> None:
-        indent = "      - " if self.lines[index].startswith("      - ") else "  - "
-        self.lines[index] = f"{indent}{spec}{comment}"
-
-    def add_own(self, spec: CondaSpec) -> None:
-        found = self.own_specs().get(spec.key)
-        if found:
-            self.replace(found[0], spec, found[2])
+    def set_conda(self, spec: CondaSpec) -> None:
+        """Replace the entry of spec's package (its comment stays), or add
+        it after the last conda package: before pip and its section."""
+        index = self.conda_index(spec.key)
+        if index is not None:
+            yaml_edit.replace(self.dependencies, index, str(spec))
             return
-        pip_entry = next((i for i, s, _ in self._items(self.own_start + 1, self._own_end()) if s.key == "pip"), None)
-        at = pip_entry if pip_entry is not None and self._pip_header() else self._pip_header()
-        self._insert(at if at is not None else self._own_end(), f"  - {spec}")
+        pip_at = self.conda_index("pip") if self._pip_list() is not None else None
+        ends = [i for i, item in enumerate(self.dependencies) if not isinstance(item, str)]
+        at = pip_at if pip_at is not None else ends[0] if ends else len(self.dependencies)
+        if at == len(self.dependencies):
+            yaml_edit.append(self.dependencies, str(spec))
+        else:
+            self.dependencies.insert(at, str(spec))
 
-    def add_pip(self, spec: PipSpec) -> None:
-        header = self._pip_header()
-        if header is None:
-            end = self._own_end()
-            if "pip" not in self.own_specs():
-                self._insert(end, "  - pip")
-                end += 1
-            self._insert(end, "  - pip:")
-            header = end
-        end = header + 1
-        while end < len(self.lines) and self.lines[end].startswith("      - "):
-            match = _PIP_ITEM.match(self.lines[end])
-            if match and _pip_key(match["spec"]) == spec.key:
-                self.lines[end] = f"      - {spec.text}"
-                return
-            end += 1
-        self._insert(end, f"      - {spec.text}")
-
-    def _insert(self, index: int, line: str) -> None:
-        self.lines.insert(index, line)
-        if index <= self.hub_start:
-            self.hub_start += 1
-        if index <= self.own_start:
-            self.own_start += 1
+    def set_pip(self, spec: PipSpec) -> None:
+        found = self._pip_list()
+        if found is None:
+            if self.conda_index("pip") is None:
+                self.set_conda(CondaSpec("pip"))
+            yaml_edit.append(self.dependencies, {"pip": [spec.text]})
+            return
+        index = next((i for i, text in enumerate(found) if _pip_key(str(text)) == spec.key), None)
+        if index is None:
+            yaml_edit.append(found, spec.text)
+        else:
+            yaml_edit.replace(found, index, spec.text)
 
     def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+        return yaml_edit.dump(self.document)
 
 
 def _pip_key(text: str) -> str:
@@ -524,9 +495,8 @@ def supported_minors(constraint: str, supported: list[str]) -> list[str]:
 def merge(rendered: str, imports: list[Environment], python_supported: list[str]) -> Merged:
     """Fold `imports` (in order: a later one wins) into the rendered text."""
     env = RenderedEnvironment(rendered)
-    hub = {key: spec for key, (_, spec, _) in env.hub_specs().items()}  # what the template wrote
     notes: list[str] = []
-    python_version = hub["python"].constraint.lstrip("=")
+    python_version = env.rendered["python"].constraint.lstrip("=")
     for imported in imports:
         notes.extend(imported.notes)
         for channel in imported.channels:
@@ -534,31 +504,23 @@ def merge(rendered: str, imports: list[Environment], python_supported: list[str]
         for spec in imported.conda:
             if spec.key == "python":
                 python_version = _choose_python(spec, python_version, python_supported, imported.origin, notes)
-            elif spec.key in hub:
-                needed = hub[spec.key]
-                if spec.constraint == needed.constraint and spec.channel == needed.channel:
-                    continue
-                if within(spec.constraint, needed.constraint):
-                    index, _, comment = env.hub_specs()[spec.key]
-                    env.replace(index, spec, comment)
-                else:
-                    notes.append(
-                        f"warning: {imported.origin} pins {spec}, but the hub needs {needed}"
-                        f"{_why(needed)}; the hub's pin is kept"
-                    )
+            elif (needed := env.rendered.get(spec.key)) is None or within(spec.constraint, needed.constraint):
+                if needed is None or (spec.constraint, spec.channel) != (needed.constraint, needed.channel):
+                    env.set_conda(spec)
             else:
-                env.add_own(spec)
+                notes.append(
+                    f"warning: {imported.origin} pins {spec}, but the hub needs {needed}"
+                    f"{_why(needed)}; the hub's pin is kept"
+                )
         for pip_spec in imported.pip:
-            if pip_spec.key in hub and hub[pip_spec.key].constraint:
-                needed = hub[pip_spec.key]
+            if (needed := env.rendered.get(pip_spec.key)) is not None and needed.constraint:
                 notes.append(
                     f"warning: {imported.origin} installs {pip_spec.text} with pip; the hub installs "
                     f"{needed} from conda-forge{_why(needed)}, so the pip line is left out"
                 )
             else:
-                env.add_pip(pip_spec)
-    index, _, comment = env.hub_specs()["python"]
-    env.replace(index, CondaSpec("python", f"={python_version}"), comment)
+                env.set_pip(pip_spec)
+    env.set_conda(CondaSpec("python", f"={python_version}"))
     return Merged(env.text(), python_version, notes)
 
 

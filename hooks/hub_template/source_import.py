@@ -27,7 +27,8 @@ folder that existed is copier's to keep, so a failure there empties it again
 when it held nothing before the copy (see `held_nothing_before`), and leaves
 it, saying so, when it held anything.
 
-Runs in copier's interpreter: standard library, pyyaml, packaging and git.
+Runs in copier's interpreter: standard library, pyyaml, packaging, ruamel.yaml
+(yaml_edit.py, which the README's install line adds beside copier) and git.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import Any
 
 import yaml
 
-from hub_template import derived, environment, load_data, rules, url_credentials
+from hub_template import derived, environment, load_data, rules, url_credentials, yaml_edit
 from hub_template.copier_settings import ANSWERS_FILE
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
 from hub_template.safe_yaml import error_location, error_problem, load_untrusted
@@ -115,7 +116,7 @@ def main(argv: list[str]) -> int:
     try:
         shutil.rmtree(work, ignore_errors=True)
         summary = run(hub, hub / args.answers_file, Path(args.origin_dir), work)
-    except (ImportFailed, SourceError, environment.SpecError, OSError) as error:
+    except (ImportFailed, SourceError, environment.SpecError, yaml_edit.EditError, OSError) as error:
         print(f"\nhub-template could not build the image: {url_credentials.strip(str(error))}", file=sys.stderr)
         print(keep_answers(hub, hub / args.answers_file, Path(args.origin_dir)) + "\n", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
@@ -212,6 +213,7 @@ def scrub_credentials(hub: Path, answers_path: Path) -> None:
 
 
 def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
+    yaml_edit.require()  # before anything is fetched or written
     answers = yaml.safe_load(answers_path.read_text())
     versions, providers = load_data("versions.yml"), load_data("providers.yml")
     bucket = derived.scratch_url(providers[answers["cloud_provider"]], str(answers["scratch_bucket"]))
@@ -635,21 +637,15 @@ def _yaml_mapping(text: str, origin: str) -> dict[str, Any]:
 def merge_dask_config(hub_text: str, sources: list[tuple[str, dict[str, Any]]]) -> tuple[str, list[str]]:
     """The hub's .dask/config.yaml with the source's settings added under it:
     the hub's values win, and the settings that decide how clusters are made
-    (HUB_DASK_KEYS) are the hub's whole. The hub's text stays as written; the
-    source's additions are inserted into it."""
-    hub = yaml.safe_load(hub_text) or {}
+    (HUB_DASK_KEYS) are the hub's whole. The hub's text stays as written
+    (yaml_edit); each addition comes with a comment saying where from."""
+    document = yaml_edit.load(hub_text, "image/.dask/config.yaml") or yaml_edit.block({})
     notes: list[str] = []
     additions: dict[str, Any] = {}
     for origin, config in sources:
-        _deep_update(additions, _additions(hub, config, (), origin, notes))
-    lines = hub_text.splitlines()
-    _insert_yaml(lines, additions, 0, len(lines), 0)
-    text = "\n".join(lines) + "\n"
-    expected = _deep_update(yaml.safe_load(hub_text) or {}, additions)
-    if yaml.safe_load(text) != expected:  # a layout the insertion cannot follow: write it whole
-        comments = "".join(line + "\n" for line in hub_text.splitlines() if line.startswith("#"))
-        text = comments + yaml.safe_dump(expected, sort_keys=False)
-    return text, notes
+        _deep_update(additions, _additions(document, config, (), origin, notes))
+    _add_settings(document, additions, top=True)
+    return yaml_edit.dump(document), notes
 
 
 def _additions(
@@ -681,41 +677,15 @@ def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def _insert_yaml(lines: list[str], additions: dict[str, Any], start: int, end: int, indent: int) -> int:
-    """Insert `additions` into the block mapping lines[start:end] indented by
-    `indent`; returns how many lines were added."""
-    added = 0
-    pad = " " * indent
+def _add_settings(config: Any, additions: dict[str, Any], top: bool = False) -> None:
+    """Add `additions` into the round-trip mapping `config`: into the
+    hub's own blocks where they nest, else as new keys at the block's end."""
     for key, value in additions.items():
-        own = next(
-            (i for i in range(start, end + added) if re.match(rf"^{pad}{re.escape(str(key))}:\s*(#.*)?$", lines[i])),
-            None,
-        )
-        if own is not None and isinstance(value, dict):
-            block_end = own + 1
-            while block_end < end + added and (
-                not lines[block_end].strip()
-                or lines[block_end].startswith(pad + "  ")
-                or (
-                    lines[block_end].lstrip().startswith("#")
-                    and len(lines[block_end]) - len(lines[block_end].lstrip()) > indent
-                )
-            ):
-                block_end += 1
-            while block_end > own + 1 and not lines[block_end - 1].strip():
-                block_end -= 1
-            added += _insert_yaml(lines, value, own + 1, block_end, indent + 2)
-            continue
-        dumped = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False).splitlines()
-        chunk = [f"{pad}# Imported from the source repository."] + [pad + line for line in dumped]
-        at = end + added
-        while at > start and not lines[at - 1].strip():
-            at -= 1
-        if indent == 0:
-            chunk = ["", *chunk]
-        lines[at:at] = chunk
-        added += len(chunk)
-    return added
+        if isinstance(config.get(key), dict) and isinstance(value, dict):
+            _add_settings(config[key], value)
+        else:
+            comment = "\nImported from the source repository." if top else "Imported from the source repository."
+            yaml_edit.append(config, value, key=key, comment=comment)
 
 
 # --- the environment file ----------------------------------------------------------
