@@ -80,6 +80,10 @@ CI_NAMES = {
     "codecov.yml", ".codecov.yml",
 }  # fmt: skip
 README = re.compile(r"^readme(\.(md|markdown|rst|txt))?$", re.IGNORECASE)
+# The image's files the import merges into, as copier rendered them.
+ENVIRONMENT, WORKSPACE, DASK_CONFIG = "binder/environment.yml", "binder/jupyterlab-workspace.json", ".dask/config.yaml"
+RENDERED = (ENVIRONMENT, "binder/apt.txt", "binder/postBuild", "binder/start", WORKSPACE, DASK_CONFIG, "README.md")
+YAML = (".yaml", ".yml")
 # The dask settings that decide how clusters are made: the hub's, whole.
 HUB_DASK_KEYS = [("labextension", "factory"), ("gateway",), ("kubernetes",), ("hub-dask",)]
 
@@ -213,11 +217,13 @@ def scrub_credentials(hub: Path, answers_path: Path) -> None:
 
 
 def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
+    """Read the source and the freshly rendered image, decide the plan, then write it."""
     yaml_edit.require()  # before anything is fetched or written
     answers = yaml.safe_load(answers_path.read_text())
     versions, providers = load_data("versions.yml"), load_data("providers.yml")
     bucket = derived.scratch_url(providers[answers["cloud_provider"]], str(answers["scratch_bucket"]))
     image = hub / "image"
+    rendered = {name: (image / name).read_text() for name in RENDERED}
     plan = ImportPlan()
     imports: list[environment.Environment] = []
     tree = None
@@ -227,18 +233,16 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
         # A recopy fetches the very commit the hub was made from.
         ref = str(answers.get("source_commit") or answers.get("source_ref") or "")
         tree = fetch(source, ref, work / "source", bucket)
-        imports += plan_source(tree, image, plan, bool(answers.get("source_keep_dockerfile")))
+        plan, imports = plan_source(tree, rendered, bool(answers.get("source_keep_dockerfile")))
         plan.answers["source_commit"] = tree.commit
         lines.append(f"hub-template imported {source.shown} at commit {tree.commit} into image/:")
     if answers.get("environment_file"):
         imports.append(read_environment_file(str(answers["environment_file"]), origin_dir))
         lines.append(f"hub-template imported the environment {answers['environment_file']}:")
-        plan.merged.append("binder/environment.yml")
+        plan.merged.append(ENVIRONMENT)
     if imports:
-        merged = environment.merge(
-            (image / "binder" / "environment.yml").read_text(), imports, versions["python_supported"]
-        )
-        plan.texts["binder/environment.yml"] = merged.text
+        merged = environment.merge(rendered[ENVIRONMENT], imports, versions["python_supported"])
+        plan.texts[ENVIRONMENT] = merged.text
         plan.notes += merged.notes
         if merged.python_version != str(answers["python_version"]):
             plan.answers["python_version"] = merged.python_version
@@ -267,75 +271,107 @@ def _summary(plan: ImportPlan) -> list[str]:
 
 
 def plan_source(
-    tree: SourceTree, image: Path, plan: ImportPlan, keep_dockerfile: bool
-) -> list[environment.Environment]:
-    """Plan the copy of the source's files and merge its configuration;
-    returns its environment, for environment.merge."""
-    shown = tree.source.shown
-    config = _config_dir(tree)
-    at = (lambda name: f"{config}/{name}") if config else (lambda name: name)
-    readme = _readme(tree)
+    tree: SourceTree, rendered: dict[str, str], keep_dockerfile: bool
+) -> tuple[ImportPlan, list[environment.Environment]]:
+    """What importing `tree` writes into an image rendered as `rendered`
+    (image-relative path -> text), and the source's environments, for
+    environment.merge. Reads the source; writes nothing."""
+    plan = ImportPlan()
+    source = SourceConfig.of(tree)
+    _plan_copies(tree, source, plan)
+    imports = _source_environments(source, plan)
+    _plan_scripts(source, rendered, plan)
+    _plan_workspace(source, rendered, plan)
+    _plan_dask_config(tree, source, rendered, plan)
+    _plan_dockerfile(tree, source, keep_dockerfile, plan)
+    plan.texts["README.md"] = _readme_text(tree, source.readme, rendered["README.md"], source.found_text)
+    return plan, imports
 
-    for path in sorted(tree.files):
-        destination = _destination(path, config, readme, plan)
-        if destination is not None:
-            plan.copies[destination] = path
-    for path, resolved in sorted(tree.links.items()):
-        # A symlink to a file of the repository becomes a copy of that file:
-        # the image holds only regular files, so nothing written later into
-        # image/ can pass through a link.
-        destination = _destination(path, config, readme, plan)
-        if destination is not None:
-            plan.copies[destination] = resolved
-            plan.links[destination] = path
-    plan.notes += tree.skipped
 
-    def text(path: str) -> str | None:
-        content = tree.read(path)
+@dataclass
+class SourceConfig:
+    """Where repo2docker would find the source's configuration, and its text."""
+
+    tree: SourceTree
+    folder: str  # "binder", ".binder" or "" (the root)
+    readme: str | None
+
+    @classmethod
+    def of(cls, tree: SourceTree) -> SourceConfig:
+        return cls(tree, _config_dir(tree), _readme(tree))
+
+    def at(self, name: str) -> str:
+        return f"{self.folder}/{name}" if self.folder else name
+
+    def origin(self, path: str) -> str:
+        return f"{path} of {self.tree.source.shown}"
+
+    def text(self, path: str) -> str | None:
+        content = self.tree.read(path)
         if content is None:
             return None
         try:
             return content.decode("utf-8")
         except UnicodeDecodeError:
-            raise ImportFailed(f"{path} of {shown} is not UTF-8 text.") from None
+            raise ImportFailed(f"{path} of {self.tree.source.shown} is not UTF-8 text.") from None
 
-    def found_text(path: str) -> str:
+    def found_text(self, path: str) -> str:
         """The text of a file the tree was seen to hold."""
-        content = text(path)
+        content = self.text(path)
         assert content is not None, path
         return content
 
-    # the environment, as repo2docker would read it
-    imports = []
-    env_path = next((at(n) for n in ("environment.yml", "environment.yaml") if tree.resolve(at(n))), None)
-    requirements = at("requirements.txt")
-
-    def include(base: str) -> environment.Include:
+    def include(self, base: str) -> environment.Include:
         """Reads the files `-r name` names, next to `base` (None if absent)."""
         folder = posixpath.dirname(base)
-        return lambda name: text(posixpath.normpath(posixpath.join(folder, name)))
+        return lambda name: self.text(posixpath.normpath(posixpath.join(folder, name)))
 
+
+def _plan_copies(tree: SourceTree, source: SourceConfig, plan: ImportPlan) -> None:
+    """The source's files that go to image/ as they are. A symlink to a file
+    of the repository becomes a copy of that file: the image holds only
+    regular files, so nothing written later into image/ can pass through a link."""
+    entries = [(path, path) for path in sorted(tree.files)] + sorted(tree.links.items())
+    for path, content in entries:
+        placed = _placement(path, source.folder, source.readme)
+        if placed.left_out:
+            plan.left_out.add(placed.left_out)
+        plan.notes += [placed.note] if placed.note else []
+        if placed.destination is not None:
+            plan.copies[placed.destination] = content
+            if content != path:
+                plan.links[placed.destination] = path
+    plan.notes += tree.skipped
+
+
+def _source_environments(source: SourceConfig, plan: ImportPlan) -> list[environment.Environment]:
+    """The environment, as repo2docker would read it: environment.yml, else requirements.txt."""
+    tree = source.tree
+    env_path = next((source.at(n) for n in ("environment.yml", "environment.yaml") if tree.resolve(source.at(n))), None)
+    requirements = source.at("requirements.txt")
     if env_path:
-        imports.append(environment.read_environment(found_text(env_path), f"{env_path} of {shown}", include(env_path)))
-        plan.merged.append("binder/environment.yml")
         if tree.resolve(requirements):
             plan.notes.append(
                 f"{requirements}: repo2docker does not read it beside {env_path} (unless its pip: section "
                 "says `-r requirements.txt`), so neither does the hub"
             )
+        read, path = environment.read_environment, env_path
     elif tree.resolve(requirements):
-        imports.append(
-            environment.read_requirements(found_text(requirements), f"{requirements} of {shown}", include(requirements))
-        )
-        plan.merged.append("binder/environment.yml")
+        read, path = environment.read_requirements, requirements
+    else:
+        return []
+    plan.merged.append(ENVIRONMENT)
+    return [read(source.found_text(path), source.origin(path), source.include(path))]
 
-    binder = image / "binder"
-    if (apt := text(at("apt.txt"))) is not None:
-        plan.texts["binder/apt.txt"] = merge_apt((binder / "apt.txt").read_text(), apt, f"{at('apt.txt')} of {shown}")
+
+def _plan_scripts(source: SourceConfig, rendered: dict[str, str], plan: ImportPlan) -> None:
+    """apt.txt, postBuild and start: the source's joined to the hub's."""
+    if (apt := source.text(source.at("apt.txt"))) is not None:
+        plan.texts["binder/apt.txt"] = merge_apt(rendered["binder/apt.txt"], apt, source.origin(source.at("apt.txt")))
         plan.merged.append("binder/apt.txt")
-    if (post_build := text(at("postBuild"))) is not None:
+    if (post_build := source.text(source.at("postBuild"))) is not None:
         merged, extra, notes = merge_post_build(
-            (binder / "postBuild").read_text(), post_build, f"{at('postBuild')} of {shown}"
+            rendered["binder/postBuild"], post_build, source.origin(source.at("postBuild"))
         )
         plan.texts["binder/postBuild"] = merged
         plan.executables.add("binder/postBuild")
@@ -344,50 +380,54 @@ def plan_source(
             plan.executables.add("binder/source-postBuild")
         plan.notes += notes
         plan.merged.append("binder/postBuild")
-    if (start := text(at("start"))) is not None:
-        merged, notes = merge_start((binder / "start").read_text(), start, f"{at('start')} of {shown}")
+    if (start := source.text(source.at("start"))) is not None:
+        merged, notes = merge_start(rendered["binder/start"], start, source.origin(source.at("start")))
         plan.texts["binder/start"] = merged
         plan.executables.add("binder/start")
         plan.notes += notes
         plan.merged.append("binder/start")
-    if (workspace := text(at("jupyterlab-workspace.json"))) is not None:
-        plan.texts["binder/jupyterlab-workspace.json"], note = workspace_for_jupyterlab4(
-            workspace, f"{at('jupyterlab-workspace.json')} of {shown}"
-        )
+
+
+def _plan_workspace(source: SourceConfig, rendered: dict[str, str], plan: ImportPlan) -> None:
+    """The source's JupyterLab workspace, or the hub's opening the source's first notebook."""
+    name = source.at("jupyterlab-workspace.json")
+    if (workspace := source.text(name)) is not None:
+        plan.texts[WORKSPACE], note = workspace_for_jupyterlab4(workspace, source.origin(name))
         plan.notes += [note] if note else []
-        plan.merged.append("binder/jupyterlab-workspace.json")
+        plan.merged.append(WORKSPACE)
     elif opened := first_notebook(plan.copies):
         # No welcome notebook here: JupyterLab opens the source's own.
-        workspace = (binder / "jupyterlab-workspace.json").read_text()
-        plan.texts["binder/jupyterlab-workspace.json"] = workspace_opening(workspace, opened)
-    dask_files = [
-        p
-        for d in dict.fromkeys([".dask", at(".dask")])
-        for p in sorted(tree.files)
-        if posixpath.dirname(p) == d and p.endswith((".yaml", ".yml"))
-    ]
-    if dask_files:
-        configs = [(f"{p} of {shown}", _yaml_mapping(found_text(p), f"{p} of {shown}")) for p in dask_files]
-        plan.texts[".dask/config.yaml"], notes = merge_dask_config(
-            (image / ".dask" / "config.yaml").read_text(), configs
+        plan.texts[WORKSPACE] = workspace_opening(rendered[WORKSPACE], opened)
+
+
+def _plan_dask_config(tree: SourceTree, source: SourceConfig, rendered: dict[str, str], plan: ImportPlan) -> None:
+    """The source's .dask/*.yaml (at the root or in its configuration folder) under the hub's."""
+    folders = dict.fromkeys([".dask", source.at(".dask")])
+    found = [p for d in folders for p in sorted(tree.files) if posixpath.dirname(p) == d and p.endswith(YAML)]
+    if not found:
+        return
+    configs = [(source.origin(p), _yaml_mapping(source.found_text(p), source.origin(p))) for p in found]
+    plan.texts[DASK_CONFIG], notes = merge_dask_config(rendered[DASK_CONFIG], configs)
+    plan.notes += notes
+    plan.merged.append(DASK_CONFIG)
+
+
+def _plan_dockerfile(tree: SourceTree, source: SourceConfig, keep: bool, plan: ImportPlan) -> None:
+    name = source.at("Dockerfile")
+    if (dockerfile := tree.read(name)) is None:
+        return
+    if keep:
+        plan.texts["binder/Dockerfile"] = dockerfile.decode("utf-8", errors="replace")
+        plan.notes.append(
+            f"warning: {name} kept as image/binder/Dockerfile: repo2docker now builds only "
+            "from it and ignores environment.yml, apt.txt, postBuild and start, the hub's dask setup "
+            "included. Remove it to build from the merged environment."
         )
-        plan.notes += notes
-        plan.merged.append(".dask/config.yaml")
-    if (dockerfile := tree.read(at("Dockerfile"))) is not None:
-        if keep_dockerfile:
-            plan.texts["binder/Dockerfile"] = dockerfile.decode("utf-8", errors="replace")
-            plan.notes.append(
-                f"warning: {at('Dockerfile')} kept as image/binder/Dockerfile: repo2docker now builds only "
-                "from it and ignores environment.yml, apt.txt, postBuild and start, the hub's dask setup "
-                "included. Remove it to build from the merged environment."
-            )
-        else:
-            plan.notes.append(
-                f"warning: {at('Dockerfile')} left out: repo2docker would build only from it and ignore the "
-                "environment, postBuild and start the hub needs. Answer source_keep_dockerfile=true to keep it."
-            )
-    plan.texts["README.md"] = _readme_text(tree, readme, (image / "README.md").read_text(), found_text)
-    return imports
+    else:
+        plan.notes.append(
+            f"warning: {name} left out: repo2docker would build only from it and ignore the "
+            "environment, postBuild and start the hub needs. Answer source_keep_dockerfile=true to keep it."
+        )
 
 
 def _config_dir(tree: SourceTree) -> str:
@@ -407,30 +447,34 @@ def _readme(tree: SourceTree) -> str | None:
     return found[0] if found else None
 
 
-def _destination(path: str, config: str, readme: str | None, plan: ImportPlan) -> str | None:
-    """Where a source file goes in image/, or None when it is not copied."""
+@dataclass(frozen=True)
+class Placement:
+    """Where a source file goes in image/ (None: not copied), and why not."""
+
+    destination: str | None
+    left_out: str = ""  # a name the summary lists as left out
+    note: str = ""
+
+
+def _placement(path: str, config: str, readme: str | None) -> Placement:
     parts = path.split("/")
     if vcs := next((part for part in parts if part in VCS_NAMES), None):
-        plan.left_out.add(vcs)
-        return None
+        return Placement(None, left_out=vcs)
     if parts[0] in CI_NAMES:
-        plan.left_out.add(parts[0] + ("/" if len(parts) > 1 else ""))
-        return None
+        return Placement(None, left_out=parts[0] + ("/" if len(parts) > 1 else ""))
     if path in ("binder", ".dask"):
-        plan.notes.append(f"{path}: not a folder, where the image needs its own {path}/ folder; left out")
-        return None
+        return Placement(None, note=f"{path}: not a folder, where the image needs its own {path}/ folder; left out")
     if config and parts[0] == config:
         rest = "/".join(parts[1:])
-        if rest in CONFIG_FILES or (rest.startswith(".dask/") and rest.endswith((".yaml", ".yml"))):
-            return None
-        return f"binder/{rest}"
+        merged = rest in CONFIG_FILES or (rest.startswith(".dask/") and rest.endswith(YAML))
+        return Placement(None if merged else f"binder/{rest}")
     if not config and path in CONFIG_FILES:
-        return None
-    if parts[0] == ".dask" and len(parts) == 2 and path.endswith((".yaml", ".yml")):
-        return None
+        return Placement(None)
+    if parts[0] == ".dask" and len(parts) == 2 and path.endswith(YAML):
+        return Placement(None)
     if path == readme and readme.lower().endswith((".md", ".markdown")):
-        return None  # becomes README.md, under the provenance header
-    return path
+        return Placement(None)  # becomes README.md, under the provenance header
+    return Placement(path)
 
 
 def _readme_text(tree: SourceTree, readme: str | None, rendered: str, text: Callable[[str], str]) -> str:
