@@ -195,6 +195,25 @@ def test_environment_pip_section_may_include_requirements():
         ("3.11.*", "3.11.9", True),
         ("!=3.11", "3.11.2", True),
         ("", "1", True),
+        # where pre-, post- and dev-releases fall: packaging's order
+        ("<2", "2.0rc1", True),
+        (">=2", "2.0rc1", False),
+        # a prefix `=1.2` is [1.2, 1.3.dev0): not 1.2's own pre-releases, which sort below 1.2
+        ("=1.2", "1.2rc1", False),
+        ("=1.2", "1.2.dev0", False),
+        ("=1.2", "1.2.post1", True),
+        ("=1.2", "1.2.1rc1", True),
+        ("=1.2", "1.3.dev0", False),
+        ("=1.2.0", "1.2", True),  # packaging's 1.2 == 1.2.0
+        ("=1!1.2", "1.2", False),  # another epoch
+        ("!=1.2.*", "1.2.5", False),
+        ("!=1.2.*", "1.3.dev0", True),
+        ("~=1.2.3", "1.2.9", True),
+        ("~=1.2.3", "1.3.0rc1", False),
+        (">2,<1", "1.5", False),
+        # what packaging cannot read is assumed to fit
+        (">=1,1.2.3_1", "7", True),
+        (">=7", "not a version", True),
     ],
 )
 def test_admits(constraint, version, expected):
@@ -211,6 +230,45 @@ def test_admits(constraint, version, expected):
         ("=2026.1.0", "", True),
         (">=2024.1,<2024.3", ">=2024.1,<2024.5", True),
         (">=2024.1", ">=2024.1,<2024.5", False),
+        # what sampling said wrong: no sample past 2.0.2, or at 1.1, or at 1.2.4rc1
+        (">=2.0.1", "~=2.0.1", False),
+        (">1.0", "~=1.0", False),
+        ("<1.2.0", "<=1", False),
+        (">=1.2.3,<1.2.4", "=1.2.3", False),  # 1.2.4rc1 is below 1.2.4
+        (">=1.2.3,<1.2.4.dev0", "=1.2.3", True),  # sampling raised InvalidVersion on `.dev0`
+        (">=2024.10.100000,<2024.10.100001", "=2024.10.100000", False),
+        ("<2.0", "=1|<1.3", False),  # 2.0rc1 is above 2.dev0
+        ("2", "=2.0", True),
+        (">=3.11.40,<3.12.dev0", "=3.11", True),
+        # bounds apart by more than a sample step
+        ("<2.0.1", "<2", False),
+        ("<2", "<2.0.1", True),
+        ("=2024.10", ">=2024.10,<2024.10.100000", False),
+        ("=2024.10.100000", ">=2024.10.99999", True),
+        # `!=` holes
+        (">=1,<2", ">=1,<2,!=1.5", False),
+        ("=1.5", "!=1.5.*", False),
+        ("=1.5.1", "!=1.5", True),
+        ("!=1.5.*", "!=1.5", True),
+        ("!=1.5", "!=1.5.*", False),
+        (">=1,<3,!=2", ">=1,<2|>2,<3", True),
+        # alternatives
+        ("1.2|1.4", ">=1.2,<1.5", True),
+        (">=1.2,<1.5", "1.2|1.4", False),
+        ("=1.2|=1.4", ">=1.2,<1.3|>=1.4,<1.5", True),
+        ("=1.2|=1.4", ">=1.2,<1.3.dev0|>=1.4,<1.4.9", False),
+        # open ends
+        (">7", ">=7", True),
+        (">=7", ">7", False),
+        ("", ">=0.dev0", True),
+        ("", ">=0", False),  # 0.dev0 is below 0
+        ("", ">=1|<2", True),
+        # an inner that allows nothing is not within a pin
+        (">2,<1", ">=1", False),
+        ("<0.dev0", ">=0.dev0", False),
+        # a version packaging cannot read allows everything
+        ("1.2.3_1", ">=1", False),
+        (">=1", "1.2.3_1", True),
     ],
 )
 def test_within(inner, outer, expected):
@@ -222,6 +280,13 @@ def test_supported_minors():
     assert supported_minors(">=3.10,<3.12", SUPPORTED) == ["3.10", "3.11"]
     assert supported_minors("=3.8", SUPPORTED) == []
     assert supported_minors("", SUPPORTED) == SUPPORTED
+    # the minor's versions are [3.11, 3.12.dev0): patches past any sample, not 3.12's pre-releases
+    assert supported_minors(">=3.11.40", ["3.11", "3.12"]) == ["3.11", "3.12"]
+    assert supported_minors("=3.11.100", ["3.11", "3.12"]) == ["3.11"]
+    assert supported_minors(">=3.12.0rc1", ["3.11", "3.12"]) == ["3.12"]
+    assert supported_minors("<3.12", ["3.11", "3.12"]) == ["3.11"]
+    assert supported_minors("3.11.*|3.13.*", ["3.11", "3.12", "3.13"]) == ["3.11", "3.13"]
+    assert supported_minors(">2,<1", SUPPORTED) == []
 
 
 # --- merging into the rendered file ------------------------------------------------
