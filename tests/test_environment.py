@@ -3,9 +3,12 @@ against environment.yml files the template really renders."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from conftest import render
+from packaging.version import InvalidVersion, Version
 from rattler import MatchSpec
 
 from hub_template import load_data
@@ -195,24 +198,83 @@ def test_environment_pip_section_may_include_requirements():
         ("3.11.*", "3.11.9", True),
         ("!=3.11", "3.11.2", True),
         ("", "1", True),
+        # where pre-, post- and dev-releases fall: packaging's order
+        ("<2", "2.0rc1", True),
+        (">=2", "2.0rc1", False),
+        # a prefix `=1.2` is [1.2, 1.3.dev0): not 1.2's own pre-releases, which sort below 1.2
+        ("=1.2", "1.2rc1", False),
+        ("=1.2", "1.2.dev0", False),
+        ("=1.2", "1.2.post1", True),
+        ("=1.2", "1.2.1rc1", True),
+        ("=1.2", "1.3.dev0", False),
+        ("=1.2.0", "1.2", True),  # packaging's 1.2 == 1.2.0
+        ("=1!1.2", "1.2", False),  # another epoch
+        ("!=1.2.*", "1.2.5", False),
+        ("!=1.2.*", "1.3.dev0", True),
+        ("~=1.2.3", "1.2.9", True),
+        ("~=1.2.3", "1.3.0rc1", False),
+        (">2,<1", "1.5", False),
+        # what packaging cannot read is assumed to fit
+        (">=1,1.2.3_1", "7", True),
+        (">=7", "not a version", True),
     ],
 )
 def test_admits(constraint, version, expected):
     assert admits(constraint, version) is expected
 
 
-@pytest.mark.parametrize(
-    "inner, outer, expected",
-    [
-        ("=7.0.0", ">=7", True),
-        ("=5.3", ">=7", False),
-        (">=2023", "=2026.3.0", False),
-        ("==2026.3.0", "=2026.3.0", True),
-        ("=2026.1.0", "", True),
-        (">=2024.1,<2024.3", ">=2024.1,<2024.5", True),
-        (">=2024.1", ">=2024.1,<2024.5", False),
-    ],
-)
+# (inner, outer, whether inner lies within outer); the brute-force test below reads them too
+WITHIN = [
+    ("=7.0.0", ">=7", True),
+    ("=5.3", ">=7", False),
+    (">=2023", "=2026.3.0", False),
+    ("==2026.3.0", "=2026.3.0", True),
+    ("=2026.1.0", "", True),
+    (">=2024.1,<2024.3", ">=2024.1,<2024.5", True),
+    (">=2024.1", ">=2024.1,<2024.5", False),
+    # what sampling said wrong: no sample past 2.0.2, or at 1.1, or at 1.2.4rc1
+    (">=2.0.1", "~=2.0.1", False),
+    (">1.0", "~=1.0", False),
+    ("<1.2.0", "<=1", False),
+    (">=1.2.3,<1.2.4", "=1.2.3", False),  # 1.2.4rc1 is below 1.2.4
+    (">=1.2.3,<1.2.4.dev0", "=1.2.3", True),  # sampling raised InvalidVersion on `.dev0`
+    (">=2024.10.100000,<2024.10.100001", "=2024.10.100000", False),
+    ("<2.0", "=1|<1.3", False),  # 2.0rc1 is above 2.dev0
+    ("2", "=2.0", True),
+    (">=3.11.40,<3.12.dev0", "=3.11", True),
+    # bounds apart by more than a sample step
+    ("<2.0.1", "<2", False),
+    ("<2", "<2.0.1", True),
+    ("=2024.10", ">=2024.10,<2024.10.100000", False),
+    ("=2024.10.100000", ">=2024.10.99999", True),
+    # `!=` holes
+    (">=1,<2", ">=1,<2,!=1.5", False),
+    ("=1.5", "!=1.5.*", False),
+    ("=1.5.1", "!=1.5", True),
+    ("!=1.5.*", "!=1.5", True),
+    ("!=1.5", "!=1.5.*", False),
+    (">=1,<3,!=2", ">=1,<2|>2,<3", True),
+    # alternatives
+    ("1.2|1.4", ">=1.2,<1.5", True),
+    (">=1.2,<1.5", "1.2|1.4", False),
+    ("=1.2|=1.4", ">=1.2,<1.3|>=1.4,<1.5", True),
+    ("=1.2|=1.4", ">=1.2,<1.3.dev0|>=1.4,<1.4.9", False),
+    # open ends
+    (">7", ">=7", True),
+    (">=7", ">7", False),
+    ("", ">=0.dev0", True),
+    ("", ">=0", False),  # 0.dev0 is below 0
+    ("", ">=1|<2", True),
+    # an inner that allows nothing is not within a pin
+    (">2,<1", ">=1", False),
+    ("<0.dev0", ">=0.dev0", False),
+    # a version packaging cannot read allows everything
+    ("1.2.3_1", ">=1", False),
+    (">=1", "1.2.3_1", True),
+]
+
+
+@pytest.mark.parametrize("inner, outer, expected", WITHIN)
 def test_within(inner, outer, expected):
     assert within(inner, outer) is expected
 
@@ -222,6 +284,105 @@ def test_supported_minors():
     assert supported_minors(">=3.10,<3.12", SUPPORTED) == ["3.10", "3.11"]
     assert supported_minors("=3.8", SUPPORTED) == []
     assert supported_minors("", SUPPORTED) == SUPPORTED
+    # the minor's versions are [3.11, 3.12.dev0): patches past any sample, not 3.12's pre-releases
+    assert supported_minors(">=3.11.40", ["3.11", "3.12"]) == ["3.11", "3.12"]
+    assert supported_minors("=3.11.100", ["3.11", "3.12"]) == ["3.11"]
+    assert supported_minors(">=3.12.0rc1", ["3.11", "3.12"]) == ["3.12"]
+    assert supported_minors("<3.12", ["3.11", "3.12"]) == ["3.11"]
+    assert supported_minors("3.11.*|3.13.*", ["3.11", "3.12", "3.13"]) == ["3.11", "3.13"]
+    assert supported_minors(">2,<1", SUPPORTED) == []
+
+
+def reference_admits(constraint: str, version: str) -> bool:
+    """admits as comparisons on one version, without intervals: a prefix `=1.2`
+    is 1.2 or later, in 1.2's epoch, with a release that starts 1, 2."""
+    v = Version(version)
+
+    def in_series(bound: Version, release: tuple[int, ...]) -> bool:
+        padded = (*v.release, *[0] * len(release))[: len(release)]
+        return v >= bound and (not release or (v.epoch == bound.epoch and padded == release))
+
+    def term(text: str) -> bool:
+        match = re.fullmatch(r"(>=|<=|==|!=|~=|>|<|=)?(.*)", text)
+        assert match is not None
+        op, value = match.groups()
+        try:
+            bound = Version(value.rstrip("*").rstrip("."))
+        except InvalidVersion:
+            return True
+        if value.endswith("*") or op == "=":
+            if op in (None, "=", "=="):
+                return in_series(bound, bound.release)
+            if op == "!=":
+                return not in_series(bound, bound.release)
+        return {
+            None: v == bound,
+            "==": v == bound,
+            "!=": v != bound,
+            ">=": v >= bound,
+            "<=": v <= bound,
+            ">": v > bound,
+            "<": v < bound,
+            "~=": in_series(bound, bound.release[:-1]),
+        }[op]
+
+    return not constraint or any(all(map(term, alt.split(","))) for alt in constraint.split("|"))
+
+
+def around(*constraints: str) -> list[str]:
+    """Versions at, beside and between the bounds the constraints name: each
+    release number one down, the same and one up, or a number more, bare and
+    with the pre-, post-, dev- and local suffixes packaging sorts around them."""
+    found = {"0.dev0", "0", "1!0", "99999999"}
+    for literal in re.findall(r"[0-9][0-9A-Za-z_.+!]*", " ".join(constraints)):
+        try:
+            bound = Version(literal.rstrip("."))
+        except InvalidVersion:
+            continue
+        found.add(str(bound))
+        r = bound.release
+        releases = [(*r[:k], r[k] + step) for k in range(len(r)) for step in (-1, 0, 1) if r[k] + step >= 0]
+        releases += [(*r, extra) for extra in (0, 1, 99999)]
+        epoch = f"{bound.epoch}!" if bound.epoch else ""
+        for release in releases:
+            text = epoch + ".".join(map(str, release))
+            found.update(text + suffix for suffix in ("", ".dev0", "a1", "rc1", ".post1", "+local", ".0.1", ".100000"))
+    return sorted(found, key=Version)
+
+
+EXTRA_PAIRS = [
+    ("~=1.2", ">=1.2,<2"),
+    ("~=1.2", ">=1.2,<2.dev0"),
+    ("=1.2.*", "~=1.2.0"),
+    ("==1.2.*", ">=1.2,<1.3"),
+    ("!=1.2.*", "<1.2|>=1.3"),
+    ("!=1.2.*", "<1.2|>=1.3.dev0"),
+    ("<=2", "<2.0.0.1"),
+    ("<2.0.0.1", "<=2"),
+    (">1.2,<1.2.1", ">1.2,<1.2.0.1|>=1.2.0.1,<1.2.1"),
+    (">1.2,<1.2.1", ">1.2,<1.2.0.1|>1.2.0.1,<1.2.1"),
+    ("=1!1.2", ">=1!1"),
+    ("=1!1.2", "=1.2"),
+    ("=1.2rc1", ">=1.2rc1,<1.3.dev0"),
+    ("=1.2.post1", ">1.2"),
+    ("=0", ">=0"),
+    (">=1.0,<1.0.1", "1.0.0|>1.0,<1.0.1"),
+    ("1.2|>=1.3,<2", ">=1.2,<2,!=1.2.5"),
+    ("~=2024.10.0", ">=2024.10,<2024.11.dev0"),
+]
+
+
+@pytest.mark.parametrize("inner, outer", [(i, o) for i, o, _ in WITHIN if o] + EXTRA_PAIRS)
+def test_within_agrees_with_every_version(inner, outer):
+    """within and admits against reference_admits on every version around the
+    bounds: inner allows some of them, and outer each one inner allows."""
+    versions = around(inner, outer)
+    for constraint in (inner, outer):
+        assert [v for v in versions if admits(constraint, v)] == [
+            v for v in versions if reference_admits(constraint, v)
+        ]
+    allowed = [v for v in versions if reference_admits(inner, v)]
+    assert within(inner, outer) is (bool(allowed) and all(reference_admits(outer, v) for v in allowed))
 
 
 # --- merging into the rendered file ------------------------------------------------

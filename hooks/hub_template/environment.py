@@ -29,6 +29,7 @@ Runs in copier's interpreter: standard library, pyyaml, packaging and ruamel.yam
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -120,6 +121,20 @@ def parse_conda_spec(text: str) -> tuple[CondaSpec, str]:
 
 
 # --- conda version constraints (enough of conda's rules for the hub's pins) ------
+#
+# A constraint stands for a set of packaging Versions, held as a union of
+# intervals in packaging's order, so that `admits`, `within` and
+# `supported_minors` read one definition and decide exactly, with no sample
+# versions. Where pre-, post- and dev-releases fall:
+# - `<2`, `>=2` are packaging's comparisons: 2.0rc1 and 2.0.dev0 sort below 2,
+#   so `<2` allows them and `>=2` does not (conda's order too).
+# - a prefix `=1.2` (`1.2.*`, `==1.2.*`) is [1.2, 1.3.dev0): 1.2 and what
+#   follows it (1.2.post1, 1.2.1rc1, 1.2.7), nothing of 1.3 (1.3.dev0 is the
+#   least version of 1.3). Not 1.2rc1, which sorts below 1.2: else a pin
+#   `=7.0.0` would not lie within `>=7`. Likewise `~=1.2.3` is [1.2.3, 1.3.dev0).
+# - packaging holds 1.2 == 1.2.0, so `=1.2.0` allows 1.2.
+# A term whose version packaging cannot read (conda's `1.2.3_1`) allows every
+# version: it may fit, and an import should not fail on it.
 
 
 def _version(text: str) -> Version | None:
@@ -129,67 +144,138 @@ def _version(text: str) -> Version | None:
         return None
 
 
-def _term_admits(term: str, version: Version) -> bool:
+@dataclass(frozen=True)
+class _Interval:
+    """The versions from `low` up to `high` (None: no end), each end included or not."""
+
+    low: Version
+    low_in: bool
+    high: Version | None
+    high_in: bool
+
+
+# A union of intervals in one form for each set of versions (sorted, none empty,
+# none touching the next), so that two sets are equal when their tuples are.
+_Span = tuple[_Interval, ...]
+
+# The least Version: every interval has a low end, so `<1` and `>=0.dev0,<1` are one.
+_FLOOR = Version("0.dev0")
+_ALL: _Span = (_Interval(_FLOOR, True, None, False),)
+
+
+def _start(interval: _Interval) -> tuple[Version, bool]:
+    return interval.low, not interval.low_in  # an excluded low starts later
+
+
+def _end(interval: _Interval) -> tuple[bool, Version, bool]:
+    return interval.high is None, interval.high or _FLOOR, interval.high_in  # an included high ends later
+
+
+def _empty(interval: _Interval) -> bool:
+    low, high = interval.low, interval.high
+    return high is not None and (low > high or (low == high and not (interval.low_in and interval.high_in)))
+
+
+def _joins(last: _Interval, later: _Interval) -> bool:
+    # Versions are dense (1.2 < 1.2+0a < 1.2+a < 1.2.post0): between two
+    # intervals that neither overlap nor share an included end lies a version.
+    if last.high is None or later.low < last.high:
+        return True
+    return later.low == last.high and (last.high_in or later.low_in)
+
+
+def _normal(intervals: list[_Interval]) -> _Span:
+    joined: list[_Interval] = []
+    for interval in sorted((i for i in intervals if not _empty(i)), key=_start):
+        if joined and _joins(joined[-1], interval):
+            last, end = joined[-1], max(joined[-1], interval, key=_end)
+            joined[-1] = _Interval(last.low, last.low_in, end.high, end.high_in)
+        else:
+            joined.append(interval)
+    return tuple(joined)
+
+
+def _meet(a: _Interval, b: _Interval) -> _Interval:
+    start, end = max(a, b, key=_start), min(a, b, key=_end)
+    return _Interval(start.low, start.low_in, end.high, end.high_in)
+
+
+def _intersect(a: _Span, b: _Span) -> _Span:
+    return _normal([_meet(x, y) for x in a for y in b])
+
+
+def _complement(span: _Span) -> _Span:
+    gaps, low, low_in = [], _FLOOR, True
+    for interval in span:
+        gaps.append(_Interval(low, low_in, interval.low, not interval.low_in))
+        if interval.high is None:
+            return _normal(gaps)
+        low, low_in = interval.high, not interval.high_in
+    return _normal([*gaps, _Interval(low, low_in, None, False)])
+
+
+def _series(start: Version, release: tuple[int, ...]) -> _Span:
+    """From `start` up to the first version of the release after `release`
+    (`=1.2` is [1.2, 1.3.dev0)); with no release, no end (`~=1` is `>=1`)."""
+    if not release:
+        return (_Interval(start, True, None, False),)
+    after = ".".join(map(str, [*release[:-1], release[-1] + 1]))
+    return (_Interval(start, True, Version(f"{start.epoch}!{after}.dev0"), False),)
+
+
+def _term_versions(term: str) -> _Span:
     match = re.match(rf"^({_OP})?(.*)$", term)
     assert match is not None  # (.*) matches any term
     op, value = match.groups()
     prefix = value.endswith("*") or op == "="
-    value = value.rstrip("*").rstrip(".")
-    bound = _version(value)
+    bound = _version(value.rstrip("*").rstrip("."))
     if bound is None:
-        return True  # a version conda knows and packaging does not: assume it fits
+        return _ALL  # a version conda knows and packaging does not: assume it fits
     if prefix and op in (None, "=", "=="):
-        return version.release[: len(bound.release)] == bound.release
+        return _series(bound, bound.release)
     if prefix and op == "!=":
-        return version.release[: len(bound.release)] != bound.release
+        return _complement(_series(bound, bound.release))
+    point = (_Interval(bound, True, bound, True),)
     return {
-        None: version == bound,
-        "==": version == bound,
-        "!=": version != bound,
-        ">=": version >= bound,
-        "<=": version <= bound,
-        ">": version > bound,
-        "<": version < bound,
-        "~=": version >= bound and version.release[: len(bound.release) - 1] == bound.release[:-1],
+        None: point,
+        "==": point,
+        "!=": _complement(point),
+        ">=": (_Interval(bound, True, None, False),),
+        ">": (_Interval(bound, False, None, False),),
+        "<=": (_Interval(_FLOOR, True, bound, True),),
+        "<": _normal([_Interval(_FLOOR, True, bound, False)]),  # `<0.dev0` allows nothing
+        "~=": _series(bound, bound.release[:-1]),
     }[op]
 
 
-def admits(constraint: str, version: str) -> bool:
-    """Whether a conda version constraint ("=1.2", ">=1,<2", "1.2|1.4") allows `version`."""
+def _versions(constraint: str) -> _Span:
+    """The versions a conda constraint allows: `,` intersects terms, `|` joins alternatives."""
     if not constraint:
-        return True
+        return _ALL
+    alternatives = [
+        functools.reduce(_intersect, map(_term_versions, alternative.split(",")), _ALL)
+        for alternative in constraint.split("|")
+    ]
+    return _normal([interval for span in alternatives for interval in span])
+
+
+def admits(constraint: str, version: str) -> bool:
+    """Whether a conda version constraint ("=1.2", ">=1,<2", "1.2|1.4") allows `version`
+    (a version packaging cannot read: yes)."""
     candidate = _version(version)
     if candidate is None:
         return True
-    return any(
-        all(_term_admits(term, candidate) for term in alternative.split(",")) for alternative in constraint.split("|")
-    )
-
-
-def _samples(*constraints: str) -> list[str]:
-    """Versions around every bound the constraints name: enough to compare the
-    simple constraints a hub uses (`=2026.3.0`, `>=7`, `>=2024.1,<2024.5`)."""
-    found = {"0"}
-    for constraint in constraints:
-        for literal in re.findall(r"[0-9][0-9A-Za-z_.+!]*", constraint):
-            literal = literal.rstrip(".")
-            bound = _version(literal)
-            if bound is None:
-                continue
-            release = list(bound.release)
-            found.update({literal, literal + ".99999"})
-            found.add(".".join(map(str, [*release[:-1], release[-1] + 1])))
-            if release[-1] > 0:
-                found.add(".".join(map(str, [*release[:-1], release[-1] - 1, 99999])))
-    return sorted(found, key=Version)
+    return bool(_intersect(_versions(constraint), (_Interval(candidate, True, candidate, True),)))
 
 
 def within(inner: str, outer: str) -> bool:
-    """Whether every version `inner` allows is one `outer` allows (sampled)."""
+    """Whether every version `inner` allows is one `outer` allows. An `inner`
+    that allows no version (`>2,<1`) is not within a pin: it would replace the
+    hub's pin with one nothing meets."""
     if not outer:
         return True
-    allowed = [v for v in _samples(inner, outer) if admits(inner, v)]
-    return bool(allowed) and all(admits(outer, v) for v in allowed)
+    allowed = _versions(inner)
+    return bool(allowed) and _intersect(allowed, _versions(outer)) == allowed
 
 
 # --- pip requirements ----------------------------------------------------------
@@ -484,12 +570,10 @@ def _pip_key(text: str) -> str:
 
 
 def supported_minors(constraint: str, supported: list[str]) -> list[str]:
-    """The supported Python minor versions a python constraint allows."""
-    return [
-        minor
-        for minor in supported
-        if any(admits(constraint, f"{minor}.{patch}") for patch in range(0, 40)) or admits(constraint, minor)
-    ]
+    """The supported Python minor versions ("3.11") of which a python constraint
+    allows some version: it meets the minor's `=3.11`, [3.11, 3.12.dev0)."""
+    allowed = _versions(constraint)
+    return [minor for minor in supported if _intersect(allowed, _term_versions(f"={minor}"))]
 
 
 def merge(rendered: str, imports: list[Environment], python_supported: list[str]) -> Merged:
