@@ -149,7 +149,7 @@ def test_build_strings_are_stripped(text, build):
         ("dependencies:\n  - [numpy]\n", "line 2: each entry of `dependencies:` is one text line"),
         ("channels:\n  - 'conda forge'\n", "line 2: 'conda forge' is not a conda channel name"),
         ("dependencies:\n  - numpy\npackages:\n  - x\n", "line 3: 'packages' is not an environment.yml key"),
-        ("dependencies:\n  - numpy\n - bad indent\n", "env.yml, line 3: not valid YAML"),
+        ("dependencies:\n  - numpy\n - bad indent\n", "env.yml, line 3 is not valid YAML: "),
         ("- numpy\n", "env.yml: an environment file is a mapping"),
     ],
 )

@@ -41,7 +41,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from hub_template import url_credentials, yaml_edit
-from hub_template.safe_yaml import compose_untrusted, error_location, error_problem
+from hub_template.safe_yaml import Unreadable, compose_untrusted, read_untrusted
 
 # The text of a file named by `-r name`, or None if the source has no such file.
 Include = Callable[[str], str | None]
@@ -375,11 +375,9 @@ def read_environment(text: str, origin: str, include: Include | None = None) -> 
     --from-history): `name:` and `prefix:` dropped, build strings stripped,
     `pip:` kept. Raises SpecError naming the offending line."""
     try:
-        root = compose_untrusted(text)
-    except yaml.YAMLError as error:
-        raise SpecError(f"{error_location(origin, error)}: not valid YAML ({error_problem(error)})") from None
-    except RecursionError:
-        raise SpecError(f"{origin}: nested too deeply to be an environment file") from None
+        root = read_untrusted(text, origin, "an environment file", compose_untrusted)
+    except Unreadable as error:
+        raise SpecError(str(error)) from None
     env = Environment(origin)
     if root is None:
         return env

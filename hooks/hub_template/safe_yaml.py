@@ -18,6 +18,7 @@ Runs in copier's interpreter: pyyaml only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -131,3 +132,19 @@ def error_location(origin: str, error: yaml.YAMLError) -> str:
 def error_problem(error: yaml.YAMLError) -> str:
     """What a parser error says is wrong, without its location."""
     return getattr(error, "problem", None) or str(error)
+
+
+class Unreadable(ValueError):
+    """Untrusted text that is no YAML hub-template reads; the message says where and why."""
+
+
+def read_untrusted(text: str, origin: str, what: str, parse: Callable[[str], Any] = load_untrusted) -> Any:
+    """`parse(text)` (load_untrusted or compose_untrusted), or Unreadable with
+    one message naming `origin`, the line and the problem; `what` names the
+    kind of file, as in "nested too deeply to be an environment file"."""
+    try:
+        return parse(text)
+    except yaml.YAMLError as error:
+        raise Unreadable(f"{error_location(origin, error)} is not valid YAML: {error_problem(error)}") from None
+    except RecursionError:
+        raise Unreadable(f"{origin} is nested too deeply to be {what}") from None

@@ -50,7 +50,7 @@ import yaml
 from hub_template import derived, environment, load_data, rules, url_credentials, yaml_edit
 from hub_template.copier_settings import ANSWERS_FILE
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
-from hub_template.safe_yaml import error_location, error_problem, load_untrusted
+from hub_template.safe_yaml import Unreadable, read_untrusted
 
 WORK = ".hub-template-import"  # scratch space inside the new hub, removed at the end
 ENVIRONMENT_FILE_CAP = 5 * 1024 * 1024
@@ -666,11 +666,9 @@ def workspace_for_jupyterlab4(text: str, origin: str) -> tuple[str, str | None]:
 
 def _yaml_mapping(text: str, origin: str) -> dict[str, Any]:
     try:
-        data = load_untrusted(text)
-    except yaml.YAMLError as error:
-        raise ImportFailed(f"{error_location(origin, error)} is not valid YAML: {error_problem(error)}") from None
-    except RecursionError:
-        raise ImportFailed(f"{origin} is nested too deeply to be a dask configuration.") from None
+        data = read_untrusted(text, origin, "a dask configuration")
+    except Unreadable as error:
+        raise ImportFailed(f"{error}.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
