@@ -159,6 +159,14 @@ def federation(path: Path) -> Path:
     return path
 
 
+def bare_remote(template: Path, remote: Path) -> str:
+    """A bare clone of the template repository at ``remote``; returns its
+    file:// URL, through which copier fetches with git's transport, as it
+    would from GitHub."""
+    git(template, "clone", "-q", "--bare", str(template), str(remote))
+    return remote.as_uri()
+
+
 def make_hub(template: Path | str, fed: Path, name: str, tag: str, **data) -> Path:
     """Render deployments/<name> from the template at `tag` and commit it."""
     hub = fed / "deployments" / name
@@ -170,6 +178,12 @@ def make_hub(template: Path | str, fed: Path, name: str, tag: str, **data) -> Pa
 def commit(fed: Path, message: str) -> None:
     git(fed, "add", "-A")
     git(fed, "commit", "-q", "-m", message)
+
+
+def edit_without_committing(hub: Path) -> None:
+    """A change the hub's operators have not committed yet: the hub is dirty."""
+    prod = hub / "config" / "prod.yaml"
+    prod.write_text(prod.read_text() + "# work in progress\n")
 
 
 def edit_like_a_user(hub: Path) -> dict[str, str]:

@@ -51,6 +51,11 @@ def edit(path: Path, pattern: str, replacement: str, count: int = 1) -> None:
     path.write_text(new)
 
 
+def append(path: Path, text: str) -> None:
+    """Add ``text`` at the end of a file."""
+    path.write_text(path.read_text() + text)
+
+
 def line_of(path: Path, marker: str) -> int:
     """The first line holding ``marker`` (starting with it, for a marker "^...")."""
     lines = enumerate(path.read_text().splitlines(), 1)
@@ -146,9 +151,7 @@ def _unknown_umbrella_key(hub):
 
 
 def _unknown_file_key(hub):
-    (hub / "config/staging.yaml").write_text(
-        (hub / "config/staging.yaml").read_text() + "jupyterhub:\n  debug:\n    enabled: true\n"
-    )
+    append(hub / "config/staging.yaml", "jupyterhub:\n  debug:\n    enabled: true\n")
 
 
 def _build_string(hub):
@@ -156,8 +159,7 @@ def _build_string(hub):
 
 
 def _prefix(hub):
-    path = hub / "image/binder/environment.yml"
-    path.write_text(path.read_text() + "prefix: /home/someone/miniconda3/envs/science\n")
+    append(hub / "image/binder/environment.yml", "prefix: /home/someone/miniconda3/envs/science\n")
 
 
 def _pin_mismatch(hub):
@@ -165,8 +167,7 @@ def _pin_mismatch(hub):
 
 
 def _apt_injection(hub):
-    path = hub / "image/binder/apt.txt"
-    path.write_text(path.read_text() + "nco\nfoo;bar\n")
+    append(hub / "image/binder/apt.txt", "nco\nfoo;bar\n")
 
 
 def _start_without_exec(hub):
@@ -265,8 +266,7 @@ def _python_unpinned(hub):
 
 
 def _shellcheck_finding(hub):
-    path = hub / "image/binder/postBuild"
-    path.write_text(path.read_text() + "for f in $(ls .dask); do echo $f; done\n")
+    append(hub / "image/binder/postBuild", "for f in $(ls .dask); do echo $f; done\n")
 
 
 def _hub_dask_missing(hub):

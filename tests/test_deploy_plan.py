@@ -26,6 +26,28 @@ def by_hub(result):
     return {entry["hub"]: entry for entry in result["hubs"]}
 
 
+def deploy_command(hub, environment, tag):
+    """The hubploy command the plan gives a gateway hub deployed with image ``tag``."""
+    return [
+        "hubploy",
+        "deploy",
+        hub,
+        "chart",
+        environment,
+        "--set-string",
+        f"daskhub.jupyterhub.singleuser.image.tag={tag}",
+        "--cleanup-on-fail",
+    ]
+
+
+def plan_deploy(repo, before, after, branch, check=False):
+    """`python -m hub_template.cli plan-deploy` as CI runs it, capturing its output."""
+    args = ["--repo", str(repo), "--before", before, "--after", after, "--branch", branch]
+    return subprocess.run(
+        [sys.executable, "-m", "hub_template.cli", "plan-deploy", *args], capture_output=True, text=True, check=check
+    )
+
+
 @pytest.fixture(scope="module")
 def fed(template_repo, tmp_path_factory):
     fed = tmp_path_factory.mktemp("plan") / "pangeo-hubs"
@@ -56,16 +78,7 @@ def test_a_series_of_commits(fed):
     assert list(by_hub(result)) == ["alpha"]
     alpha = by_hub(result)["alpha"]
     assert alpha["build"] is False and alpha["tag"] == first[:12]
-    assert alpha["deploy"] == [
-        "hubploy",
-        "deploy",
-        "alpha",
-        "chart",
-        "staging",
-        "--set-string",
-        f"daskhub.jupyterhub.singleuser.image.tag={first[:12]}",
-        "--cleanup-on-fail",
-    ]
+    assert alpha["deploy"] == deploy_command("alpha", "staging", first[:12])
     assert alpha["image"] == "us-central1-docker.pkg.dev/my-pangeo-project/pangeo-hubs/alpha"
     assert alpha["registry"] == "us-central1-docker.pkg.dev"
     assert alpha["login"] == {
@@ -81,16 +94,7 @@ def test_a_series_of_commits(fed):
     bravo = by_hub(result)["bravo"]
     assert list(by_hub(result)) == ["bravo"] and result["environment"] == "prod"
     assert bravo["build"] is True and bravo["tag"] == image[:12]
-    assert bravo["deploy"] == [
-        "hubploy",
-        "deploy",
-        "bravo",
-        "chart",
-        "prod",
-        "--set-string",
-        f"daskhub.jupyterhub.singleuser.image.tag={image[:12]}",
-        "--cleanup-on-fail",
-    ]
+    assert bravo["deploy"] == deploy_command("bravo", "prod", image[:12])
     assert bravo["login"] == {
         "aws_deploy_role": "arn:aws:iam::123456789012:role/hub-deployer",
         "aws_region": "us-west-2",
@@ -127,24 +131,7 @@ def test_a_series_of_commits(fed):
 
 def test_other_branches_and_untrusted_values_are_refused_in_one_line(fed, tmp_path):
     repo, first = fed
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hub_template.cli",
-            "plan-deploy",
-            "--repo",
-            str(repo),
-            "--before",
-            "0" * 40,
-            "--after",
-            first,
-            "--branch",
-            "main",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = plan_deploy(repo, "0" * 40, first, "main")
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == "plan-deploy: branch 'main' deploys nothing: only staging and prod do\n"
 
@@ -153,24 +140,7 @@ def test_other_branches_and_untrusted_values_are_refused_in_one_line(fed, tmp_pa
     answers = clone / "deployments/bravo/.copier-answers.yml"
     answers.write_text(answers.read_text().replace("aws_region: us-west-2", "aws_region: us-west-2; curl evil"))
     bad = commit(clone, "a hostile answer")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hub_template.cli",
-            "plan-deploy",
-            "--repo",
-            str(clone),
-            "--before",
-            first,
-            "--after",
-            bad,
-            "--branch",
-            "staging",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = plan_deploy(clone, first, bad, "staging")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("plan-deploy: deployments/bravo: aws_region 'us-west-2; curl evil' does not match")
     assert len(done.stderr.splitlines()) == 1
@@ -178,25 +148,7 @@ def test_other_branches_and_untrusted_values_are_refused_in_one_line(fed, tmp_pa
 
 def test_the_command_prints_the_plan_as_one_line_of_json(fed):
     repo, first = fed
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hub_template.cli",
-            "plan-deploy",
-            "--repo",
-            str(repo),
-            "--before",
-            "0" * 40,
-            "--after",
-            first,
-            "--branch",
-            "prod",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = plan_deploy(repo, "0" * 40, first, "prod", check=True)
     assert len(done.stdout.splitlines()) == 1
     assert json.loads(done.stdout) == plan(repo, None, first, "prod")
 

@@ -15,9 +15,11 @@ from packaging.version import Version
 from template_versions import (
     CULL_BLOCK,
     answers,
+    bare_remote,
     clash_with_v1_2_0,
     commit,
     edit_like_a_user,
+    edit_without_committing,
     federation,
     make_hub,
     publish_fork,
@@ -62,8 +64,7 @@ def fed_run(evolving_template, tmp_path_factory):
     so copier goes through git's transport as it would for GitHub."""
     base = tmp_path_factory.mktemp("federation-run")
     remote = base / "remote" / "hub-template.git"
-    git(base, "clone", "-q", "--bare", str(evolving_template), str(remote))
-    url = remote.as_uri()
+    url = bare_remote(evolving_template, remote)
     fork = publish_fork(evolving_template, base / "fork", base / "fork-sources")
 
     with pytest.MonkeyPatch.context() as mp:
@@ -85,8 +86,7 @@ def fed_run(evolving_template, tmp_path_factory):
         foxtrot_answers.write_text(foxtrot_answers.read_text().replace(url, (base / "moved.git").as_uri()))
         commit(fed, "The hubs' own edits")
         (hubs["echo"] / "secrets" / "staging.dec.yaml").write_text("client_secret: decrypted\n")
-        prod = hubs["delta"] / "config" / "prod.yaml"
-        prod.write_text(prod.read_text() + "# work in progress\n")
+        edit_without_committing(hubs["delta"])
 
         before = {name: hub_snapshot(hub) for name, hub in hubs.items()}
         status_before = git(fed, "status", "--porcelain", "--ignored")

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import git
 from template_versions import (
+    bare_remote,
     clash_with_v1_2_0,
     commit,
     edit_like_a_user,
+    edit_without_committing,
     federation,
     make_hub,
     publish_fork,
@@ -39,9 +41,7 @@ def mixed_federation(evolving_template, tmp_path, monkeypatch):
     """Hubs that update, one that conflicts, a dirty one, and one whose
     template's migration fails, with a decrypted secret git ignores."""
     monkeypatch.setenv("COPIER_CACHE_DIR", str(tmp_path / "copier-cache"))
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "clone", "-q", "--bare", str(evolving_template), str(remote))
-    url = remote.as_uri()
+    url = bare_remote(evolving_template, tmp_path / "remote.git")
     fork = publish_fork(evolving_template, tmp_path / "fork", tmp_path / "fork-sources")
     fed = federation(tmp_path / "federation")
     (fed / ".gitignore").write_text("*.dec.yaml\n")
@@ -63,8 +63,7 @@ def mixed_federation(evolving_template, tmp_path, monkeypatch):
     commit(fed, "the hubs' own edits")
     for hub in hubs.values():
         (hub / "secrets" / "staging.dec.yaml").write_text("client_secret: decrypted\n")
-    prod = hubs["delta"] / "config" / "prod.yaml"
-    prod.write_text(prod.read_text() + "# work in progress\n")
+    edit_without_committing(hubs["delta"])
     return fed, hubs, ["--allow-template", str(fork)]
 
 

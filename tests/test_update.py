@@ -16,6 +16,7 @@ from template_versions import (
     clash_with_v1_2_0,
     commit,
     edit_like_a_user,
+    edit_without_committing,
     federation,
     make_hub,
     snapshot,
@@ -141,7 +142,7 @@ def test_changing_an_answer_rerenders_what_depends_on_it(evolving_template, tmp_
 def test_a_dirty_hub_is_refused_and_nothing_changes(evolving_template, tmp_path):
     fed = federation(tmp_path / "federation")
     hub = make_hub(evolving_template, fed, "charlie", "v1.1.0")
-    (hub / "config" / "prod.yaml").write_text((hub / "config" / "prod.yaml").read_text() + "# not committed\n")
+    edit_without_committing(hub)
     before, status = snapshot(fed), git(fed, "status", "--porcelain")
 
     done = copier_update(hub)
