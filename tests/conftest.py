@@ -49,6 +49,13 @@ BIN = Path(sys.executable).parent
 # or any daskhub chart folder (.ci/daskhub-chart builds one).
 CHART = Path(os.environ.get("HUB_TEMPLATE_CHART_DATA", ROOT.parent / "shared" / "charts" / "daskhub"))
 TEMPLATE_PARTS = ("copier.yml", "template", "federation", "hooks")
+
+
+def hub_template(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The installed `hub-template` command, run for real."""
+    return subprocess.run([str(BIN / "hub-template"), *args], capture_output=True, text=True, cwd=cwd)
+
+
 VERSION = version("hub-template")
 # repo2docker's options for the image's user and folder, as CI builds it.
 _BUILD = load_data("image_build.yml")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, ROOT, chart_data, git
+from conftest import BIN, ROOT, chart_data, git, hub_template
 from hub_cells import CELLS, commit_federation, copy_hub, rendered_hub
 
 from hub_template import load_data
@@ -460,10 +460,6 @@ def test_a_chart_from_helm_dependency_build_reads_the_same(tmp_path, template_re
 
 
 # --- the command, for real -------------------------------------------------------------------
-
-
-def hub_template(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "hub-template"), *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_the_command_passes_a_good_hub_with_json(template_repo, tmp_path_factory):

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-from conftest import BIN, ROOT, chart_data
+from conftest import ROOT, chart_data, hub_template
 from hub_cells import rendered_hub
 
 from hub_template.checks import CHECK_CLASSES
-
-
-def hub_template(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "hub-template"), *args], capture_output=True, text=True)
 
 
 def three_hubs(template_repo, tmp_path_factory, tmp_path) -> list[Path]:

@@ -32,7 +32,7 @@ from hub_template import federation as command
 HUB_TEMPLATE = [str(Path(sys.executable).with_name("hub-template"))]
 
 
-def hub_template(*args: str, trace: Path | None = None, **env: str) -> tuple[int, dict[str, list[str]], str]:
+def hub_template_rows(*args: str, trace: Path | None = None, **env: str) -> tuple[int, dict[str, list[str]], str]:
     """Run `hub-template ARGS`; return its exit status, its summary table as
     {hub: [from, to, status, notes]}, and everything it printed."""
     env = {**os.environ, "COLUMNS": "250", **env}
@@ -93,10 +93,10 @@ def fed_run(evolving_template, tmp_path_factory):
         deployments = str(fed / "deployments")
         # echo's fork and foxtrot's moved template are trusted by name.
         trust = ["--allow-template", str(fork), "--allow-template", (base / "moved.git").as_uri()]
-        check = hub_template("update", deployments, "--check", *trust)
+        check = hub_template_rows("update", deployments, "--check", *trust)
         after_check = snapshot(fed), git(fed, "status", "--porcelain", "--ignored")
         trace = base / "trace.json"
-        update = hub_template("update", deployments, *trust, trace=trace)
+        update = hub_template_rows("update", deployments, *trust, trace=trace)
 
     return {
         "fed": fed,
@@ -214,7 +214,7 @@ def test_a_federation_updates_step_by_step(evolving_template, tmp_path):
     make_hub(evolving_template, fed, "bravo", "v1.1.0")
     deployments = str(fed / "deployments")
 
-    code, rows, output = hub_template("update", deployments, "--vcs-ref", "v1.1.0")
+    code, rows, output = hub_template_rows("update", deployments, "--vcs-ref", "v1.1.0")
     assert code == 0, output
     assert {hub: row[:3] for hub, row in rows.items()} == {
         "alpha": ["v1.0.0", "v1.1.0", "updated"],
@@ -223,12 +223,12 @@ def test_a_federation_updates_step_by_step(evolving_template, tmp_path):
     assert answers(old)["cloud_provider"] == "azure"
     commit(fed, "hub-template 1.1.0")
 
-    code, rows, output = hub_template("update", deployments)
+    code, rows, output = hub_template_rows("update", deployments)
     assert code == 0, output
     assert [row[2] for row in rows.values()] == ["updated", "updated"]
     commit(fed, "hub-template 1.2.0")
 
-    code, rows, output = hub_template("update", deployments, "--check")
+    code, rows, output = hub_template_rows("update", deployments, "--check")
     assert code == 0, output
     assert {hub: row[:3] for hub, row in rows.items()} == {
         "alpha": ["v1.2.0", "v1.2.0", "current"],
@@ -249,10 +249,10 @@ def test_a_federation_updates_step_by_step(evolving_template, tmp_path):
 
 
 def test_a_folder_without_hubs_is_explained(tmp_path):
-    code, _, output = hub_template("update", str(tmp_path / "nowhere"))
+    code, _, output = hub_template_rows("update", str(tmp_path / "nowhere"))
     assert code == 2 and "is not a folder" in output and "deployments/ folder" in output
     (tmp_path / "deployments" / "notes").mkdir(parents=True)
-    code, _, output = hub_template("update", str(tmp_path / "deployments"))
+    code, _, output = hub_template_rows("update", str(tmp_path / "deployments"))
     assert code == 2 and "No hub in" in output and ".copier-answers.yml" in output
 
 

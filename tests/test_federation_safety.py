@@ -24,7 +24,7 @@ from template_versions import (
     publish_fork,
     snapshot,
 )
-from test_federation import HUB_TEMPLATE, hub_template
+from test_federation import HUB_TEMPLATE, hub_template_rows
 
 
 def git_state(fed: Path) -> tuple[str, str, str]:
@@ -79,7 +79,7 @@ def test_parallel_and_sequential_updates_leave_the_same_bytes_and_git_state(mixe
     for jobs in ("1", "2"):
         copy = tmp_path / f"jobs-{jobs}"
         shutil.copytree(fed, copy, symlinks=True)
-        code, rows, _output = hub_template("update", str(copy / "deployments"), "--jobs", jobs, *trust)
+        code, rows, _output = hub_template_rows("update", str(copy / "deployments"), "--jobs", jobs, *trust)
         runs[jobs] = code, {hub: row[:3] for hub, row in rows.items()}, snapshot(copy / "deployments"), git_state(copy)
     sequential, parallel = runs["1"], runs["2"]
     assert sequential[1] == {
@@ -173,17 +173,17 @@ def test_a_hub_naming_another_template_is_refused(evolving_template, tmp_path, m
     before = snapshot(mallory)
 
     for check in ([], ["--check"]):
-        code, rows, output = hub_template("update", str(fed / "deployments"), *check)
+        code, rows, output = hub_template_rows("update", str(fed / "deployments"), *check)
         assert code == 1, output
         assert rows["mallory"][2] == "refused", output
         assert f"its template {hostile} is not the federation's ({evolving_template})" in rows["mallory"][3]
         assert rows["mallory"][4] == str(hostile) and rows["alpha"][4] == str(evolving_template)
         assert not canary.exists() and snapshot(mallory) == before
 
-    code, rows, output = hub_template("update", str(fed / "deployments"), "--template", str(hostile))
+    code, rows, output = hub_template_rows("update", str(fed / "deployments"), "--template", str(hostile))
     assert code == 1 and rows["alpha"][2] == "refused" and rows["mallory"][2] != "refused", output
     assert canary.exists()  # named, so trusted: its task ran
-    code, rows, output = hub_template(
+    code, rows, output = hub_template_rows(
         "update",
         str(fed / "deployments"),
         "--check",
@@ -211,27 +211,27 @@ def test_an_untagged_template_updates_and_check_agrees_with_update(evolving_temp
     make_hub(untagged, fed, "new", v1_2)
     deployments = str(fed / "deployments")
 
-    _, checked, output = hub_template("update", deployments, "--check")
+    _, checked, output = hub_template_rows("update", deployments, "--check")
     assert "hub-template update --check" in output  # its own title
     assert {hub: row[:3] for hub, row in checked.items()} == {
         "mid": [v1_1[:7], v1_2[:7], "behind"],
         "new": [v1_2[:7], v1_2[:7], "current"],
     }, output
-    code, updated, output = hub_template("update", deployments)
+    code, updated, output = hub_template_rows("update", deployments)
     assert code == 0, output
     assert agree(checked, updated) == {"mid": ("behind", "updated"), "new": ("current", "current")}
     commit(fed, "hub-template at its last commit")
-    code, checked, output = hub_template("update", deployments, "--check")
+    code, checked, output = hub_template_rows("update", deployments, "--check")
     assert code == 0 and [row[2] for row in checked.values()] == ["current", "current"], output
 
     # The template is tagged later: hubs recorded at a bare commit still compare.
     git(untagged, "tag", "v1.2.0", v1_2)
     make_hub(untagged, fed, "old", v1_1)
-    _, checked, output = hub_template("update", deployments, "--check")
+    _, checked, output = hub_template_rows("update", deployments, "--check")
     assert {hub: row[2] for hub, row in checked.items()} == {"mid": "current", "new": "current", "old": "behind"}, (
         output
     )
-    code, updated, output = hub_template("update", deployments)
+    code, updated, output = hub_template_rows("update", deployments)
     assert code == 0, output
     assert agree(checked, updated) == {
         "mid": ("current", "current"),

@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BIN, git
+from conftest import BIN, git, hub_template
 from copier import run_copy
 from hub_cells import copy_hub, rendered_hub
 
@@ -66,10 +66,6 @@ def copy(template: Path, dst: Path, capfd, **data) -> tuple[Path, str, Exception
         error = caught
     out = capfd.readouterr()
     return dst, out.out + out.err, error
-
-
-def hub_template(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "hub-template"), *args], capture_output=True, text=True)
 
 
 def no_traceback(output: str) -> None:
