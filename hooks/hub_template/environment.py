@@ -53,15 +53,16 @@ _CHANNEL = r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*"
 _VERSION = r"[0-9*][0-9A-Za-z_.+!*]*"
 _BUILD = r"[A-Za-z0-9_.+*]+"
 _OP = r"(?:>=|<=|==|!=|~=|>|<|=)"
-_TERM = rf"{_OP}?\s*{_VERSION}"
-_CONSTRAINT = rf"{_TERM}(?:\s*[,|]\s*{_TERM})*"
+# The first version follows an operator or a blank (`numpy*` is a glob of
+# names to conda); a later one may be bare (`numpy 1.26|1.27`).
+_CONSTRAINT = rf"(?:[ \t]*{_OP}[ \t]*|[ \t]+){_VERSION}(?:[ \t]*[,|][ \t]*(?:{_OP}[ \t]*)?{_VERSION})*"
 
 _SPEC = re.compile(rf"^(?:(?P<channel>{_CHANNEL})::)?(?P<name>{_NAME})(?P<rest>.*)$")
 # name=1.2.3=py312h1234_0, the form `conda env export` writes
 _EXPORTED = re.compile(rf"^(?P<op>==?)(?P<version>{_VERSION})(?:=(?P<build>{_BUILD}))?$")
 # name 1.2.3 py312h1234_0, the form `conda list` prints
-_SPACED = re.compile(rf"^\s+(?P<version>{_VERSION})(?:\s+(?P<build>{_BUILD}))?$")
-_OPERATORS = re.compile(rf"^\s*(?P<constraint>{_CONSTRAINT})$")
+_SPACED = re.compile(rf"^[ \t]+(?P<version>{_VERSION})(?:[ \t]+(?P<build>{_BUILD}))?$")
+_OPERATORS = re.compile(rf"^(?P<constraint>{_CONSTRAINT})$")
 
 
 @dataclass(frozen=True)
