@@ -444,6 +444,14 @@ RULE_TABLES = [
     ("github_login", GITHUB_LOGIN),
     ("github_team", GITHUB_TEAM),
     ("hostname", HOSTNAME),
+    (
+        "conda_spec",
+        [
+            *CONDA_SPEC,
+            *((v, False) for v, _ in CONDA_BUILD_STRING),
+            *((v, False) for v in CONDA_SPEC_RATTLER_ONLY),
+        ],
+    ),
 ]
 
 
