@@ -209,6 +209,10 @@ class PipSpec:
 
 
 def parse_pip_spec(text: str) -> PipSpec:
+    """A pip requirement, as packaging (pip's own parser) reads it: the import
+    takes URLs and markers, which the pip_packages prompt refuses (its regex
+    is a deliberate subset; answers.jinja's check_pip_specs says why it is
+    not a shared rule)."""
     text = text.strip()
     shown = url_credentials.strip(text)
     if shown != text:
