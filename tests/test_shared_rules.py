@@ -357,6 +357,68 @@ SOURCE_REPO = [
     ("https://github.com/pangeo-data/notebooks\n", False),
 ]
 
+# A conda package spec (conda_packages; a dependency of an imported
+# environment.yml; a dependency of image/binder/environment.yml): rules.yml's
+# conda_spec, the hub's grammar: (channel::)name, then an optional version
+# constraint, no build string. The checker reads each spec with py-rattler's
+# MatchSpec (conda's own grammar), which reads more: those values are in
+# CONDA_SPEC_RATTLER_ONLY, not here.
+CONDA_SPEC = [
+    ("xarray", True),
+    ("_libgcc_mutex", True),
+    ("zarr>=2.18", True),
+    ("numpy=1.26", True),
+    ("numpy==1.26.4", True),
+    ("numpy=1.26.*", True),
+    ("numpy=*", True),
+    ("numpy 1.26", True),  # `conda list`'s form, without its build string
+    ("numpy *", True),
+    ("openssl>=3.0.0a", True),
+    ("numpy>=1!2.0", True),
+    ("conda-forge::gdal", True),
+    ("conda-forge/label/dev::gdal", True),  # a label of a channel
+    ("dask>=2024.1,<2025", True),
+    ("dask >= 2024.1 , <2025", True),
+    ("numpy>=1.2|<1.0", True),
+    ("numpy 1.26|1.27", True),  # conda reads a bare version as exact
+    ("numpy>=1.26,!=1.26.2", True),
+    ("numpy>=1.2,2.0", True),
+    ("numpy==", False),
+    (">=1.2", False),
+    ("numpy*", False),  # a glob of names to conda
+    ("numpy>=1.2;rm", False),  # rattler reads `;rm` as a build string
+    ("numpy>=1.2 <2", False),  # and `<2`
+    ("numpy==1.26.4 py312_0", False),
+    ("numpy>=1.2,", False),
+    ("numpy>=1.2|", False),
+    ("numpy===1", False),
+    ("numpy=>1", False),
+    ("conda-forge::", False),
+]
+# Specs with a build string, as `conda env export` (name=1.2=build) and
+# `conda list` (name 1.2 build) write them: the prompt and the checker refuse
+# them (a build string only solves on the platform that exported it), the
+# import takes them and strips the build string, with a note: an exported
+# environment is what it exists to read.
+CONDA_BUILD_STRING = [
+    ("numpy=1.26.4=py312h8753938_0", "numpy=1.26.4"),
+    ("numpy==1.26.4=py312h8753938_0", "numpy==1.26.4"),
+    ("numpy 1.26.4 py312h8753938_0", "numpy==1.26.4"),
+    ("conda-forge::numpy=1.26=py312_0", "conda-forge::numpy=1.26"),
+]
+# Specs py-rattler reads (so IM002 takes them, as conda would) and the hub's
+# grammar refuses, at the prompt and in the import: kept out of CONDA_SPEC.
+CONDA_SPEC_RATTLER_ONLY = [
+    "nu mpy",  # package nu, version mpy: a version starts with a digit or * here
+    "numpy>=abc",
+    "numpy>=1.2-1",  # conda-build refuses - in a version: no package has one
+    "numpy[version='>=1']",  # the bracket form: the import names the plain one
+    ".numpy",
+    "-numpy",
+    "::numpy",
+    "numpy\n>=1.2",  # would be two lines of the rendered environment.yml
+]
+
 # (rule of rules.yml, table): rules.py must accept exactly the good values.
 RULE_TABLES = [
     ("apt_package", APT_PACKAGE),
@@ -382,6 +444,14 @@ RULE_TABLES = [
     ("github_login", GITHUB_LOGIN),
     ("github_team", GITHUB_TEAM),
     ("hostname", HOSTNAME),
+    (
+        "conda_spec",
+        [
+            *CONDA_SPEC,
+            *((v, False) for v, _ in CONDA_BUILD_STRING),
+            *((v, False) for v in CONDA_SPEC_RATTLER_ONLY),
+        ],
+    ),
 ]
 
 
@@ -459,6 +529,9 @@ COPIER = [
         ({"github_orgs": ["pangeo-data", "my-lab"], "gpu_size": True, "gpu_teams": [v]}, v, g, ["a team is"])
         for v, g in GITHUB_TEAM
     ),
+    *(({"conda_packages": [v]}, v, g, ["not a conda spec"]) for v, g in CONDA_SPEC),
+    *(({"conda_packages": [v]}, v, False, ["no build strings"]) for v, _ in CONDA_BUILD_STRING),
+    *(({"conda_packages": [v]}, v, False, ["not a conda spec"]) for v in CONDA_SPEC_RATTLER_ONLY),
     *(({"domain": v}, v, g, ["not a domain name"]) for v, g in HOSTNAME),
     *(({"staging_domain": v}, v, g, ["not a domain name"]) for v, g in HOSTNAME if v != "charlie.pangeo.io"),
     *(({"domain": v}, v, g, ["at most 245 characters"]) for v, g in DOMAIN_LENGTH),
@@ -642,6 +715,38 @@ def test_git_ref_by_the_source_import(plain_hub, source_repo, tmp_path, value, g
     assert error is None if good else "is not a branch, tag or commit name" in error
 
 
+def import_conda(plain_hub: Path, work: Path, spec: str) -> tuple[str | None, Path]:
+    """The source import of a source whose environment.yml depends on `spec`:
+    its error (None when it succeeds) and the hub."""
+    error = import_source(plain_hub, work, {"environment.yml": f"dependencies:\n  - {json.dumps(spec)}\n"})
+    return error, work / "deployments/plain"
+
+
+@pytest.mark.parametrize("value, good", CONDA_SPEC, ids=_ids(CONDA_SPEC))
+def test_conda_spec_by_the_source_import(plain_hub, tmp_path, value, good):
+    error, hub = import_conda(plain_hub, tmp_path, value)
+    if good:
+        assert error is None
+        # What it writes, the checker takes.
+        assert check(hub, "IM002")
+    else:
+        assert "is not a conda package spec" in error
+
+
+@pytest.mark.parametrize("value, cleaned", CONDA_BUILD_STRING, ids=[v for v, _ in CONDA_BUILD_STRING])
+def test_a_build_string_is_stripped_by_the_source_import(plain_hub, tmp_path, value, cleaned):
+    error, hub = import_conda(plain_hub, tmp_path, value)
+    assert error is None
+    assert f"  - {cleaned}" in (hub / "image/binder/environment.yml").read_text().splitlines()
+    assert check(hub, "IM002")
+
+
+@pytest.mark.parametrize("value", CONDA_SPEC_RATTLER_ONLY, ids=[repr(v) for v in CONDA_SPEC_RATTLER_ONLY])
+def test_the_source_import_refuses_what_only_rattler_reads(plain_hub, tmp_path, value):
+    error, _ = import_conda(plain_hub, tmp_path, value)
+    assert "is not a conda package spec" in error or "uses the bracket form" in error
+
+
 # --- the checker -------------------------------------------------------------------
 
 
@@ -667,6 +772,33 @@ def test_final_exec_by_the_checker(plain_hub, tmp_path, value, good):
     assert lines[-1] == 'exec "$@"'
     start.write_text("\n".join([*lines[:-1], value]) + "\n")
     assert check(hub, "IM008") is good
+
+
+def with_conda_spec(plain_hub: Path, work: Path, spec: str) -> Path:
+    """A copy of `plain_hub` whose image/binder/environment.yml also depends on `spec`."""
+    hub = shutil.copytree(plain_hub, work / "plain")
+    env = hub / "image/binder/environment.yml"
+    lines = env.read_text().splitlines()
+    at = lines.index("  # The hub's own packages.") + 1
+    env.write_text("\n".join([*lines[:at], f"  - {json.dumps(spec)}", *lines[at:]]) + "\n")
+    return hub
+
+
+@pytest.mark.parametrize("value, good", CONDA_SPEC, ids=_ids(CONDA_SPEC))
+def test_conda_spec_by_the_checker(plain_hub, tmp_path, value, good):
+    assert check(with_conda_spec(plain_hub, tmp_path, value), "IM002") is good
+
+
+@pytest.mark.parametrize("value", [v for v, _ in CONDA_BUILD_STRING])
+def test_a_build_string_is_refused_by_the_checker(plain_hub, tmp_path, value):
+    assert not check(with_conda_spec(plain_hub, tmp_path, value), "IM002")
+
+
+@pytest.mark.parametrize("value", CONDA_SPEC_RATTLER_ONLY, ids=[repr(v) for v in CONDA_SPEC_RATTLER_ONLY])
+def test_the_checker_reads_what_rattler_reads(plain_hub, tmp_path, value):
+    """conda's own grammar is wider than the hub's: these are not in
+    CONDA_SPEC. If rattler comes to refuse one, it belongs there."""
+    assert check(with_conda_spec(plain_hub, tmp_path, value), "IM002")
 
 
 # --- the deploy planner ------------------------------------------------------------

@@ -40,7 +40,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from hub_template import url_credentials, yaml_edit
+from hub_template import rules, url_credentials, yaml_edit
 from hub_template.safe_yaml import Unreadable, compose_untrusted, read_untrusted
 
 # The text of a file named by `-r name`, or None if the source has no such file.
@@ -53,20 +53,27 @@ class SpecError(ValueError):
 
 # --- conda package specs -------------------------------------------------------
 
-_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
-_CHANNEL = r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*"
-_VERSION = r"[0-9*][0-9A-Za-z_.+!*]*"
+
+# The hub's grammar of a spec is rules.yml's (conda_spec and its parts),
+# which copier's conda_packages validator reads too. The import reads two
+# more forms, on purpose, which the prompt refuses ("no build strings"): the
+# build strings of `conda env export` and `conda list`, which it strips.
+def _rule(name: str) -> str:
+    return f"(?:{rules.pattern(name).pattern})"
+
+
+_NAME = _rule("conda_name")
+_CHANNEL = _rule("conda_channel")
+_VERSION = _rule("conda_version")
+_OP = _rule("conda_operator")
 _BUILD = r"[A-Za-z0-9_.+*]+"
-_OP = r"(?:>=|<=|==|!=|~=|>|<|=)"
-_TERM = rf"{_OP}?\s*{_VERSION}"
-_CONSTRAINT = rf"{_TERM}(?:\s*[,|]\s*{_TERM})*"
 
 _SPEC = re.compile(rf"^(?:(?P<channel>{_CHANNEL})::)?(?P<name>{_NAME})(?P<rest>.*)$")
 # name=1.2.3=py312h1234_0, the form `conda env export` writes
 _EXPORTED = re.compile(rf"^(?P<op>==?)(?P<version>{_VERSION})(?:=(?P<build>{_BUILD}))?$")
 # name 1.2.3 py312h1234_0, the form `conda list` prints
-_SPACED = re.compile(rf"^\s+(?P<version>{_VERSION})(?:\s+(?P<build>{_BUILD}))?$")
-_OPERATORS = re.compile(rf"^\s*(?P<constraint>{_CONSTRAINT})$")
+_SPACED = re.compile(rf"^[ \t]+(?P<version>{_VERSION})(?:[ \t]+(?P<build>{_BUILD}))?$")
+_OPERATORS = re.compile(rf"^(?P<constraint>{_rule('conda_constraint')})$")
 
 
 @dataclass(frozen=True)
@@ -292,6 +299,10 @@ class PipSpec:
 
 
 def parse_pip_spec(text: str) -> PipSpec:
+    """A pip requirement, as packaging (pip's own parser) reads it: the import
+    takes URLs and markers, which the pip_packages prompt refuses (its regex
+    is a deliberate subset; answers.jinja's check_pip_specs says why it is
+    not a shared rule)."""
     text = text.strip()
     shown = url_credentials.strip(text)
     if shown != text:
