@@ -418,6 +418,43 @@ CONDA_SPEC_RATTLER_ONLY = [
     "::numpy",
     "numpy\n>=1.2",  # would be two lines of the rendered environment.yml
 ]
+# pip_packages, and each pip line of an imported environment and of the
+# hub's environment.yml (IM002). Each bad value is one the prompt once took
+# and packaging refuses, or one a PEP 440 rule exists to stop.
+PIP_REQUIREMENT = [
+    ("odc-stac", True),
+    ("odc-stac>=0.3", True),
+    ("xarray[io,parallel]>=2024.1,<2025", True),
+    ("pkg[]", True),
+    ("pkg==1.2.*", True),
+    ("pkg!=1.2.*", True),
+    ("pkg==1.0+local.1", True),
+    ("pkg~=1.2", True),
+    ("pkg===1.0-custom", True),
+    ("pkg>=1.0rc1", True),
+    ("pkg>=1.0.post1.dev2", True),
+    ("pkg==1!2.0", True),
+    ("pkg >= 1 , < 2", True),
+    ("Pkg_Name.x>=2", True),
+    ("pkg>=abc", False),
+    ("pkg~=1", False),  # ~= needs two release numbers
+    ("pkg~=1.2.*", False),
+    ("pkg>=1.*", False),  # a prefix only after == and !=
+    ("pkg>=1.0+local", False),  # a local label only after == and !=
+    ("pkg[,a]", False),
+    ("pkg==1_0", False),
+    ("pkg>=", False),
+    ("-pkg", False),
+    ("pkg>=1;rm -rf", False),
+]
+# What packaging (the import and the checker) reads and the prompt refuses
+# on purpose: kept out of PIP_REQUIREMENT.
+PIP_REQUIREMENT_PACKAGING_ONLY = [
+    "pkg @ https://example.org/pkg-1.0-py3-none-any.whl",
+    'pkg; python_version < "3.12"',
+    "pkg (>=1)",
+    "pkg>=1,",
+]
 
 # (rule of rules.yml, table): rules.py must accept exactly the good values.
 RULE_TABLES = [
@@ -452,6 +489,7 @@ RULE_TABLES = [
             *((v, False) for v in CONDA_SPEC_RATTLER_ONLY),
         ],
     ),
+    ("pip_requirement", [*PIP_REQUIREMENT, *((v, False) for v in PIP_REQUIREMENT_PACKAGING_ONLY)]),
 ]
 
 
@@ -532,6 +570,8 @@ COPIER = [
     *(({"conda_packages": [v]}, v, g, ["not a conda spec"]) for v, g in CONDA_SPEC),
     *(({"conda_packages": [v]}, v, False, ["no build strings"]) for v, _ in CONDA_BUILD_STRING),
     *(({"conda_packages": [v]}, v, False, ["not a conda spec"]) for v in CONDA_SPEC_RATTLER_ONLY),
+    *(({"pip_packages": [v]}, v, g, ["not a pip requirement"]) for v, g in PIP_REQUIREMENT),
+    *(({"pip_packages": [v]}, v, False, ["not a pip requirement"]) for v in PIP_REQUIREMENT_PACKAGING_ONLY),
     *(({"domain": v}, v, g, ["not a domain name"]) for v, g in HOSTNAME),
     *(({"staging_domain": v}, v, g, ["not a domain name"]) for v, g in HOSTNAME if v != "charlie.pangeo.io"),
     *(({"domain": v}, v, g, ["at most 245 characters"]) for v, g in DOMAIN_LENGTH),
@@ -747,6 +787,28 @@ def test_the_source_import_refuses_what_only_rattler_reads(plain_hub, tmp_path, 
     assert "is not a conda package spec" in error or "uses the bracket form" in error
 
 
+def import_pip(plain_hub: Path, work: Path, requirement: str) -> tuple[str | None, Path]:
+    """The source import of a source whose environment.yml pip-installs `requirement`."""
+    text = f"dependencies:\n  - pip:\n      - {json.dumps(requirement)}\n"
+    return import_source(plain_hub, work, {"environment.yml": text}), work / "deployments/plain"
+
+
+@pytest.mark.parametrize("value, good", PIP_REQUIREMENT, ids=_ids(PIP_REQUIREMENT))
+def test_pip_requirement_by_the_source_import(plain_hub, tmp_path, value, good):
+    error, hub = import_pip(plain_hub, tmp_path, value)
+    if good:
+        assert error is None
+        assert check(hub, "IM002")  # what it writes, the checker takes
+    else:
+        assert "is not a pip requirement" in error or "is a pip option" in error  # -pkg
+
+
+@pytest.mark.parametrize("value", PIP_REQUIREMENT_PACKAGING_ONLY)
+def test_the_source_import_reads_what_packaging_reads(plain_hub, tmp_path, value):
+    error, _ = import_pip(plain_hub, tmp_path, value)
+    assert error is None
+
+
 # --- the checker -------------------------------------------------------------------
 
 
@@ -799,6 +861,24 @@ def test_the_checker_reads_what_rattler_reads(plain_hub, tmp_path, value):
     """conda's own grammar is wider than the hub's: these are not in
     CONDA_SPEC. If rattler comes to refuse one, it belongs there."""
     assert check(with_conda_spec(plain_hub, tmp_path, value), "IM002")
+
+
+def with_pip_requirement(plain_hub: Path, work: Path, requirement: str) -> Path:
+    """A copy of `plain_hub` whose image/binder/environment.yml also pip-installs `requirement`."""
+    hub = shutil.copytree(plain_hub, work / "plain")
+    with open(hub / "image/binder/environment.yml", "a") as env:
+        env.write(f"  - pip\n  - pip:\n      - {json.dumps(requirement)}\n")
+    return hub
+
+
+@pytest.mark.parametrize("value, good", PIP_REQUIREMENT, ids=_ids(PIP_REQUIREMENT))
+def test_pip_requirement_by_the_checker(plain_hub, tmp_path, value, good):
+    assert check(with_pip_requirement(plain_hub, tmp_path, value), "IM002") is good
+
+
+@pytest.mark.parametrize("value", PIP_REQUIREMENT_PACKAGING_ONLY)
+def test_the_checker_reads_what_packaging_reads(plain_hub, tmp_path, value):
+    assert check(with_pip_requirement(plain_hub, tmp_path, value), "IM002")
 
 
 # --- the deploy planner ------------------------------------------------------------
