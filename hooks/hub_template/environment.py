@@ -142,6 +142,9 @@ def parse_conda_spec(text: str) -> tuple[CondaSpec, str]:
 # - packaging holds 1.2 == 1.2.0, so `=1.2.0` allows 1.2.
 # A term whose version packaging cannot read (conda's `1.2.3_1`) allows every
 # version: it may fit, and an import should not fail on it.
+# Why not py-rattler's VersionSpec, conda's own: this runs in copier's
+# interpreter, where a compiled wheel of that size is one more install for
+# every user; the checker (checks/image.py), which has it, reads specs with it.
 
 
 def _version(text: str) -> Version | None:
