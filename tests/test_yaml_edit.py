@@ -4,9 +4,13 @@ for byte, and an import changes the lines it adds or replaces and no other."""
 
 from __future__ import annotations
 
+import copy
 import difflib
+import itertools
+import random
 
 import pytest
+import yaml
 from hub_cells import CELLS, rendered_hub
 
 from hub_template import load_data, yaml_edit
@@ -103,3 +107,57 @@ def test_a_list_entry_goes_after_the_comment_that_heads_it():
 def test_a_file_that_is_no_yaml_is_refused_with_its_name():
     with pytest.raises(yaml_edit.EditError, match=r"^image/.dask/config.yaml is not valid YAML \("):
         yaml_edit.load("a: [1\n", "image/.dask/config.yaml")
+
+
+def generated_document(rng: random.Random, depth: int = 0, indent: int = 0) -> tuple[list[str], dict]:
+    """Lines of a block mapping with comments, blank lines, lists and nested
+    blocks, and the data they hold; every key and comment is a line of its own kind."""
+    lines: list[str] = []
+    data: dict = {}
+    pad = " " * indent
+    for index in range(rng.randint(1, 4)):
+        key = f"k{depth}{index}{rng.getrandbits(32):08x}"
+        if rng.random() < 0.3:
+            lines.append(f"{pad}# about {key}")
+        if depth < 3 and rng.random() < 0.5:
+            lines.append(f"{pad}{key}:" + ("  # end of line" if rng.random() < 0.3 else ""))
+            nested, data[key] = generated_document(rng, depth + 1, indent + 2)
+            lines += nested
+        elif rng.random() < 0.25:
+            data[key] = [f"{key}-{n}" for n in range(rng.randint(1, 3))]
+            lines += [f"{pad}{key}:", *(f"{pad}  - {item}" for item in data[key])]
+        else:
+            data[key] = index
+            lines.append(f"{pad}{key}: {index}" + ("  # end of line" if rng.random() < 0.3 else ""))
+        if rng.random() < 0.3:
+            lines.append("")
+        if rng.random() < 0.2:
+            lines.append(" " * max(0, indent - 2) + f"# what follows {rng.getrandbits(32):08x}")
+    return lines, data
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_append_anywhere_keeps_every_line_and_adds_the_data(seed):
+    rng = random.Random(seed)
+    lines, data = generated_document(rng)
+    text = "\n".join(lines) + "\n"
+    document = yaml_edit.load(text, "t.yml")
+    assert yaml_edit.dump(document) == text
+    node, expected = document, copy.deepcopy(data)
+    inner = expected
+    while (blocks := [key for key in node if isinstance(node[key], dict)]) and rng.random() < 0.6:
+        key = rng.choice(blocks)
+        node, inner = node[key], inner[key]
+    yaml_edit.append(node, {"x": [1, 2]}, key="added", comment="Imported")
+    inner["added"] = {"x": [1, 2]}
+    merged = yaml_edit.dump(document)
+    assert yaml.safe_load(merged) == expected
+    removed, added = changes(text, merged)
+    assert removed == []  # every line of the file stays, in order
+    assert added[0].strip() == "# Imported"
+    # a blank line or a comment right above an entry is right above it still
+    after = merged.splitlines()
+    for above, entry in itertools.pairwise(lines):
+        heading = not above.strip() or above.lstrip().startswith("#")
+        if heading and entry.strip() and not entry.lstrip().startswith("#"):
+            assert after[after.index(entry) - 1] == above, (above, entry)
