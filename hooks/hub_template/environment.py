@@ -515,16 +515,21 @@ class RenderedEnvironment:
 
     def __init__(self, text: str, origin: str = "image/binder/environment.yml"):
         self.document = yaml_edit.load(text, origin)
+        not_rendered = SpecError(
+            f"{origin} is not the file hub-template renders (a `channels:` list and a "
+            "`dependencies:` list of conda specs, python among them)"
+        )
+        document = self.document if isinstance(self.document, dict) else {}
+        channels, dependencies = document.get("channels"), document.get("dependencies")
+        if not isinstance(channels, list) or not isinstance(dependencies, list):
+            raise not_rendered
+        self.channels, self.dependencies = channels, dependencies
         try:
-            self.channels = self.document["channels"]
-            self.dependencies = self.document["dependencies"]
             self.rendered = {spec.key: spec for _, spec in self._conda()}
-            self.rendered["python"]
-        except (KeyError, TypeError, SpecError):
-            raise SpecError(
-                f"{origin} is not the file hub-template renders (a `channels:` list and a "
-                "`dependencies:` list of conda specs, python among them)"
-            ) from None
+        except SpecError:
+            raise not_rendered from None
+        if "python" not in self.rendered:
+            raise not_rendered
 
     def _conda(self) -> Iterator[tuple[int, CondaSpec]]:
         for index, item in enumerate(self.dependencies):

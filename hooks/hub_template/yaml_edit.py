@@ -22,6 +22,7 @@ Runs in copier's interpreter: standard library, pyyaml and ruamel.yaml.
 from __future__ import annotations
 
 import io
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ class EditError(Exception):
     """A file that cannot be edited, or no ruamel.yaml; the message says what to do."""
 
 
+@cache
 def _yaml() -> YAML:
+    """One round-trip YAML for every load and dump (they run one after another)."""
     try:
         from ruamel.yaml import YAML
     except ImportError:
