@@ -49,6 +49,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from whatif_copier import CHANGES  # noqa: E402 - benchmarks/ is this script's folder
+
 BIN = Path(sys.executable).parent
 COPIER = [str(BIN / "copier")]
 HUB_TEMPLATE = [str(BIN / "hub-template")]
@@ -180,7 +182,9 @@ def git_out(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
-def bench_federation(base: Path, work: Path, size: int, what_if: bool) -> dict[str, tuple[float, float]]:
+def bench_federation(
+    base: Path, work: Path, size: int, what_ifs: list[tuple[str, ...]]
+) -> dict[str, tuple[float, float]]:
     """(wall, CPU) of each federation-wide command over `size` hubs."""
     figures = {}
     parallel = fresh_clone(base, work / f"parallel-{size}", size)
@@ -194,11 +198,16 @@ def bench_federation(base: Path, work: Path, size: int, what_if: bool) -> dict[s
     looped = fresh_clone(base, work / f"loop-{size}", size)
     figures["shell loop of copier update"] = timed_cpu(["bash", "-c", LOOP, "loop", *COPIER], cwd=looped)
     _expect_all_updated(looped, size)
-    if what_if:  # copier compiling each string once and reading core.fileMode once
-        changed = fresh_clone(base, work / f"what-if-{size}", size)
-        figures["what-if: copier changed, parallel"] = timed_cpu(
-            [sys.executable, str(ROOT / "benchmarks" / "whatif_copier.py"), "update", "deployments"], cwd=changed
-        )
+    for changes in what_ifs:  # the changes to copier proposed upstream (whatif_copier.py)
+        name = "what-if: copier changed, parallel" if changes == CHANGES else f"what-if: only {', '.join(changes)}"
+        changed = fresh_clone(base, work / f"what-if-{size}-{'-'.join(changes)}", size)
+        os.environ["HUB_TEMPLATE_WHAT_IF"] = ",".join(changes)
+        try:
+            figures[name] = timed_cpu(
+                [sys.executable, str(ROOT / "benchmarks" / "whatif_copier.py"), "update", "deployments"], cwd=changed
+            )
+        finally:
+            del os.environ["HUB_TEMPLATE_WHAT_IF"]
         _expect_all_updated(changed, size)
         if _tree(changed) != _tree(parallel):
             raise SystemExit(f"the what-if left other bytes or git state in {changed} than {parallel}")
@@ -340,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         federations = {}
         for size in sizes:
             console.print(f"{size} hubs: update in parallel, one at a time, a shell loop; current; check ...")
-            federations[size] = bench_federation(base, work, size, what_if=size == max(sizes))
+            what_ifs = [CHANGES] if size == max(sizes) else []
+            if size == min((n for n in sizes if n > 1), default=None) and size != max(sizes):
+                what_ifs = [(change,) for change in CHANGES]  # what each change buys alone
+            federations[size] = bench_federation(base, work, size, what_ifs)
 
         console.print(f"hub-template check of one hub, {args.runs} runs ...")
         check, check_note = bench_check(work / "hub-0" / "copy-0" / "deployments" / "charlie", args.runs)  # as rendered

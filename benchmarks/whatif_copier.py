@@ -1,4 +1,4 @@
-"""What-if: `hub-template ARGS` with two changes copier itself could make,
+"""What-if: `hub-template ARGS` with four changes copier itself could make,
 to measure them before proposing them upstream (docs/performance.md). Never
 imported by the product; the benchmark runs it as a separate command.
 
@@ -11,18 +11,49 @@ imported by the product; the benchmark runs it as a separate command.
    source and the environment's syntax (every copier Worker of one template
    builds the same environment).
 2. Read `core.fileMode` once per destination instead of once per file.
+3. Read YAML with libyaml (PyYAML's `CSafeLoader`) when PyYAML has it: copier
+   parses `copier.yml` four times per update, and every `type: yaml` answer
+   and `from_yaml` filter, with the pure-Python `SafeLoader` (copier.yml:
+   50 ms against 4 ms, the same data).
+4. Check a template out once per run: an update makes five Templates (the
+   old render, the update's own, the new render, and the subproject's), each
+   cloning the template from copier's mirror (`git remote update`,
+   `worktree add`, two `submodule` runs: about 0.18 s each) and asking git
+   and dunamai its commit and version; two of them are of the old commit and
+   three of the new. Here one Template per (url, ref) serves every Worker of
+   the process, every hub included, and is removed at the end.
+
+HUB_TEMPLATE_WHAT_IF names the changes to make (`compile,file-mode,libyaml,
+template-once`, the default: all four), to measure each alone.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+CHANGES = ("compile", "file-mode", "libyaml", "template-once")
 
-def patch() -> None:
+
+def patch(changes: set[str]) -> None:
+    if unknown := changes - set(CHANGES):
+        raise SystemExit(f"HUB_TEMPLATE_WHAT_IF: no change named {', '.join(sorted(unknown))}; use {','.join(CHANGES)}")
+    if "compile" in changes:
+        compile_once()
+    if "file-mode" in changes:
+        file_mode_once()
+    if "libyaml" in changes:
+        libyaml()
+    if "template-once" in changes:
+        template_once()
+
+
+def compile_once() -> None:
     import jinja2
-    from copier import _main
 
     compiled: dict[tuple, object] = {}
     compile_once = jinja2.Environment.compile
@@ -53,6 +84,10 @@ def patch() -> None:
 
     jinja2.Environment.compile = compile
 
+
+def file_mode_once() -> None:
+    from copier import _main
+
     file_mode: dict[Path, str] = {}
     sync_once = _main.Worker._sync_git_index_executable_bit
 
@@ -71,8 +106,50 @@ def patch() -> None:
     _main.Worker._sync_git_index_executable_bit = sync
 
 
-if __name__ == "__main__":
-    patch()
-    from hub_template.cli import main
+def libyaml() -> None:
+    # copier's loaders (copier.yml's, with `!include`, `safe_load` of answers,
+    # the from_yaml filter) all name yaml.SafeLoader when they run.
+    import yaml
 
+    yaml.SafeLoader = yaml.CSafeLoader  # type: ignore[misc]
+
+
+def template_once() -> None:
+    from copier import _main, _subproject, _template
+
+    made: dict[tuple, _template.Template] = {}
+    cleanup = _template.Template._cleanup
+
+    def shared(make):
+        def template(self):
+            fresh = make(self)
+            if fresh is None:
+                return None
+            return made.setdefault((fresh.url, fresh.ref, fresh.use_prereleases), fresh)
+
+        return functools.cached_property(template)
+
+    for owner in (_main.Worker, _subproject.Subproject):
+        prop = shared(owner.template.func)
+        prop.__set_name__(owner, "template")
+        owner.template = prop
+    # Each Worker asks its Template to clean up as it ends: the shared ones
+    # stay until the run is over (the clones are in the run's temporary
+    # folder, removed by main below).
+    _template.Template._cleanup = lambda self: None if self in made.values() else cleanup(self)
+
+
+def main(argv: list[str]) -> int:
+    patch({c for c in os.environ.get("HUB_TEMPLATE_WHAT_IF", ",".join(CHANGES)).split(",") if c})
+    from hub_template.cli import main as hub_template
+
+    with tempfile.TemporaryDirectory(prefix="hub-template-what-if.") as scratch:
+        tempfile.tempdir = scratch  # every clone, the workers' included, is made in here
+        try:
+            return hub_template(argv)
+        finally:
+            tempfile.tempdir = None
+
+
+if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
