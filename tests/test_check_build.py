@@ -18,6 +18,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import kube_tools
 import pytest
 from conftest import BIN, REPO2DOCKER_OPTIONS, ROOT
 from hub_cells import rendered_hub
@@ -36,8 +37,7 @@ def docker_unavailable() -> str | None:
 
 
 def daskhub_chart() -> Path:
-    if shutil.which("helm") is None:
-        pytest.skip("helm is not installed")
+    kube_tools.helm()  # the real helm (CI installs it beside the interpreter), or skip saying why
     chart = os.environ.get("HUB_TEMPLATE_DASKHUB_CHART")
     if not chart or not (Path(chart) / "templates").is_dir():
         pytest.skip(
@@ -85,7 +85,13 @@ def test_the_image_builds_and_imports_its_dask_stack(template_repo, tmp_path_fac
 def test_helm_renders_every_release_with_the_real_chart(template_repo, tmp_path_factory, backend):
     chart = daskhub_chart()
     hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", backend)
-    done = subprocess.run([str(ROOT / ".ci" / "helm-template"), str(hub), str(chart)], capture_output=True, text=True)
+    path = f"{kube_tools.helm().parent}{os.pathsep}{os.environ['PATH']}"  # .ci/helm-template runs `helm`
+    done = subprocess.run(
+        [str(ROOT / ".ci" / "helm-template"), str(hub), str(chart)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "charlie-staging:" in done.stdout and "charlie-prod:" in done.stdout
     # daskhub has no condition on dask-gateway: only a kubernetes hub, which
