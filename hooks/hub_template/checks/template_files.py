@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
+
 from ..copier_settings import ANSWERS_FILE, template_root
 from ..copier_settings import settings as copier_settings
 
@@ -36,15 +38,10 @@ def template_files(answers: dict[str, Any]) -> TemplateFiles:
 def _template_files(answers_json: str) -> TemplateFiles:
     from importlib.metadata import version
 
-    import jinja2
     import pathspec
 
     answers = json.loads(answers_json)
-    root = template_root()
-    if root is None:
-        raise FileNotFoundError("hub-template's template/ and copier.yml are not installed beside the checker")
     settings = copier_settings()
-    suffix = settings.get("_templates_suffix", ".jinja")
     # The paths are rendered with the answers and copier's answers_file,
     # all the names use. copier's full context also holds copier.yml's
     # computed values (cloud, versions, lists, ...), which copier renders
@@ -56,23 +53,47 @@ def _template_files(answers_json: str) -> TemplateFiles:
         **answers,
         "_copier_conf": {"answers_file": ANSWERS_FILE},
     }
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     # copier renders _subdirectory with the answers (template/ or federation/).
-    source = root / env.from_string(settings.get("_subdirectory", "")).render(context)
-    exclude = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_EXCLUDE, *settings.get("_exclude", [])])
     rendered = []
+    for parts in _candidates(_compiled(settings.get("_subdirectory", "")).render(context)):
+        # a part that renders empty drops the file, as in copier.
+        names = [_compiled(part).render(context) for part in parts]
+        if all(names):
+            rendered.append("/".join(names))
+    skip = pathspec.GitIgnoreSpec.from_lines(settings.get("_skip_if_exists", []))
+    owned = tuple(rel for rel in rendered if not skip.match_file(rel))
+    return TemplateFiles(version("hub-template"), tuple(rendered), owned)
+
+
+@functools.cache
+def _candidates(subdirectory: str) -> tuple[tuple[str, ...], ...]:
+    """The path parts of every file under the template's `subdirectory` that
+    copier does not exclude, its suffix dropped: the same for every hub."""
+    import pathspec
+
+    root = template_root()
+    if root is None:
+        raise FileNotFoundError("hub-template's template/ and copier.yml are not installed beside the checker")
+    settings = copier_settings()
+    suffix = settings.get("_templates_suffix", ".jinja")
+    source = root / subdirectory
+    exclude = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_EXCLUDE, *settings.get("_exclude", [])])
+    found = []
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)
         if not path.is_file() or exclude.match_file(rel.as_posix()):
             continue
-        # copier drops the suffix, then renders each part of the path; a part
-        # that renders empty drops the file.
         parts = list(rel.parts)
         if suffix and parts[-1].endswith(suffix):
             parts[-1] = parts[-1][: -len(suffix)]
-        parts = [env.from_string(part).render(context) for part in parts]
-        if all(parts):
-            rendered.append("/".join(parts))
-    skip = pathspec.GitIgnoreSpec.from_lines(settings.get("_skip_if_exists", []))
-    owned = tuple(rel for rel in rendered if not skip.match_file(rel))
-    return TemplateFiles(version("hub-template"), tuple(rendered), owned)
+        found.append(tuple(parts))
+    return tuple(found)
+
+
+@functools.cache
+def _compiled(source: str) -> jinja2.Template:
+    """A path part compiled once per process (each hub renders it with its answers)."""
+    return _ENVIRONMENT.from_string(source)
+
+
+_ENVIRONMENT = jinja2.Environment(undefined=jinja2.StrictUndefined)
