@@ -21,6 +21,9 @@ from ..copier_settings import settings as copier_settings
 
 # copier's own default exclusions that can occur in template/.
 DEFAULT_EXCLUDE = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store", "~*")
+# The file names are compiled here, once per process; StrictUndefined makes a
+# name that needs more than the answers fail (see _template_files).
+_ENVIRONMENT = jinja2.Environment(undefined=jinja2.StrictUndefined)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,3 @@ def _candidates(subdirectory: str) -> tuple[tuple[str, ...], ...]:
 def _compiled(source: str) -> jinja2.Template:
     """A path part compiled once per process (each hub renders it with its answers)."""
     return _ENVIRONMENT.from_string(source)
-
-
-_ENVIRONMENT = jinja2.Environment(undefined=jinja2.StrictUndefined)
