@@ -17,7 +17,10 @@ the median of several runs:
   copier's imports, the clone). Goal: at most 1.25x the floor. Also of a
   template with hub-template's shape but none of its logic (as many plain
   questions, the same files and folders, each file one line): what copier
-  itself costs per question and per file, whatever the template says.
+  itself costs per question and per file, whatever the template says. Both
+  again with the copier changes of whatif_copier.py (compiled templates kept
+  on disk, file-mode, libyaml): what of the template's share those changes
+  would remove.
 - `copier update --trust --defaults` of one hub, from v1.1.0 to v1.2.0.
 - For federations of each size (--sizes): `hub-template update deployments/`
   in parallel (every CPU) and one hub at a time (`--jobs 1`), against a shell
@@ -49,10 +52,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from whatif_copier import CHANGES  # noqa: E402 - benchmarks/ is this script's folder
+from whatif_copier import CHANGES, COPY_CHANGES  # noqa: E402 - benchmarks/ is this script's folder
 
 BIN = Path(sys.executable).parent
 COPIER = [str(BIN / "copier")]
+# copier with the changes proposed upstream (benchmarks/whatif_copier.py).
+COPIER_CHANGED = [sys.executable, str(ROOT / "benchmarks" / "whatif_copier.py"), "copier"]
 HUB_TEMPLATE = [str(BIN / "hub-template")]
 
 MINIMAL = {
@@ -134,14 +139,14 @@ def _commit_and_tag(path: Path, questions: int) -> Path:
     return path
 
 
-def bench_copy(url: str, work: Path, runs: int) -> list[float]:
+def bench_copy(url: str, work: Path, runs: int, copier: list[str] = COPIER) -> list[float]:
     times = []
     for i in range(runs):
         fed = work / f"copy-{i}"
         fed.mkdir(parents=True)
         sh("git", "init", "-q", cwd=fed)
         times.append(
-            timed([*COPIER, "copy", "--trust", "--defaults", "--quiet", url, str(fed / "deployments" / "charlie")])
+            timed([*copier, "copy", "--trust", "--defaults", "--quiet", url, str(fed / "deployments" / "charlie")])
         )
     return times
 
@@ -325,16 +330,26 @@ def main(argv: list[str] | None = None) -> int:
         url = as_remote(publish_versions(work / "hub-template", work / "sources"), work / "remote" / "hub-template.git")
         floor_url = as_remote(minimal_template(work / "minimal"), work / "remote" / "minimal.git")
         shape_url = as_remote(same_shape_template(work / "shape"), work / "remote" / "shape.git")
-        copies = {"hub": url, "floor": floor_url, "shape": shape_url}
-        for name, source in copies.items():  # warm copier's clone cache and the OS file cache
-            bench_copy(source, work / f"warm-{name}", 1)
+        copies = {
+            "hub": (url, COPIER),
+            "floor": (floor_url, COPIER),
+            "shape": (shape_url, COPIER),
+            "hub, copier changed": (url, COPIER_CHANGED),
+            "shape, copier changed": (shape_url, COPIER_CHANGED),
+        }
+        os.environ["HUB_TEMPLATE_WHAT_IF"] = ",".join(COPY_CHANGES)
+        for name, (source, copier) in copies.items():  # warm copier's clone cache and the OS file cache
+            bench_copy(source, work / f"warm-{name}", 1, copier)
 
         console.print(f"copier copy, {args.runs} runs each ...")
         copy_times: dict[str, list[float]] = {name: [] for name in copies}
         for i in range(args.runs):  # interleaved, so all see the same machine
-            for name, source in copies.items():
-                copy_times[name] += bench_copy(source, work / f"{name}-{i}", 1)
+            for name, (source, copier) in copies.items():
+                copy_times[name] += bench_copy(source, work / f"{name}-{i}", 1, copier)
+        del os.environ["HUB_TEMPLATE_WHAT_IF"]
         hub_copy, floor_copy, shape_copy = copy_times["hub"], copy_times["floor"], copy_times["shape"]
+        hub_changed, shape_changed = copy_times["hub, copier changed"], copy_times["shape, copier changed"]
+        _expect_same_copy(work / "hub-0", work / "hub, copier changed-0")
 
         console.print(f"a federation of {max(sizes)} hubs at v1.1.0 ...")
         base = build_federation(url, work / "federation", max(sizes))
@@ -387,6 +402,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{logic_ratio:.2f}",
         _goal(logic_ratio <= 1.10, "<= 1.10"),
     )
+    table.add_row(
+        f"the same two, copier changed ({', '.join(COPY_CHANGES)})",
+        f"{med(hub_changed):.2f}",
+        str(len(hub_changed)),
+        f"same shape, no logic {med(shape_changed):.2f} s",
+        f"{med(hub_changed) / med(shape_changed):.2f}",
+        "",
+    )
     table.add_row("copier update, one hub", f"{med(single):.2f}", str(len(single)), "", "", "")
     if check:
         table.add_row(
@@ -421,6 +444,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _goal(met: bool, goal: str) -> str:
     return f"[green]{goal} met[/]" if met else f"[red]{goal} missed[/]"
+
+
+def _expect_same_copy(plain: Path, changed: Path) -> None:
+    """The what-if copy only counts if it rendered the very same hub."""
+    from template_versions import snapshot
+
+    hub = Path("copy-0") / "deployments" / "charlie"
+    if snapshot(plain / hub) != snapshot(changed / hub):
+        raise SystemExit(f"the what-if copy in {changed} differs from the plain one in {plain}")
 
 
 def _expect_all_updated(fed: Path, hubs: int) -> None:

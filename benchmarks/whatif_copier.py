@@ -1,15 +1,19 @@
-"""What-if: `hub-template ARGS` with four changes copier itself could make,
-to measure them before proposing them upstream (docs/performance.md). Never
-imported by the product; the benchmark runs it as a separate command.
+"""What-if: `hub-template ARGS` (or `copier ARGS`) with four changes copier
+itself could make, to measure them before proposing them upstream
+(docs/performance.md). Never imported by the product; the benchmark runs it
+as a separate command.
 
     python benchmarks/whatif_copier.py update deployments/
+    python benchmarks/whatif_copier.py copier copy --trust --defaults URL DST
 
 1. Compile each template string once per process: copier calls
    `from_string` for every file name, file, answer default and validator of
    every render (three renders per update), and Jinja compiles each anew.
    Here jinja2's `Environment.compile` keeps what it compiled, keyed by the
-   source and the environment's syntax (every copier Worker of one template
-   builds the same environment).
+   source, the template's name and the environment's syntax (every copier
+   Worker of one template builds the same environment), not by the file's
+   path: as in Jinja's own bytecode cache, since each clone of the template
+   is another folder.
 2. Read `core.fileMode` once per destination instead of once per file.
 3. Read YAML with libyaml (PyYAML's `CSafeLoader`) when PyYAML has it: copier
    parses `copier.yml` four times per update, and every `type: yaml` answer
@@ -23,8 +27,14 @@ imported by the product; the benchmark runs it as a separate command.
    three of the new. Here one Template per (url, ref) serves every Worker of
    the process, every hub included, and is removed at the end.
 
+5. (compile-cache) Keep what 1. compiled on disk, in copier's cache folder,
+   as Python keeps bytecode in __pycache__: a one-off `copier copy` compiles
+   nothing its machine compiled before. It only matters to a process that
+   renders once, so the benchmark measures it on `copier copy`.
+
 HUB_TEMPLATE_WHAT_IF names the changes to make (`compile,file-mode,libyaml,
-template-once`, the default: all four), to measure each alone.
+template-once`, the default: the four an update is measured with), to
+measure each alone.
 """
 
 from __future__ import annotations
@@ -37,13 +47,16 @@ import tempfile
 from pathlib import Path
 
 CHANGES = ("compile", "file-mode", "libyaml", "template-once")
+# What a single `copier copy` is measured with (template-once: a copy makes one Template anyway).
+COPY_CHANGES = ("compile-cache", "file-mode", "libyaml")
 
 
 def patch(changes: set[str]) -> None:
-    if unknown := changes - set(CHANGES):
-        raise SystemExit(f"HUB_TEMPLATE_WHAT_IF: no change named {', '.join(sorted(unknown))}; use {','.join(CHANGES)}")
-    if "compile" in changes:
-        compile_once()
+    if unknown := changes - {*CHANGES, *COPY_CHANGES}:
+        names = ",".join(dict.fromkeys((*CHANGES, *COPY_CHANGES)))
+        raise SystemExit(f"HUB_TEMPLATE_WHAT_IF: no change named {', '.join(sorted(unknown))}; use {names}")
+    if changes & {"compile", "compile-cache"}:
+        compile_once(on_disk="compile-cache" in changes)
     if "file-mode" in changes:
         file_mode_once()
     if "libyaml" in changes:
@@ -52,17 +65,35 @@ def patch(changes: set[str]) -> None:
         template_once()
 
 
-def compile_once() -> None:
+def compile_once(on_disk: bool) -> None:
+    import hashlib
+    import marshal
+
     import jinja2
+    from copier._vcs import _get_cache_dir
 
     compiled: dict[tuple, object] = {}
     compile_once = jinja2.Environment.compile
+    folder = _get_cache_dir() / "what-if-compiled"
+    if on_disk:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def compile_or_load(self, key, source, name, filename, raw, defer_init):
+        if not on_disk or raw:  # raw: Python source, not code
+            return compile_once(self, source, name, filename, raw, defer_init)
+        stamp = repr((key, jinja2.__version__, sys.version)).encode()
+        path = folder / hashlib.sha256(stamp).hexdigest()
+        try:
+            return marshal.loads(path.read_bytes())
+        except FileNotFoundError:
+            code = compile_once(self, source, name, filename, raw, defer_init)
+            path.write_bytes(marshal.dumps(code))
+            return code
 
     def compile(self, source, name=None, filename=None, raw=False, defer_init=False):
         key = (
             source,
             name,
-            filename,
             raw,
             defer_init,
             type(self),
@@ -79,7 +110,7 @@ def compile_once() -> None:
             repr(self.undefined),
         )
         if key not in compiled:
-            compiled[key] = compile_once(self, source, name, filename, raw, defer_init)
+            compiled[key] = compile_or_load(self, key, source, name, filename, raw, defer_init)
         return compiled[key]
 
     jinja2.Environment.compile = compile
@@ -141,14 +172,25 @@ def template_once() -> None:
 
 def main(argv: list[str]) -> int:
     patch({c for c in os.environ.get("HUB_TEMPLATE_WHAT_IF", ",".join(CHANGES)).split(",") if c})
-    from hub_template.cli import main as hub_template
-
     with tempfile.TemporaryDirectory(prefix="hub-template-what-if.") as scratch:
         tempfile.tempdir = scratch  # every clone, the workers' included, is made in here
         try:
-            return hub_template(argv)
+            return copier(argv[1:]) if argv[:1] == ["copier"] else hub_template(argv)
         finally:
             tempfile.tempdir = None
+
+
+def hub_template(argv: list[str]) -> int:
+    from hub_template.cli import main
+
+    return main(argv)
+
+
+def copier(argv: list[str]) -> int:
+    from copier._cli import CopierApp
+
+    _, code = CopierApp.run(["copier", *argv], exit=False)
+    return int(code or 0)
 
 
 if __name__ == "__main__":
