@@ -12,8 +12,8 @@ as a separate command.
    Here jinja2's `Environment.compile` keeps what it compiled, keyed by the
    source, the template's name and the environment's syntax (every copier
    Worker of one template builds the same environment), not by the file's
-   path: as in Jinja's own bytecode cache, since each clone of the template
-   is another folder.
+   path: each clone of the template is another folder (Jinja's own
+   BytecodeCache keys on the path, so copier would override its key).
 2. Read `core.fileMode` once per destination instead of once per file.
 3. Read YAML with libyaml (PyYAML's `CSafeLoader`) when PyYAML has it: copier
    parses `copier.yml` four times per update, and every `type: yaml` answer
