@@ -1,6 +1,6 @@
-"""What-if: `hub-template ARGS` (or `copier ARGS`) with four changes copier
-itself could make, to measure them before proposing them upstream
-(docs/performance.md). Never imported by the product; the benchmark runs it
+"""What-if: `hub-template ARGS` (or `copier ARGS`) with the changes copier
+itself could make (four for an update, a fifth for a one-off copy), to measure
+them before proposing them upstream (docs/performance.md). Never imported by the product; the benchmark runs it
 as a separate command.
 
     python benchmarks/whatif_copier.py update deployments/
@@ -73,20 +73,20 @@ def compile_once(on_disk: bool) -> None:
     from copier._vcs import _get_cache_dir
 
     compiled: dict[tuple, object] = {}
-    compile_once = jinja2.Environment.compile
+    jinja_compile = jinja2.Environment.compile
     folder = _get_cache_dir() / "what-if-compiled"
     if on_disk:
         folder.mkdir(parents=True, exist_ok=True)
 
     def compile_or_load(self, key, source, name, filename, raw, defer_init):
         if not on_disk or raw:  # raw: Python source, not code
-            return compile_once(self, source, name, filename, raw, defer_init)
+            return jinja_compile(self, source, name, filename, raw, defer_init)
         stamp = repr((key, jinja2.__version__, sys.version)).encode()
         path = folder / hashlib.sha256(stamp).hexdigest()
         try:
             return marshal.loads(path.read_bytes())
         except FileNotFoundError:
-            code = compile_once(self, source, name, filename, raw, defer_init)
+            code = jinja_compile(self, source, name, filename, raw, defer_init)
             path.write_bytes(marshal.dumps(code))
             return code
 
