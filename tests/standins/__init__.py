@@ -102,26 +102,100 @@ STAND_INS: tuple[StandIn, ...] = (
         "upstream/chart-repos/dask-gateway",
         "daskhub depends on the dask-gateway chart from this repository",
     ),
-    # --- GitHub-hosted actions ----------------------------------------------------------
+    # --- GitHub-hosted actions (composite stand-ins under actions/) -------------------
+    # actions/checkout is act's own: it copies the clone (with its history) into the workspace.
     StandIn(
         "action",
         "actions/setup-python",
         "actions/setup-python",
-        "puts a Python of the asked version on PATH: a fresh venv of the machine's (pyenv's) interpreter",
+        "a fresh Python of the asked version on PATH: a venv of the machine's (pyenv's) interpreter",
     ),
     StandIn(
         "action",
         "azure/setup-helm",
         "actions/setup-helm",
-        "puts the real helm of the asked version on PATH (from the package index, .ci/install-tools)",
+        "the real helm of the asked version on PATH, from the package index (.ci/install-tools)",
     ),
-    # actions/checkout: act itself copies the repository (with its history) into the job's workspace.
+    StandIn(
+        "action",
+        "google-github-actions/auth",
+        "actions/google-auth",
+        "writes the external-account credentials file and exports what the real action exports",
+    ),
+    StandIn("action", "google-github-actions/setup-gcloud", "actions/setup-gcloud", "gcloud on PATH (bin/gcloud)"),
+    StandIn(
+        "action",
+        "aws-actions/configure-aws-credentials",
+        "actions/configure-aws-credentials",
+        "exports a session's credentials and the region, as after AssumeRoleWithWebIdentity",
+    ),
+    StandIn(
+        "action",
+        "aws-actions/amazon-ecr-login",
+        "actions/amazon-ecr-login",
+        "logs docker in to the account's registry and outputs it",
+    ),
+    StandIn("action", "azure/login", "actions/azure-login", "az login with the OIDC token (bin/az)"),
+    StandIn("action", "azure/use-kubelogin", "actions/use-kubelogin", "kubelogin on PATH (bin/kubelogin)"),
+    # --- the cloud: its APIs, behind the same proxy ------------------------------------
+    StandIn(
+        "api",
+        f"https://{OIDC_HOST}/",
+        "servers.oidc",
+        "GitHub's OIDC token endpoint (act has none): a token the clouds below accept",
+    ),
+    StandIn(
+        "api", "https://sts.googleapis.com/", "servers.google", "google-auth exchanges the OIDC token (hubploy, gcp)"
+    ),
+    StandIn(
+        "api",
+        "https://iamcredentials.googleapis.com/",
+        "servers.google",
+        "google-auth impersonates the deployer service account (hubploy, gcp)",
+    ),
+    StandIn(
+        "api",
+        "https://container.googleapis.com/",
+        "servers.google",
+        "hubploy reads the GKE cluster's endpoint and CA: the loopback Kubernetes API's",
+    ),
+    StandIn("api", "https://sts.*.amazonaws.com/", "servers.aws_sts", "boto3 AssumeRole in hubploy (aws)"),
+    StandIn(
+        "api",
+        "https://<cluster>/api/v1/namespaces",
+        "servers.kubernetes_api",
+        "hubploy reads (404) and creates the release's namespace; no cluster exists here",
+    ),
+    # --- the runner image's and the clouds' tools, first on PATH (bin/, logging) ----------
+    StandIn("command", "sudo", "bin/sudo", "runners have passwordless sudo; the tests run as root"),
+    StandIn(
+        "command",
+        "apt-get",
+        "bin/apt-get",
+        "the test machine's packages are .ci/run's: install only checks they are there",
+    ),
+    StandIn(
+        "command",
+        "docker",
+        "bin/docker",
+        "no daemon nor registry: records repo2docker's `buildx build` (its Dockerfile and context) and pushes",
+    ),
+    StandIn("command", "gcloud", "bin/gcloud", "the runner image's gcloud: configure-docker"),
+    StandIn("command", "aws", "bin/aws", "the runner image's AWS CLI: a kubeconfig for EKS, its tokens, ECR login"),
+    StandIn("command", "az", "bin/az", "the runner image's Azure CLI: login, ACR login, a kubeconfig for AKS"),
+    StandIn("command", "kubelogin", "bin/kubelogin", "converts the AKS kubeconfig and prints its tokens"),
+    StandIn(
+        "command",
+        "helm upgrade --install",
+        "bin/helm-no-cluster (HELM_EXECUTABLE, hubploy's setting)",
+        "no cluster: `helm template` with the same arguments, then `kubernetes-validate --strict`",
+    ),
 )
 
 
 def stand_in_hosts() -> frozenset[str]:
-    """The hosts the proxy answers for: the https stand-ins and the cloud's APIs."""
-    return frozenset(s.replaces.split("/")[2] for s in STAND_INS if s.kind == "https") | {OIDC_HOST}
+    """The host patterns the proxy answers for: the https stand-ins and the cloud's APIs."""
+    return frozenset(s.replaces.split("/")[2] for s in STAND_INS if s.kind in ("https", "api") and "<" not in s.replaces)
 
 
 def chart_sites() -> dict[str, Path]:
@@ -215,9 +289,7 @@ class Boundary:
             servers.google(lambda: self.kube_api.endpoint, self.ca_pem),
             servers.aws_sts(),
         )
-        self.proxy = servers.HttpsProxy(
-            stand_in_hosts(), _server_context(ca, *sorted(stand_in_hosts())), routes, self.log
-        )
+        self.proxy = servers.HttpsProxy(stand_in_hosts(), cache(lambda host: _server_context(ca, host)), routes, self.log)
         self.gitconfig = work / "gitconfig"
         for url, local in git_insteadof(template_clone).items():
             subprocess.run(["git", "config", "--file", str(self.gitconfig), f"url.{local}.insteadOf", url], check=True)
@@ -241,6 +313,7 @@ class Boundary:
             # Where the stand-ins find their tools and write what they were asked.
             "HUB_TEMPLATE_STANDIN_CALLS": str(self.calls),
             "HUB_TEMPLATE_STANDIN_REGISTRY": str(self.registry),
+            "HUB_TEMPLATE_STANDIN_STATE": str(self.work),
             "HUB_TEMPLATE_STANDIN_RELEASES": str(self.work / "releases"),
             "HUB_TEMPLATE_STANDIN_CA": str(self.work / "ca.pem"),
             "HUB_TEMPLATE_STANDIN_KUBE_API": self.kube_api.endpoint,

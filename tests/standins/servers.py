@@ -7,6 +7,7 @@ what the workflows asked the internet and the cloud for."""
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import ssl
 import threading
@@ -84,12 +85,19 @@ def _serve(server: ThreadingHTTPServer) -> None:
 
 class HttpsProxy:
     """An HTTP proxy on loopback for CONNECT only. For a host it stands in for
-    it terminates TLS with ``context`` (a certificate of the throwaway CA that
-    names that host) and answers through ``route``; any other host is refused
-    (403) and logged, so a URL the boundary does not list fails loudly."""
+    (one of the ``hosts`` patterns, fnmatch-style) it terminates TLS with a
+    certificate ``context_for(host)`` makes (the throwaway CA's, naming that
+    host) and answers through ``route``; any other host is refused (403) and
+    logged, so a URL the boundary does not list fails loudly."""
 
-    def __init__(self, hosts: frozenset[str], context: ssl.SSLContext, route: Route, log: RequestLog) -> None:
-        self.hosts, self.context, self.route, self.log = hosts, context, route, log
+    def __init__(
+        self,
+        hosts: frozenset[str],
+        context_for: Callable[[str], ssl.SSLContext],
+        route: Route,
+        log: RequestLog,
+    ) -> None:
+        self.hosts, self.context_for, self.route, self.log = hosts, context_for, route, log
         proxy = self
 
         class Connect(BaseHTTPRequestHandler):
@@ -100,7 +108,7 @@ class HttpsProxy:
 
             def do_CONNECT(self) -> None:
                 host = self.path.rsplit(":", 1)[0]
-                if host not in proxy.hosts:
+                if not any(fnmatch.fnmatchcase(host, pattern) for pattern in proxy.hosts):
                     proxy.log.add(server="proxy", method="CONNECT", host=host, path="", status=403, body="")
                     self.send_error(403, f"{host} is not stood in (tests/standins): the test machine has no internet")
                     return
@@ -108,7 +116,7 @@ class HttpsProxy:
                 self.end_headers()
                 self.wfile.flush()
                 try:
-                    tls = proxy.context.wrap_socket(self.connection, server_side=True)
+                    tls = proxy.context_for(host).wrap_socket(self.connection, server_side=True)
                 except (ssl.SSLError, OSError):
                     return
                 self.close_connection = True

@@ -108,6 +108,13 @@ def docker(args: list[str]) -> int:
         if args[:1] == ["login"]:
             sys.stdin.read()
         return 0
+    if args[:2] == ["manifest", "inspect"]:
+        registry = json.loads(registry_path().read_text()) if registry_path().exists() else {}
+        if args[2] in registry:
+            print(json.dumps({"schemaVersion": 2, "config": {"digest": registry[args[2]]}}))
+            return 0
+        print(f"no such manifest: {args[2]}", file=sys.stderr)
+        return 1
     if args[:2] == ["image", "inspect"]:
         print("[]")
         return 1  # no local images: nothing is ever built here
@@ -164,6 +171,10 @@ def aws(args: list[str]) -> int:
     if "eks" in args and "get-token" in args:
         exec_credential("k8s-aws-v1.stand-in")
         return 0
+    if args[:2] == ["sts", "get-caller-identity"]:
+        role = (Path(os.environ["HUB_TEMPLATE_STANDIN_STATE"]) / "aws-role").read_text().strip()
+        print(role.split(":")[4] if "--query" in args else json.dumps({"Account": role.split(":")[4], "Arn": role}))
+        return 0
     if args[:2] == ["ecr", "get-login-password"]:
         print("stand-in-ecr-password")
         return 0
@@ -172,7 +183,7 @@ def aws(args: list[str]) -> int:
 
 def az(args: list[str]) -> int:
     log("az", args)
-    if args[:2] == ["acr", "login"]:
+    if args[:1] == ["login"] or args[:2] in (["acr", "login"], ["account", "set"]):
         return 0
     if args[:2] == ["aks", "get-credentials"]:
         name = option(args, "--name")
