@@ -106,9 +106,10 @@ def ensure(environment_yml: Path, jupyterhub: str, log: Say) -> UserEnv:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if done.exists():
             log(f"users' environment: reused {prefix} ({LABEL})")
-            if differs := done.read_text().partition("\n# ")[2].strip():
+            recorded = done.read_text().splitlines()
+            for differs in (line[2:] for line in recorded if line.startswith("# ")):
                 log(f"users' environment: {differs}")
-            return env
+            return UserEnv(prefix, tuple(line for line in recorded if line and not line.startswith("# ")))
         uv = uv_program()
         tool = "uv" if uv else "pip"
         log(f"users' environment: making {prefix} with {tool} ({LABEL}); this is done once")
