@@ -1121,7 +1121,9 @@ def test_pythia_cmip6_cookbook(template_repo, tmp_path, capfd):
     assert "dask-gateway" not in output.replace(f"dask-gateway={gateway}", "")
     for package in ("xesmf", "numba>=0.58.0", "act-atmos", "jupyterlab", "mystmd"):
         assert f"  - {package}\n" in env_text, package
-    assert_workspace_names_files_in_the_home(hub, "notebooks/example-workflows/ecs-cmip6.ipynb")
+    # the book's first notebook (myst.yml's table of contents), not the first by name
+    assert_workspace_names_files_in_the_home(hub, "notebooks/foundations/google-cloud-basic.ipynb")
+    assert not (hub / "image" / "notebooks" / "example-workflows" / "dask-worker-space").exists()
     # every module its notebooks import is named by its environment.yml or the hub's
     assert "the notebooks import modules" not in output
 

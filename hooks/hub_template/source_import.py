@@ -65,8 +65,9 @@ CONFIG_FILES: tuple[str, ...] = (
     *(name for name in load_data("image_build.yml")["configuration_files"] if name not in COPIED_CONFIG_FILES),
     "jupyterlab-workspace.json",
 )
-# Never imported: version control metadata anywhere, CI and tool metadata at the root.
+# Never imported: version control metadata and caches anywhere, CI and tool metadata at the root.
 VCS_NAMES = {
+    "dask-worker-space",  # dask's scratch space, committed by accident
     ".git",
     ".gitignore",
     ".gitattributes",
@@ -460,7 +461,7 @@ def _plan_scripts(source: SourceConfig, rendered: dict[str, str], plan: ImportPl
 def _plan_workspace(source: SourceConfig, rendered: dict[str, str], plan: ImportPlan) -> None:
     """The source's JupyterLab workspace, or the hub's opening the source's first notebook."""
     name = source.at("jupyterlab-workspace.json")
-    opened = first_notebook(plan.copies)
+    opened = first_notebook(plan.copies, book_order(source))
     if (workspace := source.text(name)) is not None:
         text, note = workspace_for_jupyterlab4(workspace, source.origin(name))
         plan.notes += [note] if note else []
@@ -717,13 +718,50 @@ def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str], lis
     return "\n".join(lines[:at] + block + lines[at:]) + "\n", notes, _commands(body.splitlines())
 
 
-def first_notebook(destinations: Iterable[str]) -> str | None:
-    """The notebook users see first: the shallowest in image/, by name
+def first_notebook(destinations: Iterable[str], order: Iterable[str] = ()) -> str | None:
+    """The notebook users see first: the first of `order` (a book's table of
+    contents) that the image has, else the shallowest in image/, by name
     (hidden folders left out)."""
     notebooks = [
         d for d in destinations if d.endswith(".ipynb") and not any(part.startswith(".") for part in d.split("/"))
     ]
+    for entry in order:
+        path = posixpath.normpath(entry.strip().lstrip("/"))
+        for candidate in (path, f"{path}.ipynb"):
+            if candidate in notebooks:
+                return candidate
     return min(notebooks, key=lambda d: (d.count("/"), d.lower()), default=None)
+
+
+# A book's table of contents at the repository's root: MyST's and Jupyter Book's.
+BOOK_TOCS = ("myst.yml", "_toc.yml")
+
+
+def book_order(source: SourceConfig) -> list[str]:
+    """The files a book's table of contents names (`file:`, and `root:` of
+    Jupyter Book's _toc.yml), in the reader's order; none if unreadable."""
+    for name in BOOK_TOCS:
+        text = source.text(name) if source.tree.resolve(name) else None
+        if text is None:
+            continue
+        try:
+            toc = read_untrusted(text, source.origin(name), "a table of contents")
+        except Unreadable:
+            return []
+        return list(_toc_files(toc))
+    return []
+
+
+def _toc_files(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("file", "root") and isinstance(value, str):
+                yield value
+            else:
+                yield from _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
 
 
 def workspace_opening(text: str, notebook: str) -> str:
