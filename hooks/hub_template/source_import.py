@@ -256,8 +256,15 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
         plan.notes += notebook_report(tree, plan.copies, environment_text, versions["image_base"])
     write(plan, tree, image, work / "stage")
     record_answers(answers_path, plan.answers)
-    lines += _summary(plan)
+    lines += [shown(line) for text in _summary(plan) for line in text.split("\n")]
     return "\n".join(lines) + "\n"
+
+
+def shown(line: str) -> str:
+    """A line of the summary with what a terminal would act on written out
+    (`\\x1b`, `\\u202e`): the source's script lines cannot hide or reorder
+    what the summary says."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in line)
 
 
 def _summary(plan: ImportPlan) -> list[str]:
