@@ -1212,6 +1212,12 @@ def test_an_old_repository_is_told_what_will_fail(template_repo, tmp_path_factor
     assert "notebook:gone.ipynb" not in json.dumps(saved) and "DASK_DASHBOARD_URL" not in json.dumps(saved)
     assert saved["data"]["file-browser-filebrowser:cwd"]["path"] == "hub-notebooks"
     assert "notebook:gone.ipynb left out: the image has no gone.ipynb" in output
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter"), "lab", "workspaces", "import", "--name", "default",
+         str(hub / "image" / "binder" / "jupyterlab-workspace.json")],
+        capture_output=True, text=True, env={**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # as binder/start imports it
 
     assert "    | satstac: 0-demo-aws.ipynb" in output and "    | helpers:" not in output
     assert (
