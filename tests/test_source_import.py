@@ -337,6 +337,7 @@ def test_binder_layout_builds_the_image(binder_hub, sources, tmp_path):
     assert "- dask=2026.1.0" in env_text.split("# The hub's own packages.")[0]
     assert "defaults" not in env_text and "prefix" not in yaml.safe_load(env_text)
     assert (image / "binder" / "apt.txt").read_text().splitlines()[1:] == ["nco", "cdo"]
+    assert "binder/apt.txt now installs the source's Debian packages: nco, cdo" in output
 
     # provenance: the README and the answers
     commit = git(sources["binder"], "rev-parse", "HEAD")

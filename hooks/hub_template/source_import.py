@@ -440,8 +440,12 @@ def _source_environments(source: SourceConfig, plan: ImportPlan) -> list[environ
 def _plan_scripts(source: SourceConfig, rendered: dict[str, str], plan: ImportPlan) -> None:
     """apt.txt, postBuild and start: the source's joined to the hub's."""
     if (apt := source.text(source.at("apt.txt"))) is not None:
-        plan.texts["binder/apt.txt"] = merge_apt(rendered["binder/apt.txt"], apt, source.origin(source.at("apt.txt")))
+        plan.texts["binder/apt.txt"] = merged_apt = merge_apt(
+            rendered["binder/apt.txt"], apt, source.origin(source.at("apt.txt"))
+        )
         plan.merged.append("binder/apt.txt")
+        if added := [line for line in merged_apt.splitlines() if line not in rendered["binder/apt.txt"].splitlines()]:
+            plan.notes.append(f"binder/apt.txt now installs the source's Debian packages: {', '.join(added)}")
     if (post_build := source.text(source.at("postBuild"))) is not None:
         merged, extra, notes, kept = merge_post_build(
             rendered["binder/postBuild"], post_build, source.origin(source.at("postBuild"))
