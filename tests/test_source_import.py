@@ -1056,7 +1056,7 @@ def tree_with(repo: Path, folder: str) -> Path:
 def test_names_read_as_dot_git_are_refused(folder, template_repo, isolated, capfd, tmp_path_factory):
     source = tree_with(tmp_path_factory.mktemp("alias") / "repo", folder)
     output = failed_copy(template_repo, isolated, capfd, source_repo=str(source))
-    assert f"has {f'{folder}/config'!r}, a name Windows or macOS read as .git" in output
+    assert f"has {f'{folder}/config'!r}, a name git, Windows or macOS reads as .git" in output
 
 
 # --- real notebook repositories (issue 28) -------------------------------------------

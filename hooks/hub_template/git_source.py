@@ -404,7 +404,7 @@ def _checked_path(raw: bytes, source: Source) -> str:
         raise SourceError(f"{source.shown} has a file name hub-template refuses to write: {path!r}.")
     if any(is_dot_git(part) for part in parts):
         raise SourceError(
-            f"{source.shown} has {path!r}, a name Windows or macOS read as .git (git's own folder); "
+            f"{source.shown} has {path!r}, a name git, Windows or macOS reads as .git (git's own folder); "
             "rename it in the source."
         )
     return path
