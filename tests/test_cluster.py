@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -396,6 +397,41 @@ def test_the_readme_states_the_cost_ceiling(hub):
             math.ceil(clusters * hub.answers["cluster_max_memory"] / memory - 1e-9),
         )
         assert f"or {nodes} × {hub.answers['dask_machine']}." in readme
+
+
+# What the users' identity may do on the scratch bucket, as the README makes
+# it: objects only (never the bucket's policy, ACL or deletion), and on Azure
+# the hub's own container, not the storage account every hub shares.
+SCRATCH_OBJECT_ACTIONS = {
+    "s3:ListBucket",
+    "s3:GetBucketLocation",
+    "s3:ListBucketMultipartUploads",
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+}
+
+
+def test_the_users_identity_is_scoped_to_the_scratch_objects(hub):
+    readme = (hub.path / "README.md").read_text()
+    bucket = hub.answers["scratch_bucket"]
+    if hub.cloud["hubploy"] == "aws":
+        document = re.search(r"--policy-name scratch-bucket --policy-document \\\n  '(\{.*\})'", readme)
+        assert document, "the README grants the users' role no scratch policy"
+        statements = json.loads(document.group(1))["Statement"]
+        actions = {a for s in statements for a in s["Action"]}
+        assert actions == SCRATCH_OBJECT_ACTIONS
+        assert {s["Resource"] for s in statements} == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+    elif hub.cloud["hubploy"] == "kubeconfig":
+        scope = re.search(r'--role "Storage Blob Data Contributor" .*\n  --scope "([^"]+)"', readme)
+        assert scope, "the README gives the users' identity no blob role"
+        assert scope.group(1).endswith(f"/blobServices/default/containers/{bucket}"), scope.group(1)
+    else:
+        binding = f"gcloud storage buckets add-iam-policy-binding gs://{bucket} "
+        line = next(line for line in readme.splitlines() if line.startswith(binding))
+        assert line.endswith("--role roles/storage.objectAdmin"), line
 
 
 # --------------------------------------------------------------------------
