@@ -33,6 +33,7 @@ FEDERATION_FILES = {
     "chart/templates/_helpers.tpl",
     "chart/templates/service-account.yaml",
     "chart/templates/dask-kubernetes-rbac.yaml",
+    "chart/templates/dask-pod-policy.yaml",
     "deployments/README.md",
 }
 _rendered: dict[tuple, Path] = {}
