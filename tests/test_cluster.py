@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from types import SimpleNamespace
 import dask.config
 import pytest
 import yaml
-from conftest import chart_data, git, render
+from conftest import BIN, chart_data, git, render
 
 from hub_template import load_data
 from hub_template.helm_values import Chart, ValuesFile, check_values
@@ -580,3 +581,222 @@ def test_a_hub_from_before_updates_keeping_its_key_and_edits(evolving_template, 
     names = [p["slug"] for p in common["daskhub"]["jupyterhub"]["singleuser"]["profileList"]]
     assert names == [s["name"] for s in PROVIDERS["gcp"]["default_sizes"]]
     assert common["deployment"]["serviceAccount"]["annotations"]
+
+
+# --------------------------------------------------------------------------
+# The cluster itself: the federation's cluster/setup.sh, run with the cloud
+# CLIs as stand-ins, against the hubs rendered in it
+# --------------------------------------------------------------------------
+
+# What cannot exist here: the clouds and GitHub. Each CLI is a stand-in on
+# PATH that logs its argv (one JSON list a line) and answers as a cloud with
+# nothing made yet would (describe/show fail; a --format/--query value is a
+# placeholder), or, with STANDIN_EXISTS set, as one where everything exists.
+CLUSTER_STAND_INS = {"gcloud": "Google Cloud", "gh": "GitHub", "kubectl": "the cluster's API server"}
+STAND_IN = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["STANDIN_LOG"], "a") as log:
+    log.write(json.dumps([os.path.basename(sys.argv[0]), *args]) + "\\n")
+if any(a in args for a in ("--format", "--query", "--jq")):
+    print("STANDIN")
+elif any(a in args for a in ("describe", "show")):
+    sys.exit(0 if os.environ.get("STANDIN_EXISTS") else 1)
+"""
+REPO = "my-org/pangeo-hubs"
+
+
+def cluster_federation(template_repo: Path, base: Path, provider: str, hubs: dict[str, dict]) -> Path:
+    """A federation of ``provider`` with its hubs (name: answers), each made in
+    it as its README says (COPIER_SETTINGS_PATH=copier-settings.yml)."""
+    fed = render(template_repo, base / "pangeo-hubs", kind="federation", cloud_provider=provider)
+    for name, data in hubs.items():
+        args = [a for key, value in data.items() for a in ("--data", f"{key}={value}")]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "copier",
+                "copy",
+                "--trust",
+                "--defaults",
+                "--quiet",
+                *args,
+                str(template_repo),
+                f"deployments/{name}",
+            ],
+            cwd=fed,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COPIER_SETTINGS_PATH": "copier-settings.yml"},
+        )
+        assert done.returncode == 0, done.stderr
+    return fed
+
+
+def run_setup(fed: Path, bin_dir: Path, exists: bool = False) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    """cluster/setup.sh, run as its comment says, with the stand-ins first on PATH."""
+    bin_dir.mkdir(exist_ok=True)
+    for tool in CLUSTER_STAND_INS:
+        (bin_dir / tool).write_text(STAND_IN.format(python=sys.executable))
+        (bin_dir / tool).chmod(0o755)
+    log = bin_dir / "calls.jsonl"
+    log.write_text("")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "STANDIN_LOG": str(log), **({"STANDIN_EXISTS": "1"} if exists else {})}
+    done = subprocess.run(["cluster/setup.sh", REPO], cwd=fed, capture_output=True, text=True, env=env)
+    return done, [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def flag(call: list[str], name: str) -> str:
+    return call[call.index(name) + 1]
+
+
+def pairs(text: str, sep: str = "=") -> dict[str, str]:
+    return dict(item.split(sep, 1) for item in text.split(","))
+
+
+def hub_pods(hub: Path, umbrella: str) -> tuple[dict, list[dict], str]:
+    """(users' node selectors by size, the dask pods' spec, the users' account) of a hub's values."""
+    values = yaml.safe_load((hub / "config/common.yaml").read_text())
+    jh = jupyterhub(values, umbrella)
+    selectors = [p["kubespawner_override"]["node_selector"] for p in jh["singleuser"]["profileList"]]
+    if umbrella in values:
+        dask = values[umbrella]["dask-gateway"]["gateway"]["backend"]["worker"]["extraPodConfig"]
+    else:
+        dask = yaml.safe_load((hub / "image/.dask/config.yaml").read_text())["hub-dask"]["pod"]
+    return {"users": selectors, "values": values, "jupyterhub": jh}, [dask], jh["singleuser"]["serviceAccountName"]
+
+
+def test_the_gcp_cluster_script_makes_what_every_hub_selects(template_repo, tmp_path):
+    cloud = PROVIDERS["gcp"]
+    hubs = {"charlie": {}, "delta": {"dask_backend": "kubernetes", "dask_spot": False}}
+    fed = cluster_federation(template_repo, tmp_path, "gcp", hubs)
+    subprocess.run(["shellcheck", "cluster/setup.sh"], cwd=fed, check=True, env={"PATH": f"{BIN}:/usr/bin:/bin"})
+    done, calls = run_setup(fed, tmp_path / "bin")
+    assert done.returncode == 0, done.stderr
+    assert {c[0] for c in calls} == set(CLUSTER_STAND_INS)
+    fed_answers = yaml.safe_load((fed / ".copier-answers.yml").read_text())
+    project = fed_answers["gcp_project"]
+
+    (create,) = [c for c in calls if c[1:4] == ["container", "clusters", "create"]]
+    assert flag(create, "--workload-pool") == f"{project}.svc.id.goog"
+    assert "--enable-dataplane-v2" in create  # enforces the users' NetworkPolicy
+    assert "GcePersistentDiskCsiDriver" in flag(create, "--addons")  # its standard-rwo class
+    pools = [c for c in calls if c[1:4] == ["container", "node-pools", "create"]]
+    by_machine = {}
+    for pool in pools:
+        by_machine.setdefault(flag(pool, "--machine-type"), []).append(
+            {
+                "labels": pairs(flag(pool, "--node-labels")),
+                # GKE labels spot nodes itself (providers.yml spot.label).
+                **({"spot": cloud["spot"]["label"]} if "--spot" in pool else {"spot": {}}),
+                "taints": [
+                    dict(zip(("key", "value", "effect"), re.split("[=:]", t), strict=True))
+                    for t in flag(pool, "--node-taints").split(",")
+                ],
+                "autoscaled": "--enable-autoscaling" in pool and flag(pool, "--min-nodes") == "0",
+            }
+        )
+    assert all(p["autoscaled"] for ps in by_machine.values() for p in ps)
+
+    def placed(selector: dict, tolerations: list[dict]) -> bool:
+        """A pool has the selector's machine, labels and spot label, and its taints are tolerated."""
+        machine = selector[cloud["instance_type_label"]]
+        wanted = {k: v for k, v in selector.items() if k != cloud["instance_type_label"]}
+        return any(
+            wanted.items() <= {**p["labels"], **p["spot"]}.items()
+            and all(tolerates(tolerations, t) for t in p["taints"])
+            for p in by_machine.get(machine, [])
+        )
+
+    for name in hubs:
+        hub = fed / "deployments" / name
+        answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
+        pods, dask, account = hub_pods(hub, answers["helm_umbrella_key"])
+        jh = pods["jupyterhub"]
+        # Users: z2jh's user label (matchNodePurpose: require) and taint (tolerated by its user pods).
+        assert jh["scheduling"]["userPods"]["nodeAffinity"]["matchNodePurpose"] == "require"
+        z2jh_user = [{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}]
+        for selector in pods["users"]:
+            assert placed({**selector, **cloud["node_pools"]["user"]["label"]}, z2jh_user), (name, selector)
+        for pod in dask:
+            assert placed(pod["nodeSelector"], pod["tolerations"]), (name, pod["nodeSelector"])
+        assert jh["singleuser"]["storage"]["dynamic"]["storageClass"] == cloud["storage_class"]
+        # The users' identity: made, bound to both namespaces' account, on the hub's bucket only.
+        identity = answers["cloud_identity"]
+        assert pods["values"]["deployment"]["serviceAccount"]["annotations"] == {
+            cloud["identity"]["annotation"]: identity
+        }
+        assert ["gcloud", "iam", "service-accounts", "create", identity.split("@")[0], "--project", project] in calls
+        bucket = f"gs://{answers['scratch_bucket']}"
+        assert jh["singleuser"]["extraEnv"]["SCRATCH_BUCKET"].startswith(bucket + "/")
+        assert ["gcloud", "storage", "buckets", "create", bucket] == [
+            *calls[[c[:5] for c in calls].index(["gcloud", "storage", "buckets", "create", bucket])][:5]
+        ]
+        assert any(
+            c[:4] == ["gcloud", "storage", "buckets", "update"] and c[4] == bucket and "--lifecycle-file" in c
+            for c in calls
+        )
+        grant = [c for c in calls if c[1:4] == ["storage", "buckets", "add-iam-policy-binding"] and c[4] == bucket]
+        assert [(flag(c, "--member"), flag(c, "--role")) for c in grant] == [
+            (f"serviceAccount:{identity}", "roles/storage.objectAdmin")
+        ]
+        members = {
+            flag(c, "--member")
+            for c in calls
+            if c[1:4] == ["iam", "service-accounts", "add-iam-policy-binding"] and c[4] == identity
+        }
+        assert members == {
+            f"serviceAccount:{project}.svc.id.goog[{name}-{env}/{account}]" for env in ("staging", "prod")
+        }
+        for env in ("staging", "prod"):
+            label = [
+                c
+                for c in calls
+                if c[:4] == ["kubectl", "label", "--overwrite", "namespace"] and c[4] == f"{name}-{env}"
+            ]
+            assert label and "pod-security.kubernetes.io/enforce=baseline" in label[0], (name, env)
+
+    # The deployers: one per environment, trusted only from it.
+    (provider,) = [c for c in calls if c[1:5] == ["iam", "workload-identity-pools", "providers", "create-oidc"]]
+    condition = flag(provider, "--attribute-condition")
+    assert f"assertion.repository == '{REPO}'" in condition
+    assert "assertion.ref == 'refs/heads/' + assertion.environment" in condition
+    assert f"assertion.job_workflow_ref == '{REPO}/.github/workflows/deploy.yml@' + assertion.ref" in condition
+    trust = {
+        c[4]: flag(c, "--member")
+        for c in calls
+        if c[1:4] == ["iam", "service-accounts", "add-iam-policy-binding"]
+        and flag(c, "--role") == "roles/iam.workloadIdentityUser"
+        and "principal://" in flag(c, "--member")
+    }
+    assert {sa.split("@")[0] for sa in trust} == {"pangeo-hubs-deploy-staging", "pangeo-hubs-deploy-prod"}
+    for sa, member in trust.items():
+        env = sa.split("@")[0].rsplit("-", 1)[1]
+        assert member.endswith(f"/subject/repo:{REPO}:environment:{env}"), member
+        # Only the environment's own branch may deploy to it.
+        assert [
+            "gh",
+            "api",
+            "--method",
+            "POST",
+            f"repos/{REPO}/environments/{env}/deployment-branch-policies",
+            "-f",
+            f"name={env}",
+            "-f",
+            "type=branch",
+        ] in calls
+
+    # Run again where everything exists: nothing is created twice.
+    done, again = run_setup(fed, tmp_path / "bin", exists=True)
+    assert done.returncode == 0, done.stderr
+    assert not [c for c in again if "create" in c and c[0] == "gcloud"]
+
+
+def test_the_cluster_script_refuses_a_hub_whose_machine_has_no_pool(template_repo, tmp_path):
+    hubs = {"echo": {"user_sizes": json.dumps([{"name": "big", "machine": "n2-standard-8"}])}}
+    fed = cluster_federation(template_repo, tmp_path, "gcp", hubs)
+    done, calls = run_setup(fed, tmp_path / "bin")
+    assert done.returncode != 0
+    assert "deployments/echo selects n2-standard-8, which no pool has" in done.stderr
+    assert not [c for c in calls if c[1:4] == ["storage", "buckets", "create"]]  # nothing made for it
