@@ -800,3 +800,76 @@ def test_the_cluster_script_refuses_a_hub_whose_machine_has_no_pool(template_rep
     assert done.returncode != 0
     assert "deployments/echo selects n2-standard-8, which no pool has" in done.stderr
     assert not [c for c in calls if c[1:4] == ["storage", "buckets", "create"]]  # nothing made for it
+
+
+def test_the_federation_readme_trusts_each_environment_only(template_repo, tmp_path):
+    """The README's trust setup, run as written with stand-ins for gh, gcloud,
+    aws and az: one deployer per environment, each trusting only its
+    environment's subject, and branch rules on both environments."""
+    fed = render(template_repo, tmp_path / "pangeo-hubs", kind="federation", cloud_provider="aws")
+    readme = (fed / "README.md").read_text()
+    section = readme[readme.index("### The cloud: trust") : readme.index("## Adding a hub")]
+    assert 'repo:ORG/REPO:*"' not in section and "assertion.repository == 'ORG/REPO'\"" not in section
+    blocks = re.findall(r"```\n(.*?)```", section, re.S)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("gh", "gcloud", "aws", "az"):
+        (bin_dir / tool).write_text(STAND_IN.format(python=sys.executable))
+        (bin_dir / tool).chmod(0o755)
+    log = bin_dir / "calls.jsonl"
+    for block in blocks:
+        script = block.replace("ORG/REPO", REPO)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "STANDIN_LOG": str(log)},
+        )
+        assert done.returncode == 0, done.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    envs = ("staging", "prod")
+    subject = {env: f"repo:{REPO}:environment:{env}" for env in envs}
+    for env in envs:
+        assert [
+            "gh",
+            "api",
+            "--method",
+            "POST",
+            f"repos/{REPO}/environments/{env}/deployment-branch-policies",
+            "-f",
+            f"name={env}",
+            "-f",
+            "type=branch",
+        ] in calls
+    # Google Cloud: the provider's condition, and each account trusting its own subject.
+    (provider,) = [c for c in calls if c[1:5] == ["iam", "workload-identity-pools", "providers", "create-oidc"]]
+    condition = next(a for a in provider if a.startswith("--attribute-condition=")).split("=", 1)[1]
+    assert "assertion.ref == 'refs/heads/' + assertion.environment" in condition
+    assert f"assertion.job_workflow_ref == '{REPO}/.github/workflows/deploy.yml@' + assertion.ref" in condition
+    members = {c[4].split("@")[0]: c for c in calls if c[1:4] == ["iam", "service-accounts", "add-iam-policy-binding"]}
+    for env in envs:
+        member = next(a for a in members[f"pangeo-hubs-deploy-{env}"] if a.startswith("--member="))
+        assert member.endswith(f"/subject/{subject[env]}"), member
+    # AWS: each role's trust, exactly its environment's subject.
+    roles = {
+        flag(c, "--role-name"): json.loads(flag(c, "--assume-role-policy-document"))
+        for c in calls
+        if c[1:3] == ["iam", "create-role"]
+    }
+    assert set(roles) == {f"pangeo-hubs-deploy-{env}" for env in envs}
+    for env in envs:
+        web = roles[f"pangeo-hubs-deploy-{env}"]["Statement"][0]
+        assert web["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert web["Condition"] == {
+            "StringEquals": {
+                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                "token.actions.githubusercontent.com:sub": subject[env],
+            }
+        }
+    # Azure: each app's federated credential, on its environment's subject only.
+    credentials = [
+        json.loads(flag(c, "--parameters")) for c in calls if c[1:4] == ["ad", "app", "federated-credential"]
+    ]
+    assert sorted(c["subject"] for c in credentials) == sorted(subject.values())
+    apps = [flag(c, "--display-name") for c in calls if c[1:3] == ["ad", "app"] and c[3] == "create"]
+    assert apps == [f"pangeo-hubs-deploy-{env}" for env in envs]
