@@ -12,6 +12,7 @@ no spot). What cannot exist here is stood in for, listed in STAND_INS.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -589,21 +590,38 @@ def test_a_hub_from_before_updates_keeping_its_key_and_edits(evolving_template, 
 # --------------------------------------------------------------------------
 
 # What cannot exist here: the clouds and GitHub. Each CLI is a stand-in on
-# PATH that logs its argv (one JSON list a line) and answers as a cloud with
-# nothing made yet would (describe/show fail; a --format/--query value is a
-# placeholder), or, with STANDIN_EXISTS set, as one where everything exists.
-CLUSTER_STAND_INS = {"gcloud": "Google Cloud", "gh": "GitHub", "kubectl": "the cluster's API server"}
+# PATH that logs its argv (one JSON list a line; what it reads on stdin, for
+# `kubectl apply --filename -`, as a last "STDIN:" item) and answers as a
+# cloud with nothing made yet would: an existence check (describe, show, get,
+# describe-*, get-role, head-bucket...) fails, a list is empty, any other --query/--format/--jq
+# value is a placeholder; with STANDIN_EXISTS set, as one where everything
+# exists.
+CLUSTER_STAND_INS = {
+    "gcp": {"gcloud": "Google Cloud"},
+    "aws": {"aws": "AWS", "eksctl": "AWS (EKS)", "helm": "the cluster (the autoscaler's chart)"},
+    "azure": {"az": "Azure"},
+}
+COMMON_STAND_INS = {"gh": "GitHub", "kubectl": "the cluster's API server"}
 STAND_IN = """#!{python}
 import json, os, sys
 args = sys.argv[1:]
+exists = bool(os.environ.get("STANDIN_EXISTS"))
+entry = [os.path.basename(sys.argv[0]), *args]
+if "apply" in args and "-" in args:
+    entry.append("STDIN:" + sys.stdin.read())
 with open(os.environ["STANDIN_LOG"], "a") as log:
-    log.write(json.dumps([os.path.basename(sys.argv[0]), *args]) + "\\n")
-if any(a in args for a in ("--format", "--query", "--jq")):
+    log.write(json.dumps(entry) + "\\n")
+CHECKS = {{"describe", "show", "get", "get-role", "get-open-id-connect-provider", "head-bucket"}}
+query = any(a in args for a in ("--format", "--query", "--jq"))
+if "list" in args and query:
+    print("STANDIN" if exists else "")
+elif query:
     print("STANDIN")
-elif any(a in args for a in ("describe", "show")):
-    sys.exit(0 if os.environ.get("STANDIN_EXISTS") else 1)
+elif any(a in CHECKS or a.startswith("describe-") for a in args):
+    sys.exit(0 if exists else 1)
 """
 REPO = "my-org/pangeo-hubs"
+ENVS = ("staging", "prod")
 
 
 def cluster_federation(template_repo: Path, base: Path, provider: str, hubs: dict[str, dict]) -> Path:
@@ -634,10 +652,12 @@ def cluster_federation(template_repo: Path, base: Path, provider: str, hubs: dic
     return fed
 
 
-def run_setup(fed: Path, bin_dir: Path, exists: bool = False) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+def run_setup(
+    fed: Path, bin_dir: Path, provider: str, exists: bool = False
+) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     """cluster/setup.sh, run as its comment says, with the stand-ins first on PATH."""
     bin_dir.mkdir(exist_ok=True)
-    for tool in CLUSTER_STAND_INS:
+    for tool in {**CLUSTER_STAND_INS[provider], **COMMON_STAND_INS}:
         (bin_dir / tool).write_text(STAND_IN.format(python=sys.executable))
         (bin_dir / tool).chmod(0o755)
     log = bin_dir / "calls.jsonl"
@@ -651,152 +671,297 @@ def flag(call: list[str], name: str) -> str:
     return call[call.index(name) + 1]
 
 
-def pairs(text: str, sep: str = "=") -> dict[str, str]:
-    return dict(item.split(sep, 1) for item in text.split(","))
+def flag_values(call: list[str], name: str) -> list[str]:
+    """The words after ``name`` up to the next option."""
+    rest = call[call.index(name) + 1 :]
+    return list(itertools.takewhile(lambda a: not a.startswith("--"), rest))
 
 
-def hub_pods(hub: Path, umbrella: str) -> tuple[dict, list[dict], str]:
-    """(users' node selectors by size, the dask pods' spec, the users' account) of a hub's values."""
-    values = yaml.safe_load((hub / "config/common.yaml").read_text())
-    jh = jupyterhub(values, umbrella)
-    selectors = [p["kubespawner_override"]["node_selector"] for p in jh["singleuser"]["profileList"]]
-    if umbrella in values:
-        dask = values[umbrella]["dask-gateway"]["gateway"]["backend"]["worker"]["extraPodConfig"]
+def pairs(items: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in items)
+
+
+def taints(text: str) -> list[dict]:
+    return [dict(zip(("key", "value", "effect"), re.split("[=:]", t), strict=True)) for t in text.split(",")]
+
+
+def calls_of(calls: list[list[str]], *words: str) -> list[list[str]]:
+    return [c for c in calls if c[1 : 1 + len(words)] == list(words)]
+
+
+def made_pools(fed: Path, provider: str, calls: list[list[str]]) -> dict[str, list[dict]]:
+    """The node pools the script makes, by machine type: the labels their
+    nodes carry (with what the cloud adds to spot nodes), their taints (with
+    the cloud's spot taint), and whether they autoscale from zero."""
+    cloud = PROVIDERS[provider]
+    pools: list[dict] = []
+    if provider == "gcp":
+        for c in calls_of(calls, "container", "node-pools", "create"):
+            spot = "--spot" in c
+            pools.append(
+                {
+                    "machine": flag(c, "--machine-type"),
+                    "labels": {
+                        **pairs(flag(c, "--node-labels").split(",")),
+                        **(cloud["spot"]["label"] if spot else {}),
+                    },
+                    "taints": taints(flag(c, "--node-taints")),
+                    "autoscaled": "--enable-autoscaling" in c and flag(c, "--min-nodes") == "0",
+                }
+            )
+    elif provider == "aws":
+        assert ["eksctl", "create", "cluster", "--config-file", "cluster/eksctl.yaml"] in calls
+        config = yaml.safe_load((fed / "cluster/eksctl.yaml").read_text())
+        assert config["apiVersion"] == "eksctl.io/v1alpha5" and config["kind"] == "ClusterConfig"
+        autoscaler = calls_of(calls, "upgrade", "--install", "cluster-autoscaler")
+        for group in config["managedNodeGroups"]:
+            if group["name"] == "core":
+                continue
+            (machine,) = group["instanceTypes"]
+            spot = group.get("spot", False)
+            pools.append(
+                {
+                    "machine": machine,
+                    "labels": {**group["labels"], **(cloud["spot"]["label"] if spot else {})},
+                    "taints": group["taints"],
+                    "autoscaled": group["minSize"] == 0 and group["propagateASGTags"] and bool(autoscaler),
+                }
+            )
     else:
-        dask = yaml.safe_load((hub / "image/.dask/config.yaml").read_text())["hub-dask"]["pod"]
-    return {"users": selectors, "values": values, "jupyterhub": jh}, [dask], jh["singleuser"]["serviceAccountName"]
-
-
-def test_the_gcp_cluster_script_makes_what_every_hub_selects(template_repo, tmp_path):
-    cloud = PROVIDERS["gcp"]
-    hubs = {"charlie": {}, "delta": {"dask_backend": "kubernetes", "dask_spot": False}}
-    fed = cluster_federation(template_repo, tmp_path, "gcp", hubs)
-    subprocess.run(["shellcheck", "cluster/setup.sh"], cwd=fed, check=True, env={"PATH": f"{BIN}:/usr/bin:/bin"})
-    done, calls = run_setup(fed, tmp_path / "bin")
-    assert done.returncode == 0, done.stderr
-    assert {c[0] for c in calls} == set(CLUSTER_STAND_INS)
-    fed_answers = yaml.safe_load((fed / ".copier-answers.yml").read_text())
-    project = fed_answers["gcp_project"]
-
-    (create,) = [c for c in calls if c[1:4] == ["container", "clusters", "create"]]
-    assert flag(create, "--workload-pool") == f"{project}.svc.id.goog"
-    assert "--enable-dataplane-v2" in create  # enforces the users' NetworkPolicy
-    assert "GcePersistentDiskCsiDriver" in flag(create, "--addons")  # its standard-rwo class
-    pools = [c for c in calls if c[1:4] == ["container", "node-pools", "create"]]
-    by_machine = {}
+        for c in calls_of(calls, "aks", "nodepool", "add"):
+            spot = "--priority" in c and flag(c, "--priority") == "Spot"
+            pools.append(
+                {
+                    "machine": flag(c, "--node-vm-size"),
+                    "labels": {**pairs(flag_values(c, "--labels")), **(cloud["spot"]["label"] if spot else {})},
+                    "taints": taints(flag(c, "--node-taints")) + ([cloud["spot"]["taint"]] if spot else []),
+                    "autoscaled": "--enable-cluster-autoscaler" in c and flag(c, "--min-count") == "0",
+                }
+            )
+    by_machine: dict[str, list[dict]] = {}
     for pool in pools:
-        by_machine.setdefault(flag(pool, "--machine-type"), []).append(
-            {
-                "labels": pairs(flag(pool, "--node-labels")),
-                # GKE labels spot nodes itself (providers.yml spot.label).
-                **({"spot": cloud["spot"]["label"]} if "--spot" in pool else {"spot": {}}),
-                "taints": [
-                    dict(zip(("key", "value", "effect"), re.split("[=:]", t), strict=True))
-                    for t in flag(pool, "--node-taints").split(",")
-                ],
-                "autoscaled": "--enable-autoscaling" in pool and flag(pool, "--min-nodes") == "0",
-            }
-        )
-    assert all(p["autoscaled"] for ps in by_machine.values() for p in ps)
+        by_machine.setdefault(pool["machine"], []).append(pool)
+    return by_machine
 
-    def placed(selector: dict, tolerations: list[dict]) -> bool:
-        """A pool has the selector's machine, labels and spot label, and its taints are tolerated."""
-        machine = selector[cloud["instance_type_label"]]
-        wanted = {k: v for k, v in selector.items() if k != cloud["instance_type_label"]}
-        return any(
-            wanted.items() <= {**p["labels"], **p["spot"]}.items()
-            and all(tolerates(tolerations, t) for t in p["taints"])
-            for p in by_machine.get(machine, [])
-        )
 
-    for name in hubs:
-        hub = fed / "deployments" / name
-        answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
-        pods, dask, account = hub_pods(hub, answers["helm_umbrella_key"])
-        jh = pods["jupyterhub"]
-        # Users: z2jh's user label (matchNodePurpose: require) and taint (tolerated by its user pods).
-        assert jh["scheduling"]["userPods"]["nodeAffinity"]["matchNodePurpose"] == "require"
-        z2jh_user = [{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}]
-        for selector in pods["users"]:
-            assert placed({**selector, **cloud["node_pools"]["user"]["label"]}, z2jh_user), (name, selector)
-        for pod in dask:
-            assert placed(pod["nodeSelector"], pod["tolerations"]), (name, pod["nodeSelector"])
-        assert jh["singleuser"]["storage"]["dynamic"]["storageClass"] == cloud["storage_class"]
-        # The users' identity: made, bound to both namespaces' account, on the hub's bucket only.
-        identity = answers["cloud_identity"]
-        assert pods["values"]["deployment"]["serviceAccount"]["annotations"] == {
-            cloud["identity"]["annotation"]: identity
-        }
+def hub_values(hub: Path) -> tuple[dict, dict, list[dict]]:
+    """(answers, jupyterhub values, the dask pods' specs) of a hub in a federation."""
+    answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
+    umbrella = answers["helm_umbrella_key"]
+    values = yaml.safe_load((hub / "config/common.yaml").read_text())
+    if umbrella in values:
+        backend = values[umbrella]["dask-gateway"]["gateway"]["backend"]
+        dask = [backend[pod]["extraPodConfig"] for pod in ("scheduler", "worker")]
+    else:
+        dask = [yaml.safe_load((hub / "image/.dask/config.yaml").read_text())["hub-dask"]["pod"]]
+    return answers, values, dask
+
+
+def check_users_identity(
+    provider: str, fed: Path, calls: list[list[str]], hub: str, answers: dict, values: dict, out: str
+):
+    """The hub's users' identity and bucket, made as its values name them."""
+    cloud = PROVIDERS[provider]
+    jh = jupyterhub(values, answers["helm_umbrella_key"])
+    account = jh["singleuser"]["serviceAccountName"]
+    assert values["deployment"]["serviceAccount"]["name"] == account
+    identity = answers["cloud_identity"]
+    assert values["deployment"]["serviceAccount"]["annotations"] == {cloud["identity"]["annotation"]: identity}
+    bucket = answers["scratch_bucket"]
+    assert jh["singleuser"]["extraEnv"]["SCRATCH_BUCKET"] == f"{cloud['bucket_scheme']}{bucket}/$(JUPYTERHUB_USER)"
+    subjects = {f"system:serviceaccount:{hub}-{env}:{account}" for env in ENVS}
+    if provider == "gcp":
+        project = answers["gcp_project"]
         assert ["gcloud", "iam", "service-accounts", "create", identity.split("@")[0], "--project", project] in calls
-        bucket = f"gs://{answers['scratch_bucket']}"
-        assert jh["singleuser"]["extraEnv"]["SCRATCH_BUCKET"].startswith(bucket + "/")
-        assert ["gcloud", "storage", "buckets", "create", bucket] == [
-            *calls[[c[:5] for c in calls].index(["gcloud", "storage", "buckets", "create", bucket])][:5]
-        ]
-        assert any(
-            c[:4] == ["gcloud", "storage", "buckets", "update"] and c[4] == bucket and "--lifecycle-file" in c
-            for c in calls
-        )
-        grant = [c for c in calls if c[1:4] == ["storage", "buckets", "add-iam-policy-binding"] and c[4] == bucket]
+        assert calls_of(calls, "storage", "buckets", "create", f"gs://{bucket}")
+        assert any("--lifecycle-file" in c for c in calls_of(calls, "storage", "buckets", "update", f"gs://{bucket}"))
+        grant = calls_of(calls, "storage", "buckets", "add-iam-policy-binding", f"gs://{bucket}")
         assert [(flag(c, "--member"), flag(c, "--role")) for c in grant] == [
             (f"serviceAccount:{identity}", "roles/storage.objectAdmin")
         ]
         members = {
-            flag(c, "--member")
-            for c in calls
-            if c[1:4] == ["iam", "service-accounts", "add-iam-policy-binding"] and c[4] == identity
+            flag(c, "--member") for c in calls_of(calls, "iam", "service-accounts", "add-iam-policy-binding", identity)
         }
-        assert members == {
-            f"serviceAccount:{project}.svc.id.goog[{name}-{env}/{account}]" for env in ("staging", "prod")
-        }
-        for env in ("staging", "prod"):
+        assert members == {f"serviceAccount:{project}.svc.id.goog[{s.split(':')[2]}/{account}]" for s in subjects}
+    elif provider == "aws":
+        role = identity.rsplit("/", 1)[1]
+        assert calls_of(calls, "s3api", "create-bucket", "--bucket", bucket)
+        assert calls_of(calls, "s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket)
+        (create,) = [c for c in calls_of(calls, "iam", "create-role") if flag(c, "--role-name") == role]
+        (trust,) = json.loads(flag(create, "--assume-role-policy-document"))["Statement"]
+        assert trust["Principal"]["Federated"].endswith(":oidc-provider/STANDIN")
+        assert set(trust["Condition"]["StringEquals"]["STANDIN:sub"]) == subjects
+        (policy,) = [c for c in calls_of(calls, "iam", "put-role-policy") if flag(c, "--role-name") == role]
+        statements = json.loads(flag(policy, "--policy-document"))["Statement"]
+        assert {a for st in statements for a in st["Action"]} == SCRATCH_OBJECT_ACTIONS
+        assert {st["Resource"] for st in statements} == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+    else:
+        assert calls_of(calls, "storage", "container", "create", "--name", bucket)
+        assert calls_of(calls, "identity", "create", "--name", f"{hub}-users")
+        creds = [
+            c
+            for c in calls_of(calls, "identity", "federated-credential", "create")
+            if flag(c, "--identity-name") == f"{hub}-users"
+        ]
+        assert {flag(c, "--subject") for c in creds} == subjects
+        scopes = [
+            flag(c, "--scope")
+            for c in calls_of(calls, "role", "assignment", "create")
+            if "Storage Blob Data Contributor" in c
+        ]
+        assert f"STANDIN/blobServices/default/containers/{bucket}" in scopes
+        (policy,) = calls_of(calls, "storage", "account", "management-policy", "create")
+        rules = {r["name"]: r for r in json.loads(flag(policy, "--policy"))["rules"]}
+        assert rules[bucket]["definition"]["filters"]["prefixMatch"] == [f"{bucket}/"]
+        # The identity's client id exists only once it is made: the script says to answer it.
+        assert (
+            f"deployments/{hub}: set its cloud identity: copier update --trust --defaults --data cloud_identity=STANDIN"
+            in out
+        )
+
+
+def check_deployers(provider: str, calls: list[list[str]]):
+    """One deployer per environment, each trusting only its environment's
+    GitHub subject, and handed to that environment's CI as a variable."""
+    subject = {env: f"repo:{REPO}:environment:{env}" for env in ENVS}
+    names = {env: f"pangeo-hubs-deploy-{env}" for env in ENVS}
+    for env in ENVS:
+        post = ["gh", "api", "--method", "POST", f"repos/{REPO}/environments/{env}/deployment-branch-policies"]
+        assert [*post, "-f", f"name={env}", "-f", "type=branch"] in calls
+    variables = {flag(c, "--env"): (c[3], flag(c, "--body")) for c in calls_of(calls, "variable", "set")}
+    if provider == "gcp":
+        (oidc,) = calls_of(calls, "iam", "workload-identity-pools", "providers", "create-oidc")
+        condition = flag(oidc, "--attribute-condition")
+        assert f"assertion.repository == '{REPO}'" in condition
+        assert "assertion.ref == 'refs/heads/' + assertion.environment" in condition
+        assert f"assertion.job_workflow_ref == '{REPO}/.github/workflows/deploy.yml@' + assertion.ref" in condition
+        for env in ENVS:
+            email = f"{names[env]}@my-pangeo-project.iam.gserviceaccount.com"
+            binding = calls_of(calls, "iam", "service-accounts", "add-iam-policy-binding", email)
+            assert [flag(c, "--member").split("/subject/")[1] for c in binding] == [subject[env]]
+            assert variables[env] == ("GCP_DEPLOYER", email)
+    elif provider == "aws":
+        for env in ENVS:
+            (create,) = [c for c in calls_of(calls, "iam", "create-role") if flag(c, "--role-name") == names[env]]
+            web, itself = json.loads(flag(create, "--assume-role-policy-document"))["Statement"]
+            assert web["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+            assert web["Condition"] == {
+                "StringEquals": {
+                    "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                    "token.actions.githubusercontent.com:sub": subject[env],
+                }
+            }
+            assert itself["Principal"] == {"AWS": f"arn:aws:iam::123456789012:role/{names[env]}"}
+            assert variables[env] == ("AWS_DEPLOY_ROLE", f"arn:aws:iam::123456789012:role/{names[env]}")
+    else:
+        assert [flag(c, "--display-name") for c in calls_of(calls, "ad", "app", "create")] == [names[e] for e in ENVS]
+        credentials = [
+            json.loads(flag(c, "--parameters")) for c in calls_of(calls, "ad", "app", "federated-credential", "create")
+        ]
+        assert {c["name"]: c["subject"] for c in credentials} == subject
+        assert {env: name for env, (name, _) in variables.items()} == dict.fromkeys(ENVS, "AZURE_CLIENT_ID")
+
+
+# Creations a second run repeats, each harmless: eksctl skips the node groups
+# that exist; az role assignment create returns an existing assignment; the
+# storage account's management policy is one document, written whole;
+# `kubectl create namespace --dry-run=client` only prints what apply makes.
+REPEATED = {
+    ("eksctl", "create", "nodegroup"),
+    ("eksctl", "create", "iamserviceaccount"),
+    ("az", "role", "assignment", "create"),
+    ("az", "storage", "account", "management-policy", "create"),
+    ("kubectl", "create", "namespace"),
+}
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_the_cluster_script_makes_what_every_hub_selects(template_repo, tmp_path, provider):
+    cloud = PROVIDERS[provider]
+    identity = {"cloud_identity": AZURE_CLIENT_ID} if provider == "azure" else {}
+    hubs = {
+        "charlie": identity,
+        "delta": {"dask_backend": "kubernetes", "dask_spot": False, "gpu_size": True, **identity},
+    }
+    fed = cluster_federation(template_repo, tmp_path, provider, hubs)
+    subprocess.run(["shellcheck", "cluster/setup.sh"], cwd=fed, check=True, env={"PATH": f"{BIN}:/usr/bin:/bin"})
+    done, calls = run_setup(fed, tmp_path / "bin", provider)
+    assert done.returncode == 0, done.stderr
+    assert {c[0] for c in calls} == {*CLUSTER_STAND_INS[provider], *COMMON_STAND_INS}
+
+    # The cluster: the users' identities, NetworkPolicy enforced, the hubs' storage class.
+    if provider == "gcp":
+        (create,) = calls_of(calls, "container", "clusters", "create")
+        assert flag(create, "--workload-pool") == "my-pangeo-project.svc.id.goog"
+        assert "--enable-dataplane-v2" in create
+        assert "GcePersistentDiskCsiDriver" in flag(create, "--addons")  # GKE's standard-rwo class
+    elif provider == "aws":
+        config = yaml.safe_load((fed / "cluster/eksctl.yaml").read_text())
+        assert config["iam"]["withOIDC"] is True
+        addons = {a["name"]: a for a in config["addons"]}
+        assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
+        assert addons["aws-ebs-csi-driver"]["wellKnownPolicies"] == {"ebsCSIController": True}
+        (apply,) = [c for c in calls if c[:2] == ["kubectl", "apply"] and "StorageClass" in c[-1]]
+        storage = yaml.safe_load(apply[-1].removeprefix("STDIN:"))
+        assert (storage["metadata"]["name"], storage["provisioner"]) == (cloud["storage_class"], "ebs.csi.aws.com")
+        assert storage["parameters"]["type"] == "gp3"
+    else:
+        (create,) = calls_of(calls, "aks", "create")
+        assert {"--enable-oidc-issuer", "--enable-workload-identity"} <= set(create)
+        assert flag(create, "--network-policy") == "cilium"
+        # managed-csi is AKS's own (Azure Disk's CSI driver is built in): nothing to make.
+        assert cloud["storage_class"] == "managed-csi"
+
+    pools = made_pools(fed, provider, calls)
+    assert all(p["autoscaled"] for ps in pools.values() for p in ps)
+
+    def placed(selector: dict, tolerations: list[dict], resources: dict | None = None) -> bool:
+        """A pool has the selector's machine and labels, and the pod tolerates its taints."""
+        wanted = {k: v for k, v in selector.items() if k != cloud["instance_type_label"]}
+        return any(
+            wanted.items() <= p["labels"].items() and all(tolerates(tolerations, t) for t in p["taints"])
+            for p in pools.get(selector[cloud["instance_type_label"]], [])
+        )
+
+    for name in hubs:
+        answers, values, dask = hub_values(fed / "deployments" / name)
+        jh = jupyterhub(values, answers["helm_umbrella_key"])
+        # Users: z2jh's user label (matchNodePurpose: require) and its tolerations.
+        assert jh["scheduling"]["userPods"]["nodeAffinity"]["matchNodePurpose"] == "require"
+        user_tolerations = [
+            {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
+            {"key": "hub.jupyter.org_dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
+        ]
+        for profile in jh["singleuser"]["profileList"]:
+            override = profile["kubespawner_override"]
+            selector = {**override["node_selector"], **cloud["node_pools"]["user"]["label"]}
+            assert placed(selector, user_tolerations + override.get("tolerations", [])), (name, profile["slug"])
+        for pod in dask:
+            assert placed(pod["nodeSelector"], pod["tolerations"]), (name, pod["nodeSelector"])
+        assert jh["singleuser"]["storage"]["dynamic"]["storageClass"] == cloud["storage_class"]
+        check_users_identity(provider, fed, calls, name, answers, values, done.stdout)
+        for env in ENVS:
             label = [
                 c
                 for c in calls
                 if c[:4] == ["kubectl", "label", "--overwrite", "namespace"] and c[4] == f"{name}-{env}"
             ]
             assert label and "pod-security.kubernetes.io/enforce=baseline" in label[0], (name, env)
+    check_deployers(provider, calls)
 
-    # The deployers: one per environment, trusted only from it.
-    (provider,) = [c for c in calls if c[1:5] == ["iam", "workload-identity-pools", "providers", "create-oidc"]]
-    condition = flag(provider, "--attribute-condition")
-    assert f"assertion.repository == '{REPO}'" in condition
-    assert "assertion.ref == 'refs/heads/' + assertion.environment" in condition
-    assert f"assertion.job_workflow_ref == '{REPO}/.github/workflows/deploy.yml@' + assertion.ref" in condition
-    trust = {
-        c[4]: flag(c, "--member")
-        for c in calls
-        if c[1:4] == ["iam", "service-accounts", "add-iam-policy-binding"]
-        and flag(c, "--role") == "roles/iam.workloadIdentityUser"
-        and "principal://" in flag(c, "--member")
-    }
-    assert {sa.split("@")[0] for sa in trust} == {"pangeo-hubs-deploy-staging", "pangeo-hubs-deploy-prod"}
-    for sa, member in trust.items():
-        env = sa.split("@")[0].rsplit("-", 1)[1]
-        assert member.endswith(f"/subject/repo:{REPO}:environment:{env}"), member
-        # Only the environment's own branch may deploy to it.
-        assert [
-            "gh",
-            "api",
-            "--method",
-            "POST",
-            f"repos/{REPO}/environments/{env}/deployment-branch-policies",
-            "-f",
-            f"name={env}",
-            "-f",
-            "type=branch",
-        ] in calls
-
-    # Run again where everything exists: nothing is created twice.
-    done, again = run_setup(fed, tmp_path / "bin", exists=True)
+    # Run again where everything exists: nothing is made twice.
+    done, again = run_setup(fed, tmp_path / "bin", provider, exists=True)
     assert done.returncode == 0, done.stderr
-    assert not [c for c in again if "create" in c and c[0] == "gcloud"]
+    made = [c for c in again if any(a.startswith("create") for a in c[1:4])]
+    assert made, "no create in the second run: the stand-ins' existence checks are not reached"
+    again_made = [c for c in made if not any(tuple(c[: len(r)]) == r for r in REPEATED)]
+    assert not again_made, again_made
 
 
 def test_the_cluster_script_refuses_a_hub_whose_machine_has_no_pool(template_repo, tmp_path):
     hubs = {"echo": {"user_sizes": json.dumps([{"name": "big", "machine": "n2-standard-8"}])}}
     fed = cluster_federation(template_repo, tmp_path, "gcp", hubs)
-    done, calls = run_setup(fed, tmp_path / "bin")
+    done, calls = run_setup(fed, tmp_path / "bin", "gcp")
     assert done.returncode != 0
     assert "deployments/echo selects n2-standard-8, which no pool has" in done.stderr
     assert not [c for c in calls if c[1:4] == ["storage", "buckets", "create"]]  # nothing made for it

@@ -66,8 +66,10 @@ CELLS = list(itertools.product(PROVIDERS, SECRETS))
 @pytest.mark.parametrize(("provider", "secrets"), CELLS)
 def test_a_federation_is_its_repository_and_no_hub(template_repo, tmp_path_factory, provider, secrets):
     fed = federation(template_repo, tmp_path_factory, provider, secrets)
-    # The cluster's own setup (cluster/setup.sh): GKE only so far.
-    assert files(fed) == FEDERATION_FILES | ({"cluster/setup.sh"} if provider == "gcp" else set())
+    # The cluster's own setup: a script, and eksctl's ClusterConfig on AWS.
+    assert files(fed) == FEDERATION_FILES | {"cluster/setup.sh"} | (
+        {"cluster/eksctl.yaml"} if provider == "aws" else set()
+    )
     answers = yaml.safe_load((fed / ".copier-answers.yml").read_text())
     assert answers["kind"] == "federation" and answers["cloud_provider"] == provider
     assert "hub_name" not in answers and "dask_backend" not in answers  # hub questions are not asked
