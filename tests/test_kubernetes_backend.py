@@ -324,6 +324,12 @@ def test_the_deployment_chart_makes_the_users_account_and_role(template_repo, tm
     done = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", str(manifest)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("passed") == 9, done.stdout
+    # The hub namespaces enforce Pod Security baseline, which refuses z2jh's
+    # privileged metadata-blocking init container: the chart turns it off
+    # for both charts a hub may deploy (the users' NetworkPolicy blocks it).
+    defaults = yaml.safe_load((chart / "values.yaml").read_text())
+    for jh in (defaults["daskhub"]["jupyterhub"], defaults["jupyterhub"]):
+        assert jh["singleuser"]["cloudMetadata"] == {"blockWithIptables": False}
 
 
 # --- the admission policy's CEL, evaluated against real and hostile specs -----------------
