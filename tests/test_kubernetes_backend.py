@@ -341,7 +341,10 @@ DASK_KINDS = {"daskclusters": "DaskCluster", "daskworkergroups": "DaskWorkerGrou
 def admitted(policy: dict, obj: dict) -> list[str]:
     """The messages of the policy's validations that deny ``obj``, each
     expression evaluated by cel-python as the API server's CEL would (an
-    evaluation error denies too: the policy's failurePolicy is Fail)."""
+    evaluation error denies too: the policy's failurePolicy is Fail). One
+    difference errs on the safe side: cel-python does not absorb an error
+    into `false && error`, so it may deny where the API server says false,
+    which denies as well; an admitted spec must evaluate true in both."""
     import celpy
 
     assert policy["spec"]["failurePolicy"] == "Fail"
@@ -431,6 +434,15 @@ def test_the_policy_admits_kubeclusters_own_specs_and_denies_every_escape(
     }
     for kind, obj in own.items():
         assert admitted(policies[kind], obj) == [], kind
+        # The scheduler's Service, published or hijacking addresses.
+        if kind != "daskworkergroups":
+            for escape in ({"type": "LoadBalancer"}, {"type": "NodePort"}, {"externalIPs": ["10.0.0.1"]}):
+                bad = copy.deepcopy(obj)
+                scheduler = (
+                    bad["spec"]["scheduler"] if kind == "daskclusters" else bad["spec"]["cluster"]["spec"]["scheduler"]
+                )
+                scheduler["service"].update(escape)
+                assert admitted(policies[kind], bad), f"{kind}: a scheduler Service {escape} was admitted"
         for path in paths[kind]:
             pod = obj
             for key in path:
