@@ -843,7 +843,14 @@ def check_deployers(provider: str, calls: list[list[str]]):
     elif provider == "aws":
         for env in ENVS:
             (create,) = [c for c in calls_of(calls, "iam", "create-role") if flag(c, "--role-name") == names[env]]
-            web, itself = json.loads(flag(create, "--assume-role-policy-document"))["Statement"]
+            (update,) = [
+                c for c in calls_of(calls, "iam", "update-assume-role-policy") if flag(c, "--role-name") == names[env]
+            ]
+            # Made trusting GitHub alone (a role cannot name itself before it exists), then itself too.
+            assert json.loads(flag(create, "--assume-role-policy-document"))["Statement"] == [
+                json.loads(flag(update, "--policy-document"))["Statement"][0]
+            ]
+            web, itself = json.loads(flag(update, "--policy-document"))["Statement"]
             assert web["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
             assert web["Condition"] == {
                 "StringEquals": {
