@@ -12,8 +12,11 @@ no spot). What cannot exist here is stood in for, listed in STAND_INS.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +26,7 @@ from types import SimpleNamespace
 import dask.config
 import pytest
 import yaml
-from conftest import chart_data, git, render
+from conftest import BIN, chart_data, git, render
 
 from hub_template import load_data
 from hub_template.helm_values import Chart, ValuesFile, check_values
@@ -398,6 +401,41 @@ def test_the_readme_states_the_cost_ceiling(hub):
         assert f"or {nodes} × {hub.answers['dask_machine']}." in readme
 
 
+# What the users' identity may do on the scratch bucket, as the README makes
+# it: objects only (never the bucket's policy, ACL or deletion), and on Azure
+# the hub's own container, not the storage account every hub shares.
+SCRATCH_OBJECT_ACTIONS = {
+    "s3:ListBucket",
+    "s3:GetBucketLocation",
+    "s3:ListBucketMultipartUploads",
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+}
+
+
+def test_the_users_identity_is_scoped_to_the_scratch_objects(hub):
+    readme = (hub.path / "README.md").read_text()
+    bucket = hub.answers["scratch_bucket"]
+    if hub.cloud["hubploy"] == "aws":
+        document = re.search(r"--policy-name scratch-bucket --policy-document \\\n  '(\{.*\})'", readme)
+        assert document, "the README grants the users' role no scratch policy"
+        statements = json.loads(document.group(1))["Statement"]
+        actions = {a for s in statements for a in s["Action"]}
+        assert actions == SCRATCH_OBJECT_ACTIONS
+        assert {s["Resource"] for s in statements} == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+    elif hub.cloud["hubploy"] == "kubeconfig":
+        scope = re.search(r'--role "Storage Blob Data Contributor" .*\n  --scope "([^"]+)"', readme)
+        assert scope, "the README gives the users' identity no blob role"
+        assert scope.group(1).endswith(f"/blobServices/default/containers/{bucket}"), scope.group(1)
+    else:
+        binding = f"gcloud storage buckets add-iam-policy-binding gs://{bucket} "
+        line = next(line for line in readme.splitlines() if line.startswith(binding))
+        assert line.endswith("--role roles/storage.objectAdmin"), line
+
+
 # --------------------------------------------------------------------------
 # Bad answers, through the real CLI
 # --------------------------------------------------------------------------
@@ -544,3 +582,466 @@ def test_a_hub_from_before_updates_keeping_its_key_and_edits(evolving_template, 
     names = [p["slug"] for p in common["daskhub"]["jupyterhub"]["singleuser"]["profileList"]]
     assert names == [s["name"] for s in PROVIDERS["gcp"]["default_sizes"]]
     assert common["deployment"]["serviceAccount"]["annotations"]
+
+
+# --------------------------------------------------------------------------
+# The cluster itself: the federation's cluster/setup.sh, run with the cloud
+# CLIs as stand-ins, against the hubs rendered in it
+# --------------------------------------------------------------------------
+
+# What cannot exist here: the clouds and GitHub. Each CLI is a stand-in on
+# PATH that logs its argv (one JSON list a line; what it reads on stdin, for
+# `kubectl apply --filename -`, as a last "STDIN:" item) and answers as a
+# cloud with nothing made yet would: an existence check (describe, show, get,
+# describe-*, get-role, head-bucket...) fails, a list is empty, any other --query/--format/--jq
+# value is a placeholder; with STANDIN_EXISTS set, as one where everything
+# exists.
+CLUSTER_STAND_INS = {
+    "gcp": {"gcloud": "Google Cloud"},
+    "aws": {"aws": "AWS", "eksctl": "AWS (EKS)", "helm": "the cluster (the autoscaler's chart)"},
+    "azure": {"az": "Azure"},
+}
+COMMON_STAND_INS = {"gh": "GitHub", "kubectl": "the cluster's API server"}
+STAND_IN = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+exists = bool(os.environ.get("STANDIN_EXISTS"))
+entry = [os.path.basename(sys.argv[0]), *args]
+if "apply" in args and "-" in args:
+    entry.append("STDIN:" + sys.stdin.read())
+with open(os.environ["STANDIN_LOG"], "a") as log:
+    log.write(json.dumps(entry) + "\\n")
+CHECKS = {{"describe", "show", "get", "get-role", "get-open-id-connect-provider", "head-bucket"}}
+query = any(a in args for a in ("--format", "--query", "--jq"))
+if "list" in args and query:
+    print("STANDIN" if exists else "")
+elif query:
+    print("STANDIN")
+elif any(a in CHECKS or a.startswith("describe-") for a in args):
+    sys.exit(0 if exists else 1)
+"""
+REPO = "my-org/pangeo-hubs"
+ENVS = ("staging", "prod")
+
+
+def cluster_federation(template_repo: Path, base: Path, provider: str, hubs: dict[str, dict]) -> Path:
+    """A federation of ``provider`` with its hubs (name: answers), each made in
+    it as its README says (COPIER_SETTINGS_PATH=copier-settings.yml)."""
+    fed = render(template_repo, base / "pangeo-hubs", kind="federation", cloud_provider=provider)
+    for name, data in hubs.items():
+        args = [a for key, value in data.items() for a in ("--data", f"{key}={value}")]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "copier",
+                "copy",
+                "--trust",
+                "--defaults",
+                "--quiet",
+                *args,
+                str(template_repo),
+                f"deployments/{name}",
+            ],
+            cwd=fed,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COPIER_SETTINGS_PATH": "copier-settings.yml"},
+        )
+        assert done.returncode == 0, done.stderr
+    return fed
+
+
+def run_setup(
+    fed: Path, bin_dir: Path, provider: str, exists: bool = False
+) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    """cluster/setup.sh, run as its comment says, with the stand-ins first on PATH."""
+    bin_dir.mkdir(exist_ok=True)
+    for tool in {**CLUSTER_STAND_INS[provider], **COMMON_STAND_INS}:
+        (bin_dir / tool).write_text(STAND_IN.format(python=sys.executable))
+        (bin_dir / tool).chmod(0o755)
+    log = bin_dir / "calls.jsonl"
+    log.write_text("")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "STANDIN_LOG": str(log), **({"STANDIN_EXISTS": "1"} if exists else {})}
+    done = subprocess.run(["cluster/setup.sh", REPO], cwd=fed, capture_output=True, text=True, env=env)
+    return done, [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def flag(call: list[str], name: str) -> str:
+    return call[call.index(name) + 1]
+
+
+def flag_values(call: list[str], name: str) -> list[str]:
+    """The words after ``name`` up to the next option."""
+    rest = call[call.index(name) + 1 :]
+    return list(itertools.takewhile(lambda a: not a.startswith("--"), rest))
+
+
+def pairs(items: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in items)
+
+
+def taints(text: str) -> list[dict]:
+    return [dict(zip(("key", "value", "effect"), re.split("[=:]", t), strict=True)) for t in text.split(",")]
+
+
+def calls_of(calls: list[list[str]], *words: str) -> list[list[str]]:
+    return [c for c in calls if c[1 : 1 + len(words)] == list(words)]
+
+
+def made_pools(fed: Path, provider: str, calls: list[list[str]]) -> dict[str, list[dict]]:
+    """The node pools the script makes, by machine type: the labels their
+    nodes carry (with what the cloud adds to spot nodes), their taints (with
+    the cloud's spot taint), and whether they autoscale from zero."""
+    cloud = PROVIDERS[provider]
+    pools: list[dict] = []
+    if provider == "gcp":
+        for c in calls_of(calls, "container", "node-pools", "create"):
+            spot = "--spot" in c
+            pools.append(
+                {
+                    "machine": flag(c, "--machine-type"),
+                    "labels": {
+                        **pairs(flag(c, "--node-labels").split(",")),
+                        **(cloud["spot"]["label"] if spot else {}),
+                    },
+                    "taints": taints(flag(c, "--node-taints")),
+                    "autoscaled": "--enable-autoscaling" in c and flag(c, "--min-nodes") == "0",
+                }
+            )
+    elif provider == "aws":
+        assert ["eksctl", "create", "cluster", "--config-file", "cluster/eksctl.yaml"] in calls
+        config = yaml.safe_load((fed / "cluster/eksctl.yaml").read_text())
+        assert config["apiVersion"] == "eksctl.io/v1alpha5" and config["kind"] == "ClusterConfig"
+        autoscaler = calls_of(calls, "upgrade", "--install", "cluster-autoscaler")
+        for group in config["managedNodeGroups"]:
+            if group["name"] == "core":
+                continue
+            (machine,) = group["instanceTypes"]
+            spot = group.get("spot", False)
+            pools.append(
+                {
+                    "machine": machine,
+                    "labels": {**group["labels"], **(cloud["spot"]["label"] if spot else {})},
+                    "taints": group["taints"],
+                    "autoscaled": group["minSize"] == 0 and group["propagateASGTags"] and bool(autoscaler),
+                }
+            )
+    else:
+        for c in calls_of(calls, "aks", "nodepool", "add"):
+            spot = "--priority" in c and flag(c, "--priority") == "Spot"
+            pools.append(
+                {
+                    "machine": flag(c, "--node-vm-size"),
+                    "labels": {**pairs(flag_values(c, "--labels")), **(cloud["spot"]["label"] if spot else {})},
+                    "taints": taints(flag(c, "--node-taints")) + ([cloud["spot"]["taint"]] if spot else []),
+                    "autoscaled": "--enable-cluster-autoscaler" in c and flag(c, "--min-count") == "0",
+                }
+            )
+    by_machine: dict[str, list[dict]] = {}
+    for pool in pools:
+        by_machine.setdefault(pool["machine"], []).append(pool)
+    return by_machine
+
+
+def hub_values(hub: Path) -> tuple[dict, dict, list[dict]]:
+    """(answers, jupyterhub values, the dask pods' specs) of a hub in a federation."""
+    answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
+    umbrella = answers["helm_umbrella_key"]
+    values = yaml.safe_load((hub / "config/common.yaml").read_text())
+    if umbrella in values:
+        backend = values[umbrella]["dask-gateway"]["gateway"]["backend"]
+        dask = [backend[pod]["extraPodConfig"] for pod in ("scheduler", "worker")]
+    else:
+        dask = [yaml.safe_load((hub / "image/.dask/config.yaml").read_text())["hub-dask"]["pod"]]
+    return answers, values, dask
+
+
+def check_users_identity(
+    provider: str, fed: Path, calls: list[list[str]], hub: str, answers: dict, values: dict, out: str
+):
+    """The hub's users' identity and bucket, made as its values name them."""
+    cloud = PROVIDERS[provider]
+    jh = jupyterhub(values, answers["helm_umbrella_key"])
+    account = jh["singleuser"]["serviceAccountName"]
+    assert values["deployment"]["serviceAccount"]["name"] == account
+    identity = answers["cloud_identity"]
+    assert values["deployment"]["serviceAccount"]["annotations"] == {cloud["identity"]["annotation"]: identity}
+    bucket = answers["scratch_bucket"]
+    assert jh["singleuser"]["extraEnv"]["SCRATCH_BUCKET"] == f"{cloud['bucket_scheme']}{bucket}/$(JUPYTERHUB_USER)"
+    subjects = {f"system:serviceaccount:{hub}-{env}:{account}" for env in ENVS}
+    if provider == "gcp":
+        project = answers["gcp_project"]
+        assert ["gcloud", "iam", "service-accounts", "create", identity.split("@")[0], "--project", project] in calls
+        assert calls_of(calls, "storage", "buckets", "create", f"gs://{bucket}")
+        assert any("--lifecycle-file" in c for c in calls_of(calls, "storage", "buckets", "update", f"gs://{bucket}"))
+        grant = calls_of(calls, "storage", "buckets", "add-iam-policy-binding", f"gs://{bucket}")
+        assert [(flag(c, "--member"), flag(c, "--role")) for c in grant] == [
+            (f"serviceAccount:{identity}", "roles/storage.objectAdmin")
+        ]
+        members = {
+            flag(c, "--member") for c in calls_of(calls, "iam", "service-accounts", "add-iam-policy-binding", identity)
+        }
+        assert members == {f"serviceAccount:{project}.svc.id.goog[{s.split(':')[2]}/{account}]" for s in subjects}
+    elif provider == "aws":
+        role = identity.rsplit("/", 1)[1]
+        assert calls_of(calls, "s3api", "create-bucket", "--bucket", bucket)
+        assert calls_of(calls, "s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket)
+        (create,) = [c for c in calls_of(calls, "iam", "create-role") if flag(c, "--role-name") == role]
+        (trust,) = json.loads(flag(create, "--assume-role-policy-document"))["Statement"]
+        assert trust["Principal"]["Federated"].endswith(":oidc-provider/STANDIN")
+        assert set(trust["Condition"]["StringEquals"]["STANDIN:sub"]) == subjects
+        (policy,) = [c for c in calls_of(calls, "iam", "put-role-policy") if flag(c, "--role-name") == role]
+        statements = json.loads(flag(policy, "--policy-document"))["Statement"]
+        assert {a for st in statements for a in st["Action"]} == SCRATCH_OBJECT_ACTIONS
+        assert {st["Resource"] for st in statements} == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+    else:
+        assert calls_of(calls, "storage", "container", "create", "--name", bucket)
+        assert calls_of(calls, "identity", "create", "--name", f"{hub}-users")
+        creds = [
+            c
+            for c in calls_of(calls, "identity", "federated-credential", "create")
+            if flag(c, "--identity-name") == f"{hub}-users"
+        ]
+        assert {flag(c, "--subject") for c in creds} == subjects
+        scopes = [
+            flag(c, "--scope")
+            for c in calls_of(calls, "role", "assignment", "create")
+            if "Storage Blob Data Contributor" in c
+        ]
+        assert f"STANDIN/blobServices/default/containers/{bucket}" in scopes
+        (policy,) = calls_of(calls, "storage", "account", "management-policy", "create")
+        rules = {r["name"]: r for r in json.loads(flag(policy, "--policy"))["rules"]}
+        assert rules[bucket]["definition"]["filters"]["prefixMatch"] == [f"{bucket}/"]
+        # The identity's client id exists only once it is made: the script says to answer it.
+        assert (
+            f"deployments/{hub}: set its cloud identity: copier update --trust --defaults --data cloud_identity=STANDIN"
+            in out
+        )
+
+
+def check_deployers(provider: str, calls: list[list[str]]):
+    """One deployer per environment, each trusting only its environment's
+    GitHub subject, and handed to that environment's CI as a variable."""
+    subject = {env: f"repo:{REPO}:environment:{env}" for env in ENVS}
+    names = {env: f"pangeo-hubs-deploy-{env}" for env in ENVS}
+    for env in ENVS:
+        post = ["gh", "api", "--method", "POST", f"repos/{REPO}/environments/{env}/deployment-branch-policies"]
+        assert [*post, "-f", f"name={env}", "-f", "type=branch"] in calls
+    variables = {flag(c, "--env"): (c[3], flag(c, "--body")) for c in calls_of(calls, "variable", "set")}
+    if provider == "gcp":
+        (oidc,) = calls_of(calls, "iam", "workload-identity-pools", "providers", "create-oidc")
+        condition = flag(oidc, "--attribute-condition")
+        assert f"assertion.repository == '{REPO}'" in condition
+        assert "assertion.ref == 'refs/heads/' + assertion.environment" in condition
+        assert f"assertion.job_workflow_ref == '{REPO}/.github/workflows/deploy.yml@' + assertion.ref" in condition
+        for env in ENVS:
+            email = f"{names[env]}@my-pangeo-project.iam.gserviceaccount.com"
+            binding = calls_of(calls, "iam", "service-accounts", "add-iam-policy-binding", email)
+            assert [flag(c, "--member").split("/subject/")[1] for c in binding] == [subject[env]]
+            assert variables[env] == ("GCP_DEPLOYER", email)
+    elif provider == "aws":
+        for env in ENVS:
+            (create,) = [c for c in calls_of(calls, "iam", "create-role") if flag(c, "--role-name") == names[env]]
+            (update,) = [
+                c for c in calls_of(calls, "iam", "update-assume-role-policy") if flag(c, "--role-name") == names[env]
+            ]
+            # Made trusting GitHub alone (a role cannot name itself before it exists), then itself too.
+            assert json.loads(flag(create, "--assume-role-policy-document"))["Statement"] == [
+                json.loads(flag(update, "--policy-document"))["Statement"][0]
+            ]
+            web, itself = json.loads(flag(update, "--policy-document"))["Statement"]
+            assert web["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+            assert web["Condition"] == {
+                "StringEquals": {
+                    "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                    "token.actions.githubusercontent.com:sub": subject[env],
+                }
+            }
+            assert itself["Principal"] == {"AWS": f"arn:aws:iam::123456789012:role/{names[env]}"}
+            assert variables[env] == ("AWS_DEPLOY_ROLE", f"arn:aws:iam::123456789012:role/{names[env]}")
+    else:
+        assert [flag(c, "--display-name") for c in calls_of(calls, "ad", "app", "create")] == [names[e] for e in ENVS]
+        credentials = [
+            json.loads(flag(c, "--parameters")) for c in calls_of(calls, "ad", "app", "federated-credential", "create")
+        ]
+        assert {c["name"]: c["subject"] for c in credentials} == subject
+        assert {env: name for env, (name, _) in variables.items()} == dict.fromkeys(ENVS, "AZURE_CLIENT_ID")
+
+
+# Creations a second run repeats, each harmless: eksctl skips the node groups
+# that exist; az role assignment create returns an existing assignment; the
+# storage account's management policy is one document, written whole;
+# `kubectl create namespace --dry-run=client` only prints what apply makes.
+REPEATED = {
+    ("eksctl", "create", "nodegroup"),
+    ("eksctl", "create", "iamserviceaccount"),
+    ("az", "role", "assignment", "create"),
+    ("az", "storage", "account", "management-policy", "create"),
+    ("kubectl", "create", "namespace"),
+}
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_the_cluster_script_makes_what_every_hub_selects(template_repo, tmp_path, provider):
+    cloud = PROVIDERS[provider]
+    identity = {"cloud_identity": AZURE_CLIENT_ID} if provider == "azure" else {}
+    hubs = {
+        "charlie": identity,
+        "delta": {"dask_backend": "kubernetes", "dask_spot": False, "gpu_size": True, **identity},
+    }
+    fed = cluster_federation(template_repo, tmp_path, provider, hubs)
+    subprocess.run(["shellcheck", "cluster/setup.sh"], cwd=fed, check=True, env={"PATH": f"{BIN}:/usr/bin:/bin"})
+    done, calls = run_setup(fed, tmp_path / "bin", provider)
+    assert done.returncode == 0, done.stderr
+    assert {c[0] for c in calls} == {*CLUSTER_STAND_INS[provider], *COMMON_STAND_INS}
+
+    # The cluster: the users' identities, NetworkPolicy enforced, the hubs' storage class.
+    if provider == "gcp":
+        (create,) = calls_of(calls, "container", "clusters", "create")
+        assert flag(create, "--workload-pool") == "my-pangeo-project.svc.id.goog"
+        assert "--enable-dataplane-v2" in create
+        assert "GcePersistentDiskCsiDriver" in flag(create, "--addons")  # GKE's standard-rwo class
+    elif provider == "aws":
+        config = yaml.safe_load((fed / "cluster/eksctl.yaml").read_text())
+        assert config["iam"]["withOIDC"] is True
+        addons = {a["name"]: a for a in config["addons"]}
+        assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
+        assert addons["aws-ebs-csi-driver"]["wellKnownPolicies"] == {"ebsCSIController": True}
+        (apply,) = [c for c in calls if c[:2] == ["kubectl", "apply"] and "StorageClass" in c[-1]]
+        storage = yaml.safe_load(apply[-1].removeprefix("STDIN:"))
+        assert (storage["metadata"]["name"], storage["provisioner"]) == (cloud["storage_class"], "ebs.csi.aws.com")
+        assert storage["parameters"]["type"] == "gp3"
+    else:
+        (create,) = calls_of(calls, "aks", "create")
+        assert {"--enable-oidc-issuer", "--enable-workload-identity"} <= set(create)
+        assert flag(create, "--network-policy") == "cilium"
+        # managed-csi is AKS's own (Azure Disk's CSI driver is built in): nothing to make.
+        assert cloud["storage_class"] == "managed-csi"
+
+    pools = made_pools(fed, provider, calls)
+    assert all(p["autoscaled"] for ps in pools.values() for p in ps)
+
+    def placed(selector: dict, tolerations: list[dict], resources: dict | None = None) -> bool:
+        """A pool has the selector's machine and labels, and the pod tolerates its taints."""
+        wanted = {k: v for k, v in selector.items() if k != cloud["instance_type_label"]}
+        return any(
+            wanted.items() <= p["labels"].items() and all(tolerates(tolerations, t) for t in p["taints"])
+            for p in pools.get(selector[cloud["instance_type_label"]], [])
+        )
+
+    for name in hubs:
+        answers, values, dask = hub_values(fed / "deployments" / name)
+        jh = jupyterhub(values, answers["helm_umbrella_key"])
+        # Users: z2jh's user label (matchNodePurpose: require) and its tolerations.
+        assert jh["scheduling"]["userPods"]["nodeAffinity"]["matchNodePurpose"] == "require"
+        user_tolerations = [
+            {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
+            {"key": "hub.jupyter.org_dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
+        ]
+        for profile in jh["singleuser"]["profileList"]:
+            override = profile["kubespawner_override"]
+            selector = {**override["node_selector"], **cloud["node_pools"]["user"]["label"]}
+            assert placed(selector, user_tolerations + override.get("tolerations", [])), (name, profile["slug"])
+        for pod in dask:
+            assert placed(pod["nodeSelector"], pod["tolerations"]), (name, pod["nodeSelector"])
+        assert jh["singleuser"]["storage"]["dynamic"]["storageClass"] == cloud["storage_class"]
+        check_users_identity(provider, fed, calls, name, answers, values, done.stdout)
+        for env in ENVS:
+            label = [
+                c
+                for c in calls
+                if c[:4] == ["kubectl", "label", "--overwrite", "namespace"] and c[4] == f"{name}-{env}"
+            ]
+            assert label and "pod-security.kubernetes.io/enforce=baseline" in label[0], (name, env)
+    check_deployers(provider, calls)
+
+    # Run again where everything exists: nothing is made twice.
+    done, again = run_setup(fed, tmp_path / "bin", provider, exists=True)
+    assert done.returncode == 0, done.stderr
+    made = [c for c in again if any(a.startswith("create") for a in c[1:4])]
+    assert made, "no create in the second run: the stand-ins' existence checks are not reached"
+    again_made = [c for c in made if not any(tuple(c[: len(r)]) == r for r in REPEATED)]
+    assert not again_made, again_made
+
+
+def test_the_cluster_script_refuses_a_hub_whose_machine_has_no_pool(template_repo, tmp_path):
+    hubs = {"echo": {"user_sizes": json.dumps([{"name": "big", "machine": "n2-standard-8"}])}}
+    fed = cluster_federation(template_repo, tmp_path, "gcp", hubs)
+    done, calls = run_setup(fed, tmp_path / "bin", "gcp")
+    assert done.returncode != 0
+    assert "deployments/echo selects n2-standard-8, which no pool has" in done.stderr
+    assert not [c for c in calls if c[1:4] == ["storage", "buckets", "create"]]  # nothing made for it
+
+
+def test_the_federation_readme_trusts_each_environment_only(template_repo, tmp_path):
+    """The README's trust setup, run as written with stand-ins for gh, gcloud,
+    aws and az: one deployer per environment, each trusting only its
+    environment's subject, and branch rules on both environments."""
+    fed = render(template_repo, tmp_path / "pangeo-hubs", kind="federation", cloud_provider="aws")
+    readme = (fed / "README.md").read_text()
+    section = readme[readme.index("### The cloud: trust") : readme.index("## Adding a hub")]
+    assert 'repo:ORG/REPO:*"' not in section and "assertion.repository == 'ORG/REPO'\"" not in section
+    blocks = re.findall(r"```\n(.*?)```", section, re.S)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("gh", "gcloud", "aws", "az"):
+        (bin_dir / tool).write_text(STAND_IN.format(python=sys.executable))
+        (bin_dir / tool).chmod(0o755)
+    log = bin_dir / "calls.jsonl"
+    for block in blocks:
+        script = block.replace("ORG/REPO", REPO)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "STANDIN_LOG": str(log)},
+        )
+        assert done.returncode == 0, done.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    envs = ("staging", "prod")
+    subject = {env: f"repo:{REPO}:environment:{env}" for env in envs}
+    for env in envs:
+        assert [
+            "gh",
+            "api",
+            "--method",
+            "POST",
+            f"repos/{REPO}/environments/{env}/deployment-branch-policies",
+            "-f",
+            f"name={env}",
+            "-f",
+            "type=branch",
+        ] in calls
+    # Google Cloud: the provider's condition, and each account trusting its own subject.
+    (provider,) = [c for c in calls if c[1:5] == ["iam", "workload-identity-pools", "providers", "create-oidc"]]
+    condition = next(a for a in provider if a.startswith("--attribute-condition=")).split("=", 1)[1]
+    assert "assertion.ref == 'refs/heads/' + assertion.environment" in condition
+    assert f"assertion.job_workflow_ref == '{REPO}/.github/workflows/deploy.yml@' + assertion.ref" in condition
+    members = {c[4].split("@")[0]: c for c in calls if c[1:4] == ["iam", "service-accounts", "add-iam-policy-binding"]}
+    for env in envs:
+        member = next(a for a in members[f"pangeo-hubs-deploy-{env}"] if a.startswith("--member="))
+        assert member.endswith(f"/subject/{subject[env]}"), member
+    # AWS: each role's trust, exactly its environment's subject.
+    roles = {
+        flag(c, "--role-name"): json.loads(flag(c, "--assume-role-policy-document"))
+        for c in calls
+        if c[1:3] == ["iam", "create-role"]
+    }
+    assert set(roles) == {f"pangeo-hubs-deploy-{env}" for env in envs}
+    for env in envs:
+        web = roles[f"pangeo-hubs-deploy-{env}"]["Statement"][0]
+        assert web["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert web["Condition"] == {
+            "StringEquals": {
+                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                "token.actions.githubusercontent.com:sub": subject[env],
+            }
+        }
+    # Azure: each app's federated credential, on its environment's subject only.
+    credentials = [
+        json.loads(flag(c, "--parameters")) for c in calls if c[1:4] == ["ad", "app", "federated-credential"]
+    ]
+    assert sorted(c["subject"] for c in credentials) == sorted(subject.values())
+    apps = [flag(c, "--display-name") for c in calls if c[1:3] == ["ad", "app"] and c[3] == "create"]
+    assert apps == [f"pangeo-hubs-deploy-{env}" for env in envs]

@@ -36,6 +36,7 @@ FEDERATION_FILES = {
     "chart/templates/_helpers.tpl",
     "chart/templates/service-account.yaml",
     "chart/templates/dask-kubernetes-rbac.yaml",
+    "chart/templates/dask-pod-policy.yaml",
     "deployments/README.md",
 }
 _rendered: dict[tuple, Path] = {}
@@ -68,7 +69,10 @@ CELLS = list(itertools.product(PROVIDERS, SECRETS))
 @pytest.mark.parametrize(("provider", "secrets"), CELLS)
 def test_a_federation_is_its_repository_and_no_hub(template_repo, tmp_path_factory, provider, secrets):
     fed = federation(template_repo, tmp_path_factory, provider, secrets)
-    assert files(fed) == FEDERATION_FILES
+    # The cluster's own setup: a script, and eksctl's ClusterConfig on AWS.
+    assert files(fed) == FEDERATION_FILES | {"cluster/setup.sh"} | (
+        {"cluster/eksctl.yaml"} if provider == "aws" else set()
+    )
     answers = yaml.safe_load((fed / ".copier-answers.yml").read_text())
     assert answers["kind"] == "federation" and answers["cloud_provider"] == provider
     assert "hub_name" not in answers and "dask_backend" not in answers  # hub questions are not asked

@@ -110,17 +110,12 @@ def daskcluster_schema() -> dict:
     return schema
 
 
-def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(
-    template_repo, tmp_path_factory, tmp_path, monkeypatch
-):
-    import jsonschema
+def sent_daskcluster(hub: Path, image_spec: str, tmp_path: Path, monkeypatch) -> tuple[dict, str, str]:
+    """(the DaskCluster, its namespace, the cluster's name) KubeCluster sends
+    from the hub's image config, in a pod whose image is ``image_spec``."""
     from dask_kubernetes.operator.kubecluster import kubecluster
     from distributed.core import Status
 
-    hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "kubernetes")
-    answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
-    image_spec = f"{answers['image_name']}:0123abcd"
-    account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["deployment"]["serviceAccount"]["name"]
     prefix = tmp_path / "srv-conda-envs-notebook"
     # The notebook's Python imports what postBuild put in its site-packages.
     monkeypatch.syspath_prepend(str(run_postbuild(hub / "image", prefix)))
@@ -166,6 +161,19 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(
         name = asyncio.run(create())
 
     ((spec, namespace),) = sent
+    return spec, namespace, name
+
+
+def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(
+    template_repo, tmp_path_factory, tmp_path, monkeypatch
+):
+    import jsonschema
+
+    hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "kubernetes")
+    answers = yaml.safe_load((hub / ".copier-answers.yml").read_text())
+    image_spec = f"{answers['image_name']}:0123abcd"
+    account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["deployment"]["serviceAccount"]["name"]
+    spec, namespace, name = sent_daskcluster(hub, image_spec, tmp_path, monkeypatch)
     assert namespace == "charlie-staging"
     jsonschema.Draft7Validator(daskcluster_schema()).validate(spec)
     assert spec["metadata"]["name"] == name and name.startswith("dask-")
@@ -226,13 +234,14 @@ def deployment_chart(tmp_path: Path, daskhub: Path) -> Path:
 
     chart = tmp_path / "deployment"
     shutil.copytree(DEPLOYMENT_CHART, chart, ignore=shutil.ignore_patterns("*.jinja"))
-    # Chart.yaml as a federation renders it (federation/ is a copier template).
-    source = (DEPLOYMENT_CHART / "Chart.yaml.jinja").read_text()
-    (chart / "Chart.yaml").write_text(
-        jinja2.Template(source, undefined=jinja2.StrictUndefined).render(
-            federation_name="deployment", helm_umbrella_key="daskhub", versions=load_data("versions.yml")
+    # Chart.yaml and values.yaml as a federation renders them (federation/ is a copier template).
+    for name in ("Chart.yaml", "values.yaml"):
+        source = (DEPLOYMENT_CHART / f"{name}.jinja").read_text()
+        (chart / name).write_text(
+            jinja2.Template(source, undefined=jinja2.StrictUndefined).render(
+                federation_name="deployment", helm_umbrella_key="daskhub", versions=load_data("versions.yml")
+            )
         )
-    )
     (chart / "charts").mkdir()
     shutil.copytree(daskhub, chart / "charts" / "daskhub", symlinks=False)
     bundled = daskhub / "charts"
@@ -284,13 +293,24 @@ def test_the_deployment_chart_makes_the_users_account_and_role(template_repo, tm
     account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["jupyterhub"]["singleuser"][
         "serviceAccountName"
     ]
+    policies = {f"charlie-{env}-{kind}" for kind in DASK_KINDS}
     assert set(own) == {
         ("ServiceAccount", account),
         ("Role", f"{account}-dask-kubernetes"),
         ("RoleBinding", f"{account}-dask-kubernetes"),
+        *(("ValidatingAdmissionPolicy", name) for name in policies),
+        *(("ValidatingAdmissionPolicyBinding", name) for name in policies),
     }
     namespace = f"charlie-{env}"
-    assert {o["metadata"]["namespace"] for o in own.values()} == {namespace}
+    namespaced = [o for o in own.values() if not o["kind"].startswith("ValidatingAdmissionPolicy")]
+    assert {o["metadata"]["namespace"] for o in namespaced} == {namespace}
+    # Each policy guards only this release's namespace, and denies.
+    for name in policies:
+        binding = own[("ValidatingAdmissionPolicyBinding", name)]["spec"]
+        assert binding["policyName"] == name and binding["validationActions"] == ["Deny"]
+        assert binding["matchResources"]["namespaceSelector"] == {
+            "matchLabels": {"kubernetes.io/metadata.name": namespace}
+        }
     binding = own[("RoleBinding", f"{account}-dask-kubernetes")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
     assert binding["roleRef"]["name"] == f"{account}-dask-kubernetes"
@@ -303,7 +323,137 @@ def test_the_deployment_chart_makes_the_users_account_and_role(template_repo, tm
     manifest.write_text(yaml.safe_dump_all(list(own.values())))
     done = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", str(manifest)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("passed") == 3, done.stdout
+    assert done.stdout.count("passed") == 9, done.stdout
+    # The hub namespaces enforce Pod Security baseline, which refuses z2jh's
+    # privileged metadata-blocking init container: the chart turns it off
+    # for both charts a hub may deploy (the users' NetworkPolicy blocks it).
+    defaults = yaml.safe_load((chart / "values.yaml").read_text())
+    for jh in (defaults["daskhub"]["jupyterhub"], defaults["jupyterhub"]):
+        assert jh["singleuser"]["cloudMetadata"] == {"blockWithIptables": False}
+
+
+# --- the admission policy's CEL, evaluated against real and hostile specs -----------------
+
+# The kinds whose pod specs the users' Role lets them send (dask-kubernetes' CRDs).
+DASK_KINDS = {"daskclusters": "DaskCluster", "daskworkergroups": "DaskWorkerGroup", "daskjobs": "DaskJob"}
+
+
+def admitted(policy: dict, obj: dict) -> list[str]:
+    """The messages of the policy's validations that deny ``obj``, each
+    expression evaluated by cel-python as the API server's CEL would (an
+    evaluation error denies too: the policy's failurePolicy is Fail). One
+    difference errs on the safe side: cel-python does not absorb an error
+    into `false && error`, so it may deny where the API server says false,
+    which denies as well; an admitted spec must evaluate true in both."""
+    import celpy
+
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    env = celpy.Environment()
+    activation = {"object": celpy.json_to_cel(obj)}
+    denied = []
+    for rule in policy["spec"]["validations"]:
+        try:
+            result = env.program(env.compile(rule["expression"])).evaluate(activation)
+        except celpy.CELEvalError:
+            result = None
+        if result is not True and result != celpy.celtypes.BoolType(True):
+            denied.append(rule["message"])
+    return denied
+
+
+def hostile(pod: dict, hub_image: str) -> dict[str, dict]:
+    """A user's ways to escape through a pod spec, each a changed copy of ``pod``."""
+
+    def changed(edit):
+        out = copy.deepcopy(pod)
+        edit(out)
+        return out
+
+    def container(**fields):
+        return lambda p: p["containers"][0].update(fields)
+
+    return {
+        "another image": changed(container(image="docker.io/attacker/miner:latest")),
+        "a look-alike image": changed(container(image=f"{hub_image}-evil:latest")),
+        "no image": changed(lambda p: p["containers"][0].pop("image")),
+        "another account": changed(lambda p: p.update(serviceAccountName="default")),
+        "the deprecated account field": changed(lambda p: p.update(serviceAccount="hub")),
+        "the hub's Secret mounted": changed(
+            lambda p: p.update(volumes=[{"name": "s", "secret": {"secretName": "hub"}}])
+        ),
+        "a hostPath": changed(lambda p: p.update(volumes=[{"name": "h", "hostPath": {"path": "/"}}])),
+        "the host's network": changed(lambda p: p.update(hostNetwork=True)),
+        "the host's processes": changed(lambda p: p.update(hostPID=True)),
+        "a chosen node": changed(lambda p: p.update(nodeName="system-node-1")),
+        "privileged": changed(container(securityContext={"privileged": True})),
+        "privilege escalation": changed(container(securityContext={"allowPrivilegeEscalation": True})),
+        "added capabilities": changed(container(securityContext={"capabilities": {"add": ["SYS_ADMIN"]}})),
+        "a host port": changed(container(ports=[{"containerPort": 80, "hostPort": 80}])),
+        "a Secret in env": changed(
+            container(env=[{"name": "T", "valueFrom": {"secretKeyRef": {"name": "hub", "key": "values.yaml"}}}])
+        ),
+        "a Secret as env": changed(container(envFrom=[{"secretRef": {"name": "hub"}}])),
+        "an init container of another image": changed(
+            lambda p: p.update(initContainers=[{"name": "i", "image": "busybox:latest"}])
+        ),
+        "an ephemeral container": changed(
+            lambda p: p.update(ephemeralContainers=[{"name": "e", "image": "busybox:latest"}])
+        ),
+    }
+
+
+def test_the_policy_admits_kubeclusters_own_specs_and_denies_every_escape(
+    template_repo, tmp_path_factory, tmp_path, monkeypatch
+):
+    chart = deployment_chart(tmp_path / "chart", chart_data())
+    hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", "kubernetes")
+    objects = helm_template(chart, hub, "staging")
+    policies = {
+        o["spec"]["matchConstraints"]["resourceRules"][0]["resources"][0]: o
+        for _, o in objects
+        if o["kind"] == "ValidatingAdmissionPolicy"
+    }
+    assert set(policies) == set(DASK_KINDS)
+    values = yaml.safe_load((hub / "config" / "common.yaml").read_text())
+    image = values["jupyterhub"]["singleuser"]["image"]["name"]
+    # What the hub itself sends: KubeCluster's DaskCluster, from the notebook's image.
+    cluster, _, name = sent_daskcluster(hub, f"{image}:0123abcd", tmp_path, monkeypatch)
+    pods = cluster["spec"]
+    group = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup", "metadata": {"name": f"{name}-more"}}
+    group["spec"] = {"cluster": name, "worker": copy.deepcopy(pods["worker"])}
+    job_pod = copy.deepcopy(pods["scheduler"]["spec"])
+    job_pod["containers"][0]["image"] = f"{image}@sha256:{'0' * 64}"
+    job = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob", "metadata": {"name": "job"}}
+    job["spec"] = {"job": {"spec": job_pod}, "cluster": {"spec": copy.deepcopy(pods)}}
+    own = {"daskclusters": cluster, "daskworkergroups": group, "daskjobs": job}
+    # Where each kind holds its pod specs.
+    paths = {
+        "daskclusters": [("spec", "scheduler", "spec"), ("spec", "worker", "spec")],
+        "daskworkergroups": [("spec", "worker", "spec")],
+        "daskjobs": [("spec", "job", "spec"), ("spec", "cluster", "spec", "worker", "spec")],
+    }
+    for kind, obj in own.items():
+        assert admitted(policies[kind], obj) == [], kind
+        # The scheduler's Service, published or hijacking addresses.
+        if kind != "daskworkergroups":
+            for escape in ({"type": "LoadBalancer"}, {"type": "NodePort"}, {"externalIPs": ["10.0.0.1"]}):
+                bad = copy.deepcopy(obj)
+                scheduler = (
+                    bad["spec"]["scheduler"] if kind == "daskclusters" else bad["spec"]["cluster"]["spec"]["scheduler"]
+                )
+                scheduler["service"].update(escape)
+                assert admitted(policies[kind], bad), f"{kind}: a scheduler Service {escape} was admitted"
+        for path in paths[kind]:
+            pod = obj
+            for key in path:
+                pod = pod[key]
+            for escape, bad_pod in hostile(pod, image).items():
+                bad = copy.deepcopy(obj)
+                target = bad
+                for key in path[:-1]:
+                    target = target[key]
+                target[path[-1]] = bad_pod
+                assert admitted(policies[kind], bad), f"{kind} {'.'.join(path)}: {escape} was admitted"
 
 
 def test_a_gateway_hub_gets_no_dask_kubernetes_objects(template_repo, tmp_path_factory, tmp_path):
