@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .. import load_data
+from .. import git_runner, load_data
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Chart, Problem, ValuesFile
 from ..safe_yaml import error_line, error_problem, load_bounded
@@ -240,25 +240,23 @@ class Hub:
 
     @cached_property
     def git(self) -> GitRepo | None:
-        """The git repository holding the hub (the federation), if any."""
-        try:
-            top = subprocess.run(
-                ["git", "-C", str(self.path), "rev-parse", "--show-toplevel"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
-        return GitRepo(Path(top))
+        """The git repository holding the hub (the federation), if any:
+        found by its `.git`, never by git's own search, which would take a
+        git directory laid out in the hub's files for it (git_runner)."""
+        repo = git_runner.repository_of(self.path) if self.path is not None else None
+        return GitRepo(repo) if repo is not None else None
 
 
 @dataclass(frozen=True)
 class GitRepo:
-    top: Path
+    repo: git_runner.Repository
+
+    @property
+    def top(self) -> Path:
+        return self.repo.top
 
     def _git(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["git", "-C", str(self.top), *args], input=stdin, capture_output=True, check=False)
+        return self.repo.run(*args, input=stdin)
 
     def check_attr(self, attr: str, paths: list[Path]) -> dict[Path, str]:
         """`git check-attr` for each path: 'unspecified', 'set', 'unset' or the value."""
