@@ -13,6 +13,7 @@ Tests never read this repository's own tags: CI clones may lack them.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -149,12 +150,16 @@ def publish_fork(repo: Path, fork: Path, scratch: Path) -> Path:
 # --- a federation repository and its hubs ---------------------------------------
 
 
-def federation(path: Path) -> Path:
-    """An empty federation repository with a first commit."""
+def federation(path: Path, template: Path | str | None = None) -> Path:
+    """An empty federation repository with a first commit; pinned to
+    `template` as a rendered federation is (copier-settings.yml's `trust:`),
+    so that `hub-template update` knows which template it trusts."""
     path.mkdir(parents=True)
     git(path, "init", "-q")
     (path / "README.md").write_text("# A Pangeo federation\n")
-    git(path, "add", "README.md")
+    if template is not None:
+        (path / "copier-settings.yml").write_text(f"trust:\n  - {json.dumps(str(template))}\n")
+    git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "federation")
     return path
 
