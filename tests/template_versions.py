@@ -3,7 +3,8 @@ hubs rendered from them inside a federation repository.
 
 - v1.0.0 asked `provider` (the exact inverse of the 1.1.0 migration);
 - v1.1.0 is the current template with 1.1.0's hubploy.yaml (hubploy 0.4's
-  schema) and its cloud key stub in secrets/ (tests/data/v1.1.0);
+  schema), its cloud key stub in secrets/ (tests/data/v1.1.0) and its looser
+  pip grammar (`s3fs~=2024`);
 - v1.2.0 is the current template plus what a maintainer would change next:
   a helm value (how often the culler looks), a pinned version (dask-labextension
   capped below 8) and a better starter notebook.
@@ -72,6 +73,11 @@ def v1_1_0_source(dst: Path) -> Path:
     current = yaml.safe_load((ROOT / "hooks" / "hub_template" / "data" / "providers.yml").read_text())
     old = yaml.safe_load(facts.read_text())
     facts.write_text(yaml.safe_dump({name: {**current[name], **old[name]} for name in old}))
+    # 1.1.0's looser pip grammar: it took `s3fs~=2024`, which later releases
+    # refuse (PEP 440 wants two parts after ~=); issue 29's lost answer.
+    rules = dst / "hooks" / "hub_template" / "data" / "rules.yml"
+    line = next(line for line in rules.read_text().splitlines() if line.startswith("pip_requirement: "))
+    _edit(rules, line, "pip_requirement: '[A-Za-z0-9][^,]*'")
     return dst
 
 

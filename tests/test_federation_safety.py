@@ -283,3 +283,27 @@ def test_a_rendered_federation_pins_the_template_it_was_made_from(evolving_templ
     code, rows, output = hub_template_rows("update", str(fed / "deployments"))
     assert code == 0 and rows["alpha"][:3] == ["v1.1.0", "v1.2.0", "updated"], output
     assert f"the federation's template: {evolving_template}" in " ".join(output.split())
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_answer_the_new_release_refuses_stops_the_update_of_its_hub(evolving_template, tmp_path, monkeypatch, jobs):
+    """1.1.0 took `pip_packages: s3fs~=2024, pystac-client`; 1.2.0's grammar
+    refuses it and copier, with --defaults, recorded null and dropped the
+    `- pip:` block. The update stops for that hub: the answer, the rule and
+    the --data command that fixes it; the hub untouched; the others update."""
+    monkeypatch.setenv("COPIER_CACHE_DIR", str(tmp_path / "copier-cache"))
+    fed = federation(tmp_path / "federation", evolving_template)
+    kept = make_hub(evolving_template, fed, "alpha", "v1.1.0", pip_packages="s3fs~=2024, pystac-client")
+    assert "s3fs~=2024" in (kept / "image" / "binder" / "environment.yml").read_text()
+    other = make_hub(evolving_template, fed, "bravo", "v1.1.0")
+    before = snapshot(kept)
+    code, rows, output = hub_template_rows("update", str(fed / "deployments"), "--jobs", jobs)
+    assert code == 1, output
+    assert rows["alpha"][2] == "failed" and rows["bravo"][2] == "updated", output
+    notes = rows["alpha"][3]
+    assert "answer pip_packages: 's3fs~=2024, pystac-client' is refused by v1.2.0:" in notes, notes
+    rule = notes.split("refused by v1.2.0:", 1)[1]
+    assert "'s3fs~=" in rule and "not a pip requirement" in rule, notes  # the release's own validator message
+    assert "cd deployments/alpha && copier update --trust --defaults --data 'pip_packages=NEW ANSWER'" in notes
+    assert snapshot(kept) == before and git(fed, "status", "--porcelain", "--", "deployments/alpha") == ""
+    assert "_commit: v1.2.0" in (other / ".copier-answers.yml").read_text()

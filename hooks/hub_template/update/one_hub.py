@@ -116,6 +116,7 @@ def update_hub(
     parked.park(top)  # conflicts left anywhere in the repository
     parked.park_deletions(top, str(path.relative_to(top)))
     untracked_before = untracked(top, path)
+    answers_before = _read_answers(path)
     log.write_text("")
     try:
         with captured_output(log):
@@ -132,6 +133,15 @@ def update_hub(
         )
         return result
 
+    lost = lost_answers(answers_before, _read_answers(path))
+    if lost:
+        after = _read_commit(path) or "the new release"
+        restore(top, path, untracked_before)
+        for name, value in lost.items():
+            result.notes += _refused_answer(hub, path, top, vcs_ref, after, name, value, log)
+            restore(top, path, untracked_before)
+        result.notes.append("nothing changed: the update would have dropped it; the hub is as it was")
+        return result
     result.after = _read_commit(path) or "?"
     result.notes.extend(line for line in log.read_text().splitlines() if line.startswith("migration "))
     clashes = conflicts(top, path)
@@ -145,6 +155,66 @@ def update_hub(
     else:
         result.status = UPDATED if status(top, str(path.relative_to(top))) else CURRENT
     return result
+
+
+def _read_answers(hub: Path) -> dict[str, object]:
+    with contextlib.suppress(OSError, yaml.YAMLError):
+        answers = yaml.safe_load((hub / ANSWERS_FILE).read_text())
+        if isinstance(answers, dict):
+            return answers
+    return {}
+
+
+def _empty(value: object) -> bool:
+    return value is None or value in ("", [], {})
+
+
+def lost_answers(before: dict[str, object], after: dict[str, object]) -> dict[str, object]:
+    """The answers an update emptied: recorded with a value before, still a
+    question after (a migration's rename or a question dropped removes the
+    key instead), and empty now. copier drops a recorded answer the new
+    release's validator refuses and, with --defaults, records the default."""
+    return {
+        name: value
+        for name, value in before.items()
+        if not name.startswith("_") and not _empty(value) and name in after and _empty(after[name])
+    }
+
+
+def _refused_answer(
+    hub: FederationHub, path: Path, top: Path, vcs_ref: str | None, release: str, name: str, value: object, log: Path
+) -> list[str]:
+    """The notes for an answer the new release refuses: the answer, the
+    release's rule (its question's own message: copier given the answer with
+    --data, in a pretend run the caller restores after) and the command that
+    updates the hub with an answer the release takes."""
+    import shlex
+
+    from copier import run_update
+
+    shown = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+    rule = "its question's validator refuses it"
+    try:
+        with captured_output(log):
+            run_update(
+                str(path),
+                data={name: value},
+                vcs_ref=vcs_ref,
+                defaults=True,
+                overwrite=True,
+                pretend=True,
+                unsafe=True,
+                quiet=True,
+            )
+    except ValueError as error:
+        rule = " ".join(str(error).split()) or rule
+    except Exception:  # the rule is a courtesy: the refusal stands without it
+        pass
+    folder = hub.path.relative_to(hub.top) if hub.top else hub.path
+    return [
+        f"answer {name}: {shown!r} is refused by {release}: {rule}",
+        f"fix: cd {folder} && copier update --trust --defaults --data {shlex.quote(f'{name}=NEW ANSWER')}",
+    ]
 
 
 def _read_commit(hub: Path) -> str | None:
