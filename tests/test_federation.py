@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import git, hub_template
 from packaging.version import Version
 from template_versions import (
     CULL_BLOCK,
@@ -312,3 +312,15 @@ def test_a_hubs_commit_reads_as_copier_reads_it(commit, version):
 
 def test_a_hub_committed_after_a_release_is_not_behind_it():
     assert sources.commit_version("v1.2.0-3-gabc1234") > sources.commit_version("v1.2.0")
+
+
+def test_check_names_the_conflict_markers_an_update_left_once(fed_run):
+    """charlie's conflict: ST003 says what it is (not "not valid YAML"), and
+    no other check fails on the same file (IM001's repo2docker skips)."""
+    done = hub_template("check", str(fed_run["hubs"]["charlie"]), "--format", "json")
+    checks = json.loads(done.stdout)["checks"]
+    failed = {name: check["err_msg"] for name, check in checks.items() if check["result"] is False}
+    assert "`image/binder/environment.yml:" in failed["ST003"], failed
+    assert "holds the conflict markers an update left" in failed["ST003"] and "not valid YAML" not in failed["ST003"]
+    assert [name for name, message in failed.items() if "environment.yml" in message] == ["ST003"], failed
+    assert checks["IM001"]["skip_reason"] == "image/binder/environment.yml holds conflict markers (ST003)"

@@ -175,8 +175,18 @@ class Hub:
     def yaml(self, rel: str) -> Parsed:
         if rel not in self._parsed:
             text = self.text(rel)
+            markers = _conflict_markers(text) if text is not None else None
             if text is None:
                 self._parsed[rel] = Parsed()
+            elif markers:
+                self._parsed[rel] = Parsed(
+                    problem=Problem(
+                        rel,
+                        markers[0],
+                        f"holds the conflict markers an update left (lines {markers[0]}-{markers[1]}): keep what "
+                        "is right, delete the markers, `git add` the file and commit.",
+                    )
+                )
             else:
                 try:
                     self._parsed[rel] = Parsed(load_bounded(text))
@@ -305,3 +315,18 @@ class ChartSource:
         # chart is read once per process and only read from (runner.chart_source),
         # so each hub's copy would be the same data, built again.
         return self
+
+
+def _conflict_markers(text: str) -> tuple[int, int] | None:
+    """The first and last line of the first conflict copier or git left
+    (`<<<<<<<` ... `=======` ... `>>>>>>>`), or None: told apart from a YAML
+    error so that the hub's checks name it once, as what it is."""
+    start = middle = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("<<<<<<<") and start is None:
+            start = number
+        elif line.rstrip() == "=======" and start is not None:
+            middle = number
+        elif line.startswith(">>>>>>>") and middle is not None and start is not None:
+            return start, number
+    return None
