@@ -3,7 +3,8 @@ hubs rendered from them inside a federation repository.
 
 - v1.0.0 asked `provider` (the exact inverse of the 1.1.0 migration);
 - v1.1.0 is the current template with 1.1.0's hubploy.yaml (hubploy 0.4's
-  schema) and its cloud key stub in secrets/ (tests/data/v1.1.0);
+  schema), its cloud key stub in secrets/ (tests/data/v1.1.0) and its looser
+  pip grammar (`s3fs~=2024`);
 - v1.2.0 is the current template plus what a maintainer would change next:
   a helm value (how often the culler looks), a pinned version (dask-labextension
   capped below 8) and a better starter notebook.
@@ -13,6 +14,7 @@ Tests never read this repository's own tags: CI clones may lack them.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -71,6 +73,11 @@ def v1_1_0_source(dst: Path) -> Path:
     current = yaml.safe_load((ROOT / "hooks" / "hub_template" / "data" / "providers.yml").read_text())
     old = yaml.safe_load(facts.read_text())
     facts.write_text(yaml.safe_dump({name: {**current[name], **old[name]} for name in old}))
+    # 1.1.0's looser pip grammar: it took `s3fs~=2024`, which later releases
+    # refuse (PEP 440 wants two parts after ~=); issue 29's lost answer.
+    rules = dst / "hooks" / "hub_template" / "data" / "rules.yml"
+    line = next(line for line in rules.read_text().splitlines() if line.startswith("pip_requirement: "))
+    _edit(rules, line, "pip_requirement: '[A-Za-z0-9][^,]*'")
     return dst
 
 
@@ -149,12 +156,16 @@ def publish_fork(repo: Path, fork: Path, scratch: Path) -> Path:
 # --- a federation repository and its hubs ---------------------------------------
 
 
-def federation(path: Path) -> Path:
-    """An empty federation repository with a first commit."""
+def federation(path: Path, template: Path | str | None = None) -> Path:
+    """An empty federation repository with a first commit; pinned to
+    `template` as a rendered federation is (copier-settings.yml's `trust:`),
+    so that `hub-template update` knows which template it trusts."""
     path.mkdir(parents=True)
     git(path, "init", "-q")
     (path / "README.md").write_text("# A Pangeo federation\n")
-    git(path, "add", "README.md")
+    if template is not None:
+        (path / "copier-settings.yml").write_text(f"trust:\n  - {json.dumps(str(template))}\n")
+    git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "federation")
     return path
 

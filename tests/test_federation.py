@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import git, hub_template
 from packaging.version import Version
 from template_versions import (
     CULL_BLOCK,
@@ -27,7 +27,7 @@ from template_versions import (
 )
 from test_migrations import RENAME_LOG, helm_problems
 
-from hub_template import federation as command
+from hub_template.update import sources
 
 HUB_TEMPLATE = [str(Path(sys.executable).with_name("hub-template"))]
 
@@ -69,7 +69,7 @@ def fed_run(evolving_template, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COPIER_CACHE_DIR", str(base / "copier-cache"))
-        fed = federation(base / "federation")
+        fed = federation(base / "federation", url)
         (fed / ".gitignore").write_text("# decrypted secrets never go to git\n*.dec.yaml\n")
         hubs = {
             "alpha": make_hub(url, fed, "alpha", "v1.2.0"),  # current
@@ -121,11 +121,12 @@ def test_check_reports_every_hub_and_changes_nothing(fed_run):
         "alpha": ["v1.2.0", "v1.2.0", "current"],
         "bravo": ["v1.0.0", "v1.2.0", "behind"],
         "charlie": ["v1.1.0", "v1.2.0", "behind"],
-        "delta": ["v1.1.0", "v1.2.0", "behind"],
+        "delta": ["v1.1.0", "v1.2.0", "skipped dirty"],  # as update skips it
         "echo": ["v1.1.0", "v1.2.1", "behind"],  # its own template's newest
         "foxtrot": ["v1.1.0", "?", "failed"],
     }
     assert "cannot read the template file://" in rows["foxtrot"][3]
+    assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
     files, status = fed_run["after_check"]
     assert status == fed_run["fed_before"][0]
     assert {
@@ -156,6 +157,23 @@ def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run
     assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
     assert "cull.yaml" in rows["echo"][3]  # the failing migration's error
     assert "1 current, 1 updated, 1 conflicts, 1 skipped dirty, 2 failed" in output
+
+
+def test_check_after_the_update_says_what_the_next_update_would_do(fed_run):
+    """The conflict the update left (unmerged in the index) is "conflicts"
+    to --check and to update alike, never "current"; the dirty hub is
+    "skipped dirty", never "behind"."""
+    deployments = str(fed_run["fed"] / "deployments")
+    trust = ["--allow-template", str(fed_run["fork"])]
+    status = git(fed_run["fed"], "status", "--porcelain", "--ignored")
+    code, checked, output = hub_template_rows("update", deployments, "--check", *trust)
+    assert code == 1, output
+    assert {hub: row[2] for hub, row in checked.items() if hub in ("charlie", "delta")} == {
+        "charlie": "conflicts",
+        "delta": "skipped dirty",
+    }, output
+    assert "resolve the conflict markers in: image/binder/environment.yml" in checked["charlie"][3]
+    assert git(fed_run["fed"], "status", "--porcelain", "--ignored") == status
 
 
 def test_the_updated_hub_keeps_its_edits_and_its_source(fed_run):
@@ -209,7 +227,7 @@ def test_the_template_is_fetched_once(fed_run):
 
 
 def test_a_federation_updates_step_by_step(evolving_template, tmp_path):
-    fed = federation(tmp_path / "federation")
+    fed = federation(tmp_path / "federation", evolving_template)
     old = make_hub(evolving_template, fed, "alpha", "v1.0.0", provider="azure")
     make_hub(evolving_template, fed, "bravo", "v1.1.0")
     deployments = str(fed / "deployments")
@@ -273,8 +291,8 @@ def test_the_mirror_answers_the_url_copier_gives_git(src):
     """The insteadOf rules match only the very URL copier passes to git."""
     from copier._vcs import get_repo  # copier's own expansion, to keep ours in step
 
-    assert command.git_url(src) == get_repo(src)
-    assert command.git_url(src) in [url for _, url in command.TemplateSource(src, mirror=Path("/m.git")).rewrites()]
+    assert sources.git_url(src) == get_repo(src)
+    assert sources.git_url(src) in [url for _, url in sources.TemplateSource(src, mirror=Path("/m.git")).rewrites()]
 
 
 @pytest.mark.parametrize(
@@ -289,8 +307,20 @@ def test_the_mirror_answers_the_url_copier_gives_git(src):
     ],
 )
 def test_a_hubs_commit_reads_as_copier_reads_it(commit, version):
-    assert command.commit_version(commit) == (Version(version) if version else None)
+    assert sources.commit_version(commit) == (Version(version) if version else None)
 
 
 def test_a_hub_committed_after_a_release_is_not_behind_it():
-    assert command.commit_version("v1.2.0-3-gabc1234") > command.commit_version("v1.2.0")
+    assert sources.commit_version("v1.2.0-3-gabc1234") > sources.commit_version("v1.2.0")
+
+
+def test_check_names_the_conflict_markers_an_update_left_once(fed_run):
+    """charlie's conflict: ST003 says what it is (not "not valid YAML"), and
+    no other check fails on the same file (IM001's repo2docker skips)."""
+    done = hub_template("check", str(fed_run["hubs"]["charlie"]), "--format", "json")
+    checks = json.loads(done.stdout)["checks"]
+    failed = {name: check["err_msg"] for name, check in checks.items() if check["result"] is False}
+    assert "`image/binder/environment.yml:" in failed["ST003"], failed
+    assert "holds the conflict markers an update left" in failed["ST003"] and "not valid YAML" not in failed["ST003"]
+    assert [name for name, message in failed.items() if "environment.yml" in message] == ["ST003"], failed
+    assert checks["IM001"]["skip_reason"] == "image/binder/environment.yml holds conflict markers (ST003)"

@@ -43,7 +43,7 @@ def mixed_federation(evolving_template, tmp_path, monkeypatch):
     monkeypatch.setenv("COPIER_CACHE_DIR", str(tmp_path / "copier-cache"))
     url = bare_remote(evolving_template, tmp_path / "remote.git")
     fork = publish_fork(evolving_template, tmp_path / "fork", tmp_path / "fork-sources")
-    fed = federation(tmp_path / "federation")
+    fed = federation(tmp_path / "federation", url)
     (fed / ".gitignore").write_text("*.dec.yaml\n")
     hubs = {
         name: make_hub(url, fed, name, tag)
@@ -117,7 +117,7 @@ def test_sigterm_stops_the_update_as_ctrl_c_does(evolving_template, tmp_path, mo
     """The conflict left by the first hub stays recorded (UU); the hub being
     updated is restored; no worktree is left behind."""
     monkeypatch.setenv("COPIER_CACHE_DIR", str(tmp_path / "copier-cache"))
-    fed = federation(tmp_path / "federation")
+    fed = federation(tmp_path / "federation", evolving_template)
     hubs = {name: make_hub(evolving_template, fed, name, "v1.1.0") for name in ("alpha", "bravo", "charlie", "delta")}
     clash_with_v1_2_0(hubs["alpha"])
     commit(fed, "alpha's own pin")
@@ -154,7 +154,10 @@ def test_sigterm_stops_the_update_as_ctrl_c_does(evolving_template, tmp_path, mo
 
 
 def test_a_hub_naming_another_template_is_refused(evolving_template, tmp_path, monkeypatch):
-    """Its template's tasks would run with --trust: never unless named."""
+    """Its template's tasks would run with --trust: never unless named. The
+    federation pins its template (copier-settings.yml's `trust:`, or
+    --template); what most hubs record counts for nothing, so a federation
+    of one hostile hub, or of hostile hubs only, runs no task either."""
     monkeypatch.setenv("COPIER_CACHE_DIR", str(tmp_path / "copier-cache"))
     hostile = publish_fork(evolving_template, tmp_path / "hostile", tmp_path / "hostile-sources")
     canary = tmp_path / "canary"
@@ -163,15 +166,19 @@ def test_a_hub_naming_another_template_is_refused(evolving_template, tmp_path, m
     tasks.write_text(tasks.read_text() + f'\n_migrations:\n  - command: ["touch", "{canary}"]\n')
     commit(hostile, "hostile task")
     git(hostile, "tag", "v9.0.0")
-    fed = federation(tmp_path / "federation")
+
+    def mallory_in(fed: Path) -> Path:
+        mallory = make_hub(evolving_template, fed, "mallory", "v1.1.0")
+        answers = mallory / ".copier-answers.yml"
+        answers.write_text(answers.read_text().replace(str(evolving_template), str(hostile)))
+        commit(fed, "mallory points at another template")
+        return mallory
+
+    fed = federation(tmp_path / "federation", evolving_template)
     for name in ("alpha", "bravo"):
         make_hub(evolving_template, fed, name, "v1.2.0")
-    mallory = make_hub(evolving_template, fed, "mallory", "v1.1.0")
-    answers = mallory / ".copier-answers.yml"
-    answers.write_text(answers.read_text().replace(str(evolving_template), str(hostile)))
-    commit(fed, "mallory points at another template")
+    mallory = mallory_in(fed)
     before = snapshot(mallory)
-
     for check in ([], ["--check"]):
         code, rows, output = hub_template_rows("update", str(fed / "deployments"), *check)
         assert code == 1, output
@@ -179,6 +186,18 @@ def test_a_hub_naming_another_template_is_refused(evolving_template, tmp_path, m
         assert f"its template {hostile} is not the federation's ({evolving_template})" in rows["mallory"][3]
         assert rows["mallory"][4] == str(hostile) and rows["alpha"][4] == str(evolving_template)
         assert not canary.exists() and snapshot(mallory) == before
+
+    # A federation of mallory alone: the template most hubs record is hers.
+    alone = federation(tmp_path / "alone", evolving_template)
+    before = snapshot(mallory_in(alone))
+    code, rows, output = hub_template_rows("update", str(alone / "deployments"))
+    assert code == 1 and rows["mallory"][2] == "refused", output
+    assert not canary.exists() and snapshot(alone / "deployments" / "mallory") == before
+    # Unpinned, nothing runs: the command says how to pin.
+    (alone / "copier-settings.yml").unlink()
+    code, rows, output = hub_template_rows("update", str(alone / "deployments"))
+    assert code == 2 and not rows and "the federation pins no template" in output and "--template" in output
+    assert not canary.exists() and snapshot(alone / "deployments" / "mallory") == before
 
     code, rows, output = hub_template_rows("update", str(fed / "deployments"), "--template", str(hostile))
     assert code == 1 and rows["alpha"][2] == "refused" and rows["mallory"][2] != "refused", output
@@ -206,7 +225,7 @@ def test_an_untagged_template_updates_and_check_agrees_with_update(evolving_temp
     for tag in git(untagged, "tag").split():
         git(untagged, "tag", "-d", tag)
     v1_1, v1_2 = git(untagged, "rev-list", "--reverse", "HEAD").split()[1:]
-    fed = federation(tmp_path / "federation")
+    fed = federation(tmp_path / "federation", untagged)
     make_hub(untagged, fed, "mid", v1_1)
     make_hub(untagged, fed, "new", v1_2)
     deployments = str(fed / "deployments")
@@ -238,3 +257,53 @@ def test_an_untagged_template_updates_and_check_agrees_with_update(evolving_temp
         "new": ("current", "current"),
         "old": ("behind", "updated"),
     }
+
+
+def test_a_rendered_federation_pins_the_template_it_was_made_from(evolving_template, tmp_path, monkeypatch):
+    """copier-settings.yml names the federation's template in copier's own
+    `trust:` list, so `hub-template update` needs no --template there."""
+    import yaml
+    from copier import run_copy
+
+    monkeypatch.setenv("COPIER_CACHE_DIR", str(tmp_path / "copier-cache"))
+    fed = tmp_path / "pangeo-hubs"
+    run_copy(
+        str(evolving_template),
+        str(fed),
+        data={"kind": "federation"},
+        vcs_ref="v1.2.0",
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+    )
+    assert yaml.safe_load((fed / "copier-settings.yml").read_text())["trust"] == [str(evolving_template)]
+    git(fed, "init", "-q")
+    commit(fed, "federation")
+    make_hub(evolving_template, fed, "alpha", "v1.1.0")
+    code, rows, output = hub_template_rows("update", str(fed / "deployments"))
+    assert code == 0 and rows["alpha"][:3] == ["v1.1.0", "v1.2.0", "updated"], output
+    assert f"the federation's template: {evolving_template}" in " ".join(output.split())
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_answer_the_new_release_refuses_stops_the_update_of_its_hub(evolving_template, tmp_path, monkeypatch, jobs):
+    """1.1.0 took `pip_packages: s3fs~=2024, pystac-client`; 1.2.0's grammar
+    refuses it and copier, with --defaults, recorded null and dropped the
+    `- pip:` block. The update stops for that hub: the answer, the rule and
+    the --data command that fixes it; the hub untouched; the others update."""
+    monkeypatch.setenv("COPIER_CACHE_DIR", str(tmp_path / "copier-cache"))
+    fed = federation(tmp_path / "federation", evolving_template)
+    kept = make_hub(evolving_template, fed, "alpha", "v1.1.0", pip_packages="s3fs~=2024, pystac-client")
+    assert "s3fs~=2024" in (kept / "image" / "binder" / "environment.yml").read_text()
+    other = make_hub(evolving_template, fed, "bravo", "v1.1.0")
+    before = snapshot(kept)
+    code, rows, output = hub_template_rows("update", str(fed / "deployments"), "--jobs", jobs)
+    assert code == 1, output
+    assert rows["alpha"][2] == "failed" and rows["bravo"][2] == "updated", output
+    notes = rows["alpha"][3]
+    assert "answer pip_packages: 's3fs~=2024, pystac-client' is refused by v1.2.0:" in notes, notes
+    rule = notes.split("refused by v1.2.0:", 1)[1]
+    assert "'s3fs~=" in rule and "not a pip requirement" in rule, notes  # the release's own validator message
+    assert "cd deployments/alpha && copier update --trust --defaults --data 'pip_packages=NEW ANSWER'" in notes
+    assert snapshot(kept) == before and git(fed, "status", "--porcelain", "--", "deployments/alpha") == ""
+    assert "_commit: v1.2.0" in (other / ".copier-answers.yml").read_text()

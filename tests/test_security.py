@@ -15,13 +15,14 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import BIN, git, hub_template
 from copier import run_copy
-from hub_cells import copy_hub, rendered_hub
+from hub_cells import commit_federation, copy_hub, rendered_hub
 
 from hub_template.checks import CHECK_CLASSES
 
@@ -524,3 +525,134 @@ def test_python_310_read_as_31_from_a_data_file_is_explained(template_repo, tmp_
     )
     assert done.returncode != 0 and not (tmp_path / "deployments" / "hub").exists()
     assert 'YAML reads an unquoted 3.10 as 3.1: write "3.10".' in done.stderr
+
+
+# --- 9. a git directory laid out in plain files (issue 27, item 1) -------------------------
+
+
+def plant_git_dir(folder: Path, canary: Path | None) -> None:
+    """The four files that make git take `folder` for a repository when it
+    searches upwards: HEAD, objects/, refs/ and, where the folder may hold a
+    file named config, a config whose fsmonitor command touches `canary`."""
+    (folder / "HEAD").write_text("ref: refs/heads/main\n")
+    for sub in ("objects/info/k", "refs/heads/k"):
+        (folder / sub).parent.mkdir(parents=True, exist_ok=True)
+        (folder / sub).write_text("")
+    if canary is not None:  # git 2.39 reads core.worktree only with a format version
+        (folder / "config").write_text(
+            "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = .\n"
+            f'\tfsmonitor = "echo ran >> {canary}; false"\n'
+        )
+
+
+def planted_federation(template_repo: Path, tmp_path_factory, tmp_path: Path, where: str) -> tuple[Path, Path]:
+    """A federation whose deployments/ (or hub charlie) holds a git directory
+    layout, committed; returns the hub and the canary the layout's command touches."""
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
+    canary = tmp_path / "canary"
+    plant_git_dir(hub.parent if where == "deployments" else hub, canary if where == "deployments" else None)
+    commit_federation(tmp_path)
+    return hub, canary
+
+
+@pytest.mark.parametrize("where", ["deployments", "hub"])
+def test_a_git_directory_in_plain_files_is_flagged_and_never_run_by_check(
+    template_repo, tmp_path_factory, tmp_path, where
+):
+    """In deployments/, git took the folder for the repository holding the
+    hub and ran its fsmonitor command on every check; in the hub itself
+    (whose config/ is a folder, so no command), it made SE002 skip as "not
+    in a git repository". The checker finds the federation's own repository
+    and ST007 names the layout."""
+    hub, canary = planted_federation(template_repo, tmp_path_factory, tmp_path, where)
+    done = hub_template("check", str(hub), "--select", "SE,ST007", "--format", "json")
+    no_traceback(done.stdout + done.stderr)
+    assert not canary.exists(), canary.read_text()
+    results = json.loads(done.stdout)["checks"]
+    assert results["SE002"]["result"] is True, results["SE002"]  # the federation's .gitattributes was read
+    assert results["ST007"]["result"] is False
+    layout = "deployments/" if where == "deployments" else "deployments/charlie/"
+    assert f"`{layout}`: holds HEAD, objects/ and refs/" in results["ST007"]["err_msg"]
+
+
+@pytest.mark.parametrize("where", ["deployments", "hub"])
+def test_update_refuses_hubs_under_a_git_directory_layout_and_runs_nothing(evolving_template, tmp_path, where):
+    """In deployments/, the layout's fsmonitor ran on the update's first `git
+    status`; in a hub, copier's git took the hub for a repository. Each hub
+    under it is refused before anything runs; the others update."""
+    from template_versions import commit, federation, make_hub, snapshot
+    from test_federation import hub_template_rows
+
+    fed = federation(tmp_path / "federation", evolving_template)
+    hubs = {name: make_hub(evolving_template, fed, name, "v1.1.0") for name in ("alpha", "bravo")}
+    canary = tmp_path / "canary"
+    plant_git_dir(fed / "deployments", canary) if where == "deployments" else plant_git_dir(hubs["bravo"], None)
+    commit(fed, "a git directory in plain files")
+    before = snapshot(fed / "deployments")
+    code, rows, output = hub_template_rows("update", str(fed / "deployments"), "--jobs", "1")
+    no_traceback(output)
+    assert not canary.exists(), canary.read_text()
+    refused = {"alpha", "bravo"} if where == "deployments" else {"bravo"}
+    layout = "deployments/" if where == "deployments" else "deployments/bravo/"
+    for name in refused:
+        assert rows[name][2] == "refused" and f"{layout} holds HEAD, objects/ and refs/" in rows[name][3], output
+        prefix = f"{name}/"
+        assert {p: b for p, b in snapshot(fed / "deployments").items() if p.startswith(prefix)} == {
+            p: b for p, b in before.items() if p.startswith(prefix)
+        }
+    assert code == 1 and all(rows[name][2] == "updated" for name in set(hubs) - refused), output
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_update_runs_no_fsmonitor_nor_hook_through_copier(evolving_template, tmp_path, jobs):
+    """Every git of an update, copier's own (`git status`, `git apply` in the
+    hub) and its worktrees' included, runs with fsmonitor and hooks off,
+    whatever a repository's config says."""
+    from template_versions import federation, make_hub
+    from test_federation import hub_template_rows
+
+    fed = federation(tmp_path / "federation", evolving_template)
+    hubs = [make_hub(evolving_template, fed, name, "v1.1.0") for name in ("alpha", "bravo")]
+    canary = tmp_path / "canary"
+    git(fed, "config", "core.fsmonitor", f"echo fsmonitor >> {canary}; false")
+    hooks = fed / ".git" / "hooks"
+    for hook in ("post-checkout", "pre-commit", "post-commit", "post-index-change"):
+        (hooks / hook).write_text(f"#!/bin/sh\necho {hook} >> {canary}\n")
+        (hooks / hook).chmod(0o755)
+    code, rows, output = hub_template_rows("update", str(fed / "deployments"), "--jobs", jobs)
+    assert code == 0 and [row[2] for row in rows.values()] == ["updated", "updated"], output
+    assert not canary.exists(), canary.read_text()
+    assert all("_commit: v1.2.0" in (hub / ".copier-answers.yml").read_text() for hub in hubs)
+
+
+def test_plan_deploy_plans_the_federation_never_a_planted_repository(template_repo, tmp_path_factory, tmp_path):
+    """deployments/ holding a whole git directory (a commit that deploys a
+    hub "mallory", an fsmonitor command): plan-deploy run from inside
+    deployments/ planned from that repository; it plans the federation's."""
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
+    commit_federation(tmp_path)
+    image_commit = git(tmp_path, "rev-parse", "HEAD")  # the last to change the hub's image/: its tag
+    planted = make_source(tmp_path.parent / f"{tmp_path.name}-planted", {"deployments/mallory/hubploy.yaml": "x: 1\n"})
+    canary = tmp_path / "canary"
+    for name in ("HEAD", "objects", "refs"):
+        source = planted / ".git" / name
+        copy_to = hub.parent / name
+        if source.is_dir():
+            shutil.copytree(source, copy_to)
+        else:
+            copy_to.write_bytes(source.read_bytes())
+    (hub.parent / "config").write_text(
+        "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = ..\n"
+        f'\tfsmonitor = "echo ran >> {canary}; false"\n'
+    )
+    commit_federation(tmp_path)
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "plan-deploy", "--before", "0" * 40, "--after", "HEAD", "--branch", "staging"],
+        cwd=hub.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [entry["hub"] for entry in result["hubs"]] == ["charlie"] and result["hubs"][0]["tag"] == image_commit[:12]
+    assert not canary.exists()

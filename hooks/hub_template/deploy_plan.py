@@ -33,15 +33,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import yaml
 
-from . import load_data, rules
+from . import git_runner, load_data, rules
 from .copier_settings import ANSWERS_FILE
 
 DEPLOYMENTS = "deployments"
@@ -93,12 +93,22 @@ class HubPlan:
 # --- reading git ------------------------------------------------------------
 
 
+@cache
+def _repository(repo: Path) -> git_runner.Repository:
+    """The repository holding `repo`, found by its .git: a folder of the
+    hubs' files laid out as a git directory is never taken for it."""
+    found = git_runner.repository_of(repo)
+    if found is None:
+        raise PlanError(f"{repo} is not in a git repository: run plan-deploy in the federation's checkout")
+    return found
+
+
 @overload
 def _git(repo: Path, *args: str, check: Literal[True] = True) -> str: ...
 @overload
 def _git(repo: Path, *args: str, check: bool) -> str | None: ...
 def _git(repo: Path, *args: str, check: bool = True) -> str | None:
-    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    done = _repository(repo).run(*args, text=True)
     if done.returncode != 0:
         if check:
             raise PlanError(f"git {' '.join(args)}: {done.stderr.strip().splitlines()[-1:] or ['failed']}")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from hub_template import rules, url_credentials
+from hub_template import git_runner, rules, url_credentials
 from hub_template.git_names import is_dot_git
 
 MB = 1024 * 1024
@@ -118,16 +118,12 @@ def _local(path: Path, text: str, origin_dir: Path) -> Source:
 
 
 def _git_env(protocol: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX", "GIT_OBJECT", "GIT_NAMESPACE"))
-    }
-    env.update(
-        GIT_TERMINAL_PROMPT="0",  # fail instead of asking for a password
-        GIT_ALLOW_PROTOCOL=protocol,  # overrides protocol.allow, so say it here too
+    return git_runner.environment(
+        extra={
+            "GIT_TERMINAL_PROMPT": "0",  # fail instead of asking for a password
+            "GIT_ALLOW_PROTOCOL": protocol,  # overrides protocol.allow, so say it here too
+        }
     )
-    return env
 
 
 class _Git:
@@ -137,16 +133,18 @@ class _Git:
         self.config = [
             "-c", "protocol.allow=never",
             "-c", f"protocol.{source.protocol}.allow=always",
-            "-c", "core.hooksPath=/dev/null",
-            "-c", "submodule.recurse=false",
             "-c", "fetch.recurseSubmodules=false",
         ]  # fmt: skip
+
+    def argv(self, *args: str) -> list[str]:
+        """git_runner's hardened command on the fetch's own repository, named."""
+        return git_runner.command(*self.config, *args, git_dir=self.repo / ".git", work_tree=self.repo)
 
     def run(self, *args: str, deadline: float | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run git in the repository; past `deadline`, or once the download
         outgrows TOTAL_CAP, kill it and its helpers (ssh, git-remote-https)."""
         process = subprocess.Popen(
-            ["git", *self.config, *args],
+            self.argv(*args),
             cwd=self.repo,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -358,7 +356,7 @@ class SourceTree:
         left_out = []
         with requests.open("rb") as stdin:
             process = subprocess.Popen(
-                ["git", *self._git.config, "cat-file", "--batch"],
+                self._git.argv("cat-file", "--batch"),
                 cwd=self.repo, env=self._git.env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )  # fmt: skip
             assert process.stdout is not None  # stdout=PIPE
@@ -417,9 +415,7 @@ def fetch(source: Source, ref: str, workdir: Path, bucket: str) -> SourceTree:
     if ref and not rules.matches("git_ref", ref):
         raise SourceError(f"source_ref '{ref}' is not a branch, tag or commit name: letters, digits and _ . / -.")
     workdir.mkdir(parents=True)
-    init = subprocess.run(
-        ["git", "init", "-q", "--template=", str(workdir)], env=_git_env(source.protocol), capture_output=True
-    )
+    init = git_runner.run("init", "-q", "--template=", str(workdir), env=_git_env(source.protocol))
     if init.returncode:
         raise SourceError(f"git could not create a repository in {workdir}: {_last_error(init)}")
     git = _Git(workdir, source, bucket)

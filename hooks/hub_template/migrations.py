@@ -28,7 +28,7 @@ from typing import Literal, cast
 
 from packaging.version import Version
 
-from hub_template import load_data
+from hub_template import git_runner, load_data
 from hub_template.copier_settings import ANSWERS_FILE, installed_template_root
 
 Stage = Literal["before", "after"]
@@ -159,13 +159,14 @@ def _restore_real_key(hub: Path, rel: str) -> bool:
     """copier deletes a file the new version no longer renders, even one the
     operators filled: put back a committed real key (not 1.1.0's stub, which
     holds placeholders) exactly as git has it, for its owners to revoke."""
-    import subprocess
-
-    shown = subprocess.run(["git", "show", f"HEAD:./{rel}"], cwd=hub, capture_output=True)
+    repo = git_runner.repository_of(hub)
+    if repo is None:
+        return False
+    path = (hub.resolve() / rel).relative_to(repo.top).as_posix()
+    shown = repo.run("show", f"HEAD:{path}")
     if shown.returncode != 0 or b"<hub-template placeholder: " in shown.stdout:
         return False
-    restored = subprocess.run(["git", "checkout", "HEAD", "--", rel], cwd=hub, capture_output=True)
-    return restored.returncode == 0
+    return repo.run("checkout", "HEAD", "--", path).returncode == 0
 
 
 def _retired_key_files() -> list[str]:

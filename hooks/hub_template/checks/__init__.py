@@ -5,6 +5,7 @@ ID, a family and a one-line docstring (base.py), grouped by module:
 
 - structure.py  ST: the template's files, rendered and parseable; hubploy.yaml
 - answers.py    ST006: no answer is a --defaults stand-in
+- git_layout.py ST007: no folder laid out as a git directory
 - helm.py       HV: helm values merged per environment, against --chart
 - image.py      IM: repo2docker's plan, environment.yml, apt.txt, scripts, workspace, notebooks
 - dask_config.py DK: the dask config the image reads at run time (runtime.py)
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import answers, dask_config, helm, image, resources, secrets, structure
+from . import answers, dask_config, git_layout, helm, image, resources, secrets, structure
 from .base import FAMILIES
 from .encryption import PLACEHOLDER
 from .hub import ChartSource, Hub
@@ -28,6 +29,7 @@ from .hub import ChartSource, Hub
 CHECK_CLASSES = (
     *structure.CHECKS,
     *answers.CHECKS,
+    *git_layout.CHECKS,
     *helm.CHECKS,
     *resources.HELM_CHECKS,
     *image.CHECKS,

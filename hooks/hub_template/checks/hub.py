@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .. import load_data
+from .. import git_runner, load_data
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Chart, Problem, ValuesFile
 from ..safe_yaml import error_line, error_problem, load_bounded
@@ -175,8 +175,18 @@ class Hub:
     def yaml(self, rel: str) -> Parsed:
         if rel not in self._parsed:
             text = self.text(rel)
+            markers = _conflict_markers(text) if text is not None else None
             if text is None:
                 self._parsed[rel] = Parsed()
+            elif markers:
+                self._parsed[rel] = Parsed(
+                    problem=Problem(
+                        rel,
+                        markers[0],
+                        f"holds the conflict markers an update left (lines {markers[0]}-{markers[1]}): keep what "
+                        "is right, delete the markers, `git add` the file and commit.",
+                    )
+                )
             else:
                 try:
                     self._parsed[rel] = Parsed(load_bounded(text))
@@ -240,25 +250,23 @@ class Hub:
 
     @cached_property
     def git(self) -> GitRepo | None:
-        """The git repository holding the hub (the federation), if any."""
-        try:
-            top = subprocess.run(
-                ["git", "-C", str(self.path), "rev-parse", "--show-toplevel"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
-        return GitRepo(Path(top))
+        """The git repository holding the hub (the federation), if any:
+        found by its `.git`, never by git's own search, which would take a
+        git directory laid out in the hub's files for it (git_runner)."""
+        repo = git_runner.repository_of(self.path) if self.path is not None else None
+        return GitRepo(repo) if repo is not None else None
 
 
 @dataclass(frozen=True)
 class GitRepo:
-    top: Path
+    repo: git_runner.Repository
+
+    @property
+    def top(self) -> Path:
+        return self.repo.top
 
     def _git(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["git", "-C", str(self.top), *args], input=stdin, capture_output=True, check=False)
+        return self.repo.run(*args, input=stdin)
 
     def check_attr(self, attr: str, paths: list[Path]) -> dict[Path, str]:
         """`git check-attr` for each path: 'unspecified', 'set', 'unset' or the value."""
@@ -307,3 +315,18 @@ class ChartSource:
         # chart is read once per process and only read from (runner.chart_source),
         # so each hub's copy would be the same data, built again.
         return self
+
+
+def _conflict_markers(text: str) -> tuple[int, int] | None:
+    """The first and last line of the first conflict copier or git left
+    (`<<<<<<<` ... `=======` ... `>>>>>>>`), or None: told apart from a YAML
+    error so that the hub's checks name it once, as what it is."""
+    start = middle = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("<<<<<<<") and start is None:
+            start = number
+        elif line.rstrip() == "=======" and start is not None:
+            middle = number
+        elif line.startswith(">>>>>>>") and middle is not None and start is not None:
+            return start, number
+    return None

@@ -108,11 +108,22 @@ def _plan(hub: Hub) -> BuildPlan:
     return result
 
 
+def _problem(hub: Hub, rel: str) -> str:
+    """The parse problem of a YAML file of the hub, or ""."""
+    if not rel.endswith((".yml", ".yaml")):
+        return ""
+    problem = hub.yaml(rel).problem
+    return problem.message if problem else ""
+
+
 class IM001(Image):
     "repo2docker --no-build succeeds and picks the conda buildpack"
 
-    def run(self, hub: Hub) -> str:
+    def run(self, hub: Hub) -> str | Skip:
         result = plan(hub)
+        unresolved = [rel for rel in hub.files if rel.startswith("image/") and "conflict markers" in _problem(hub, rel)]
+        if result.error and unresolved:  # ST003 names them; repo2docker's parse error would say it again
+            return self.skip(f"{', '.join(unresolved)} holds conflict markers (ST003)")
         if result.error:
             return report([Problem("image/", None, f"`repo2docker --no-build` fails: {result.error}")])
         problems = []

@@ -101,7 +101,8 @@ class ST003(Structure):
             if rel.endswith((".yaml", ".yml")) and hub.encryption(rel) != "git-crypt":
                 problem = hub.yaml(rel).problem
                 if problem:
-                    problems.append(Problem(problem.file, problem.line, f"{problem.message} Fix the syntax there."))
+                    fix = " Fix the syntax there." if problem.message.startswith("is not valid YAML") else ""
+                    problems.append(Problem(problem.file, problem.line, problem.message + fix))
         return report(problems)
 
 
