@@ -1,0 +1,73 @@
+"""`hub-template adopt`: hand-made hubs (tests/handmade_hubs.py) come under
+the template with no file changed but the answers file, and a later release
+reaches them through copier's own update, keeping every setting of theirs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import git, hub_template, publish_template
+from handmade_hubs import LAYOUTS
+from template_versions import answers, commit, federation, snapshot, v1_2_0_source
+
+ANSWERS = ".copier-answers.yml"
+# v1.3.0 of the test's template: a maintainer adds a page to every hub.
+NEW_PAGE = "template/docs/culling.md.jinja"
+NEW_PAGE_TEXT = "# How {{ hub_name }} at {{ domain }} stops idle servers\n"
+
+
+@pytest.fixture
+def template(evolving_template, tmp_path):
+    """A clone of the evolving template (v1.0.0 to v1.2.0) this test may
+    release v1.3.0 into."""
+    clone = tmp_path / "hub-template"
+    git(tmp_path, "clone", "-q", str(evolving_template), clone.name)  # tags included
+    return clone
+
+
+def release_v1_3_0(template, scratch):
+    source = v1_2_0_source(scratch / "v1.3.0")
+    (source / NEW_PAGE).parent.mkdir(parents=True, exist_ok=True)
+    (source / NEW_PAGE).write_text(NEW_PAGE_TEXT)
+    publish_template(template, "v1.3.0", source=source)
+
+
+def adopt(hub, *args):
+    return hub_template("adopt", str(hub), "--defaults", *args)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_adoption_round_trips(template, tmp_path, layout):
+    fed = federation(tmp_path / "federation", template)
+    hub, data = LAYOUTS[layout](fed)
+    before = snapshot(hub)
+
+    done = adopt(hub, *(f"--data={name}={value}" for name, value in data.items()))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Nothing changed but the answers file, at the newest release, of the federation's template.
+    after = snapshot(hub)
+    assert {name: after[name] for name in before} == before
+    assert set(after) - set(before) == {ANSWERS}
+    recorded = answers(hub)
+    assert recorded["_commit"] == "v1.2.0" and recorded["_src_path"] == str(template)
+    assert recorded["hub_name"] == layout
+    assert "kept as the hub's own" in done.stdout
+    commit(fed, f"Adopt {layout}")
+
+    release_v1_3_0(template, tmp_path)
+    update = subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--trust", "--defaults"], cwd=hub, capture_output=True, text=True
+    )
+
+    assert update.returncode == 0, update.stderr
+    # The release's change arrived, rendered with the hub's inferred answers...
+    page = (hub / "docs" / "culling.md").read_text()
+    assert page == f"# How {layout} at {recorded['domain']} stops idle servers\n"
+    assert answers(hub)["_commit"] == "v1.3.0"
+    # ...and every file of the hub is as it was: its settings intact, no conflict.
+    now = snapshot(hub)
+    assert {name: now[name] for name in before} == before
+    assert set(now) - set(before) == {ANSWERS, "docs/culling.md"}
