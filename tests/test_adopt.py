@@ -71,3 +71,39 @@ def test_adoption_round_trips(template, tmp_path, layout):
     now = snapshot(hub)
     assert {name: now[name] for name in before} == before
     assert set(now) - set(before) == {ANSWERS, "docs/culling.md"}
+
+
+def test_adopt_refuses_in_one_line_and_changes_nothing(template, tmp_path):
+    fed = federation(tmp_path / "federation", template)
+    atmos, _ = LAYOUTS["atmos"](fed)
+    ocean, _ = LAYOUTS["ocean"](fed)
+    ice, _ = LAYOUTS["ice"](fed)
+    (ice / ANSWERS).write_text("_commit: v1.2.0\n_src_path: gh:pangeo/hub-template\n")
+    (fed / "deployments" / "notes").mkdir()
+    (fed / "deployments" / "notes" / "README.md").write_text("# notes\n")
+    # The hub's hubploy.yaml is a link out of the repository: never read.
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text("cluster:\n  provider: gcloud\n  gcloud: {project: not-ours}\n")
+    (ocean / "hubploy.yaml").unlink()
+    (ocean / "hubploy.yaml").symlink_to(outside)
+    commit(fed, "an adopted hub, a folder of notes, a linked hubploy.yaml")
+    before = snapshot(fed)
+    (atmos / "config" / "prod.yaml").write_text("# half-done\n")  # atmos is dirty now
+
+    cases = {
+        ice: "already under the template; run `hub-template update` instead",
+        fed / "deployments" / "notes": "not a hub (no hubploy.yaml, no config/common.yaml)",
+        atmos: "uncommitted changes (deployments/atmos/config/prod.yaml); commit or stash them",
+    }
+    for folder, reason in cases.items():
+        done = adopt(folder)
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and reason in done.stderr, done.stderr
+    # Non-interactive, what the files do not say is listed, one line each.
+    done = adopt(ocean)
+    assert done.returncode == 2
+    missing = [line.rsplit(" ", 1)[-1] for line in done.stderr.splitlines()]
+    assert missing == [f"--data={name}=VALUE" for name in ("cloud_provider", "image_name")], done.stderr
+    assert "not-ours" not in done.stdout
+    git(fed, "checkout", "--", "deployments/atmos")
+    assert snapshot(fed) == before

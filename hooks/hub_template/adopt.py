@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [name for name in inferred.missing() if name not in data]
     if missing and (args.defaults or not sys.stdin.isatty()):
         for name in missing:
-            print(f"hub-template adopt: {hub}: no answer for {name}; give it: --data {name}=VALUE", file=sys.stderr)
+            print(f"hub-template adopt: {hub}: no answer for {name}; give it: --data={name}=VALUE", file=sys.stderr)
         return 2
     ask(missing, answers)
 
