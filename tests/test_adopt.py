@@ -4,9 +4,6 @@ reaches them through copier's own update, keeping every setting of theirs."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from conftest import git, hub_template, publish_template
 from handmade_hubs import LAYOUTS
@@ -38,19 +35,26 @@ def adopt(hub, *args):
     return hub_template("adopt", str(hub), "--defaults", *args)
 
 
+# What the operator accepts besides the answers file, per layout: the ocean
+# hub takes the template's README (it has none), which names the release.
+TAKEN = {"ocean": ["README.md"]}
+
+
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_adoption_round_trips(template, tmp_path, layout):
     fed = federation(tmp_path / "federation", template)
     hub, data = LAYOUTS[layout](fed)
     before = snapshot(hub)
+    taken = TAKEN.get(layout, [])
 
-    done = adopt(hub, *(f"--data={name}={value}" for name, value in data.items()))
+    done = adopt(hub, *(f"--data={name}={value}" for name, value in data.items()), *(f"--take={t}" for t in taken))
 
     assert done.returncode == 0, done.stdout + done.stderr
-    # Nothing changed but the answers file, at the newest release, of the federation's template.
+    # Nothing changed but the answers file (and what was taken), at the
+    # newest release, of the federation's template.
     after = snapshot(hub)
     assert {name: after[name] for name in before} == before
-    assert set(after) - set(before) == {ANSWERS}
+    assert set(after) - set(before) == {ANSWERS, *taken}
     recorded = answers(hub)
     assert recorded["_commit"] == "v1.2.0" and recorded["_src_path"] == str(template)
     assert recorded["hub_name"] == layout
@@ -58,19 +62,20 @@ def test_adoption_round_trips(template, tmp_path, layout):
     commit(fed, f"Adopt {layout}")
 
     release_v1_3_0(template, tmp_path)
-    update = subprocess.run(
-        [sys.executable, "-m", "copier", "update", "--trust", "--defaults"], cwd=hub, capture_output=True, text=True
-    )
+    update = hub_template("update", str(fed / "deployments"), "--jobs", "1")
 
-    assert update.returncode == 0, update.stderr
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert "1 updated" in update.stdout
     # The release's change arrived, rendered with the hub's inferred answers...
     page = (hub / "docs" / "culling.md").read_text()
     assert page == f"# How {layout} at {recorded['domain']} stops idle servers\n"
     assert answers(hub)["_commit"] == "v1.3.0"
+    for name in taken:
+        assert "hub-template v1.3.0" in (hub / name).read_text()
     # ...and every file of the hub is as it was: its settings intact, no conflict.
     now = snapshot(hub)
     assert {name: now[name] for name in before} == before
-    assert set(now) - set(before) == {ANSWERS, "docs/culling.md"}
+    assert set(now) - set(before) == {ANSWERS, "docs/culling.md", *taken}
 
 
 def test_adopt_refuses_in_one_line_and_changes_nothing(template, tmp_path):
@@ -107,3 +112,23 @@ def test_adopt_refuses_in_one_line_and_changes_nothing(template, tmp_path):
     assert "not-ours" not in done.stdout
     git(fed, "checkout", "--", "deployments/atmos")
     assert snapshot(fed) == before
+
+
+def test_a_release_changing_a_file_the_hub_wrote_is_a_reported_conflict(template, tmp_path):
+    """v1.2.0 adds lines to config/common.yaml, which the hand-made hub wrote
+    whole: copier's replay cannot place them, so the update stops at conflict
+    markers (as for any clashing edit), says so, and keeps the hub's lines."""
+    fed = federation(tmp_path / "federation", template)
+    hub, _ = LAYOUTS["ice"](fed)
+    mine = (hub / "config" / "common.yaml").read_text()
+    assert adopt(hub, "--vcs-ref", "v1.1.0").returncode == 0
+    commit(fed, "Adopt ice at v1.1.0")
+
+    update = hub_template("update", str(fed / "deployments"), "--jobs", "1")
+
+    assert update.returncode == 1, update.stdout + update.stderr
+    assert "1 conflicts" in update.stdout and "config/common.yaml" in update.stdout
+    merged = (hub / "config" / "common.yaml").read_text()
+    ours = merged.split("<<<<<<< before updating\n", 1)[1].split("=======\n", 1)[0]
+    assert all(line in merged for line in mine.splitlines())
+    assert "networkPolicy" in ours
