@@ -5,7 +5,7 @@ reaches them through copier's own update, keeping every setting of theirs."""
 from __future__ import annotations
 
 import pytest
-from conftest import git, hub_template, publish_template
+from conftest import BIN, git, hub_template, publish_template
 from handmade_hubs import LAYOUTS
 from template_versions import answers, commit, federation, snapshot, v1_2_0_source
 
@@ -132,3 +132,19 @@ def test_a_release_changing_a_file_the_hub_wrote_is_a_reported_conflict(template
     ours = merged.split("<<<<<<< before updating\n", 1)[1].split("=======\n", 1)[0]
     assert all(line in merged for line in mine.splitlines())
     assert "networkPolicy" in ours
+
+
+def test_adopt_asks_on_a_terminal_for_what_the_files_do_not_say(template, tmp_path):
+    import pexpect
+
+    fed = federation(tmp_path / "federation", template)
+    hub, _ = LAYOUTS["atmos"](fed)  # an Auth0 hub: no GitHub organization in its files
+    session = pexpect.spawn(str(BIN / "hub-template"), ["adopt", str(hub)], encoding="utf-8", timeout=120)
+    session.expect_exact("github_orgs? ")
+    session.sendline("atmos-lab")
+    session.expect(pexpect.EOF)
+    session.close()
+
+    assert session.exitstatus == 0, session.before
+    assert answers(hub)["github_orgs"] == "atmos-lab"
+    assert answers(hub)["aws_cluster"] == "pangeo-atmos"

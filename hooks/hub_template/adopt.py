@@ -17,12 +17,13 @@ and every git command, copier's included, runs hardened.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .adopt_answers import Inferred, infer, read_yaml, unwrap
+from .adopt_answers import Inferred, infer, linked, missing, read_yaml, unwrap
 from .copier_settings import ANSWERS_FILE
 from .update.repository import copier_git, repo_top, status
 from .update.sources import TemplateSource, pinned
@@ -89,14 +90,13 @@ def parse_data(pairs: list[str]) -> tuple[dict[str, Any], str | None]:
     return data, None
 
 
-def ask(missing: list[str], answers: dict[str, Any]) -> None:
-    """Prompt for each missing answer on the terminal."""
+def ask(name: str, answers: dict[str, Any]) -> None:
+    """Prompt for an answer on the terminal, read as YAML as copier reads it."""
     from .safe_yaml import load_untrusted
 
-    for name in missing:
-        while not (value := input(f"{name}? ").strip()):
-            pass
-        answers[name] = load_untrusted(value)
+    while not (value := input(f"{name}? ").strip()):
+        pass
+    answers[name] = load_untrusted(value)
 
 
 def render(source: TemplateSource, ref: str, answers: dict[str, Any], scratch: Path) -> Path:
@@ -110,11 +110,14 @@ def render(source: TemplateSource, ref: str, answers: dict[str, Any], scratch: P
 
 
 def files(folder: Path) -> set[str]:
-    return {
-        str(p.relative_to(folder))
-        for p in folder.rglob("*")
-        if (p.is_file() or p.is_symlink()) and ".git" not in p.relative_to(folder).parts
-    }
+    """Every file and link under `folder` (outside .git), never entering a linked folder."""
+    found = set()
+    for root, dirs, names in os.walk(folder):  # os.walk does not follow links to folders
+        dirs[:] = [d for d in dirs if d != ".git"]
+        here = Path(root)
+        found |= {str((here / n).relative_to(folder)) for n in names}
+        found |= {str((here / d).relative_to(folder)) for d in dirs if (here / d).is_symlink()}
+    return found
 
 
 def _paths(tree: Any, prefix: str = "") -> set[str]:
@@ -148,7 +151,9 @@ def report(hub: Path, rendered: Path, inferred: Inferred, taken: list[str]) -> l
     for name in sorted(mine - theirs):
         lines.append(f"  {name}: the hub's own file, kept")
     for name in sorted(mine & theirs):
-        if (hub / name).read_bytes() != (rendered / name).read_bytes():
+        if (hub / name).is_symlink():
+            lines.append(f"  {name}: a link, kept as it is (never followed)")
+        elif (hub / name).read_bytes() != (rendered / name).read_bytes():
             lines.append(f"  {name}: the hub's own edit over the template's, replayed by updates")
     for name in sorted(theirs - mine - set(taken)):
         lines.append(f"  {name}: rendered by the template, absent here: stays absent (--take {name} adds it)")
@@ -173,12 +178,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"Answers for {hub}:")
     for name, value in sorted(answers.items()):
         print(f"  {name}: {value!r}  ({'--data' if name in data else inferred.origins[name]})")
-    missing = [name for name in inferred.missing() if name not in data]
-    if missing and (args.defaults or not sys.stdin.isatty()):
-        for name in missing:
+    unanswered = missing(answers)
+    if unanswered and (args.defaults or not sys.stdin.isatty()):
+        for name in unanswered:
             print(f"hub-template adopt: {hub}: no answer for {name}; give it: --data={name}=VALUE", file=sys.stderr)
         return 2
-    ask(missing, answers)
+    while unanswered := missing(answers):  # one at a time: a cloud's answer names its own questions
+        ask(unanswered[0], answers)
 
     with tempfile.TemporaryDirectory(prefix="hub-template-adopt-") as scratch:
         source = TemplateSource(src)
@@ -191,7 +197,9 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as refused:  # a copier validator: one line naming the answer
             print(f"hub-template adopt: {hub}: {str(refused).splitlines()[0]}", file=sys.stderr)
             return 2
-        taken = [name for name in args.take if (rendered / name).is_file() and not (hub / name).exists()]
+        # Only a file of the render, written where no link leads out of the hub.
+        offered = files(rendered) - files(hub) - {ANSWERS_FILE}
+        taken = [name for name in args.take if name in offered and not linked(hub, name)]
         for name in set(args.take) - set(taken):
             print(
                 f"hub-template adopt: --take {name}: not a file the template renders and the hub lacks", file=sys.stderr

@@ -57,23 +57,42 @@ class Inferred:
         self.answers[name] = value
         self.origins[name] = origin
 
-    def missing(self) -> list[str]:
-        provider = self.answers.get("cloud_provider")
-        wanted = [*REQUIRED_ALWAYS, *REQUIRED.get(str(provider), ())]
-        return [name for name in wanted if name not in self.answers]
+
+def missing(answers: dict[str, Any]) -> list[str]:
+    """The answers the template cannot do without that `answers` lacks."""
+    wanted = [*REQUIRED_ALWAYS, *REQUIRED.get(str(answers.get("cloud_provider")), ())]
+    return [name for name in wanted if name not in answers]
+
+
+def linked(hub: Path, relpath: str) -> bool:
+    """Whether the file, or a folder on its way from the hub, is a link."""
+    path = hub / relpath
+    return any(p.is_symlink() for p in (path, *path.parents) if hub in p.parents)
+
+
+def read_text(hub: Path, relpath: str, notes: list[str]) -> str | None:
+    """A hub's file, or None when absent or a link (noted: never followed)."""
+    if linked(hub, relpath):
+        notes.append(f"{relpath}: a link, not followed (read as absent)")
+        return None
+    path = hub / relpath
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        notes.append(f"{relpath}: not UTF-8 text, not read")
+        return None
 
 
 def read_yaml(hub: Path, relpath: str, notes: list[str]) -> Any:
     """A hub's YAML file, or None when absent, a link or unreadable (noted)."""
-    path = hub / relpath
-    if any(p.is_symlink() for p in (path, *path.parents) if hub in (p, *p.parents)):
-        notes.append(f"{relpath}: a link, not followed (read as absent)")
-        return None
-    if not path.is_file():
+    text = read_text(hub, relpath, notes)
+    if text is None:
         return None
     try:
-        return load_bounded(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as error:
+        return load_bounded(text)
+    except (yaml.YAMLError, ValueError) as error:
         notes.append(f"{relpath}: not read ({str(error).splitlines()[0]})")
         return None
 
@@ -209,10 +228,9 @@ def _from_image(found: Inferred, hub: Path) -> None:
                 conda.append(dependency)
     found.put("conda_packages", conda, origin)
     found.put("pip_packages", pip, origin)
-    apt = binder / "apt.txt"
-    if apt.is_file() and not apt.is_symlink():
-        packages = [line.strip() for line in apt.read_text().splitlines() if line.strip() and line[0] != "#"]
-        found.put("apt_packages", packages, f"{relative}/apt.txt")
+    apt = read_text(hub, f"{relative}/apt.txt", found.notes) or ""
+    packages = [line.strip() for line in apt.splitlines() if line.strip() and not line.startswith("#")]
+    found.put("apt_packages", packages, f"{relative}/apt.txt")
 
 
 def _from_secrets(found: Inferred, hub: Path) -> None:
