@@ -154,7 +154,7 @@ def report(hub: Path, rendered: Path, inferred: Inferred, taken: list[str]) -> l
         if (hub / name).is_symlink():
             lines.append(f"  {name}: a link, kept as it is (never followed)")
         elif (hub / name).read_bytes() != (rendered / name).read_bytes():
-            lines.append(f"  {name}: the hub's own edit over the template's, replayed by updates")
+            lines.append(f"  {name}: the hub's own edit over the template's, kept by updates")
     for name in sorted(theirs - mine - set(taken)):
         lines.append(f"  {name}: rendered by the template, absent here: stays absent (--take {name} adds it)")
     return lines
