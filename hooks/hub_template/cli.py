@@ -3,6 +3,7 @@
     hub-template check deployments/charlie [--chart daskhub/]
     hub-template update deployments/ [--check]
     hub-template plan-deploy --before SHA --after SHA --branch staging
+    hub-template adopt deployments/ocean
 
 Each verb lives in its own module, which provides `add_arguments(parser)` and
 `run(args) -> int`.
@@ -19,6 +20,7 @@ VERBS = {
     "update": ("hub_template.federation", "Update every hub of a federation to the newest template."),
     "plan-deploy": ("hub_template.deploy_plan", "Plan what CI builds and deploys for a push or pull request."),
     "preview": ("hub_template.preview.command", "Run a hub on this machine, on 127.0.0.1, to see it work."),
+    "adopt": ("hub_template.adopt", "Bring a hand-made hub under the template, changing none of its files."),
 }
 
 # Shown under each verb's --help.
@@ -35,6 +37,9 @@ EXAMPLES = {
     "preview": """examples:
   hub-template preview deployments/charlie --chart daskhub/           # open the printed URL
   hub-template preview deployments/charlie --chart daskhub/ --smoke   # the researcher's path, headless""",
+    "adopt": """examples:
+  hub-template adopt deployments/ocean                      # shows the answers, asks the rest
+  hub-template adopt deployments/ocean --defaults -d domain=ocean.pangeo.io""",
     "plan-deploy": """examples:
   hub-template plan-deploy --before HEAD~1 --after HEAD --branch staging   # what a push deploys
   hub-template plan-deploy --before origin/staging --after HEAD --pull-request""",

@@ -1,0 +1,242 @@
+"""What a hand-made hub's files answer of the template's questions.
+
+A hand-made hub (the pangeo-cloud-federation layout of 2019-2023) says most
+of what the template asks: hubploy.yaml (0.4's `images:` + `cluster:`, or
+today's `cluster:` only) names the cloud, cluster and image; the helm values
+(under `pangeo:`, `daskhub:` or no umbrella key) name the hosts, login, sizes
+and culler; image/binder/environment.yml the Python and packages. Each
+answer found is kept with the file it came from, so the operator sees why.
+
+The hub's files are untrusted: read with the bounded safe loader, never a
+link (a link is reported and read as absent), never executed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .safe_yaml import load_bounded
+
+# hubploy's cloud names, as the template's cloud_provider answers.
+PROVIDERS = {"gcloud": "gcp", "aws": "aws", "azure": "azure"}
+# cluster:<provider> keys, as the template's answers (both hubploys).
+CLUSTER_KEYS = {
+    "gcp": {"project": "gcp_project", "cluster": "gcp_cluster", "zone": "gcp_zone"},
+    "aws": {"account_id": "aws_account_id", "region": "aws_region", "cluster": "aws_cluster"},
+    "azure": {"resource_group": "azure_resource_group", "cluster": "azure_cluster"},
+}
+# What the template cannot render without: adoption asks for each it did not find.
+REQUIRED = {
+    "gcp": ("gcp_project", "gcp_cluster", "gcp_zone"),
+    "aws": ("aws_account_id", "aws_region", "aws_cluster"),
+    "azure": ("azure_resource_group", "azure_cluster", "azure_registry"),
+}
+REQUIRED_ALWAYS = ("cloud_provider", "domain", "image_name", "github_orgs")
+UMBRELLAS = ("daskhub", "pangeo")
+# Packages the template's environment always adds (copier.yml's help).
+ALWAYS_IN_IMAGE = {"python", "pip", "dask", "distributed", "dask-gateway", "dask-labextension"}
+
+
+@dataclass
+class Inferred:
+    """Answers found in a hub's files, each with where it was found."""
+
+    answers: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the template does not express
+    umbrella: str | None = None  # the values' umbrella key, None when they have none
+
+    def put(self, name: str, value: Any, origin: str) -> None:
+        if value in (None, "", []) or name in self.answers:
+            return
+        self.answers[name] = value
+        self.origins[name] = origin
+
+
+def missing(answers: dict[str, Any]) -> list[str]:
+    """The answers the template cannot do without that `answers` lacks."""
+    wanted = [*REQUIRED_ALWAYS, *REQUIRED.get(str(answers.get("cloud_provider")), ())]
+    return [name for name in wanted if name not in answers]
+
+
+def linked(hub: Path, relpath: str) -> bool:
+    """Whether the file, or a folder on its way from the hub, is a link."""
+    path = hub / relpath
+    return any(p.is_symlink() for p in (path, *path.parents) if hub in p.parents)
+
+
+def read_text(hub: Path, relpath: str, notes: list[str]) -> str | None:
+    """A hub's file, or None when absent or a link (noted: never followed)."""
+    if linked(hub, relpath):
+        notes.append(f"{relpath}: a link, not followed (read as absent)")
+        return None
+    path = hub / relpath
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        notes.append(f"{relpath}: not UTF-8 text, not read")
+        return None
+
+
+def read_yaml(hub: Path, relpath: str, notes: list[str]) -> Any:
+    """A hub's YAML file, or None when absent, a link or unreadable (noted)."""
+    text = read_text(hub, relpath, notes)
+    if text is None:
+        return None
+    try:
+        return load_bounded(text)
+    except (yaml.YAMLError, ValueError) as error:
+        notes.append(f"{relpath}: not read ({str(error).splitlines()[0]})")
+        return None
+
+
+def _get(tree: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
+def unwrap(values: Any) -> tuple[str | None, dict[str, Any]]:
+    """(umbrella key, daskhub's values) of a values file."""
+    if not isinstance(values, dict):
+        return None, {}
+    for key in UMBRELLAS:
+        if isinstance(values.get(key), dict):
+            return key, values[key]
+    return None, values
+
+
+def infer(hub: Path) -> Inferred:
+    found = Inferred()
+    found.put("hub_name", hub.name, "the folder's name")
+    _from_hubploy(found, read_yaml(hub, "hubploy.yaml", found.notes))
+    values = {env: read_yaml(hub, f"config/{env}.yaml", found.notes) for env in ("common", "staging", "prod")}
+    umbrellas = {unwrap(v)[0] for v in values.values() if isinstance(v, dict)}
+    found.umbrella = next(iter(umbrellas - {None}), None)
+    if found.umbrella:
+        found.put("helm_umbrella_key", found.umbrella, "config/*.yaml")
+    elif any(isinstance(v, dict) for v in values.values()):
+        found.notes.append(
+            "config/*.yaml: values not under an umbrella key (the daskhub chart deployed directly); "
+            "the template nests them under `daskhub:`"
+        )
+    for env in ("prod", "staging", "common"):
+        _from_values(found, env, unwrap(values[env])[1])
+    _from_image(found, hub)
+    registry = re.match(r"([a-z0-9]+)\.azurecr\.io/", str(found.answers.get("image_name", "")))
+    found.put("azure_registry", registry[1] if registry else None, found.origins.get("image_name", ""))
+    _from_secrets(found, hub)
+    return found
+
+
+def _from_hubploy(found: Inferred, hubploy: Any) -> None:
+    origin = "hubploy.yaml"
+    image = _get(hubploy, "images", "image_name")
+    if isinstance(image, str):
+        found.put("image_name", re.sub(r":[^/]*$", "", image), origin)
+        found.notes.append("hubploy.yaml: hubploy 0.4's `images:` block (today's hubploy ignores it)")
+    provider = PROVIDERS.get(str(_get(hubploy, "cluster", "provider")))
+    if provider is None:
+        return
+    found.put("cloud_provider", provider, origin)
+    settings = _get(hubploy, "cluster", {"gcp": "gcloud"}.get(provider, provider)) or {}
+    for key, answer in CLUSTER_KEYS[provider].items():
+        if isinstance(settings.get(key), str):
+            found.put(answer, settings[key], origin)
+    zone = settings.get("zone")
+    if provider == "gcp" and isinstance(zone, str) and zone.count("-") == 2:
+        found.put("gcp_region", zone.rsplit("-", 1)[0], origin)
+    if "service_key" in settings or "auth_file" in settings:
+        found.notes.append("hubploy.yaml: deploys with a cloud key file; the template's CI logs in keyless (OIDC)")
+
+
+def _quantity(value: Any) -> float | None:
+    """`2G`, `512M`, `10Gi` or a number of bytes, in GB."""
+    match = re.fullmatch(r"([0-9.]+)\s*([KMGT]i?)?", str(value))
+    if not match:
+        return None
+    scale = {None: 1e-9, "K": 1e-6, "M": 1e-3, "G": 1, "T": 1e3, "Ki": 1e-6, "Mi": 1e-3, "Gi": 1, "Ti": 1e3}
+    return round(float(match[1]) * scale[match[2]], 3)
+
+
+def _from_values(found: Inferred, env: str, values: dict[str, Any]) -> None:
+    origin = f"config/{env}.yaml"
+    hub = _get(values, "jupyterhub") or {}
+    hosts = _get(hub, "proxy", "https", "hosts")
+    if isinstance(hosts, list) and hosts and isinstance(hosts[0], str):
+        found.put({"prod": "domain", "staging": "staging_domain"}.get(env, "domain"), hosts[0], origin)
+    found.put("contact_email", _get(hub, "proxy", "https", "letsencrypt", "contactEmail"), origin)
+    config = _get(hub, "hub", "config") or {}
+    orgs = _get(config, "GitHubOAuthenticator", "allowed_organizations") or _get(hub, "auth", "github", "orgWhitelist")
+    found.put("github_orgs", orgs if isinstance(orgs, list) else None, origin)
+    admins = _get(config, "Authenticator", "admin_users") or _get(hub, "auth", "admin", "users")
+    found.put("admin_users", admins if isinstance(admins, list) else None, origin)
+    single = _get(hub, "singleuser") or {}
+    image = _get(single, "image", "name")
+    found.put("image_name", image if isinstance(image, str) else None, origin)
+    for kind, answer in (("cpu", "user_cpu_"), ("memory", "user_memory_")):
+        for bound in ("guarantee", "limit"):
+            raw = _get(single, kind, bound)
+            number = raw if kind == "cpu" and isinstance(raw, int | float) else _quantity(raw) if raw else None
+            found.put(answer + bound, number, origin)
+    storage = _get(single, "storage") or {}
+    if storage.get("type") == "static":
+        found.notes.append(f"{origin}: homes on a static volume (NFS); the template gives each user a disk")
+    found.put("user_storage", int(_quantity(storage.get("capacity")) or 0) or None, origin)
+    for variable in ("SCRATCH_BUCKET", "PANGEO_SCRATCH"):
+        url = _get(single, "extraEnv", variable)
+        if isinstance(url, str) and (match := re.match(r"[a-z0-9]+://([^/$]+)", url)):
+            found.put("scratch_bucket", match[1], origin)
+    cull = _get(hub, "cull") or {}
+    if isinstance(cull.get("timeout"), int):
+        found.put("cull_idle_minutes", cull["timeout"] // 60, origin)
+    if isinstance(cull.get("maxAge"), int):
+        found.put("cull_max_age_hours", cull["maxAge"] // 3600, origin)
+    authenticator = _get(config, "JupyterHub", "authenticator_class") or _get(hub, "auth", "type")
+    if authenticator and "github" not in str(authenticator).lower():
+        found.notes.append(f"{origin}: logs in with {authenticator}; the template's login is GitHub's")
+
+
+def _from_image(found: Inferred, hub: Path) -> None:
+    binder = hub / "image" / "binder"
+    if not binder.is_dir():
+        binder = hub / "image"
+    relative = binder.relative_to(hub)
+    if (binder / "Dockerfile").is_file():
+        found.notes.append(f"{relative}/Dockerfile: the image is built from it; the template writes environment.yml")
+    env = read_yaml(hub, f"{relative}/environment.yml", found.notes)
+    origin = f"{relative}/environment.yml"
+    conda: list[str] = []
+    pip: list[str] = []
+    for dependency in _get(env, "dependencies") or []:
+        if isinstance(dependency, dict) and isinstance(dependency.get("pip"), list):
+            pip += [str(p) for p in dependency["pip"]]
+        elif isinstance(dependency, str):
+            name = re.split(r"[=<>!~ ]", dependency, maxsplit=1)[0]
+            if name == "python" and (version := re.search(r"3\.\d+", dependency)):
+                found.put("python_version", version[0], origin)
+            elif name not in ALWAYS_IN_IMAGE:
+                conda.append(dependency)
+    found.put("conda_packages", conda, origin)
+    found.put("pip_packages", pip, origin)
+    apt = read_text(hub, f"{relative}/apt.txt", found.notes) or ""
+    packages = [line.strip() for line in apt.splitlines() if line.strip() and not line.startswith("#")]
+    found.put("apt_packages", packages, f"{relative}/apt.txt")
+
+
+def _from_secrets(found: Inferred, hub: Path) -> None:
+    if (hub / ".sops.yaml").is_file():
+        found.put("secrets_backend", "sops", ".sops.yaml")
+    else:  # git-crypt, the template's default
+        found.put("secrets_backend", "git-crypt", "no .sops.yaml")
+        if not (hub / ".gitattributes").is_file():  # the repository's root one, with its shared key
+            found.put("git_crypt_key", "default", "no .gitattributes of its own")
