@@ -5,107 +5,41 @@ daskhub/Chart.yaml says `0.0.1-set.by.chartpress` as in git) and builds it,
 then pull-request.yml's render step runs `helm dependency build chart` and
 `helm template` of each release of a gateway hub and a kubernetes hub.
 
-Only the network is swapped, at its boundary (upstream_network below): git
-reaches the upstream bare repository through `url.<dir>.insteadOf` in a
+Only the network is swapped, at the tests' one boundary (tests/standins):
+git reaches the upstream bare repository through `url.<dir>.insteadOf` in a
 test-only GIT_CONFIG_GLOBAL, and helm reaches the chart repositories through
 an HTTPS proxy on loopback that serves ../shared/upstream/chart-repos under
 the real hosts' names, with a certificate authority made for the test."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import shutil
-import socketserver
-import ssl
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-import trustme
 import yaml
 from conftest import BIN, ROOT, git, render, skip_unless_required
+from standins import UPSTREAM, Boundary
 from test_federation_repo import federation
-
-UPSTREAM = ROOT.parent / "shared" / "upstream"
-# What the workflows' URLs serve, and where it is here.
-GIT = {"https://github.com/dask/helm-chart": UPSTREAM / "git" / "dask-helm-chart.git"}
-CHART_REPOSITORIES = {
-    # host: (path prefix, folder of ../shared/upstream/chart-repos)
-    "jupyterhub.github.io": ("/helm-chart/", "jupyterhub"),
-    "hub.jupyter.org": ("/helm-chart/", "jupyterhub"),
-    "helm.dask.org": ("/", "dask-gateway"),
-}
-
-
-class _Proxy(http.server.BaseHTTPRequestHandler):
-    """CONNECT to a chart repository's host: TLS with the test's certificate
-    for that host, then its files from chart-repos; anything else is refused."""
-
-    contexts: dict[str, ssl.SSLContext]
-    served: list[str]
-
-    def do_CONNECT(self) -> None:
-        host = self.path.rsplit(":", 1)[0]
-        if host not in self.contexts:
-            self.send_error(403, f"{host} is not a chart repository of the test")
-            return
-        self.send_response(200)
-        self.end_headers()
-        with self.contexts[host].wrap_socket(self.connection, server_side=True) as tls:
-            request = tls.makefile("rb")
-            path = request.readline().split()[1].decode()
-            while request.readline() not in (b"\r\n", b"\n", b""):
-                pass
-            prefix, folder = CHART_REPOSITORIES[host]
-            file = UPSTREAM / "chart-repos" / folder / path.removeprefix(prefix)
-            if path.startswith(prefix) and file.is_file() and "/" not in path.removeprefix(prefix):
-                body, status = file.read_bytes(), b"200 OK"
-                self.served.append(f"https://{host}{path}")
-            else:
-                body, status = b"", b"404 Not Found"
-            tls.sendall(b"HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (status, len(body), body))
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def upstream_network(tmp_path):
     """The environment CI's commands run in here: the network swapped for
     ../shared/upstream. Yields (env, served URLs)."""
-    if not all(path.exists() for path in GIT.values()):
+    if not (UPSTREAM / "git" / "dask-helm-chart.git").exists():
         skip_unless_required(f"no upstream git repositories in {UPSTREAM}: keep hub-template beside shared/", "CI")
     if not (BIN / "helm").is_file():
         skip_unless_required(f"no helm in {BIN}: run .ci/install-tools", "HUB_TEMPLATE_REQUIRE_HELM")
-    ca = trustme.CA()
-    contexts = {}
-    for host in CHART_REPOSITORIES:
-        contexts[host] = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(host).configure_cert(contexts[host])
-    served: list[str] = []
-    handler = type("Proxy", (_Proxy,), {"contexts": contexts, "served": served})
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    gitconfig = tmp_path / "gitconfig"
-    gitconfig.write_text("".join(f'[url "{path}"]\n\tinsteadOf = {url}\n' for url, path in GIT.items()))
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "GIT_CONFIG_GLOBAL": str(gitconfig),
-        "HTTPS_PROXY": f"http://127.0.0.1:{server.server_address[1]}",
-        "SSL_CERT_FILE": str(tmp_path / "ca.pem"),
-        **{f"HELM_{kind}_HOME": str(tmp_path / "helm" / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")},
-    }
-    yield env, served
-    server.shutdown()
-    server.server_close()
+    boundary = Boundary(tmp_path / "boundary", ROOT)
+    env = boundary.env()
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    yield env, boundary
+    boundary.close()
 
 
 def evaluate(value: object, matrix: dict) -> str:
@@ -130,7 +64,7 @@ def run_step(step: dict, cwd: Path, env: dict, matrix: dict | None = None) -> su
 def test_the_chart_ci_builds_renders_every_release_of_each_dask_backend(
     template_repo, tmp_path_factory, tmp_path, upstream_network
 ):
-    env, served = upstream_network
+    env, boundary = upstream_network
     fed = tmp_path / "pangeo-hubs"
     shutil.copytree(federation(template_repo, tmp_path_factory), fed)
     render(template_repo, fed / "deployments" / "charlie", dask_backend="gateway")
@@ -189,6 +123,7 @@ def test_the_chart_ci_builds_renders_every_release_of_each_dask_backend(
         }
         assert f"{name}/charts/jupyterhub" in objects["delta", release]
         assert not any("dask-gateway" in chart for chart in objects["delta", release])
+    served = [f"https://{r['host']}{r['path']}" for r in boundary.requests() if r["status"] == 200]
     assert any("dask-gateway" in url for url in served)
     assert set(served) >= {
         "https://jupyterhub.github.io/helm-chart/index.yaml",
