@@ -9,7 +9,9 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -183,3 +185,66 @@ def test_docker_records_a_push_and_answers_manifest_inspect_from_it(boundary, tm
     assert subprocess.run(inspect, env=env, capture_output=True).returncode == 0
     assert list(json.loads(boundary.registry.read_text())) == [image]
     assert subprocess.run(["docker", "run", image], env=env, capture_output=True).returncode == 2  # not stood in
+
+
+@pytest.mark.slow
+def test_hubploy_deploys_a_gcp_hub_through_the_cloud_stand_ins(template_repo, tmp_path_factory, tmp_path):
+    """hubploy at the pinned commit, for real, against the stand-ins of
+    Google's APIs and the cluster: ADC (the external-account file the auth
+    stand-in writes) -> STS -> impersonation -> GKE -> a kubeconfig of the
+    loopback cluster -> the namespace made -> `helm dep up` (the real helm)
+    -> `helm upgrade --install` rendered and validated. It is installed from a
+    plain clone of ../shared/upstream's hubploy.git: pip's own partial clone of
+    that shallow repository never ends (see test_act.py)."""
+    from conftest import render
+    from hub_cells import REAL_IDS
+
+    federation = tmp_path / "pangeo-hubs"
+    shutil.copytree(kube_tools.federation_chart(tmp_path_factory.mktemp("federation-chart")), federation, symlinks=True)
+    render(template_repo, federation / "deployments" / "charlie", **REAL_IDS)
+    source = tmp_path / "hubploy"
+    subprocess.run(["git", "clone", "-q", str(standins.UPSTREAM / "git" / "hubploy.git"), str(source)], check=True)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "virtualenv", "-q", str(venv)], check=True)
+    done = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+    boundary = Boundary(tmp_path / "boundary", tmp_path)
+    try:
+        env = boundary.env()
+        env["PATH"] = f"{standins.helm_versions()}/v3.17.2{os.pathsep}{venv / 'bin'}{os.pathsep}{env['PATH']}"
+        auth = yaml.safe_load((standins.ACTIONS / "google-auth/action.yml").read_text())["runs"]["steps"][0]
+        outputs, github_env = tmp_path / "outputs", tmp_path / "github-env"
+        step_env = {
+            **env,
+            "PROVIDER": "projects/1/locations/global/workloadIdentityPools/github/providers/github",
+            "SERVICE_ACCOUNT": "hub-deployer@my-pangeo-project.iam.gserviceaccount.com",
+            "GITHUB_WORKSPACE": str(tmp_path),
+            "GITHUB_ENV": str(github_env),
+            "GITHUB_OUTPUT": str(outputs),
+        }
+        done = subprocess.run(["bash", "-e", "-c", auth["run"]], env=step_env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        env.update(line.split("=", 1) for line in github_env.read_text().splitlines())
+        deploy = ["hubploy", "deploy", "charlie", "chart", "staging", "--cleanup-on-fail"]
+        tag = "daskhub.jupyterhub.singleuser.image.tag=0123456789ab"
+        done = subprocess.run([*deploy, "--set-string", tag], cwd=federation, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        asked = [
+            (r["host"], r["path"].split("?")[0], r["status"]) for r in boundary.requests() if r["host"] != "127.0.0.1"
+        ]
+        assert (
+            "container.googleapis.com",
+            "/v1/projects/ocean-lab-1/locations/us-central1-b/clusters/pangeo",
+            200,
+        ) in asked
+        assert [(r["method"], r["path"], r["status"]) for r in boundary.requests() if r["host"] == "127.0.0.1"] == [
+            ("GET", "/api/v1/namespaces/charlie-staging", 404),
+            ("POST", "/api/v1/namespaces", 201),
+        ]
+        release = next(c for c in boundary.calls_made() if c["tool"] == "helm-release")
+        assert release["args"][:4] == ["--namespace", "charlie-staging", "charlie-staging", "chart"]
+        assert "0123456789ab" in Path(release["manifest"]).read_text()
+        assert "valid: no cluster here" in done.stdout
+    finally:
+        boundary.close()
