@@ -2,10 +2,11 @@
 a tag is built and pushed once, and only ever promoted after that. Prod
 deploys the image staging pushed for the same tag, never a second build.
 
-What cannot run here is stood in for on PATH, each logging its arguments:
-`docker` (the registry: `manifest inspect` answers from a set of pushed
-tags, as a registry does), and `python`/`jupyter-repo2docker` (the build
-needs a Docker daemon and conda channels)."""
+pip and repo2docker run for real; only the registry and the Docker daemon
+are stood in for, by the workflow tests' one boundary (tests/standins:
+bin/docker records builds and pushes, and `manifest inspect` answers from
+what was pushed, as a registry does). This is the step's fast path, without
+act; tests/test_act.py runs the whole workflow."""
 
 from __future__ import annotations
 
@@ -17,20 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import git, hub_template, render
+from conftest import BIN, git, hub_template, render
+from standins import Boundary
 from test_federation_repo import federation
-
-STAND_INS = {
-    # The registry: a tag is there when its name is a line of $REGISTRY_TAGS.
-    "docker": """#!/usr/bin/env bash
-echo "docker $*" >> "$STAND_IN_LOG"
-[ "$1 $2" = "manifest inspect" ] || exit 2
-if [ -n "$REGISTRY_DOWN" ]; then echo "Get \\"https://$3\\": dial tcp: i/o timeout" >&2; exit 1; fi
-if grep -qxF "$3" "$REGISTRY_TAGS"; then echo '{"schemaVersion": 2}'; else echo "no such manifest: $3" >&2; exit 1; fi
-""",
-    "python": '#!/usr/bin/env bash\necho "python $*" >> "$STAND_IN_LOG"\n',
-    "jupyter-repo2docker": '#!/usr/bin/env bash\necho "jupyter-repo2docker $*" >> "$STAND_IN_LOG"\n',
-}
 
 
 @pytest.fixture(scope="module")
@@ -61,81 +51,89 @@ def image_step(fed: Path) -> dict:
     return step
 
 
-def run_image_step(fed: Path, entry: dict, pushed: set[str], tmp_path: Path, **extra: str):
+def run_image_step(fed: Path, entry: dict, pushed: dict[str, str] | None, tmp_path: Path, template_repo: Path):
     """The step as GitHub runs it when its `if` holds: the job's env from the
-    matrix entry, the step's env, bash -e; returns (result, stand-ins' log)."""
+    matrix entry, the step's env, bash -e, with ``pushed`` (image:tag ->
+    digest) in the registry (None: a registry store that cannot be read).
+    Returns (result, docker calls, the registry's store after)."""
     step = image_step(fed)
     assert entry["build"] or entry["promote"]
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    for name, script in STAND_INS.items():
-        (bin_dir / name).write_text(script)
-        (bin_dir / name).chmod(0o755)
-    (tmp_path / "tags").write_text("".join(f"{tag}\n" for tag in pushed))
-    log = tmp_path / "log"
-    log.write_text("")
-    env = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "STAND_IN_LOG": str(log),
-        "REGISTRY_TAGS": str(tmp_path / "tags"),
-        "REPO2DOCKER": "jupyter-repo2docker==2026.4.0",
-        # The deploy job's env, from the matrix entry.
-        "HUB": entry["hub"],
-        "IMAGE": entry["image"],
-        "TAG": entry["tag"],
-        "REGISTRY": entry["registry"],
-        "PROMOTE": str(entry["promote"]).lower(),  # ${{ matrix.promote }}
-        **extra,
-    }
     assert step["env"] == {"PROMOTE": "${{ matrix.promote }}"}
-    done = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-        cwd=fed,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-    )
-    return done, log.read_text().splitlines()
+    boundary = Boundary(tmp_path / "boundary", template_repo)
+    try:
+        env = boundary.env()
+        Path(env["HUB_TEMPLATE_STANDIN_REGISTRY"]).write_text("not JSON" if pushed is None else json.dumps(pushed))
+        workflow = yaml.safe_load((fed / ".github/workflows/deploy.yml").read_text())
+        env |= {
+            # The job's Python (setup-python), after the runner's stood-in tools.
+            "PATH": env["PATH"].replace(os.pathsep, f"{os.pathsep}{BIN}{os.pathsep}", 1),
+            "REPO2DOCKER": workflow["env"]["REPO2DOCKER"],
+            # The deploy job's env, from the matrix entry.
+            "HUB": entry["hub"],
+            "IMAGE": entry["image"],
+            "TAG": entry["tag"],
+            "REGISTRY": entry["registry"],
+            "PROMOTE": str(entry["promote"]).lower(),  # ${{ matrix.promote }}
+        }
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=fed,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        calls = [call for call in boundary.calls_made() if call["tool"].startswith("docker")]
+        store = Path(env["HUB_TEMPLATE_STANDIN_REGISTRY"]).read_text()
+        return done, calls, None if pushed is None else json.loads(store)
+    finally:
+        boundary.close()
 
 
-def test_staging_builds_a_new_tag_and_prod_promotes_it(hubs, tmp_path):
+def test_staging_builds_a_new_tag_and_prod_promotes_it(hubs, tmp_path, template_repo):
     fed, plans = hubs
     staging, prod = plans["staging"], plans["prod"]
     image = f"{staging['image']}:{staging['tag']}"
     assert image == f"{prod['image']}:{prod['tag']}"
 
-    done, log = run_image_step(fed, staging, set(), tmp_path / "staging")
+    done, calls, registry = run_image_step(fed, staging, {}, tmp_path / "staging", template_repo)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert log[0] == f"docker manifest inspect {image}"
-    assert log[1] == "python -m pip install jupyter-repo2docker==2026.4.0"
-    assert log[2].startswith("jupyter-repo2docker --no-run --push ") and f"--image-name {image} " in log[2]
+    assert calls[0]["args"] == ["manifest", "inspect", image]
+    (build,) = [call["build"] for call in calls if call["tool"] == "docker-build"]
+    assert build["tag"] == image and build["push"] and "FROM " in build["dockerfile"]  # repo2docker's own
+    assert registry == {image: build["digest"]}
 
-    # Prod, once staging pushed the tag: nothing is built or pushed.
-    done, log = run_image_step(fed, prod, {image}, tmp_path / "prod")
+    # Prod, once staging pushed the tag: nothing is built or pushed; the digest stays staging's.
+    done, calls, after = run_image_step(fed, prod, registry, tmp_path / "prod", template_repo)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert log == [f"docker manifest inspect {image}"]
+    assert [call["args"] for call in calls] == [["manifest", "inspect", image]]
+    assert after == registry
     assert "not building it again" in done.stdout
 
 
-def test_a_tag_already_pushed_is_never_built_again(hubs, tmp_path):
+def test_a_tag_already_pushed_is_never_built_again(hubs, tmp_path, template_repo):
     """A staging run again (re-run, force push) keeps the image it pushed."""
     fed, plans = hubs
     image = f"{plans['staging']['image']}:{plans['staging']['tag']}"
-    done, log = run_image_step(fed, plans["staging"], {image}, tmp_path)
-    assert done.returncode == 0 and log == [f"docker manifest inspect {image}"]
+    done, calls, after = run_image_step(fed, plans["staging"], {image: "sha256:staging"}, tmp_path, template_repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [call["args"] for call in calls] == [["manifest", "inspect", image]]
+    assert after == {image: "sha256:staging"}
 
 
-def test_prod_builds_only_a_tag_nothing_was_built_for_and_says_so(hubs, tmp_path):
+def test_prod_builds_only_a_tag_nothing_was_built_for_and_says_so(hubs, tmp_path, template_repo):
     fed, plans = hubs
-    done, log = run_image_step(fed, plans["prod"], set(), tmp_path)
+    done, _, after = run_image_step(fed, plans["prod"], {}, tmp_path, template_repo)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "::warning::nothing was built for" in done.stdout
-    assert log[-1].startswith("jupyter-repo2docker --no-run --push ")
+    assert list(after) == [f"{plans['prod']['image']}:{plans['prod']['tag']}"]
 
 
-def test_a_registry_that_does_not_answer_fails_the_deploy_and_builds_nothing(hubs, tmp_path):
+def test_a_registry_answer_other_than_not_found_fails_and_builds_nothing(hubs, tmp_path, template_repo):
+    """Only "no such manifest" means build: any other failure to ask the
+    registry (here, a registry stand-in whose store cannot be read) fails the
+    deploy, rather than risk pushing over a tag."""
     fed, plans = hubs
-    done, log = run_image_step(fed, plans["prod"], set(), tmp_path, REGISTRY_DOWN="1")
+    done, calls, _ = run_image_step(fed, plans["prod"], None, tmp_path, template_repo)
     assert done.returncode == 1
-    assert "::error::cannot tell whether" in done.stdout and "i/o timeout" in done.stdout
-    assert len(log) == 1
+    assert "::error::cannot tell whether" in done.stdout
+    assert [call["tool"] for call in calls] == ["docker"]

@@ -402,3 +402,26 @@ def test_a_hubs_values_pass_the_chart_and_the_subcharts_schemas(built_chart, tem
             cwd=built_chart,
         )
         assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("provider", "secrets"), CELLS)
+def test_the_federation_readme_says_what_ci_reads(template_repo, tmp_path_factory, provider, secrets):
+    """Where prod's reviewers go is the environment the deploy job names, and
+    the git-crypt secrets the README tells operators to add are the ones the
+    workflow reads (tests/test_deploy_git_crypt.py runs it with them)."""
+    from hub_template.deploy_plan import ENVIRONMENTS, git_crypt_secret
+
+    fed = federation(template_repo, tmp_path_factory, provider, secrets)
+    readme = " ".join((fed / "README.md").read_text().split())  # as one line: wrapping aside
+    deploy = yaml.safe_load((fed / ".github/workflows/deploy.yml").read_text())["jobs"]["deploy"]
+    assert deploy["environment"] == "${{ matrix.environment }}" and "prod" in ENVIRONMENTS
+    assert "required reviewers to the `prod` environment (Settings > Environments)" in readme
+    text = (fed / ".github/workflows/deploy.yml").read_text()
+    if secrets == "git-crypt":
+        assert "`GIT_CRYPT_KEY_<KEY>` (upper case, `-` as `_`)" in readme and "`GIT_CRYPT_KEY`" in readme
+        assert git_crypt_secret("ocean-lab") == "GIT_CRYPT_KEY_OCEAN_LAB" and git_crypt_secret("default") == (
+            "GIT_CRYPT_KEY"
+        )
+        assert "secrets[matrix.git_crypt_secret]" in text
+    else:
+        assert "GIT_CRYPT_KEY" not in readme
