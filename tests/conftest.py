@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The test venv's own tools (jupyter, shellcheck, repo2docker, actionlint...).
 BIN = Path(sys.executable).parent
 # The daskhub chart data beside the project (see ../shared/charts/README.md),
-# or any daskhub chart folder (.ci/daskhub-chart builds one).
+# or any daskhub chart folder (.ci/federation-chart builds one: its .daskhub/daskhub).
 CHART = Path(os.environ.get("HUB_TEMPLATE_CHART_DATA", ROOT.parent / "shared" / "charts" / "daskhub"))
 TEMPLATE_PARTS = ("copier.yml", "template", "federation", "hooks")
 
@@ -76,7 +76,7 @@ def chart_data() -> Path:
         return CHART
     skip_unless_required(
         f"no daskhub chart data at {CHART}: keep hub-template beside shared/ (as CI does), "
-        "or set HUB_TEMPLATE_CHART_DATA to a daskhub chart folder (.ci/daskhub-chart DIR builds one)",
+        "or set HUB_TEMPLATE_CHART_DATA to a daskhub chart folder (`.ci/federation-chart DIR` builds one: its .daskhub/daskhub)",
         "HUB_TEMPLATE_REQUIRE_CHART",
     )
 

@@ -48,3 +48,33 @@ def kube_tool(tool: str) -> Path:
 
 def helm() -> Path:
     return kube_tool("helm")
+
+
+_federations: dict[str, Path] = {}
+
+
+def federation_chart(work: Path, **data: str) -> Path:
+    """A federation rendered from this checkout with its chart built as its
+    CI builds it (.ci/federation-chart: its own daskhub action, then `helm
+    dependency build chart`), the network its URLs reach stood in for by
+    tests/standins. Built once per session and per ``data``: copy it before
+    changing it. Its chart/ is what hubploy deploys; .daskhub/daskhub the
+    daskhub chart `hub-template check --chart` reads."""
+    key = repr(sorted(data.items()))
+    if key not in _federations:
+        from standins import Boundary
+
+        boundary = Boundary(work / "boundary", ROOT)
+        env = boundary.env()
+        env["PATH"] = f"{helm().parent}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+        env["PYTHON"] = sys.executable
+        args = [arg for name, value in data.items() for arg in ("--data", f"{name}={value}")]
+        try:
+            done = subprocess.run(
+                [str(ROOT / ".ci" / "federation-chart"), str(work), *args], env=env, capture_output=True, text=True
+            )
+        finally:
+            boundary.close()
+        assert done.returncode == 0, done.stderr
+        _federations[key] = Path(done.stdout.strip().splitlines()[-1])
+    return _federations[key]

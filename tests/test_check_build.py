@@ -3,9 +3,10 @@ test job has both), skip elsewhere saying why.
 
 - repo2docker builds a rendered hub's image for real, and the image imports
   its dask stack and resolves the dask panel's factory (.ci/image-check.py).
-- helm renders every release of a rendered hub with the daskhub chart hubs
-  deploy (.ci/helm-template), and the checker passes against that chart.
-  Point HUB_TEMPLATE_DASKHUB_CHART at it: `.ci/daskhub-chart DIR` builds it.
+- helm renders every release of a rendered hub with the chart the federation
+  really renders and builds (.ci/federation-chart, its network stood in for by
+  tests/standins; .ci/helm-template), and the checker passes against the
+  daskhub chart it built.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import re
 import shutil
 import subprocess
 import uuid
-from pathlib import Path
 
 import kube_tools
 import pytest
@@ -34,17 +34,6 @@ def docker_unavailable() -> str | None:
         last = (info.stderr.strip().splitlines() or ["no output"])[-1]
         return f"no Docker daemon answers `docker info` ({last})"
     return None
-
-
-def daskhub_chart() -> Path:
-    kube_tools.helm()  # the real helm (CI installs it beside the interpreter), or skip saying why
-    chart = os.environ.get("HUB_TEMPLATE_DASKHUB_CHART")
-    if not chart or not (Path(chart) / "templates").is_dir():
-        pytest.skip(
-            "HUB_TEMPLATE_DASKHUB_CHART does not point at a daskhub chart with its templates; "
-            "build one with `.ci/daskhub-chart DIR` (needs GitHub and helm's repositories)"
-        )
-    return Path(chart)
 
 
 def test_the_image_builds_and_imports_its_dask_stack(template_repo, tmp_path_factory):
@@ -83,11 +72,12 @@ def test_the_image_builds_and_imports_its_dask_stack(template_repo, tmp_path_fac
 
 @pytest.mark.parametrize("backend", ["gateway", "kubernetes"])
 def test_helm_renders_every_release_with_the_real_chart(template_repo, tmp_path_factory, backend):
-    chart = daskhub_chart()
+    federation = kube_tools.federation_chart(tmp_path_factory.mktemp("federation-chart"))
+    chart = federation / ".daskhub" / "daskhub"
     hub = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", backend)
     path = f"{kube_tools.helm().parent}{os.pathsep}{os.environ['PATH']}"  # .ci/helm-template runs `helm`
     done = subprocess.run(
-        [str(ROOT / ".ci" / "helm-template"), str(hub), str(chart)],
+        [str(ROOT / ".ci" / "helm-template"), str(hub), str(federation)],
         capture_output=True,
         text=True,
         env={**os.environ, "PATH": path},

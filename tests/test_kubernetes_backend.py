@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
-import os
 import re
 import shutil
 import subprocess
@@ -467,17 +466,13 @@ def test_a_gateway_hub_gets_no_dask_kubernetes_objects(template_repo, tmp_path_f
 
 
 def test_the_whole_chart_deploys_dask_gateway_only_for_gateway_hubs(template_repo, tmp_path_factory, tmp_path):
-    """GitHub Actions only: the whole chart, with daskhub's and jupyterhub's
-    templates (.ci/daskhub-chart builds daskhub from GitHub)."""
-    built = os.environ.get("HUB_TEMPLATE_DASKHUB_CHART")
-    if not built:
-        pytest.skip(
-            "needs the built daskhub chart (GitHub, chart repositories): "
-            "set HUB_TEMPLATE_DASKHUB_CHART from .ci/daskhub-chart, as GitHub Actions does"
-        )
-    daskhub = Path(built)
-    chart = deployment_chart(tmp_path / "deployment", daskhub)
-    gateway_source = "deployment/charts/daskhub/charts/dask-gateway/"
+    """The whole chart, with daskhub's and jupyterhub's templates: the
+    federation's own, built as its CI builds it (kube_tools.federation_chart)."""
+    federation = kube_tools.federation_chart(tmp_path_factory.mktemp("federation-chart"))
+    daskhub = federation / ".daskhub" / "daskhub"
+    chart = federation / "chart"
+    name = yaml.safe_load((chart / "Chart.yaml").read_text())["name"]
+    gateway_source = f"{name}/charts/daskhub/charts/dask-gateway/"
 
     def gateway_objects(objects):
         return sorted((o["kind"], o["metadata"]["name"]) for s, o in objects if s.startswith(gateway_source))
@@ -510,8 +505,8 @@ def test_the_whole_chart_deploys_dask_gateway_only_for_gateway_hubs(template_rep
     assert gateway_objects(helm_template(chart, gateway_hub, "staging")) == expected
     kubernetes_objects = helm_template(chart, kubernetes_hub, "staging")
     assert gateway_objects(kubernetes_objects) == []
-    assert not any(s.startswith("deployment/charts/daskhub/") for s, _ in kubernetes_objects)
-    assert any(s.startswith("deployment/charts/jupyterhub/") for s, _ in kubernetes_objects)
+    assert not any(s.startswith(f"{name}/charts/daskhub/") for s, _ in kubernetes_objects)
+    assert any(s.startswith(f"{name}/charts/jupyterhub/") for s, _ in kubernetes_objects)
 
 
 # --- the checker models helm; a 1.1.0 kubernetes hub updates and passes -------------------

@@ -20,7 +20,7 @@ from hub_template.checks.hub import Hub
 from hub_template.checks.runtime import runtime_config
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-CI_SCRIPTS = [ROOT / ".ci" / name for name in ("run", "daskhub-chart", "helm-template")]
+CI_SCRIPTS = [ROOT / ".ci" / name for name in ("run", "federation-chart", "helm-template")]
 
 
 def test_there_are_workflows_for_the_suite_and_the_hubs():

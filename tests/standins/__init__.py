@@ -162,6 +162,12 @@ STAND_INS: tuple[StandIn, ...] = (
     StandIn("api", "https://sts.*.amazonaws.com/", "servers.aws_sts", "boto3 AssumeRole in hubploy (aws)"),
     StandIn(
         "api",
+        "https://kms.*.amazonaws.com/",
+        "servers.aws_kms",
+        "sops encrypts (the operator) and decrypts (hubploy) a hub's secrets with its KMS key (aws)",
+    ),
+    StandIn(
+        "api",
         "https://<cluster>/api/v1/namespaces",
         "servers.kubernetes_api",
         "hubploy reads (404) and creates the release's namespace; no cluster exists here",
@@ -195,7 +201,9 @@ STAND_INS: tuple[StandIn, ...] = (
 
 def stand_in_hosts() -> frozenset[str]:
     """The host patterns the proxy answers for: the https stand-ins and the cloud's APIs."""
-    return frozenset(s.replaces.split("/")[2] for s in STAND_INS if s.kind in ("https", "api") and "<" not in s.replaces)
+    return frozenset(
+        s.replaces.split("/")[2] for s in STAND_INS if s.kind in ("https", "api") and "<" not in s.replaces
+    )
 
 
 def chart_sites() -> dict[str, Path]:
@@ -288,8 +296,13 @@ class Boundary:
             servers.oidc(OIDC_HOST, {"iss": f"https://{OIDC_HOST}"}),
             servers.google(lambda: self.kube_api.endpoint, self.ca_pem),
             servers.aws_sts(),
+            servers.aws_kms(),
         )
-        self.proxy = servers.HttpsProxy(stand_in_hosts(), cache(lambda host: _server_context(ca, host)), routes, self.log)
+        self.proxy = servers.HttpsProxy(
+            stand_in_hosts(), cache(lambda host: _server_context(ca, host)), routes, self.log
+        )
+        host, port = self.kube_api.endpoint.split(":")
+        self.proxy.relays.add((host, int(port)))
         self.gitconfig = work / "gitconfig"
         for url, local in git_insteadof(template_clone).items():
             subprocess.run(["git", "config", "--file", str(self.gitconfig), f"url.{local}.insteadOf", url], check=True)

@@ -7,8 +7,10 @@ what the workflows asked the internet and the cloud for."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import fnmatch
 import json
+import socket
 import ssl
 import threading
 import time
@@ -98,6 +100,9 @@ class HttpsProxy:
         log: RequestLog,
     ) -> None:
         self.hosts, self.context_for, self.route, self.log = hosts, context_for, route, log
+        # Loopback servers reached through the proxy byte for byte (clients
+        # that ignore NO_PROXY, such as the kubernetes client hubploy uses).
+        self.relays: set[tuple[str, int]] = set()
         proxy = self
 
         class Connect(BaseHTTPRequestHandler):
@@ -107,7 +112,14 @@ class HttpsProxy:
                 pass
 
             def do_CONNECT(self) -> None:
-                host = self.path.rsplit(":", 1)[0]
+                host, _, port = self.path.rpartition(":")
+                if (host, int(port)) in proxy.relays:
+                    self.send_response(200, "Connection established")
+                    self.end_headers()
+                    self.wfile.flush()
+                    self.close_connection = True
+                    _relay(self.connection, (host, int(port)))
+                    return
                 if not any(fnmatch.fnmatchcase(host, pattern) for pattern in proxy.hosts):
                     proxy.log.add(server="proxy", method="CONNECT", host=host, path="", status=403, body="")
                     self.send_error(403, f"{host} is not stood in (tests/standins): the test machine has no internet")
@@ -138,6 +150,26 @@ class HttpsProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _relay(client: socket.socket, address: tuple[str, int]) -> None:
+    """Copy bytes both ways between ``client`` and a loopback server until either closes."""
+    with socket.create_connection(address) as upstream:
+
+        def pump(source: socket.socket, sink: socket.socket) -> None:
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+
+        back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+        back.start()
+        pump(client, upstream)
+        back.join()
 
 
 class HttpsServer:
@@ -252,6 +284,36 @@ def aws_sts() -> Route:
             "</AssumeRoleResult><ResponseMetadata><RequestId>stand-in</RequestId></ResponseMetadata></AssumeRoleResponse>"
         )
         return 200, "text/xml", xml.encode()
+
+    return route
+
+
+KMS_MARK = b"stand-in-kms\0"
+
+
+def aws_kms() -> Route:
+    """AWS KMS Encrypt and Decrypt, as sops calls them for a `kms:` key: the
+    "ciphertext" is the data key marked, so only this stand-in opens it."""
+
+    def route(method: str, host: str, path: str, body: bytes) -> tuple[int, str, bytes] | None:
+        if not (host.startswith("kms.") and host.endswith(".amazonaws.com")) or method != "POST":
+            return None
+        request = json.loads(body or b"{}")
+        if "Plaintext" in request:
+            blob = base64.b64encode(KMS_MARK + base64.b64decode(request["Plaintext"])).decode()
+            return (
+                200,
+                "application/x-amz-json-1.1",
+                json.dumps({"CiphertextBlob": blob, "KeyId": request["KeyId"]}).encode(),
+            )
+        if "CiphertextBlob" in request:
+            blob = base64.b64decode(request["CiphertextBlob"])
+            if not blob.startswith(KMS_MARK):
+                return 400, "application/x-amz-json-1.1", b'{"__type": "InvalidCiphertextException"}'
+            plain = base64.b64encode(blob[len(KMS_MARK) :]).decode()
+            key = request.get("KeyId", "stand-in")
+            return 200, "application/x-amz-json-1.1", json.dumps({"Plaintext": plain, "KeyId": key}).encode()
+        return None
 
     return route
 
