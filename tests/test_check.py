@@ -299,7 +299,8 @@ BREAKAGES = [
         "old workspace id", frozenset({"IM009"}), "image/binder/jupyterlab-workspace.json", '"id"', _old_workspace_id
     ),
     Breakage("broken notebook", frozenset({"IM010"}), "image/welcome.ipynb", None, _broken_notebook),
-    Breakage("plaintext token", frozenset({"SE003"}), "secrets/prod.yaml", "client_secret:", _plaintext_token),
+    # A real value beside a placeholder left is a secret in clear (issue 27, item 3).
+    Breakage("plaintext token", frozenset({"SE001", "SE003"}), "secrets/prod.yaml", "client_secret:", _plaintext_token),
     Breakage(
         "secrets file not covered by git-crypt",
         frozenset({"SE002"}),
@@ -481,7 +482,7 @@ def test_the_command_fails_a_broken_hub_naming_file_and_line(template_repo, tmp_
     assert done.returncode == 1
     report = json.loads(done.stdout)
     failed = {k: v for k, v in report["checks"].items() if v["result"] is False}
-    assert failed.keys() == {"DK002", "SE003"}
+    assert failed.keys() == {"DK002", "SE001", "SE003"}  # a real value beside a placeholder: SE001 too
     line = line_of(hub / "image/.dask/config.yaml", "adress:")
     assert f"image/.dask/config.yaml:{line}" in failed["DK002"]["err_msg"]
     assert "gateway.address" in failed["DK002"]["err_msg"]
@@ -582,7 +583,8 @@ def test_the_pre_commit_hook_refuses_a_secret_staged_in_clear(template_repo, tmp
     (tmp_path / "README.md").write_text("A federation of hubs.\n")
     git(tmp_path, "add", "-A")
     files, done = run_hook()
-    assert files == ["deployments/charlie/secrets/prod.yaml"]
+    # Every staged file: one of no hub is passed over, any file of a hub checks it.
+    assert files == ["README.md", "deployments/charlie/secrets/prod.yaml"]
     assert done.returncode == 1
     assert "SE001" in done.stdout and "secrets/prod.yaml" in done.stdout and "3f9a3f9a" not in done.stdout
 

@@ -22,7 +22,7 @@ from .. import load_data
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Chart, Problem, ValuesFile
 from ..safe_yaml import error_line, error_problem, load_bounded
-from .encryption import encryption_of
+from .encryption import clear_bytes, encryption_of
 
 T = TypeVar("T")
 
@@ -158,8 +158,10 @@ class Hub:
         return self._bytes[rel]
 
     def text(self, rel: str) -> str | None:
-        """The file's text; None if it is missing, binary or encrypted by git-crypt."""
+        """The file's text; None if it is missing, binary or encrypted by git-crypt
+        (a file that only starts with git-crypt's header is read after it)."""
         data = self.raw(rel)
+        data = clear_bytes(data) if data is not None else None
         if data is None or b"\0" in data[:1024]:
             return None
         return data.decode("utf-8", errors="replace")
