@@ -9,6 +9,7 @@ selected costs nothing).
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,37 @@ from ..safe_yaml import error_line, error_problem, load_bounded
 from .encryption import clear_bytes, encryption_of
 
 T = TypeVar("T")
+
+# The most the checker reads of one file: a hub's text files are far smaller;
+# a larger one is reported (SE003), never read whole into memory.
+MAX_READ = 10 * 2**20
+_NO_FOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_no_follow(root: Path, rel: str, limit: int = MAX_READ) -> tuple[bytes, int] | None:
+    """The bytes of ``root/rel`` (only its first kB when it is over ``limit``)
+    and its size, opened one
+    component at a time with O_NOFOLLOW from ``root``'s descriptor: None when
+    any component is a symlink, or the file is not a regular file. A link
+    swapped in after the hub was listed is refused by the kernel, not
+    followed."""
+    fd = os.open(root, _NO_FOLLOW | os.O_DIRECTORY)
+    try:
+        *folders, name = rel.split("/")
+        for folder in folders:
+            inner = os.open(folder, _NO_FOLLOW | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        file_fd = os.open(name, _NO_FOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=fd)
+    except OSError:  # ELOOP for a link, ENOTDIR, ENOENT
+        return None
+    finally:
+        os.close(fd)
+    with os.fdopen(file_fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return file.read(info.st_size if info.st_size <= limit else 1024), info.st_size
 
 
 @dataclass(frozen=True)
@@ -150,11 +182,21 @@ class Hub:
     def _bytes(self) -> dict[str, bytes | None]:
         return {}
 
+    @cached_property
+    def too_large(self) -> dict[str, int]:
+        """Files over MAX_READ, by size, whose start is text: read no further."""
+        return {}
+
     def raw(self, rel: str) -> bytes | None:
+        """The file's bytes: only a regular file of the hub, reached through no
+        link (read_no_follow); None for a file over MAX_READ."""
         if rel not in self._bytes:
-            path = self.folder / rel
-            inside = rel in self.files  # a regular file, reached through no link
-            self._bytes[rel] = path.read_bytes() if inside else None
+            read = read_no_follow(self.folder, rel) if rel in self.files else None
+            if read is not None and read[1] > MAX_READ:
+                if b"\0" not in read[0][:1024]:
+                    self.too_large[rel] = read[1]
+                read = None
+            self._bytes[rel] = read[0] if read is not None else None
         return self._bytes[rel]
 
     def text(self, rel: str) -> str | None:
@@ -202,7 +244,8 @@ class Hub:
         if rel not in self._values_files:
             parsed = self.yaml(rel)
             usable = not parsed.problem and isinstance(parsed.data, dict) and not self.encryption(rel)
-            self._values_files[rel] = ValuesFile.load(self.folder / rel, rel) if usable else None
+            text = self.text(rel) if usable else None
+            self._values_files[rel] = ValuesFile.parse(text, self.folder / rel, rel) if text is not None else None
         return self._values_files[rel]
 
     @cached_property

@@ -24,7 +24,7 @@ from ..safe_yaml import compose_bounded, load_bounded
 from .base import Secrets, Skip, code, report
 from .credential_scan import credentials
 from .encryption import PLACEHOLDER, clear_bytes, encryption_of
-from .hub import Hub
+from .hub import MAX_READ, Hub, read_no_follow
 
 # sops' key sources: a creation rule without one encrypts nothing.
 SOPS_KEYS = ("kms", "gcp_kms", "azure_keyvault", "pgp", "age", "hc_vault_transit_uri", "key_groups")
@@ -211,7 +211,10 @@ class SE002(Secrets):
                 continue
             label = _relative(config, hub.folder)
             try:
-                rules = (load_bounded(config.read_text()) or {}).get("creation_rules") or []
+                read = read_no_follow(config.parent, config.name)
+                if read is None:
+                    raise OSError("a symlink or no regular file")
+                rules = (load_bounded(read[0].decode()) or {}).get("creation_rules") or []
             except (yaml.YAMLError, AttributeError, RecursionError, OSError, UnicodeDecodeError):
                 problems.append(Problem(label, None, "is not a mapping with `creation_rules`; fix its YAML."))
                 continue
@@ -256,6 +259,16 @@ class SE003(Secrets):
                     else "Move it to secrets/<env>.yaml, which is encrypted, and rotate it if it was pushed."
                 )
                 problems.append(Problem(rel, line, f"{what}, in clear (value not shown). {fix}"))
+        for rel, size in hub.too_large.items():
+            problems.append(
+                Problem(
+                    rel,
+                    None,
+                    f"is {size / 2**20:.0f} MB of text, more than the {MAX_READ // 2**20} MB the checker reads of a "
+                    "file, so it was not scanned for credentials. Keep data out of the hub's git (fetch it at run "
+                    "time, or from a bucket).",
+                )
+            )
         return report(problems)
 
 
