@@ -113,6 +113,11 @@ def load_bounded(text: str) -> Any:
     return yaml.load(_checked_length(text), Loader=_bounded_loader(text))
 
 
+def load_all_bounded(text: str) -> list[Any]:
+    """Every document of a YAML stream (Kubernetes manifests), bounded the same way."""
+    return list(yaml.load_all(_checked_length(text), Loader=_bounded_loader(text)))
+
+
 def compose_bounded(text: str) -> yaml.Node | None:
     return yaml.compose(_checked_length(text), Loader=_bounded_loader(text))
 

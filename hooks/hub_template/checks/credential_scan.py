@@ -54,10 +54,11 @@ WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 # Assignments on one line: (key, value), each pattern with those two groups.
 ASSIGNMENTS = (
-    # YAML, INI, .env, shell, %env: `key: value`, `KEY=value`, `export KEY=value`, `%env KEY=value`.
+    # YAML, INI, .env, shell, %env, make: `key: value`, `KEY=value`, `export KEY=value`,
+    # `%env KEY=value`, `KEY := $(shell ...)`.
     re.compile(
         r"""^\s*(?:-\s+)?(?:export\s+|declare\s+(?:-\w+\s+)?|readonly\s+|set\s+|%env\s+|%set_env\s+|!\s*export\s+)?"""
-        r"""["']?(?P<key>[A-Za-z_][\w.-]*)["']?\s*[:=]\s*(?P<value>.*?)\s*[,;]?\s*$"""
+        r"""["']?(?P<key>[A-Za-z_][\w.-]*)["']?\s*(?::{1,2}=|[?+!]=|[:=])\s*(?P<value>.*?)\s*[,;]?\s*$"""
     ),
     # IPython's `%env KEY value`.
     re.compile(r"^\s*%env\s+(?P<key>[A-Za-z_]\w*)\s+(?P<value>[^=\s].*?)\s*$"),
@@ -76,6 +77,9 @@ REFERENCE = re.compile(
     r"|(os\.)?environ.*|(os\.)?getenv\(.*|getpass.*|input\(.*|ENC\[.*\]|[\d.]+|[*x.]+|\w+\(.*\))$",
     re.I,
 )
+# A shell or make expansion starts the value (`X=$(shyaml get-value password < f) cmd`,
+# `$$(...)` in a Makefile): what it reads is elsewhere.
+EXPANSION = re.compile(r"^\$+[({A-Za-z_]")
 ENCRYPTED = re.compile(r"ENC\[[^\]]*\]")  # a value sops encrypted
 STRUCTURED = (".yaml", ".yml", ".json", ".ipynb")
 
@@ -99,6 +103,7 @@ def _looks_secret(key: str, value: str) -> bool:
         len(value) >= 6
         and not PLACEHOLDER.search(value)
         and not REFERENCE.match(value)
+        and not EXPANSION.match(value)
         and not re.match(r"^https?://\S*$", value)
     )
 

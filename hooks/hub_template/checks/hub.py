@@ -22,10 +22,13 @@ import yaml
 from .. import load_data
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Chart, Problem, ValuesFile
-from ..safe_yaml import error_line, error_problem, load_bounded
+from ..safe_yaml import error_line, error_problem, load_all_bounded, load_bounded
 from .encryption import clear_bytes, encryption_of
 
 T = TypeVar("T")
+
+# The environments hubploy's command takes (0.4 and today's).
+HUBPLOY_ENVIRONMENTS = ("develop", "staging", "prod")
 
 # The most the checker reads of one file: a hub's text files are far smaller;
 # a larger one is reported (SE003), never read whole into memory.
@@ -134,13 +137,20 @@ class Hub:
 
     @property
     def secrets_backend(self) -> str | None:
+        """The answers' backend; else, for a hand-made hub, the nearest
+        .sops.yaml or .gitattributes in its folder or above, up to its git
+        repository's root (a federation's root .gitattributes covers all hubs)."""
         if self.answers.get("secrets_backend"):
             backend: str = self.answers["secrets_backend"]
             return backend
-        if (self.folder / ".sops.yaml").is_file():
-            return "sops"
-        if (self.folder / ".gitattributes").is_file():
-            return "git-crypt"
+        top = self.git.top.resolve() if self.git else self.folder
+        for folder in (self.folder, *self.folder.parents):
+            if (folder / ".sops.yaml").is_file():
+                return "sops"
+            if (folder / ".gitattributes").is_file():
+                return "git-crypt"
+            if folder == top:
+                break
         return None
 
     # --- files ---------------------------------------------------------------
@@ -264,16 +274,31 @@ class Hub:
 
     @cached_property
     def environments(self) -> list[str]:
-        """The releases hubploy deploys: one per config/<env>.yaml beside common.yaml."""
-        envs = sorted(
-            rel[len("config/") : -len(".yaml")]
-            for rel in self.files
-            if rel.startswith("config/")
-            and rel.endswith(".yaml")
-            and rel.count("/") == 1
-            and rel != "config/common.yaml"
-        )
+        """The releases hubploy deploys: each environment its command takes
+        (develop, staging, prod) that has a config/<env>.yaml. Other YAML in
+        config/ (a hand-made hub's manifests, shared-nfs-prod.yaml) is no
+        environment."""
+        envs = [env for env in HUBPLOY_ENVIRONMENTS if f"config/{env}.yaml" in self.files]
         return envs or ["staging", "prod"]
+
+    def single_document(self, rel: str) -> bool:
+        """Whether a tool reads ``rel`` as one YAML document: hubploy.yaml, the
+        answers, helm values of an environment, the image's files. Others (a
+        hub's extra Kubernetes manifests) may be multi-document streams."""
+        layers = {f"{folder}/{env}.yaml" for folder in ("config", "secrets") for env in ("common", *self.environments)}
+        return rel in {"hubploy.yaml", ANSWERS_FILE, *layers} or rel.startswith("image/")
+
+    def yaml_stream(self, rel: str) -> Parsed:
+        """A YAML file parsed as a stream of documents: its problem, if any."""
+        text = self.text(rel)
+        if text is None:
+            return Parsed()
+        try:
+            return Parsed(load_all_bounded(text))
+        except RecursionError:
+            return Parsed(problem=Problem(rel, None, "is not valid YAML: nested too deeply."))
+        except yaml.YAMLError as error:
+            return Parsed(problem=Problem(rel, error_line(error), f"is not valid YAML: {error_problem(error)}."))
 
     def values_layers(self, env: str) -> list[ValuesFile]:
         """What hubploy gives helm for ``env``, in order: common, env, secrets.

@@ -230,6 +230,13 @@ def _name(spec: MatchSpec) -> str:
     return spec.name.normalized if spec.name is not None else ""
 
 
+def _pip_reads_as_url_or_option(line: str) -> bool:
+    """A requirements-file line pip takes that is no PEP 508 requirement: an
+    option (`-e ...`, `--extra-index-url ...`), a VCS or archive URL
+    (`git+https://...`), or a local path (pip's req_file and constructors)."""
+    return bool(re.match(r"^(-|[a-z]+\+[a-z]+://|(https?|file)://|\.{0,2}/|\.$)", line.strip()))
+
+
 class IM002(Image):
     "environment.yml lists valid conda specs without build strings"
 
@@ -243,7 +250,8 @@ class IM002(Image):
         for dep in env.dependencies:
             if dep.pip:
                 try:
-                    Requirement(dep.spec)
+                    if not _pip_reads_as_url_or_option(dep.spec):
+                        Requirement(dep.spec)
                 except InvalidRequirement as error:
                     problems.append(Problem(env.rel, dep.line, f"{code(dep.spec)} is not a pip requirement: {error}."))
                 continue

@@ -99,7 +99,7 @@ class ST003(Structure):
         problems = []
         for rel in hub.files:
             if rel.endswith((".yaml", ".yml")) and hub.encryption(rel) != "git-crypt":
-                problem = hub.yaml(rel).problem
+                problem = (hub.yaml(rel) if hub.single_document(rel) else hub.yaml_stream(rel)).problem
                 if problem:
                     problems.append(Problem(problem.file, problem.line, f"{problem.message} Fix the syntax there."))
         return report(problems)
