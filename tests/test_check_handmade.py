@@ -5,6 +5,7 @@ command's own surface (ID options, skip reasons) says what it means."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -47,6 +48,15 @@ def handmade(template_repo, tmp_path_factory, tmp_path) -> Path:
         "PASSWORD := $(shell cat secrets/staging.yaml | shyaml get-value password)\n"
         "deploy:\n\tPASSWORD=$$(shyaml get-value password < secrets/prod.yaml) hubploy deploy hub chart prod\n"
     )
+    chart = tmp_path / "pangeo-deploy"  # the federation's own chart, as pangeo-cloud-federation named it
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: pangeo-deploy\nversion: 0.1.0\ndependencies:\n"
+        "  - name: daskhub\n    version: 2024.1.1\n    repository: https://helm.dask.org\n"
+    )
+    (chart / "values.yaml").write_text("homeDirectories:\n  nfs:\n    enabled: false\n    serverIP: null\n")
+    common = hub / "config" / "common.yaml"
+    common.write_text(common.read_text() + "homeDirectories:\n  nfs:\n    enabled: true\n    serverIP: 10.0.0.2\n")
     env = hub / "image" / "binder" / "environment.yml"
     env.write_text(
         env.read_text().rstrip("\n") + "\n  - pip:\n    - git+https://github.com/pangeo-data/climpred.git@main\n"
@@ -121,3 +131,25 @@ def test_a_skip_reason_with_brackets_is_printed_as_text(handmade, monkeypatch, c
     monkeypatch.setattr(runner, "run_checks", with_reason)
     command.check([handmade], chart=None, select=frozenset({"ST003"}))
     assert "hub-template[kubernetes]" in capsys.readouterr().out
+
+
+def test_the_federation_charts_own_keys_stay_at_the_top(handmade):
+    found = results(handmade, "--select", "HV001")["HV001"]
+    assert found["result"] is True, found
+
+
+def test_values_under_the_2019_pangeo_chart_are_where_the_chart_reads_them(handmade):
+    fed = handmade.parents[1]
+    chart = fed / "pangeo-deploy" / "Chart.yaml"
+    chart.write_text(chart.read_text().replace("name: daskhub", "name: pangeo"))
+    for values in [*handmade.glob("config/*.yaml"), *handmade.glob("secrets/*.yaml")]:
+        values.write_text(re.sub(r"^daskhub:", "pangeo:", values.read_text(), flags=re.M))
+    git(fed, "add", "-A")
+    git(fed, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "pangeo chart")
+    found = results(handmade, "--select", "HV001")["HV001"]
+    assert found["result"] is True, found
+    # and a key that is nobody's is still named
+    common = handmade / "config" / "common.yaml"
+    common.write_text(common.read_text() + "jupyterhubb:\n  hub: {}\n")
+    found = results(handmade, "--select", "HV001")["HV001"]
+    assert found["result"] is False and "'jupyterhubb'" in found["err_msg"] and "under 'pangeo:'" in found["err_msg"]

@@ -283,11 +283,17 @@ def deployment_keys() -> frozenset[str]:
     return frozenset(own.get("properties", {}))
 
 
-def misplaced_keys(files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
+def misplaced_keys(files: Sequence[ValuesFile], umbrella: str, own: Iterable[str] = ()) -> list[Problem]:
     """Top-level keys of the files that the deployment chart neither passes to
-    a chart (``umbrella`` to daskhub, ``jupyterhub``) nor reads (``deployment``)."""
+    a chart (``umbrella`` to daskhub, ``jupyterhub``) nor reads (``deployment``,
+    and ``own``: the keys of a federation's own chart)."""
     problems = []
-    top = (umbrella, DIRECT_JUPYTERHUB, DEPLOYMENT_KEY)
+    top = (
+        umbrella,
+        DIRECT_JUPYTERHUB,
+        DEPLOYMENT_KEY,
+        *sorted(set(own) - {umbrella, DIRECT_JUPYTERHUB, DEPLOYMENT_KEY}),
+    )
     switches: dict[str, Any] = {}
     for f in files:
         switches = coalesce(switches, f.data.get(DEPLOYMENT_KEY) or {})

@@ -115,7 +115,28 @@ class Hub:
 
     @property
     def umbrella(self) -> str:
-        return self.answers.get("helm_umbrella_key") or "daskhub"
+        """The answers' umbrella key; for a hand-made hub, the key its
+        federation chart gives daskhub (or the 2019 `pangeo` chart)."""
+        if self.answers.get("helm_umbrella_key"):
+            return str(self.answers["helm_umbrella_key"])
+        chart = self.federation_chart
+        return chart.umbrella if chart and chart.umbrella else "daskhub"
+
+    @cached_property
+    def federation_chart(self) -> FederationChart | None:
+        """The chart the federation deploys every hub with: `chart/` at the
+        repository's root (this template's), else the one folder there with a
+        Chart.yaml (pangeo-cloud-federation's `pangeo-deploy/`)."""
+        if self.path is None or self.git is None:
+            return None
+        top = self.git.top.resolve()
+        folders = ["chart", *sorted(p.name for p in top.iterdir() if p.name != "chart" and not p.is_symlink())]
+        for folder in folders:
+            read = read_no_follow(top, f"{folder}/Chart.yaml")
+            if read is not None:
+                values = read_no_follow(top, f"{folder}/values.yaml")
+                return FederationChart.parse(read[0], values[0] if values else b"")
+        return None
 
     @property
     def jupyterhub_path(self) -> str:
@@ -321,6 +342,30 @@ class Hub:
         except (OSError, subprocess.CalledProcessError):
             return None
         return GitRepo(Path(top))
+
+
+@dataclass(frozen=True)
+class FederationChart:
+    """What the federation's own chart takes at the top of a hub's values:
+    its dependencies (by alias or name) and its own values' keys."""
+
+    keys: frozenset[str]
+    umbrella: str | None  # the key daskhub (or the 2019 pangeo chart) is under
+
+    @classmethod
+    def parse(cls, chart_yaml: bytes, values_yaml: bytes) -> FederationChart:
+        try:
+            meta = load_bounded(chart_yaml.decode("utf-8", errors="replace"))
+            values = load_bounded(values_yaml.decode("utf-8", errors="replace"))
+        except (yaml.YAMLError, RecursionError):
+            return cls(frozenset(), None)
+        deps = (
+            [d for d in (meta or {}).get("dependencies") or [] if isinstance(d, dict)] if isinstance(meta, dict) else []
+        )
+        named = {str(d.get("name")): str(d.get("alias") or d.get("name")) for d in deps}
+        umbrella = named.get("daskhub") or named.get("pangeo")
+        keys = set(named.values()) | ({str(k) for k in values} if isinstance(values, dict) else set())
+        return cls(frozenset(keys), umbrella)
 
 
 @dataclass(frozen=True)
