@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN
+from conftest import BIN, check_report
 from hub_cells import copy_hub, rendered_hub
 
 from hub_template import url_credentials
@@ -36,7 +36,7 @@ def check(hub: Path, select: str, env: dict[str, str] | None = None) -> dict:
         env=env,
     )
     assert "Traceback" not in done.stderr, done.stderr
-    return json.loads(done.stdout)["checks"]
+    return check_report(done.stdout)["checks"]
 
 
 class RecordingProxy:

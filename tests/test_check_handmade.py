@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BIN, chart_data, git
+from conftest import BIN, chart_data, check_report, git
 from hub_cells import copy_hub, rendered_hub
 
 NFS_MANIFESTS = """\
@@ -76,7 +76,7 @@ def check(hub: Path, *args: str) -> subprocess.CompletedProcess:
 def results(hub: Path, *args: str) -> dict:
     done = check(hub, *args)
     assert "Traceback" not in done.stderr, done.stderr
-    return json.loads(done.stdout)["checks"]
+    return check_report(done.stdout)["checks"]
 
 
 def test_a_multi_document_manifest_is_valid_yaml(handmade):
@@ -153,3 +153,20 @@ def test_values_under_the_2019_pangeo_chart_are_where_the_chart_reads_them(handm
     common.write_text(common.read_text() + "jupyterhubb:\n  hub: {}\n")
     found = results(handmade, "--select", "HV001")["HV001"]
     assert found["result"] is False and "'jupyterhubb'" in found["err_msg"] and "under 'pangeo:'" in found["err_msg"]
+
+
+def test_json_has_one_shape_for_one_hub_or_several(handmade, template_repo, tmp_path_factory):
+    other = rendered_hub(template_repo, tmp_path_factory, "aws", "sops", "gateway")
+    one = json.loads(check(handmade, "--select", "SE002").stdout)
+    two = json.loads(
+        subprocess.run(
+            [str(BIN / "hub-template"), "check", str(handmade), str(other), "--format", "json", "--select", "SE002"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert len(one) == 1 and len(two) == 2
+    (label,) = one
+    assert label.endswith("deployments/" + handmade.name) and one[label] == two[label]
+    for document in (*one.values(), *two.values()):
+        assert document.keys() == {"status", "families", "checks"}

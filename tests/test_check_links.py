@@ -6,14 +6,13 @@ no-follow open, and CI's plan refuses such a hub before anything builds."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import git, hub_template, render
+from conftest import check_report, git, hub_template, render
 from hub_cells import copy_hub, rendered_hub
 
 from hub_template.checks.hub import Hub, read_no_follow
@@ -44,7 +43,7 @@ def test_a_link_to_a_host_file_is_named_and_never_read(template_repo, tmp_path_f
     for output in (done.stdout, done.stderr, rich.stdout, rich.stderr):
         assert MARKER not in output and "PRIVATE KEY" not in output
         assert "Traceback" not in output
-    checks = json.loads(done.stdout)["checks"]
+    checks = check_report(done.stdout)["checks"]
     assert checks["ST007"]["result"] is False
     assert checks["ST007"]["err_msg"].count("\n") == 0 and f"`{link}`: is a symlink" in checks["ST007"]["err_msg"]
     if link.startswith("image/"):

@@ -14,7 +14,6 @@ SE checks, planted in a rendered hub and checked with the real
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import ROOT, git, hub_template
+from conftest import ROOT, check_report, git, hub_template
 from hub_cells import copy_hub, rendered_hub
 
 from hub_template.checks.encryption import encryption_of, is_git_crypt_output
@@ -54,7 +53,7 @@ def check(hub: Path, select: str = "SE") -> dict[str, dict]:
     assert "Traceback" not in done.stderr + rich.stderr
     for value in (*VALUES, *PASSWORDS):
         assert value not in done.stdout + done.stderr + rich.stdout + rich.stderr, value
-    return json.loads(done.stdout)["checks"]
+    return check_report(done.stdout)["checks"]
 
 
 def findings(report: dict, name: str) -> str:

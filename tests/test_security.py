@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BIN, git, hub_template
+from conftest import BIN, check_report, git, hub_template
 from copier import run_copy
 from hub_cells import copy_hub, rendered_hub
 
@@ -320,7 +320,7 @@ def test_the_checker_sees_every_secret_and_never_echoes_one(template_repo, tmp_p
     done = hub_template("check", str(hub), "--select", "SE", "--format", "json")
     no_traceback(done.stdout + done.stderr)
     assert done.returncode == 1
-    report = json.loads(done.stdout)["checks"]
+    report = check_report(done.stdout)["checks"]
     se003, se001 = report["SE003"]["err_msg"], report["SE001"]["err_msg"]
     for rel, line in expected.items():
         if rel == "secrets/staging.yaml":
@@ -370,7 +370,7 @@ def test_dask_config_in_start_never_reads_the_host(template_repo, tmp_path_facto
     )
     done = hub_template("check", str(hub), "--select", "DK", "--format", "json")
     no_traceback(done.stdout + done.stderr)
-    report = json.loads(done.stdout)["checks"]
+    report = check_report(done.stdout)["checks"]
     assert "operatorsownsetting" not in done.stdout
     assert report["DK002"]["result"] is True
     dk003 = report["DK003"]["err_msg"]

@@ -130,7 +130,8 @@ def check(
     jobs: int = 1,
 ) -> int:
     """Check each hub and print the results as repo-review does: its rich
-    tree per hub, one JSON document, or one HTML page."""
+    tree per hub, one JSON document (hub -> repo-review's document, for one
+    hub as for several), or one HTML page."""
     reports: list[Report] = []
     for path, (families, results) in zip(hubs, _run_all(hubs, chart, select, ignore, jobs), strict=True):
         status = _status(results)
@@ -140,8 +141,9 @@ def check(
         reports.append((_label(path), families, results, status))
     several = len(hubs) > 1
     if output == "json":
+        # One shape for one hub or many: each hub's label -> repo-review's document for it.
         documents = {label: _as_json(families, results, status) for label, families, results, status in reports}
-        print(json.dumps(documents if several else next(iter(documents.values())), indent=2))
+        print(json.dumps(documents, indent=2))
     elif output == "html":
         print(_as_page(reports))
     else:
