@@ -5,6 +5,7 @@ command's own surface (ID options, skip reasons) says what it means."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -170,3 +171,16 @@ def test_json_has_one_shape_for_one_hub_or_several(handmade, template_repo, tmp_
     assert label.endswith("deployments/" + handmade.name) and one[label] == two[label]
     for document in (*one.values(), *two.values()):
         assert document.keys() == {"status", "families", "checks"}
+
+
+def test_the_advice_of_a_finding_names_the_file_in_a_terminal(handmade):
+    """rich renders findings as Markdown, where a bare `<env>` is an HTML tag it drops."""
+    (handmade / "Makefile").write_text("DB_PASS := s3cr3t-db-pass-77\n")
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "check", str(handmade), "--select", "SE003"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert "Makefile:1" in done.stdout and "secrets/<env>.yaml" in done.stdout, done.stdout
+    assert "s3cr3t-db-pass-77" not in done.stdout + done.stderr

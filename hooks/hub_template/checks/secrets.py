@@ -256,7 +256,7 @@ class SE003(Secrets):
                 fix = (
                     "Encrypt the file, or put the template's placeholder back until it is."
                     if rel.startswith("secrets/")
-                    else "Move it to secrets/<env>.yaml, which is encrypted, and rotate it if it was pushed."
+                    else "Move it to `secrets/<env>.yaml`, which is encrypted, and rotate it if it was pushed."
                 )
                 problems.append(Problem(rel, line, f"{what}, in clear (value not shown). {fix}"))
         for rel, size in hub.too_large.items():
