@@ -290,3 +290,19 @@ def test_answers_file_with_a_token_is_a_finding(hub):
     answers.write_text(answers.read_text() + f"# clone with {GITLAB_PAT}\n")
     found = findings(check(hub), "SE003")
     assert "`.copier-answers.yml:" in found and "GitLab" in found
+
+
+@pytest.mark.parametrize("ignore", ['["SE"]', '["SE001", "SE003"]', '{SE = "handled elsewhere"}', '["ST", "IM"]'])
+def test_a_hubs_pyproject_cannot_switch_off_the_secret_checks(hub, ignore):
+    """repo-review reads `[tool.repo-review] ignore` from the checked folder's
+    pyproject.toml: the hook's entry must still fail a secret in clear."""
+    (hub / "pyproject.toml").write_text(f"[tool.repo-review]\nignore = {ignore}\n")
+    set_client_secret(hub / "secrets" / "prod.yaml", CLIENT_SECRET)
+    (hub / "image" / "binder" / "runtime.txt").symlink_to("../../secrets/prod.yaml")
+    hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
+    done = hub_template(*hook["entry"].split()[1:], str(hub / "secrets" / "prod.yaml"))
+    assert done.returncode == 1 and "SE001" in done.stdout and CLIENT_SECRET not in done.stdout
+    report = check(hub, "SE,ST")
+    assert report["SE001"]["result"] is False and report["ST007"]["result"] is False
+    if ignore == '["ST", "IM"]':  # the hub's other ignores still hold
+        assert "ST003" not in report or report["ST003"]["result"] is None
