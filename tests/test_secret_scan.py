@@ -299,7 +299,7 @@ def test_a_hubs_pyproject_cannot_switch_off_the_secret_checks(hub, ignore):
     (hub / "pyproject.toml").write_text(f"[tool.repo-review]\nignore = {ignore}\n")
     set_client_secret(hub / "secrets" / "prod.yaml", CLIENT_SECRET)
     (hub / "image" / "binder" / "runtime.txt").symlink_to("../../secrets/prod.yaml")
-    hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
+    hook = next(h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text()) if h["id"] == "hub-secrets")
     done = hub_template(*hook["entry"].split()[1:], str(hub / "secrets" / "prod.yaml"))
     assert done.returncode == 1 and "SE001" in done.stdout and CLIENT_SECRET not in done.stdout
     report = check(hub, "SE,ST")
