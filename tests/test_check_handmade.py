@@ -184,3 +184,13 @@ def test_the_advice_of_a_finding_names_the_file_in_a_terminal(handmade):
     )
     assert "Makefile:1" in done.stdout and "secrets/<env>.yaml" in done.stdout, done.stdout
     assert "s3cr3t-db-pass-77" not in done.stdout + done.stderr
+
+
+def test_an_alias_bomb_in_a_multi_document_manifest_is_bounded(handmade):
+    """Read as a stream, each document is bounded as a single one is."""
+    levels = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"{c}: &{c} [{', '.join(['*' + p] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
+    (handmade / "config" / "bomb-manifests.yaml").write_text("kind: List\n---\n" + "\n".join(levels) + "\n")
+    found = results(handmade, "--select", "ST003")["ST003"]
+    assert found["result"] is False and "config/bomb-manifests.yaml" in found["err_msg"]
+    assert "expands its aliases" in found["err_msg"]

@@ -55,6 +55,11 @@ class _Bounded(_FastSafeLoader):  # type: ignore[valid-type,misc]  # a class cho
         _check_expansion(node)
         return node
 
+    def get_node(self) -> yaml.Node | None:  # each document of a stream (load_all_bounded)
+        node: yaml.Node | None = super().get_node()
+        _check_expansion(node)
+        return node
+
 
 def _check_expansion(root: yaml.Node | None) -> None:
     """Count the nodes the document stands for once every alias is expanded,

@@ -70,6 +70,20 @@ class Parsed:
     problem: Problem | None = None
 
 
+def _parse(rel: str, text: str, load: Callable[[str], Any]) -> Parsed:
+    """``load(text)``, or the problem that stopped the parser, on one line."""
+    try:
+        return Parsed(load(text))
+    except RecursionError:
+        return Parsed(problem=Problem(rel, None, "is not valid YAML: nested too deeply."))
+    except yaml.YAMLError as error:
+        what = error_problem(error)
+        context, since = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and since:  # e.g. "while parsing a flow sequence" opened on an earlier line
+            what = f"{context} (from line {since.line + 1}), {what}"
+        return Parsed(problem=Problem(rel, error_line(error), f"is not valid YAML: {what}."))
+
+
 @dataclass(frozen=True)
 class Hub:
     path: Path | None  # None when repo-review looks at something that is not a local folder
@@ -253,16 +267,7 @@ class Hub:
             if text is None:
                 self._parsed[rel] = Parsed()
             else:
-                try:
-                    self._parsed[rel] = Parsed(load_bounded(text))
-                except RecursionError:
-                    self._parsed[rel] = Parsed(problem=Problem(rel, None, "is not valid YAML: nested too deeply."))
-                except yaml.YAMLError as error:
-                    what = error_problem(error)
-                    context, since = getattr(error, "context", None), getattr(error, "context_mark", None)
-                    if context and since:  # e.g. "while parsing a flow sequence" opened on an earlier line
-                        what = f"{context} (from line {since.line + 1}), {what}"
-                    self._parsed[rel] = Parsed(problem=Problem(rel, error_line(error), f"is not valid YAML: {what}."))
+                self._parsed[rel] = _parse(rel, text, load_bounded)
         return self._parsed[rel]
 
     @cached_property
@@ -310,16 +315,9 @@ class Hub:
         return rel in {"hubploy.yaml", ANSWERS_FILE, *layers} or rel.startswith("image/")
 
     def yaml_stream(self, rel: str) -> Parsed:
-        """A YAML file parsed as a stream of documents: its problem, if any."""
+        """A YAML file parsed as a stream of documents (a list of them)."""
         text = self.text(rel)
-        if text is None:
-            return Parsed()
-        try:
-            return Parsed(load_all_bounded(text))
-        except RecursionError:
-            return Parsed(problem=Problem(rel, None, "is not valid YAML: nested too deeply."))
-        except yaml.YAMLError as error:
-            return Parsed(problem=Problem(rel, error_line(error), f"is not valid YAML: {error_problem(error)}."))
+        return Parsed() if text is None else _parse(rel, text, load_all_bounded)
 
     def values_layers(self, env: str) -> list[ValuesFile]:
         """What hubploy gives helm for ``env``, in order: common, env, secrets.
