@@ -230,11 +230,21 @@ def _name(spec: MatchSpec) -> str:
     return spec.name.normalized if spec.name is not None else ""
 
 
+# The options pip's requirements files take (pip/_internal/req/req_file.py); any other `-x` is an error to pip.
+PIP_LINE_OPTION = re.compile(
+    r"^(-[ercif]|--(editable|requirement|constraint|index-url|extra-index-url|no-index|find-links|pre"
+    r"|prefer-binary|trusted-host|only-binary|no-binary|use-feature))(\s|=|$)"
+)
+
+
 def _pip_reads_as_url_or_option(line: str) -> bool:
     """A requirements-file line pip takes that is no PEP 508 requirement: an
     option (`-e ...`, `--extra-index-url ...`), a VCS or archive URL
     (`git+https://...`), or a local path (pip's req_file and constructors)."""
-    return bool(re.match(r"^(-|[a-z]+\+[a-z]+://|(https?|file)://|\.{0,2}/|\.$)", line.strip()))
+    return bool(
+        PIP_LINE_OPTION.match(line.strip())
+        or re.match(r"^([a-z]+\+[a-z]+://|(https?|file)://|\.{0,2}/|\.$)", line.strip())
+    )
 
 
 class IM002(Image):
