@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -54,6 +55,12 @@ TEMPLATE_PARTS = ("copier.yml", "template", "federation", "hooks")
 def hub_template(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The installed `hub-template` command, run for real."""
     return subprocess.run([str(BIN / "hub-template"), *args], capture_output=True, text=True, cwd=cwd)
+
+
+def check_report(stdout: str) -> dict:
+    """The one hub's report in `hub-template check --format json` (hub -> report, one shape for any count)."""
+    (report,) = json.loads(stdout).values()
+    return report
 
 
 VERSION = version("hub-template")

@@ -11,7 +11,6 @@ test job has both), skip elsewhere saying why.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ import uuid
 
 import kube_tools
 import pytest
-from conftest import BIN, REPO2DOCKER_OPTIONS, ROOT
+from conftest import BIN, REPO2DOCKER_OPTIONS, ROOT, check_report
 from hub_cells import rendered_hub
 
 from hub_template import load_data
@@ -95,4 +94,4 @@ def test_helm_renders_every_release_with_the_real_chart(template_repo, tmp_path_
         text=True,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert json.loads(check.stdout)["checks"]["HV003"]["result"] is True
+    assert check_report(check.stdout)["checks"]["HV003"]["result"] is True

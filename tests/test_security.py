@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BIN, git, hub_template
+from conftest import BIN, check_report, git, hub_template
 from copier import run_copy
 from hub_cells import commit_federation, copy_hub, rendered_hub
 
@@ -321,7 +321,7 @@ def test_the_checker_sees_every_secret_and_never_echoes_one(template_repo, tmp_p
     done = hub_template("check", str(hub), "--select", "SE", "--format", "json")
     no_traceback(done.stdout + done.stderr)
     assert done.returncode == 1
-    report = json.loads(done.stdout)["checks"]
+    report = check_report(done.stdout)["checks"]
     se003, se001 = report["SE003"]["err_msg"], report["SE001"]["err_msg"]
     for rel, line in expected.items():
         if rel == "secrets/staging.yaml":
@@ -371,7 +371,7 @@ def test_dask_config_in_start_never_reads_the_host(template_repo, tmp_path_facto
     )
     done = hub_template("check", str(hub), "--select", "DK", "--format", "json")
     no_traceback(done.stdout + done.stderr)
-    report = json.loads(done.stdout)["checks"]
+    report = check_report(done.stdout)["checks"]
     assert "operatorsownsetting" not in done.stdout
     assert report["DK002"]["result"] is True
     dk003 = report["DK003"]["err_msg"]
@@ -563,16 +563,16 @@ def test_a_git_directory_in_plain_files_is_flagged_and_never_run_by_check(
     hub and ran its fsmonitor command on every check; in the hub itself
     (whose config/ is a folder, so no command), it made SE002 skip as "not
     in a git repository". The checker finds the federation's own repository
-    and ST007 names the layout."""
+    and ST008 names the layout."""
     hub, canary = planted_federation(template_repo, tmp_path_factory, tmp_path, where)
-    done = hub_template("check", str(hub), "--select", "SE,ST007", "--format", "json")
+    done = hub_template("check", str(hub), "--select", "SE,ST008", "--format", "json")
     no_traceback(done.stdout + done.stderr)
     assert not canary.exists(), canary.read_text()
     results = json.loads(done.stdout)["checks"]
     assert results["SE002"]["result"] is True, results["SE002"]  # the federation's .gitattributes was read
-    assert results["ST007"]["result"] is False
+    assert results["ST008"]["result"] is False
     layout = "deployments/" if where == "deployments" else "deployments/charlie/"
-    assert f"`{layout}`: holds HEAD, objects/ and refs/" in results["ST007"]["err_msg"]
+    assert f"`{layout}`: holds HEAD, objects/ and refs/" in results["ST008"]["err_msg"]
 
 
 @pytest.mark.parametrize("where", ["deployments", "hub"])

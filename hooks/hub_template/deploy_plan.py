@@ -190,9 +190,26 @@ def deploy_command(hub: str, environment: str, tag_value: str, tag: str) -> list
     ]
 
 
+# Folders CI's tools read (repo2docker, helm, hubploy) after git-crypt unlocks
+# the secrets: a link there would make them read and print the runner's files.
+NO_LINKS = ("image", "config", "secrets")
+
+
+def refuse_links(repo: Path, commit: str, where: str) -> None:
+    """Refuse a hub whose image/, config/ or secrets/ commits a symlink (mode 120000)."""
+    listing = _git(repo, "ls-tree", "-r", "-z", commit, "--", *(f"{where}/{folder}/" for folder in NO_LINKS)) or ""
+    links = [entry.partition("\t")[2] for entry in listing.split("\0") if entry.startswith("120000 ")]
+    if links:
+        raise PlanError(
+            f"{links[0]}: is a symlink ({len(links)} in the hub's image/, config/ or secrets/); CI's tools would "
+            "read what it points to on the runner. Commit the file itself (`hub-template check` ST007)."
+        )
+
+
 def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, image_changed: bool) -> HubPlan:
     where = f"{DEPLOYMENTS}/{hub}"
     _checked(where, "hub", hub)
+    refuse_links(repo, commit, where)
     if len(hub) > rules.limit("hub_name_max"):
         raise PlanError(f"{where}: hub {hub!r} has {len(hub)} characters, over {rules.limit('hub_name_max')}")
     answers = _yaml_at(repo, commit, f"{where}/{ANSWERS_FILE}")

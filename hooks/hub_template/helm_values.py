@@ -78,7 +78,11 @@ class ValuesFile:
 
     @classmethod
     def load(cls, path: Path, label: str | None = None) -> ValuesFile:
-        text = Path(path).read_text()
+        return cls.parse(Path(path).read_text(), path, label)
+
+    @classmethod
+    def parse(cls, text: str, path: Path, label: str | None = None) -> ValuesFile:
+        """The values of ``text``, read from ``path`` by the caller (the checker reads no link)."""
         data = yaml.load(text, Loader=_Loader) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{label or path}: helm values must be a mapping")
@@ -279,11 +283,17 @@ def deployment_keys() -> frozenset[str]:
     return frozenset(own.get("properties", {}))
 
 
-def misplaced_keys(files: Sequence[ValuesFile], umbrella: str) -> list[Problem]:
+def misplaced_keys(files: Sequence[ValuesFile], umbrella: str, own: Iterable[str] = ()) -> list[Problem]:
     """Top-level keys of the files that the deployment chart neither passes to
-    a chart (``umbrella`` to daskhub, ``jupyterhub``) nor reads (``deployment``)."""
+    a chart (``umbrella`` to daskhub, ``jupyterhub``) nor reads (``deployment``,
+    and ``own``: the keys of a federation's own chart)."""
     problems = []
-    top = (umbrella, DIRECT_JUPYTERHUB, DEPLOYMENT_KEY)
+    top = (
+        umbrella,
+        DIRECT_JUPYTERHUB,
+        DEPLOYMENT_KEY,
+        *sorted(set(own) - {umbrella, DIRECT_JUPYTERHUB, DEPLOYMENT_KEY}),
+    )
     switches: dict[str, Any] = {}
     for f in files:
         switches = coalesce(switches, f.data.get(DEPLOYMENT_KEY) or {})

@@ -55,6 +55,11 @@ class _Bounded(_FastSafeLoader):  # type: ignore[valid-type,misc]  # a class cho
         _check_expansion(node)
         return node
 
+    def get_node(self) -> yaml.Node | None:  # each document of a stream (load_all_bounded)
+        node: yaml.Node | None = super().get_node()
+        _check_expansion(node)
+        return node
+
 
 def _check_expansion(root: yaml.Node | None) -> None:
     """Count the nodes the document stands for once every alias is expanded,
@@ -111,6 +116,11 @@ def _bounded_loader(text: str) -> type[yaml.SafeLoader]:
 def load_bounded(text: str) -> Any:
     """yaml.safe_load, refusing aliases that expand too far."""
     return yaml.load(_checked_length(text), Loader=_bounded_loader(text))
+
+
+def load_all_bounded(text: str) -> list[Any]:
+    """Every document of a YAML stream (Kubernetes manifests), bounded the same way."""
+    return list(yaml.load_all(_checked_length(text), Loader=_bounded_loader(text)))
 
 
 def compose_bounded(text: str) -> yaml.Node | None:

@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import re
 
-# scheme://userinfo@ ; userinfo never holds / or whitespace or @
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:?#\[\]]*)(?P<password>:[^/@\s]*)?@")
+# scheme://userinfo@ ; userinfo never holds / or @ or an ASCII blank. Any
+# other character, invisible ones included (U+FEFF, U+200B, U+00A0, U+2028,
+# which Python's \\s partly counts as blanks), is part of the credential: a
+# scrub that stopped there would leave the rest of the password in clear.
+_USERINFO = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@ \t\r\n\f\v:?#\[\]]*)(?P<password>:[^/@ \t\r\n\f\v]*)?@"
+)
 
 
 def _replace(match: re.Match[str]) -> str:

@@ -5,7 +5,7 @@ ID, a family and a one-line docstring (base.py), grouped by module:
 
 - structure.py  ST: the template's files, rendered and parseable; hubploy.yaml
 - answers.py    ST006: no answer is a --defaults stand-in
-- git_layout.py ST007: no folder laid out as a git directory
+- git_layout.py ST008: no folder laid out as a git directory
 - helm.py       HV: helm values merged per environment, against --chart
 - image.py      IM: repo2docker's plan, environment.yml, apt.txt, scripts, workspace, notebooks
 - dask_config.py DK: the dask config the image reads at run time (runtime.py)

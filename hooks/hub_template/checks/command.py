@@ -62,9 +62,28 @@ def _ids(value: str) -> frozenset[str]:
     return frozenset(x.strip() for x in value.split(",") if x.strip())
 
 
+def unknown_ids(ids: frozenset[str]) -> list[str]:
+    """The IDs that name no check (ST001) and no family prefix (ST)."""
+    from . import CHECK_CLASSES
+
+    names = {cls.__name__ for cls in CHECK_CLASSES}
+    known = names | {name.rstrip("0123456789") for name in names}
+    return sorted(i for i in ids if i not in known)
+
+
 def run(args: argparse.Namespace) -> int:
     from .hub import Hub
     from .runner import chart_source
+
+    for option in ("select", "ignore"):
+        bad = unknown_ids(_ids(getattr(args, option)))
+        if bad:
+            print(
+                f"hub-template check: --{option} {','.join(bad)}: no check has this ID or prefix; "
+                "give IDs like SE001 or families like SE.",
+                file=sys.stderr,
+            )
+            return 2
 
     hubs: list[Path] = []
     for given in args.hubs:
@@ -111,7 +130,8 @@ def check(
     jobs: int = 1,
 ) -> int:
     """Check each hub and print the results as repo-review does: its rich
-    tree per hub, one JSON document, or one HTML page."""
+    tree per hub, one JSON document (hub -> repo-review's document, for one
+    hub as for several), or one HTML page."""
     reports: list[Report] = []
     for path, (families, results) in zip(hubs, _run_all(hubs, chart, select, ignore, jobs), strict=True):
         status = _status(results)
@@ -121,18 +141,23 @@ def check(
         reports.append((_label(path), families, results, status))
     several = len(hubs) > 1
     if output == "json":
+        # One shape for one hub or many: each hub's label -> repo-review's document for it.
         documents = {label: _as_json(families, results, status) for label, families, results, status in reports}
-        print(json.dumps(documents if several else next(iter(documents.values())), indent=2))
+        print(json.dumps(documents, indent=2))
     elif output == "html":
         print(_as_page(reports))
     else:
         # repo-review's own rich printer (not in its __all__, pinned <2).
+        import dataclasses
+
         from repo_review.__main__ import display_output
+        from rich.markup import escape
 
         for label, families, results, status in reports:
             display_output(
                 families,
-                results,
+                # it reads skip reasons as rich markup: `hub-template[kubernetes]` is text
+                [dataclasses.replace(r, skip_reason=escape(r.skip_reason)) for r in results],
                 format_opt="rich",
                 stderr=False,
                 color=True,

@@ -1,6 +1,9 @@
 """How a secret file looks encrypted, and the template's one placeholder form.
 
-- git-crypt: the blob starts with the bytes ``\\0GITCRYPT\\0``.
+- git-crypt: the blob is its 10-byte header ``\\0GITCRYPT\\0``, a 12-byte
+  nonce, then AES-CTR ciphertext as long as the file (git-crypt's
+  commands.cpp): bytes with no readable text in them. The header before text
+  is no encryption.
 - sops: YAML, JSON and binary files (stored as JSON) carry a top-level ``sops``
   mapping with its ``mac`` and ``version``; INI files a ``[sops]`` section;
   dotenv files ``sops_version=`` and ``sops_mac=`` lines. And every value is
@@ -27,10 +30,37 @@ SOPS_METADATA = {"mac", "version", "lastmodified"}
 YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+GITCRYPT_NONCE = 12
+# Ciphertext is random bytes: a run of 20 printable ones comes once in ~10^8
+# files of a few kB; text has them on every line.
+READABLE_RUN = re.compile(rb"[\x20-\x7e\t\r\n]{20,}")
+
+
+def is_git_crypt_output(data: bytes) -> bool:
+    """Whether ``data`` is what git-crypt's clean filter writes, not its header before text."""
+    if not data.startswith(GITCRYPT_MAGIC):
+        return False
+    body = data[len(GITCRYPT_MAGIC) :]
+    if len(body) < GITCRYPT_NONCE or READABLE_RUN.search(body):
+        return False
+    try:
+        return not body.decode("utf-8").isprintable()
+    except UnicodeDecodeError:
+        return True
+
+
+def clear_bytes(data: bytes) -> bytes:
+    """The bytes to read for values: a file that only wears git-crypt's header is read after it."""
+    if data.startswith(GITCRYPT_MAGIC) and not is_git_crypt_output(data):
+        return data[len(GITCRYPT_MAGIC) :]
+    return data
+
+
 def encryption_of(data: bytes) -> str | None:
     """'git-crypt', 'sops', or None for a file in clear."""
-    if data.startswith(GITCRYPT_MAGIC):
+    if is_git_crypt_output(data):
         return "git-crypt"
+    data = clear_bytes(data)
     text = data.decode("utf-8", errors="replace")
     if "sops" not in text:
         return None

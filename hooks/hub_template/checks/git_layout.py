@@ -1,4 +1,4 @@
-"""ST007: no folder of the hub, nor deployments/ above it, is laid out as a
+"""ST008: no folder of the hub, nor deployments/ above it, is laid out as a
 git directory. git takes such a folder for a repository when it searches
 upwards from inside (`git status` in the hub, `copier update`), and runs the
 command its config names (`core.fsmonitor`). hub-template's own git never
@@ -12,7 +12,7 @@ from .base import Structure, report
 from .hub import Hub
 
 
-class ST007(Structure):
+class ST008(Structure):
     "No folder of the hub is laid out as a git directory"
 
     def run(self, hub: Hub) -> str:
@@ -31,4 +31,4 @@ class ST007(Structure):
         )
 
 
-CHECKS = (ST007,)
+CHECKS = (ST008,)

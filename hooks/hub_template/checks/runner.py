@@ -36,11 +36,49 @@ def _skip_slow_format_checkers() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
+# Checks a hub's own pyproject.toml cannot switch off: those that keep secrets
+# out of git in clear and the machine's files out of the tools' reach. A hub's
+# `[tool.repo-review] ignore = ["SE"]` would otherwise make the pre-commit hook
+# pass whatever is committed.
+UNIGNORABLE = ("SE", "ST007", "ST008")
+
+
+def _unignorable(name: str) -> bool:
+    return name in UNIGNORABLE or name.rstrip("0123456789") in UNIGNORABLE
+
+
+def hub_pyproject(package: Any, names: AbstractSet[str]) -> dict[str, Any]:
+    """repo-review's pyproject fixture, less the hub's ignores of UNIGNORABLE
+    checks (a family ignore such as "ST" becomes its other checks)."""
+    data: dict[str, Any] = pyproject(package)
+    config = data.get("tool", {}).get("repo-review", {})
+    ignore = config.get("ignore")
+    if not ignore:
+        return data
+    kept: dict[str, str] = {}
+    reasons = ignore if isinstance(ignore, dict) else dict.fromkeys(ignore, "")
+    for entry, reason in reasons.items():
+        covered = [n for n in sorted(names) if n == entry or n.rstrip("0123456789") == entry]
+        if not any(_unignorable(n) for n in covered):
+            kept[entry] = reason
+        else:
+            kept.update(dict.fromkeys((n for n in covered if not _unignorable(n)), reason))
+    config["ignore"] = kept if isinstance(ignore, dict) else list(kept)
+    return data
+
+
 @functools.cache
 def chart_source(directory: Path | None) -> ChartSource:
     """One per chart folder and process: the chart and its schemas are read
     once for every hub checked (and before the workers fork, by the command)."""
     return ChartSource(directory)
+
+
+def _hub_pyproject_fixture(package: Any) -> dict[str, Any]:
+    """The pyproject fixture (repo-review passes fixtures by parameter name)."""
+    from . import CHECK_CLASSES
+
+    return hub_pyproject(package, frozenset(cls.__name__ for cls in CHECK_CLASSES))
 
 
 def run_checks(
@@ -53,7 +91,8 @@ def run_checks(
         root,
         {
             "list_all": list_all,
-            "pyproject": pyproject,  # a hub's own pyproject.toml may set [tool.repo-review] select/ignore
+            # a hub's own pyproject.toml may set [tool.repo-review] select/ignore, but not ignore UNIGNORABLE
+            "pyproject": _hub_pyproject_fixture,
             "hub": hub,
             "chart": lambda: chart_source(Path(chart).resolve() if chart else None),
         },

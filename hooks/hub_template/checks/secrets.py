@@ -1,15 +1,17 @@
 """Secrets: nothing secret reaches git in clear.
 
-A file under secrets/ is safe when it is encrypted (git-crypt's header, or
+A file under secrets/ is safe when it is encrypted (git-crypt's output, or
 sops metadata), when git-crypt will encrypt it on commit (the repository is
-unlocked and its rule covers the file), or while it still holds the template's
-placeholders (encryption.PLACEHOLDER). Values are never echoed: a finding
-names the file, the line and the key only.
+unlocked and its rule covers the file), or while every value in it is still
+one of the template's placeholders (encryption.PLACEHOLDER): one real value
+beside a placeholder is a secret in clear. Values are never echoed: a
+finding names the file, the line and the key only.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,11 @@ import yaml
 
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Problem
-from ..safe_yaml import load_bounded
+from ..safe_yaml import compose_bounded, load_bounded
 from .base import Secrets, Skip, code, report
 from .credential_scan import credentials
-from .encryption import PLACEHOLDER, encryption_of
-from .hub import Hub
+from .encryption import PLACEHOLDER, clear_bytes, encryption_of
+from .hub import MAX_READ, Hub, read_no_follow
 
 # sops' key sources: a creation rule without one encrypts nothing.
 SOPS_KEYS = ("kms", "gcp_kms", "azure_keyvault", "pgp", "age", "hc_vault_transit_uri", "key_groups")
@@ -32,14 +34,45 @@ SOPS_KEYS = ("kms", "gcp_kms", "azure_keyvault", "pgp", "age", "hc_vault_transit
 class SecretFile:
     rel: str
     encryption: str | None  # "git-crypt" / "sops" in the working tree, None in clear
-    placeholders: bool
+    real_values: tuple[tuple[int | None, str], ...]  # (line, key) of each value that is no placeholder
     on_commit: str | None = None  # "git-crypt" when the unlocked repository encrypts it on commit
     staged_in_clear: bool = False  # git's index already holds it unencrypted, with real values
 
 
-def _has_secret_values(data: bytes, rel: str) -> bool:
-    text = data.decode("utf-8", errors="replace")
-    return not PLACEHOLDER.search(text) or bool(credentials(text, rel))
+def real_values(data: bytes) -> tuple[tuple[int | None, str], ...]:
+    """(line, key) of each value of a secret file in clear that is not the
+    template's placeholder: strings of YAML or JSON (sops' own metadata and
+    its ENC[...] values aside), or, in any other file, each line with
+    something left beside its placeholders, key and comment."""
+    text = clear_bytes(data).decode("utf-8", errors="replace")
+    try:
+        root = compose_bounded(text)
+    except (yaml.YAMLError, RecursionError):
+        root = None
+    if isinstance(root, (yaml.MappingNode, yaml.SequenceNode)):
+        return tuple(_yaml_real_values(root, "", top=True))
+    found: list[tuple[int | None, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        rest = PLACEHOLDER.sub("", line).split("#")[0].strip()
+        key, sep, value = rest.partition("=") if "=" in rest else rest.partition(":")
+        if rest and not re.fullmatch(r"\[[^\]]*\]", rest) and (value.strip(" \"'") if sep else rest):
+            found.append((number, key.strip() if sep else ""))
+    return tuple(found)
+
+
+def _yaml_real_values(node: yaml.Node, key: str, top: bool = False) -> Iterator[tuple[int | None, str]]:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, item in node.value:
+            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else ""
+            if not (top and name == "sops"):
+                yield from _yaml_real_values(item, name)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _yaml_real_values(item, key)
+    elif isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
+        value = str(node.value).strip()
+        if value and not PLACEHOLDER.fullmatch(value) and not (value.startswith("ENC[") and value.endswith("]")):
+            yield node.start_mark.line + 1 + (1 if node.style in ("|", ">") else 0), key
 
 
 def is_git_crypt(filter_name: str | None) -> bool:
@@ -65,20 +98,21 @@ def _secret_files(hub: Hub) -> list[SecretFile]:
         data = hub.raw(rel) or b""
         encryption = encryption_of(data)
         blob = staged.get(path)
+        staged_values = real_values(blob) if blob is not None and encryption_of(blob) is None else ()
         found.append(
             SecretFile(
                 rel,
                 encryption,
-                placeholders=bool(PLACEHOLDER.search(data.decode("utf-8", errors="replace"))),
+                real_values=real_values(data) if encryption is None else (),
                 on_commit="git-crypt" if filters.get(path) in unlocked else None,
-                staged_in_clear=blob is not None and encryption_of(blob) is None and _has_secret_values(blob, rel),
+                staged_in_clear=bool(staged_values),
             )
         )
     return found
 
 
 class SE001(Secrets):
-    "Every file in secrets/ is encrypted, or still holds the template's placeholders"
+    "Every file in secrets/ is encrypted, or holds nothing but the template's placeholders"
 
     def run(self, hub: Hub) -> str | Skip:
         files = secret_files(hub)
@@ -106,10 +140,16 @@ class SE001(Secrets):
                         f"again with the encryption rule active. {how}",
                     )
                 )
-            elif f.encryption is None and f.on_commit is None and not f.placeholders:
+            elif f.encryption is None and f.on_commit is None and f.real_values:
+                line, key = f.real_values[0]
+                what = f"{code(key)} holds a value" if key else "a value is there"
+                more = f" (and {len(f.real_values) - 1} more)" if len(f.real_values) > 1 else ""
                 problems.append(
                     Problem(
-                        f.rel, None, f"is in clear and holds no placeholder any more, so it holds real values. {how}"
+                        f.rel,
+                        line,
+                        f"is in clear, and {what} that is not the template's placeholder{more}: "
+                        f"a real value, never to be committed in clear. {how}",
                     )
                 )
         return report(problems)
@@ -171,7 +211,10 @@ class SE002(Secrets):
                 continue
             label = _relative(config, hub.folder)
             try:
-                rules = (load_bounded(config.read_text()) or {}).get("creation_rules") or []
+                read = read_no_follow(config.parent, config.name)
+                if read is None:
+                    raise OSError("a symlink or no regular file")
+                rules = (load_bounded(read[0].decode()) or {}).get("creation_rules") or []
             except (yaml.YAMLError, AttributeError, RecursionError, OSError, UnicodeDecodeError):
                 problems.append(Problem(label, None, "is not a mapping with `creation_rules`; fix its YAML."))
                 continue
@@ -203,8 +246,9 @@ class SE003(Secrets):
 
     def run(self, hub: Hub) -> str:
         # Every file of the hub: image/ (notebooks, scripts, data), config/,
-        # the answers file, the READMEs, secrets/ not encrypted.
-        protected = {f.rel for f in secret_files(hub) if f.encryption or f.on_commit}
+        # the answers file, the READMEs, secrets/ in clear, and the values a
+        # sops file leaves in clear (its ENC[...] values are no credential).
+        protected = {f.rel for f in secret_files(hub) if f.encryption == "git-crypt" or f.on_commit}
         problems = []
         for rel in hub.files:
             text = None if rel in protected else hub.text(rel)
@@ -212,9 +256,19 @@ class SE003(Secrets):
                 fix = (
                     "Encrypt the file, or put the template's placeholder back until it is."
                     if rel.startswith("secrets/")
-                    else "Move it to secrets/<env>.yaml, which is encrypted, and rotate it if it was pushed."
+                    else "Move it to `secrets/<env>.yaml`, which is encrypted, and rotate it if it was pushed."
                 )
                 problems.append(Problem(rel, line, f"{what}, in clear (value not shown). {fix}"))
+        for rel, size in hub.too_large.items():
+            problems.append(
+                Problem(
+                    rel,
+                    None,
+                    f"is {size / 2**20:.0f} MB of text, more than the {MAX_READ // 2**20} MB the checker reads of a "
+                    "file, so it was not scanned for credentials. Keep data out of the hub's git (fetch it at run "
+                    "time, or from a bucket).",
+                )
+            )
         return report(problems)
 
 

@@ -99,7 +99,7 @@ class ST003(Structure):
         problems = []
         for rel in hub.files:
             if rel.endswith((".yaml", ".yml")) and hub.encryption(rel) != "git-crypt":
-                problem = hub.yaml(rel).problem
+                problem = (hub.yaml(rel) if hub.single_document(rel) else hub.yaml_stream(rel)).problem
                 if problem:
                     fix = " Fix the syntax there." if problem.message.startswith("is not valid YAML") else ""
                     problems.append(Problem(problem.file, problem.line, problem.message + fix))
@@ -194,4 +194,26 @@ class ST005(Structure):
         return report(problems)
 
 
-CHECKS = (ST001, ST002, ST003, ST004, ST005)
+# The folders tools read (repo2docker, helm, hubploy, sops): a link there makes
+# them read, and print, whatever it points to on the machine running them.
+NO_LINKS = ("image/", "config/", "secrets/")
+
+
+class ST007(Structure):
+    "image/, config/ and secrets/ hold no symlink"
+
+    def run(self, hub: Hub) -> str:
+        return report(
+            Problem(
+                rel,
+                None,
+                "is a symlink: repo2docker, helm and hubploy would read whatever it points to on the machine "
+                "that runs them (in CI, the unlocked secrets), and print it in their errors. The checker reads "
+                "neither the link nor its target; replace the link with the file itself.",
+            )
+            for rel in hub.links
+            if rel.startswith(NO_LINKS)
+        )
+
+
+CHECKS = (ST001, ST002, ST003, ST004, ST005, ST007)

@@ -74,7 +74,7 @@ def git_dir_refusal(hub: FederationHub) -> str | None:
     """Why a hub holding a folder laid out as a git directory (in it, or
     between it and its repository's top) is not updated: copier's own git
     searches upwards from the hub and would take that folder for the
-    repository. hub-template's git never does (git_runner); ST007 says the same."""
+    repository. hub-template's git never does (git_runner); ST008 says the same."""
     if hub.top is None:
         return None
     found = git_runner.git_dir_layouts(hub.path)
@@ -84,5 +84,5 @@ def git_dir_refusal(hub: FederationHub) -> str | None:
     shown = ", ".join(f"{f.relative_to(hub.top)}/" for f in sorted(found))
     return (
         f"{shown} holds HEAD, objects/ and refs/: git would take it for a repository and run "
-        "what its config says (ST007); remove them with `git rm -r`, then update"
+        "what its config says (ST008); remove them with `git rm -r`, then update"
     )
