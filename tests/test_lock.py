@@ -1,0 +1,176 @@
+"""`hub-template lock`: a real hub's environment.yml solved by py-rattler
+against a local channel made here (conda-forge cannot be reached), on top of
+repo2docker's own base lock; the staleness check (IM011); and repo2docker
+building the locked hub's Dockerfile from pinned specs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from conda_channel import index, package
+from conftest import render
+
+from hub_template import lock
+from hub_template.checks.runner import run_checks
+
+# repo2docker's base python for 3.12 on linux-64, the file its lock names.
+BASE_PYTHON = ("3.12.12", "hfe2f287_0_cpython")
+
+
+def _channel(root: Path) -> Path:
+    """conda-forge as the hub's environment.yml needs it, with real dependencies:
+    zarr 3 needs numcodecs >=0.14, and two versions of xarray to choose from."""
+    forge = root / "conda-forge"
+    package(forge, "python", *BASE_PYTHON, depends=("__glibc >=2.17",), subdir="linux-64")
+    for name, version, depends in [
+        ("dask-gateway", "2026.3.0", ("python >=3.10", "dask >=2024")),
+        ("dask", "2025.1.0", ("python >=3.10",)),
+        ("dask", "2026.1.0", ("python >=3.10", "toolz >=1")),
+        ("toolz", "1.0.0", ("python >=3.9",)),
+        ("distributed", "2026.1.0", ("python >=3.10", "dask ==2026.1.0")),
+        ("dask-labextension", "7.0.0", ("python >=3.9",)),
+        ("gcsfs", "2025.9.0", ("python >=3.9",)),
+        ("xarray", "2025.1.0", ("python >=3.10", "numpy >=1.24")),
+        ("xarray", "2026.2.0", ("python >=3.11", "numpy >=2")),
+        ("numpy", "1.26.4", ()),
+        ("numpy", "2.3.0", ()),
+        ("zarr", "3.1.0", ("python >=3.11", "numcodecs >=0.14")),
+        ("numcodecs", "0.13.1", ()),
+        ("numcodecs", "0.15.0", ()),
+    ]:
+        package(forge, name, version, depends=depends)
+    index(forge)
+    return root
+
+
+@pytest.fixture(scope="module")
+def channel_alias(tmp_path_factory) -> str:
+    return _channel(tmp_path_factory.mktemp("channel")).as_uri() + "/"
+
+
+@pytest.fixture
+def hub(template_repo, tmp_path) -> Path:
+    return render(
+        template_repo,
+        tmp_path / "charlie",
+        hub_name="charlie",
+        conda_packages=["xarray", "zarr>=3"],
+        pip_packages=["odc-stac>=0.3"],
+    )
+
+
+def _hub_template(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub_template.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def _dependencies(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("  - ") and "==" in line]
+
+
+def test_lock_pins_every_package_of_the_base_and_the_hub(hub, channel_alias):
+    done = _hub_template("lock", str(hub), "--channel-alias", channel_alias)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (hub / lock.LOCK).read_text()
+    deps = _dependencies(text)
+    # Every package: channel::name==version=build, its URL and its hash.
+    for line in deps:
+        assert re.match(
+            r"^  - (conda-forge::)?\S+==\S+=\S+  # \S+\.(conda|tar\.bz2) (sha256|md5):[0-9a-f]{32,64}", line
+        ), line
+    versions = lock.read_lock(text).versions
+    # The hub's packages, newest where the dependencies allow.
+    assert versions["xarray"] == "2026.2.0" and versions["numpy"] == "2.3.0"
+    assert versions["zarr"] == "3.1.0" and versions["numcodecs"] == "0.15.0"
+    assert versions["dask"] == "2026.1.0" and versions["distributed"] == "2026.1.0"
+    assert versions["dask-gateway"] == "2026.3.0" and versions["toolz"] == "1.0.0"
+    # repo2docker's base, unchanged (its own URL and md5): what the image holds.
+    base = lock.read_base(lock.base_lock_path("3.12").read_text())
+    for kept in base:
+        assert versions[kept.name] == kept.version, kept.name
+    # python first and without a channel: repo2docker reads the image's Python there.
+    assert deps[0].startswith(f"  - python=={BASE_PYTHON[0]}={BASE_PYTHON[1]}  # ")
+    assert len(deps) == len(base) + 10  # ten packages from the channel on top of the base
+    # pip packages as environment.yml names them.
+    assert "  - pip:  # as environment.yml names them, not resolved\n      - odc-stac>=0.3\n" in text
+    # A second run changes nothing.
+    assert _hub_template("lock", str(hub), "--channel-alias", channel_alias, "--check").returncode == 0
+
+
+def test_a_conflict_is_refused_naming_the_packages(hub, channel_alias):
+    env = hub / lock.ENVIRONMENT
+    env.write_text(env.read_text().replace("  - zarr>=3\n", "  - zarr>=3\n  - numcodecs<0.14\n"))
+    done = _hub_template("lock", str(hub), "--channel-alias", channel_alias)
+    assert done.returncode == 2
+    assert "cannot be solved for linux-64" in done.stdout
+    assert "zarr" in done.stdout and "numcodecs" in done.stdout
+    assert not (hub / lock.LOCK).exists()
+
+
+def _im011(hub: Path):
+    return next(r for r in run_checks(hub, select=frozenset({"IM011"})).results if r.name == "IM011")
+
+
+def test_check_fails_a_stale_lock_naming_what_changed(hub, channel_alias):
+    first = _im011(hub)
+    assert first.result is None and "no image/binder/environment.lock.yml yet" in first.skip_reason
+    assert _hub_template("lock", str(hub), "--channel-alias", channel_alias).returncode == 0
+    assert _im011(hub).result is True
+    env = hub / lock.ENVIRONMENT
+    env.write_text(env.read_text().replace("  - xarray\n", "  - xarray<2026\n  - toolz\n").replace("  - zarr>=3\n", ""))
+    stale = _im011(hub)
+    assert stale.result is False
+    assert "`xarray` is now `xarray<2026`" in stale.err_msg
+    assert "`toolz` added" in stale.err_msg and "`zarr>=3` removed" in stale.err_msg
+    # The refresh: the lock follows, and --diff prints the table a pull request carries.
+    done = _hub_template("lock", str(hub), "--channel-alias", channel_alias, "--diff")
+    assert done.returncode == 0, done.stdout
+    assert "| xarray | 2026.2.0 | 2025.1.0 |" in done.stdout
+    assert "| zarr | 3.1.0 | (removed) |" in done.stdout
+    assert _im011(hub).result is True
+
+
+def test_repo2docker_builds_the_locked_hub_from_pinned_specs(hub, channel_alias, tmp_path, monkeypatch):
+    assert _hub_template("lock", str(hub), "--channel-alias", channel_alias).returncode == 0
+    # What the image build does in its checkout: the lock over environment.yml.
+    image = shutil.copytree(hub / "image", tmp_path / "image")
+    shutil.copy(image / "binder/environment.lock.yml", image / "binder/environment.yml")
+    done = subprocess.run(
+        [
+            Path(sys.executable).parent / "repo2docker",
+            "--no-build",
+            "--debug",
+            "--user-id",
+            "1000",
+            "--user-name",
+            "jovyan",
+            str(image),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'env update -p ${NB_PYTHON_PREFIX} --file "binder/environment.yml"' in done.stdout
+    # The base repo2docker installs is the one the lock was solved on.
+    assert "Building conda environment for python=3.12" in done.stderr
+    assert "Python version unspecified" not in done.stderr
+    # What the conda buildpack hands to `mamba env update`, read by the buildpack itself.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # repo2docker imports a moved pythonjsonlogger name
+        from repo2docker.buildpacks.conda import CondaBuildPack
+
+    buildpack = CondaBuildPack(base_image="docker.io/library/buildpack-deps:noble")
+    monkeypatch.chdir(image)  # the buildpack reads binder/ where it runs
+    deps = buildpack.environment_yaml["dependencies"]
+    assert buildpack.python_version == "3.12"
+    conda = [d for d in deps if isinstance(d, str)]
+    assert conda and all(re.fullmatch(r"(conda-forge::)?[^=\s]+==[^=\s]+=[^=\s]+", d) for d in conda)
+    assert {"pip": ["odc-stac>=0.3"]} in deps
