@@ -612,9 +612,10 @@ class IM011(Image):
 
         lock_text = hub.text(str(LOCK))
         if lock_text is None:
-            # Locking needs the channels, which a check never reaches; a hub that
-            # has not locked yet builds as before (a solve at build time).
-            return self.skip(f"no {LOCK} yet: the image solves at build time (`hub-template lock` writes one)")
+            # Nothing can be stale: a hub that has not locked builds as before (a
+            # solve at build time). Not a skip, which would mark every such hub's
+            # report as incomplete; locking needs the channels, a check never.
+            return ""
         env_text = hub.text(str(ENVIRONMENT))
         if env_text is None:
             return self.skip(f"{ENVIRONMENT} is missing (ST001)")
