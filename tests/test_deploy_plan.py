@@ -90,11 +90,11 @@ def test_a_series_of_commits(fed):
     env = repo / "deployments/bravo/image/binder/environment.yml"
     env.write_text(env.read_text().rstrip("\n") + "\n  - cartopy\n")
     image = commit(repo, "bravo: cartopy")
-    result = plan(repo, config, image, "prod")
+    result = plan(repo, config, image, "staging")
     bravo = by_hub(result)["bravo"]
-    assert list(by_hub(result)) == ["bravo"] and result["environment"] == "prod"
-    assert bravo["build"] is True and bravo["tag"] == image[:12]
-    assert bravo["deploy"] == deploy_command("bravo", "prod", image[:12])
+    assert list(by_hub(result)) == ["bravo"] and result["environment"] == "staging"
+    assert bravo["build"] is True and bravo["promote"] is False and bravo["tag"] == image[:12]
+    assert bravo["deploy"] == deploy_command("bravo", "staging", image[:12])
     assert bravo["login"] == {
         "aws_deploy_role": "arn:aws:iam::123456789012:role/hub-deployer",
         "aws_region": "us-west-2",
@@ -127,6 +127,41 @@ def test_a_series_of_commits(fed):
     assert result["environment"] is None
     assert sorted(by_hub(result)) == ["alpha", "bravo", "charlie", "delta"]  # the chart changed too
     assert all(entry["deploy"] is None for entry in result["hubs"])
+    assert not any(entry["promote"] for entry in result["hubs"])
+
+
+def test_prod_promotes_the_image_staging_built_and_never_builds(fed):
+    """Merging staging into prod deploys the very image staging ran: the same
+    tag, promoted, never a second build (which would push a new image over
+    staging's tag). The workflow builds only a tag the registry lacks."""
+    repo, first = fed
+    clone = repo.parent / "promote"
+    git(repo.parent, "clone", "-q", str(repo), clone.name)
+    env = clone / "deployments/alpha/image/binder/environment.yml"
+    env.write_text(env.read_text().rstrip("\n") + "\n  - xesmf\n")
+    image = commit(clone, "alpha: xesmf")
+    staging = by_hub(plan(clone, first, image, "staging"))["alpha"]
+    prod = by_hub(plan(clone, first, image, "prod"))["alpha"]
+    assert (staging["build"], staging["promote"]) == (True, False)
+    assert (prod["build"], prod["promote"]) == (False, True)
+    assert prod["tag"] == staging["tag"] == image[:12] and prod["image"] == staging["image"]
+    assert prod["deploy"] == deploy_command("alpha", "prod", image[:12])
+    # A first push to prod (git knows no `before`) promotes every hub too.
+    assert all(e["promote"] and not e["build"] for e in plan(clone, None, image, "prod")["hubs"])
+
+
+def test_each_git_crypt_hub_names_the_secret_of_its_own_key(template_repo, tmp_path):
+    """The plan names the secret holding each hub's own git-crypt key (the
+    one its README tells operators to add), the shared key's for a hub that
+    keeps `default`, and none for sops."""
+    fed = tmp_path / "pangeo-hubs"
+    git(tmp_path, "init", "-q", fed.name)
+    render(template_repo, fed / "deployments" / "ocean-lab", secrets_backend="git-crypt")
+    render(template_repo, fed / "deployments" / "shared", secrets_backend="git-crypt", git_crypt_key="default")
+    render(template_repo, fed / "deployments" / "kms", secrets_backend="sops")
+    head = commit(fed, "three hubs")
+    secrets = {hub: entry["git_crypt_secret"] for hub, entry in by_hub(plan(fed, None, head, "staging")).items()}
+    assert secrets == {"ocean-lab": "GIT_CRYPT_KEY_OCEAN_LAB", "shared": "GIT_CRYPT_KEY", "kms": None}
 
 
 def test_other_branches_and_untrusted_values_are_refused_in_one_line(fed, tmp_path):

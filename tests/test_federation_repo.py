@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, chart_data, git, render
+from conftest import BIN, ROOT, chart_data, git, render
 from copier import run_copy, run_update
 from hub_cells import PROVIDERS, SECRETS
+
+from hub_template import load_data
 
 FEDERATION_FILES = {
     ".copier-answers.yml",
@@ -112,6 +115,95 @@ def test_every_workflow_passes_actionlint_with_shellcheck_and_the_github_schema(
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+def zizmor(*paths) -> subprocess.CompletedProcess:
+    """zizmor at its default persona, offline (no GitHub API here or in CI)."""
+    return subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--no-progress", "--format", "plain", *map(str, paths)],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(("provider", "secrets"), CELLS)
+def test_zizmor_finds_nothing_in_the_federations_ci(template_repo, tmp_path_factory, provider, secrets):
+    """Every action pinned by commit, no checkout leaving its token behind,
+    no expression injected into a script: the whole repository, as rendered."""
+    fed = federation(template_repo, tmp_path_factory, provider, secrets)
+    done = zizmor(fed)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No findings to report" in done.stdout + done.stderr
+
+
+def test_zizmor_really_audits_the_workflows(template_repo, tmp_path_factory, tmp_path):
+    """The audit above can fail: a tag instead of a commit, or a checkout that
+    keeps its credentials, is caught."""
+    fed = tmp_path / "fed"
+    shutil.copytree(federation(template_repo, tmp_path_factory), fed)
+    deploy = fed / ".github/workflows/deploy.yml"
+    text = deploy.read_text()
+    pinned = re.search(r"uses: (actions/checkout@[0-9a-f]{40} # v\S+)", text)[1]
+    assert "persist-credentials: false" in text
+    deploy.write_text(text.replace(pinned, "actions/checkout@v5").replace("persist-credentials: false", "clean: true"))
+    done = zizmor(deploy)
+    assert done.returncode != 0
+    assert "unpinned-uses" in done.stdout and "artipacked" in done.stdout
+
+
+def test_every_action_is_pinned_to_the_commit_versions_yml_names(template_repo, tmp_path_factory):
+    """One place holds the actions' commits (data/versions.yml `actions`): each
+    `uses:` of the rendered CI is one of them with its tag in a comment, and
+    each one there is used."""
+    pins = load_data("versions.yml")["actions"]
+    used = set()
+    for provider, secrets in CELLS:
+        fed = federation(template_repo, tmp_path_factory, provider, secrets)
+        for path in (*(fed / ".github/workflows").glob("*.yml"), fed / ".github/actions/daskhub/action.yml"):
+            for action, ref, comment in re.findall(r"uses: ([^@\s]+)@?(\S*)(.*)", path.read_text()):
+                if action.startswith("./"):  # the federation's own composite action
+                    continue
+                assert ref == pins[action]["commit"] and comment == f" # {pins[action]['tag']}", (path.name, action)
+                used.add(action)
+            checkouts = re.findall(r"uses: actions/checkout@.*\n((?:\s+\w.*\n)+)", path.read_text())
+            assert all("persist-credentials: false" in block for block in checkouts), path.name
+    assert used == set(pins)
+    assert all(re.fullmatch(r"[0-9a-f]{40}", pin["commit"]) for pin in pins.values())
+
+
+def test_hub_template_check_is_installed_with_its_extra_wherever_it_runs(template_repo, tmp_path_factory):
+    """`hub-template check` refuses to run without the [check] extra (cli.py):
+    every job and pre-commit hook that runs it installs hub-template with it."""
+    from packaging.requirements import Requirement
+
+    fed = federation(template_repo, tmp_path_factory)
+    workflow = yaml.safe_load((fed / ".github/workflows/pull-request.yml").read_text())
+    runs_check = 0
+    for job in workflow["jobs"].values():
+        runs = [step["run"] for step in job["steps"] if "run" in step]
+        if not any("hub-template check" in run for run in runs):
+            continue
+        runs_check += 1
+        installed = [
+            Requirement(workflow["env"][var])
+            for run in runs
+            for var in re.findall(r"pip install \"\$(\w+)\"", run)
+            if workflow["env"][var].startswith("hub-template")
+        ]
+        assert installed and all("check" in req.extras for req in installed), installed
+    hooks = [
+        hook
+        for repo in yaml.safe_load((fed / ".pre-commit-config.yaml").read_text())["repos"]
+        for hook in repo["hooks"]
+        if hook.get("entry", "").startswith("hub-template check")
+    ]
+    for hook in hooks:
+        (requirement,) = map(Requirement, hook["additional_dependencies"])
+        assert requirement.name == "hub-template" and "check" in requirement.extras
+    # The hook hub-template itself publishes installs it from its own clone.
+    (published,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert published["additional_dependencies"] == [".[check]"]
+    assert runs_check == 1 and len(hooks) == 1
+
+
 def test_actionlint_really_runs_shellcheck_on_run_steps(template_repo, tmp_path_factory, tmp_path):
     """The lint above can fail: an unquoted variable in a run: step is caught."""
     fed = tmp_path / "fed"
@@ -136,13 +228,13 @@ def test_the_deploy_workflow_logs_in_keylessly_and_runs_the_plans_command(templa
     assert deploy["permissions"] == {"contents": "read", "id-token": "write"}
     uses = {step["uses"].split("@")[0]: step for step in deploy["steps"] if "uses" in step}
     assert {"google-github-actions/auth", "aws-actions/configure-aws-credentials", "azure/login"} <= set(uses)
-    # No cloud key from a secret: the only secret is git-crypt's key, for the helm values.
+    # No cloud key from a secret: the only secret is the hub's git-crypt key, for the helm values.
     text = (fed / ".github/workflows/deploy.yml").read_text()
-    assert [line.strip() for line in text.splitlines() if "secrets." in line] == [
-        "GIT_CRYPT_KEY: ${{ secrets.GIT_CRYPT_KEY }}"
+    assert [line.split("#")[0].strip() for line in text.splitlines() if "secrets" in line and "${{" in line] == [
+        "GIT_CRYPT_KEY: ${{ secrets[matrix.git_crypt_secret] }}"
     ]
     steps = [step.get("name", step.get("uses")) for step in deploy["steps"]]
-    assert steps.index("Unlock git-crypt with the repository's key") < steps.index(
+    assert steps.index("Unlock git-crypt with the hub's key (${{ matrix.git_crypt_secret }})") < steps.index(
         "hubploy deploy ${{ matrix.hub }} chart ${{ matrix.environment }}"
     )
     # hubploy from GitHub at the pinned commit, and the plan's exact command line run as is.
@@ -310,3 +402,26 @@ def test_a_hubs_values_pass_the_chart_and_the_subcharts_schemas(built_chart, tem
             cwd=built_chart,
         )
         assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("provider", "secrets"), CELLS)
+def test_the_federation_readme_says_what_ci_reads(template_repo, tmp_path_factory, provider, secrets):
+    """Where prod's reviewers go is the environment the deploy job names, and
+    the git-crypt secrets the README tells operators to add are the ones the
+    workflow reads (tests/test_deploy_git_crypt.py runs it with them)."""
+    from hub_template.deploy_plan import ENVIRONMENTS, git_crypt_secret
+
+    fed = federation(template_repo, tmp_path_factory, provider, secrets)
+    readme = " ".join((fed / "README.md").read_text().split())  # as one line: wrapping aside
+    deploy = yaml.safe_load((fed / ".github/workflows/deploy.yml").read_text())["jobs"]["deploy"]
+    assert deploy["environment"] == "${{ matrix.environment }}" and "prod" in ENVIRONMENTS
+    assert "required reviewers to the `prod` environment (Settings > Environments)" in readme
+    text = (fed / ".github/workflows/deploy.yml").read_text()
+    if secrets == "git-crypt":
+        assert "`GIT_CRYPT_KEY_<KEY>` (upper case, `-` as `_`)" in readme and "`GIT_CRYPT_KEY`" in readme
+        assert git_crypt_secret("ocean-lab") == "GIT_CRYPT_KEY_OCEAN_LAB" and git_crypt_secret("default") == (
+            "GIT_CRYPT_KEY"
+        )
+        assert "secrets[matrix.git_crypt_secret]" in text
+    else:
+        assert "GIT_CRYPT_KEY" not in readme

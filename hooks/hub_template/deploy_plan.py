@@ -14,7 +14,12 @@ one entry per hub to deploy (or, for a pull request, to check):
   branch, a force push) plans every hub, building every image;
 - `tag` is the last commit that changed the hub's `image/` (its first 12
   hex digits), so an unchanged image keeps its tag and is not rebuilt;
-  `build` is true only when `image/` changed;
+- staging builds the image (`build`) when `image/` changed; prod never
+  builds it, it promotes (`promote`) the image staging built for the same
+  tag. The workflow builds and pushes only a tag the registry lacks, so a
+  tag, once pushed, is never overwritten and prod runs what staging ran;
+- `git_crypt_secret` names the repository secret holding the hub's own
+  git-crypt key (`git_crypt_key`; the hub's README names the same);
 - `staging` and `prod` pick the environment; any other branch is refused;
 - `deploy` is the exact `hubploy deploy` command line CI runs.
 
@@ -58,6 +63,7 @@ PATTERNS = {
         "hub": "hub_name",
         "umbrella": "helm_umbrella_key",
         "image": "image_name",
+        "git_crypt_key": "git_crypt_key",
         **{field: rule for login in LOGIN.values() for field, rule in login.items()},
     }.items()
 }
@@ -77,7 +83,9 @@ class HubPlan:
     image: str
     tag: str
     registry: str  # the image's registry host, which CI logs docker in to
-    build: bool
+    build: bool  # staging and pull requests: image/ changed, so build it (unless the registry has the tag)
+    promote: bool  # prod: image/ changed, so deploy the image staging built for this tag (never rebuilt)
+    git_crypt_secret: str | None  # the repository secret with the hub's git-crypt key; None for sops
     login: dict[str, Any]
     deploy: list[str] | None  # None for a pull request: nothing is deployed
 
@@ -149,6 +157,14 @@ def image_tag(repo: Path, commit: str, hub: str) -> str:
     return last[:TAG_LENGTH]
 
 
+def git_crypt_secret(key: str) -> str:
+    """The repository secret CI unlocks a hub's git-crypt key with: the
+    shared key's `GIT_CRYPT_KEY`, or `GIT_CRYPT_KEY_<KEY>` for the hub's own
+    key (the hub's README, jinja/secrets.jinja `git_crypt_secret`, names the
+    same; GitHub secret names are letters, digits and _)."""
+    return "GIT_CRYPT_KEY" if key == "default" else f"GIT_CRYPT_KEY_{key.upper().replace('-', '_')}"
+
+
 def deploy_command(hub: str, environment: str, tag_value: str, tag: str) -> list[str]:
     """The `hubploy deploy` CI runs: today's hubploy sets no image tag itself.
     ``tag_value`` is the helm value of the users' image tag."""
@@ -164,7 +180,7 @@ def deploy_command(hub: str, environment: str, tag_value: str, tag: str) -> list
     ]
 
 
-def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: bool) -> HubPlan:
+def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, image_changed: bool) -> HubPlan:
     where = f"{DEPLOYMENTS}/{hub}"
     _checked(where, "hub", hub)
     if len(hub) > rules.limit("hub_name_max"):
@@ -177,6 +193,11 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
     secrets = answers.get("secrets_backend")
     if secrets not in SECRETS_BACKENDS:
         raise PlanError(f"{where}: secrets_backend {secrets!r} is not one of {', '.join(SECRETS_BACKENDS)}")
+    # Hubs made before 1.2.0 share the repository's key (the 1.2.0 migration
+    # writes `git_crypt_key: default` into their answers).
+    crypt_key = (
+        _checked(where, "git_crypt_key", answers.get("git_crypt_key", "default")) if secrets == "git-crypt" else None
+    )
     values = _yaml_at(repo, commit, f"{where}/config/common.yaml")
     # A kubernetes hub deploys the jupyterhub chart alone, at the top (jinja/values.jinja).
     path = ["jupyterhub"] if answers.get("dask_backend") == "kubernetes" else [umbrella, "jupyterhub"]
@@ -197,7 +218,9 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, build: 
         image=name,
         tag=tag,
         registry=name.split("/", 1)[0],
-        build=build,
+        build=image_changed and environment != "prod",
+        promote=image_changed and environment == "prod",
+        git_crypt_secret=git_crypt_secret(crypt_key) if crypt_key else None,
         login=login,
         deploy=deploy_command(hub, environment, tag_value, tag) if environment else None,
     )
@@ -220,8 +243,8 @@ def plan(repo: Path, before: str | None, after: str, branch: str | None, pull_re
         mine = [] if changed is None else [path for path in changed if path.startswith(prefix)]
         if not (everything or mine):
             continue
-        build = changed is None or any(path.startswith(prefix + "image/") for path in mine)
-        entries.append(plan_hub(repo, after, hub, environment, build))
+        image_changed = changed is None or any(path.startswith(prefix + "image/") for path in mine)
+        entries.append(plan_hub(repo, after, hub, environment, image_changed))
     return {"environment": environment, "count": len(entries), "hubs": [asdict(e) for e in entries]}
 
 

