@@ -5,6 +5,7 @@ building the locked hub's Dockerfile from pinned specs."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -173,3 +174,35 @@ def test_repo2docker_builds_the_locked_hub_from_pinned_specs(hub, channel_alias,
     conda = [d for d in deps if isinstance(d, str)]
     assert conda and all(re.fullmatch(r"(conda-forge::)?[^=\s]+==[^=\s]+=[^=\s]+", d) for d in conda)
     assert {"pip": ["odc-stac>=0.3"]} in deps
+
+
+def test_the_federations_image_step_builds_a_locked_hub_from_its_lock(template_repo, tmp_path_factory, channel_alias):
+    """deploy.yml's real image step (real pip and repo2docker, the registry and
+    Docker daemon stood in for): the context repo2docker hands to docker holds
+    the lock as binder/environment.yml; a hub with no lock builds as before."""
+    from conftest import git, hub_template
+    from test_deploy_image import run_image_step
+    from test_federation_repo import federation
+
+    fed = tmp_path_factory.mktemp("locked") / "pangeo-hubs"
+    shutil.copytree(federation(template_repo, tmp_path_factory), fed)
+    git(fed, "init", "-q")
+    git(fed, "add", "-A")
+    git(fed, "commit", "-q", "-m", "the federation")
+    first = git(fed, "rev-parse", "HEAD")
+    for name in ("charlie", "delta"):
+        render(template_repo, fed / "deployments" / name, hub_name=name, conda_packages=["xarray", "zarr>=3"])
+    assert _hub_template("lock", str(fed / "deployments/charlie"), "--channel-alias", channel_alias).returncode == 0
+    git(fed, "add", "-A")
+    git(fed, "commit", "-q", "-m", "charlie and delta")
+    done = hub_template("plan-deploy", "--before", first, "--branch", "staging", cwd=fed)
+    assert done.returncode == 0, done.stderr
+    plans = {entry["hub"]: entry for entry in json.loads(done.stdout)["hubs"]}
+    for name, locked in (("charlie", True), ("delta", False)):
+        ran, calls, _ = run_image_step(fed, plans[name], {}, tmp_path_factory.mktemp(name), template_repo)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        (build,) = [call["build"] for call in calls if call["tool"] == "docker-build"]
+        (built,) = [text for rel, text in build["environments"].items() if rel.endswith("binder/environment.yml")]
+        source = fed / "deployments" / name / "image/binder"
+        assert built == (source / ("environment.lock.yml" if locked else "environment.yml")).read_text()
+        assert ("building from" in ran.stdout) is locked

@@ -195,7 +195,9 @@ STAND_INS: tuple[StandIn, ...] = (
 
 def stand_in_hosts() -> frozenset[str]:
     """The host patterns the proxy answers for: the https stand-ins and the cloud's APIs."""
-    return frozenset(s.replaces.split("/")[2] for s in STAND_INS if s.kind in ("https", "api") and "<" not in s.replaces)
+    return frozenset(
+        s.replaces.split("/")[2] for s in STAND_INS if s.kind in ("https", "api") and "<" not in s.replaces
+    )
 
 
 def chart_sites() -> dict[str, Path]:
@@ -289,7 +291,9 @@ class Boundary:
             servers.google(lambda: self.kube_api.endpoint, self.ca_pem),
             servers.aws_sts(),
         )
-        self.proxy = servers.HttpsProxy(stand_in_hosts(), cache(lambda host: _server_context(ca, host)), routes, self.log)
+        self.proxy = servers.HttpsProxy(
+            stand_in_hosts(), cache(lambda host: _server_context(ca, host)), routes, self.log
+        )
         self.gitconfig = work / "gitconfig"
         for url, local in git_insteadof(template_clone).items():
             subprocess.run(["git", "config", "--file", str(self.gitconfig), f"url.{local}.insteadOf", url], check=True)

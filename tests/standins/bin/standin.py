@@ -133,6 +133,10 @@ def docker(args: list[str]) -> int:
             "push": "--push" in args,
             "digest": f"sha256:{digest.hexdigest()}",
             "dockerfile": dockerfile.read_text(),
+            # What the conda buildpack will install (the lock, when CI used it).
+            "environments": {
+                p.relative_to(context).as_posix(): p.read_text() for p in sorted(context.rglob("environment.yml"))
+            },
         }
         log("docker-build", [str(tag)], build=record)
         if record["push"]:
