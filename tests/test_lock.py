@@ -6,6 +6,7 @@ building the locked hub's Dockerfile from pinned specs."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -206,3 +207,75 @@ def test_the_federations_image_step_builds_a_locked_hub_from_its_lock(template_r
         source = fed / "deployments" / name / "image/binder"
         assert built == (source / ("environment.lock.yml" if locked else "environment.yml")).read_text()
         assert ("building from" in ran.stdout) is locked
+
+
+def test_the_weekly_refresh_opens_a_pull_request_with_the_version_table(template_repo, tmp_path_factory, tmp_path):
+    """lock-refresh.yml's steps as GitHub runs them, for a hub locked last week
+    whose channel has a newer zarr today: the lock is re-solved, pushed to
+    lock-refresh/charlie and a pull request to staging carries the table. The
+    channel (CONDA_CHANNEL_ALIAS, conda's own variable), GitHub (git insteadOf,
+    bin/gh) and nothing else are stood in for."""
+    import yaml
+    from conftest import BIN, git
+    from standins import Boundary
+    from test_federation_repo import federation
+
+    channel = _channel(tmp_path / "channel")
+    alias = channel.as_uri() + "/"
+    fed = tmp_path / "pangeo-hubs"
+    shutil.copytree(federation(template_repo, tmp_path_factory), fed)
+    render(template_repo, fed / "deployments/charlie", hub_name="charlie", conda_packages=["xarray", "zarr>=3"])
+    assert _hub_template("lock", str(fed / "deployments/charlie"), "--channel-alias", alias).returncode == 0
+    git(fed, "init", "-q", "--initial-branch", "staging")
+    git(fed, "add", "-A")
+    git(fed, "commit", "-q", "-m", "charlie, locked")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(fed, "push", "-q", str(origin), "staging")
+    # A week later, conda-forge has a new zarr.
+    package(channel / "conda-forge", "zarr", "3.2.0", depends=("python >=3.11", "numcodecs >=0.14"))
+    index(channel / "conda-forge")
+
+    steps = yaml.safe_load((fed / ".github/workflows/lock-refresh.yml").read_text())["jobs"]["refresh"]["steps"]
+    lock_step = next(s for s in steps if s.get("id") == "lock")
+    pr_step = next(s for s in steps if s.get("name") == "Open or update the pull request")
+    boundary = Boundary(tmp_path / "boundary", template_repo)
+    try:
+        token = "stand-in-token"
+        push_url = f"https://x-access-token:{token}@github.com/pangeo/pangeo-hubs.git"
+        subprocess.run(
+            ["git", "config", "--file", str(boundary.gitconfig), f"url.{origin}.insteadOf", push_url], check=True
+        )
+        env = boundary.env()
+        output = tmp_path / "github_output"
+        env |= {
+            "PATH": env["PATH"].replace(os.pathsep, f"{os.pathsep}{BIN}{os.pathsep}", 1),
+            "HUB": "charlie",
+            "BRANCH": "lock-refresh/charlie",
+            "RUNNER_TEMP": str(tmp_path),
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_REPOSITORY": "pangeo/pangeo-hubs",
+            "GH_TOKEN": token,
+            "CONDA_CHANNEL_ALIAS": alias,
+        }
+        for step in (lock_step, pr_step):
+            done = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                cwd=fed,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0, step["run"] + done.stdout + done.stderr
+        assert "changed=true" in output.read_text()
+        pulls = json.loads((tmp_path / "boundary/pulls.json").read_text())
+    finally:
+        boundary.close()
+    (pull,) = pulls
+    assert pull["head"] == "lock-refresh/charlie" and pull["base"] == "staging"
+    assert pull["title"] == "charlie: refresh the image lock"
+    assert "| package | old | new |" in pull["body"] and "| zarr | 3.1.0 | 3.2.0 |" in pull["body"]
+    assert sum(line.startswith("|") for line in pull["body"].splitlines()) == 3  # header, rule, zarr
+    pushed = git(origin, "show", "lock-refresh/charlie:deployments/charlie/image/binder/environment.lock.yml")
+    assert lock.read_lock(pushed).versions["zarr"] == "3.2.0"
+    assert git(origin, "log", "-1", "--format=%s", "lock-refresh/charlie") == "charlie: refresh the image lock"

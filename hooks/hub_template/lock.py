@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,7 +294,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--channel-alias",
         metavar="URL",
-        help="where channel names point (conda's channel_alias; default https://conda.anaconda.org/)",
+        default=os.environ.get("CONDA_CHANNEL_ALIAS") or None,
+        help="where channel names point (conda's channel_alias, also read from CONDA_CHANNEL_ALIAS as conda "
+        "does; default https://conda.anaconda.org/)",
     )
     parser.add_argument(
         "--diff", action="store_true", help="print the table of version changes (Markdown) after writing the lock"
