@@ -24,7 +24,6 @@ Each is one solver invocation; the figures compare the work inside it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import statistics
 import sys
