@@ -130,6 +130,7 @@ def test_check_fails_a_stale_lock_naming_what_changed(hub, channel_alias):
     assert stale.result is False
     assert "`xarray` is now `xarray<2026`" in stale.err_msg
     assert "`toolz` added" in stale.err_msg and "`zarr>=3` removed" in stale.err_msg
+    assert "`hub-template lock deployments/charlie`" in stale.err_msg
     # The refresh: the lock follows, and --diff prints the table a pull request carries.
     done = _hub_template("lock", str(hub), "--channel-alias", channel_alias, "--diff")
     assert done.returncode == 0, done.stdout

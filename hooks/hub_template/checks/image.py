@@ -632,7 +632,7 @@ class IM011(Image):
                     str(LOCK),
                     None,
                     f"is stale: environment.yml changed since it was solved ({'; '.join(changes)}). "
-                    f"Run `hub-template lock {hub.folder.name}` in the hub's federation and commit the lock.",
+                    f"Run `hub-template lock deployments/{hub.folder.name}` at the federation's root and commit the lock.",
                 )
             ]
         )
