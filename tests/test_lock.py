@@ -280,3 +280,14 @@ def test_the_weekly_refresh_opens_a_pull_request_with_the_version_table(template
     pushed = git(origin, "show", "lock-refresh/charlie:deployments/charlie/image/binder/environment.lock.yml")
     assert lock.read_lock(pushed).versions["zarr"] == "3.2.0"
     assert git(origin, "log", "-1", "--format=%s", "lock-refresh/charlie") == "charlie: refresh the image lock"
+
+
+def test_bad_input_is_refused_naming_the_file_and_the_rule(hub, tmp_path, channel_alias):
+    done = _hub_template("lock", str(tmp_path / "nowhere"), "--channel-alias", channel_alias)
+    assert done.returncode == 2 and "no image/binder/environment.yml (a regular file) to lock" in done.stdout
+    env = hub / lock.ENVIRONMENT
+    env.write_text(env.read_text().replace("  - python=3.12\n", "  - python\n"))
+    done = _hub_template("lock", str(hub), "--channel-alias", channel_alias)
+    assert done.returncode == 2
+    assert "pins no Python (python=X.Y)" in done.stdout and "like python=3.12" in done.stdout
+    assert not (hub / lock.LOCK).exists()
