@@ -28,6 +28,7 @@ FEDERATION_FILES = {
     "copier-settings.yml",
     ".github/workflows/deploy.yml",
     ".github/workflows/pull-request.yml",
+    ".github/workflows/lock-refresh.yml",
     ".github/actions/daskhub/action.yml",
     "chart/Chart.yaml",
     "chart/values.yaml",

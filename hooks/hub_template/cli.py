@@ -19,6 +19,7 @@ VERBS = {
     "check": ("hub_template.checks.command", "Check a rendered hub, offline, in seconds."),
     "update": ("hub_template.federation", "Update every hub of a federation to the newest template."),
     "plan-deploy": ("hub_template.deploy_plan", "Plan what CI builds and deploys for a push or pull request."),
+    "lock": ("hub_template.lock", "Solve a hub's image environment for linux-64 into a lock beside it."),
     "preview": ("hub_template.preview.command", "Run a hub on this machine, on 127.0.0.1, to see it work."),
     "adopt": ("hub_template.adopt", "Bring a hand-made hub under the template, changing none of its files."),
 }
@@ -40,6 +41,10 @@ EXAMPLES = {
     "adopt": """examples:
   hub-template adopt deployments/ocean                      # shows the answers, asks the rest
   hub-template adopt deployments/ocean --defaults -d domain=ocean.pangeo.io""",
+    "lock": """examples:
+  hub-template lock deployments/charlie          # (re)write image/binder/environment.lock.yml
+  hub-template lock deployments/charlie --diff   # and print the table of version changes
+  hub-template lock deployments/* --check        # exit 1 if a lock would change""",
     "plan-deploy": """examples:
   hub-template plan-deploy --before HEAD~1 --after HEAD --branch staging   # what a push deploys
   hub-template plan-deploy --before origin/staging --after HEAD --pull-request""",
@@ -48,7 +53,9 @@ EXAMPLES = {
 # A verb's dependencies that are an extra, and how to get them.
 EXTRAS = {
     "check": "pip install 'hub-template[check] @ git+https://github.com/pangeo/hub-template'\n"
-    "   or, from a clone: pip install -e '.[check]'"
+    "   or, from a clone: pip install -e '.[check]'",
+    "lock": "pip install 'hub-template[lock] @ git+https://github.com/pangeo/hub-template'\n"
+    "   or, from a clone: pip install -e '.[lock]'",
 }
 
 

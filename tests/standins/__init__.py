@@ -186,6 +186,12 @@ STAND_INS: tuple[StandIn, ...] = (
         "bin/docker",
         "no daemon nor registry: records repo2docker's `buildx build` (its Dockerfile and context) and pushes",
     ),
+    StandIn(
+        "command",
+        "gh",
+        "bin/gh",
+        "no GitHub: the pull requests a workflow opens or edits are recorded, with their bodies",
+    ),
     StandIn("command", "gcloud", "bin/gcloud", "the runner image's gcloud: configure-docker"),
     StandIn("command", "aws", "bin/aws", "the runner image's AWS CLI: a kubeconfig for EKS, its tokens, ECR login"),
     StandIn("command", "az", "bin/az", "the runner image's Azure CLI: login, ACR login, a kubeconfig for AKS"),

@@ -661,4 +661,39 @@ class IM010(Image):
         return report(problems)
 
 
-CHECKS = (IM001, IM002, IM003, IM004, IM005, IM006, IM007, IM008, IM009, IM010)
+class IM011(Image):
+    "environment.lock.yml is solved from today's environment.yml"
+
+    def run(self, hub: Hub) -> str | Skip:
+        from ..environment import SpecError, read_environment
+        from ..lock import ENVIRONMENT, LOCK, stale
+
+        lock_text = hub.text(str(LOCK))
+        if lock_text is None:
+            # Nothing can be stale: a hub that has not locked builds as before (a
+            # solve at build time). Not a skip, which would mark every such hub's
+            # report as incomplete; locking needs the channels, a check never.
+            return ""
+        env_text = hub.text(str(ENVIRONMENT))
+        if env_text is None:
+            return self.skip(f"{ENVIRONMENT} is missing (ST001)")
+        try:
+            env = read_environment(env_text, str(ENVIRONMENT))
+        except SpecError:
+            return self.skip(f"{ENVIRONMENT} has specs that do not parse (IM002)")
+        changes = stale(env, lock_text)
+        if not changes:
+            return ""
+        return report(
+            [
+                Problem(
+                    str(LOCK),
+                    None,
+                    f"is stale: environment.yml changed since it was solved ({'; '.join(changes)}). "
+                    f"Run `hub-template lock deployments/{hub.folder.name}` at the federation's root and commit the lock.",
+                )
+            ]
+        )
+
+
+CHECKS = (IM001, IM002, IM003, IM004, IM005, IM006, IM007, IM008, IM009, IM010, IM011)

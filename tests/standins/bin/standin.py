@@ -133,6 +133,10 @@ def docker(args: list[str]) -> int:
             "push": "--push" in args,
             "digest": f"sha256:{digest.hexdigest()}",
             "dockerfile": dockerfile.read_text(),
+            # What the conda buildpack will install (the lock, when CI used it).
+            "environments": {
+                p.relative_to(context).as_posix(): p.read_text() for p in sorted(context.rglob("environment.yml"))
+            },
         }
         log("docker-build", [str(tag)], build=record)
         if record["push"]:
@@ -142,6 +146,39 @@ def docker(args: list[str]) -> int:
         print(f"#1 naming to {tag} done")
         return 0
     return refuse("docker", args)
+
+
+# --- GitHub's CLI ------------------------------------------------------------------
+
+
+def gh(args: list[str]) -> int:
+    """The runner's gh, for the pull requests a workflow opens: recorded (with
+    the body file's text) in $HUB_TEMPLATE_STANDIN_STATE/pulls.json, which
+    `pr list` answers from."""
+    pulls_path = Path(os.environ["HUB_TEMPLATE_STANDIN_STATE"]) / "pulls.json"
+    pulls = json.loads(pulls_path.read_text()) if pulls_path.exists() else []
+    body = option(args, "--body-file")
+    log("gh", args, body=Path(body).read_text() if body else None)
+    if args[:2] == ["pr", "list"]:
+        head, base = option(args, "--head"), option(args, "--base")
+        print(sum(1 for p in pulls if p["head"] == head and p["base"] == base))  # --jq length
+        return 0
+    if args[:2] == ["pr", "create"] and body:
+        pulls.append(
+            {
+                "head": option(args, "--head"),
+                "base": option(args, "--base"),
+                "title": option(args, "--title"),
+                "body": Path(body).read_text(),
+            }
+        )
+    elif args[:2] == ["pr", "edit"] and body:
+        (pull,) = [p for p in pulls if p["head"] == args[2]]
+        pull["body"] = Path(body).read_text()
+    else:
+        return refuse("gh", args)
+    pulls_path.write_text(json.dumps(pulls, indent=1))
+    return 0
 
 
 # --- the clouds' CLIs --------------------------------------------------------------
@@ -283,6 +320,7 @@ TOOLS = {
     "sudo": sudo,
     "apt-get": apt_get,
     "docker": docker,
+    "gh": gh,
     "gcloud": gcloud,
     "aws": aws,
     "az": az,
