@@ -29,7 +29,11 @@ README_SHOT = ROOT / "docs" / "preview.png"
 TIMEOUT = 1500  # s: a first run makes the users' environment (uv, or pip), once per environment.yml
 
 STEPS = ["log in through the form", "the server starts, JupyterLab opens"]
-GATEWAY_STEPS = ["the dask panel's +NEW makes a cluster with the hub's options"]
+GATEWAY_STEPS = [
+    "the dask panel's +NEW makes a cluster with the hub's options",
+    "the dask panel shows the cluster's dashboard",
+    "a Task Stream pane updates while the cluster computes",
+]
 END_STEPS = ["the limits refuse a too-large worker", "the dask panel's cluster shuts down", "the server stops"]
 
 browser = [
@@ -127,7 +131,12 @@ def test_the_hub_config_is_z2jhs_loading_with_only_the_listed_overrides(template
         password="pw",
         chp="configurable-http-proxy",
         cmd=["bash", "start", "jupyterhub-singleuser"],
-        user_env={"PATH": "/env/bin", "REPO_DIR": str(hub / "image"), "DASK_ROOT_CONFIG": "/x"},
+        user_env={
+            "PATH": "/env/bin",
+            "REPO_DIR": str(hub / "image"),
+            "DASK_ROOT_CONFIG": "/x",
+            "JUPYTER_CONFIG_PATH": "/y",
+        },
         gateway_token="t",
         image_spec="img:preview",
     )
@@ -209,7 +218,7 @@ def test_preview_smoke_of_a_hub_from_a_notebook_repository(template_repo, tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
     lines = smoke_lines(done.stdout)
     assert lines[:2] == STEPS and lines[-len(END_STEPS) :] == END_STEPS
-    assert GATEWAY_STEPS[0] in lines
+    assert all(step in lines for step in GATEWAY_STEPS)
     # The workspace opens the source's own notebook (there is no welcome notebook), which runs.
     assert "the workspace opens hub-notebooks/analysis.ipynb" in lines
     assert "hub-notebooks/analysis.ipynb runs to the end" in lines

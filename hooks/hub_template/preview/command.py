@@ -227,7 +227,12 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         )
     else:
         listed = ()
-    user_env = {"PATH": path, "REPO_DIR": str(hub / "image"), "DASK_ROOT_CONFIG": str(prefix / "etc" / "dask")}
+    user_env = {
+        "PATH": path,
+        "REPO_DIR": str(hub / "image"),
+        "DASK_ROOT_CONFIG": str(prefix / "etc" / "dask"),
+        "JUPYTER_CONFIG_PATH": str(prefix / "etc" / "jupyter"),
+    }
     cmd = ["bash", str(hub / "image" / "binder" / "start"), "jupyterhub-singleuser"]
     image = (values["jupyterhub"].get("singleuser") or {}).get("image") or {}
     the_plan = hub_config.plan(
@@ -272,6 +277,9 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         home=work / "homes" / USER,
         notebook=workspace_notebook(inputs["workspace"]),
         gateway_prefix=prefix_path,
+        python=env.bin / "python",
+        # A user's kernel: its server's environment, and the chart's gateway auth.
+        client_env={**the_plan["local"]["env"], "DASK_GATEWAY__AUTH__TYPE": "jupyterhub"},
     )
     return {
         "target": target,

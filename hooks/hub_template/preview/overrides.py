@@ -21,7 +21,8 @@ class Override:
 # dask-gateway-server: its backend, its addresses and its auth.
 GATEWAY_BACKEND = (
     Override(
-        "DaskGateway.backend_class", "Kubernetes -> UnsafeLocalBackend: schedulers and workers are local processes"
+        "DaskGateway.backend_class",
+        "Kubernetes -> UnsafeLocalBackend: schedulers and workers are local processes, on loopback only",
     ),
     Override(
         "UnsafeLocalBackend.cluster_config_class",
@@ -70,5 +71,6 @@ HUB = (
     Override("env PATH", "the users' environment first"),
     Override("env REPO_DIR", "the hub's image/ folder, where repo2docker puts /srv/repo"),
     Override("env DASK_ROOT_CONFIG", "the dask config postBuild installed, in the preview's prefix"),
+    Override("env JUPYTER_CONFIG_PATH", "the Jupyter config postBuild installed, in the preview's prefix"),
     Override("env $(VAR)", "Kubernetes' $(VAR) expansion, done per user at spawn"),
 )

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,14 @@ FLAGS = [
     "--no-first-run",
 ]
 USER = "researcher"
+GATEWAY_STEPS = (
+    "the dask panel's +NEW makes a cluster",
+    "the dask panel shows the cluster's dashboard",
+    "a Task Stream pane updates while the cluster computes",
+)
+END_GATEWAY_STEPS = ("the limits refuse a too-large worker", "the dask panel's cluster shuts down")
+# The dashboard plots the smoke expects among the panel's buttons.
+DASHBOARD_PLOTS = ("Task Stream", "Progress")
 SERVER_TIMEOUT = 180_000  # ms: a first server start imports JupyterLab on 2 shared cores
 RUN_TIMEOUT = 300_000
 
@@ -43,6 +52,14 @@ class Target:
     home: Path  # the user's home folder
     notebook: str | None  # the workspace's notebook, relative to the home
     gateway_prefix: str | None  # "/services/dask-gateway" when the hub has a gateway
+    # Why a step does not apply to this hub (the workspace opens no notebook,
+    # the hub has no gateway), said on the step's line instead of the time.
+    no_notebook: str = "the hub's workspace opens no notebook"
+    no_gateway: str = "the hub's dask-gateway is disabled"
+    # The users' Python and environment as a notebook's kernel has them: a
+    # computation on the panel's cluster runs there, as the user.
+    python: Path | None = None
+    client_env: dict[str, str] = field(default_factory=dict)
 
 
 class Steps:
@@ -51,6 +68,9 @@ class Steps:
 
     def done(self, what: str, since: float) -> None:
         self.out(f"smoke: {what:<58} {time.monotonic() - since:6.1f} s")
+
+    def not_applicable(self, what: str, why: str) -> None:
+        self.out(f"smoke: {what:<58} not applicable: {why}")
 
 
 def run(
@@ -99,11 +119,16 @@ def run(
                 page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
                 _accept_preferred_kernel(page, PlaywrightError)
                 steps.done(step, t)
+            else:
+                steps.not_applicable("the workspace opens a notebook", target.no_notebook)
 
             token = None
-            if target.gateway_prefix:
+            if not target.gateway_prefix:
+                for what in GATEWAY_STEPS:
+                    steps.not_applicable(what, target.no_gateway)
+            else:
                 t = time.monotonic()
-                step = "the dask panel's +NEW makes a cluster"
+                step = GATEWAY_STEPS[0]
                 panel = page.locator(".dask-DaskClusterManager")
                 panel.get_by_text("NEW", exact=True).click(timeout=60_000)
                 _wait_cluster_or_error(page)
@@ -128,6 +153,17 @@ def run(
                     raise PreviewError(f"+NEW cluster image {options.get('image')!r} is not {hub_image}:<tag>")
                 times["first cluster"] = time.monotonic() - t
                 steps.done(step + " with the hub's options", t)
+                cluster_name = cluster["name"]
+
+                t = time.monotonic()
+                step = GATEWAY_STEPS[1]
+                _wait_dashboard(page, cluster_name)
+                steps.done(step, t)
+
+                t = time.monotonic()
+                step = GATEWAY_STEPS[2]
+                _task_stream_updates(page, target, token, cluster_name)
+                steps.done(step, t)
 
             if target.notebook:
                 t = time.monotonic()
@@ -135,6 +171,8 @@ def run(
                 _run_all(page, target.home / target.notebook)
                 times["notebook run"] = time.monotonic() - t
                 steps.done(step, t)
+            else:
+                steps.not_applicable("the notebook runs to the end", target.no_notebook)
 
             times["memory with a server and a cluster (MiB)"] = memory() / 2**20
             news = page.get_by_role("button", name="No", exact=True)
@@ -142,13 +180,20 @@ def run(
                 news.first.click()  # JupyterLab's question about news, out of the picture
                 news.first.wait_for(state="detached", timeout=10_000)
             if screenshot is not None:
+                if target.gateway_prefix:  # the dashboard, with the tasks it drew
+                    page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Task Stream").first.click()
+                    _tasks_drawn(page, 0)
+                    time.sleep(1)  # Bokeh redraws a pane shown again
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot))
 
-            if target.gateway_prefix:
+            if not target.gateway_prefix:
+                for what in END_GATEWAY_STEPS:
+                    steps.not_applicable(what, target.no_gateway)
+            else:
                 assert token is not None  # made with the cluster, above
                 t = time.monotonic()
-                step = "the limits refuse a too-large worker"
+                step = END_GATEWAY_STEPS[0]
                 too_big = spec["worker_cores"]["spec"]["max"] * 2
                 refused = _gateway(
                     page,
@@ -164,7 +209,7 @@ def run(
                 steps.done(step, t)
 
                 t = time.monotonic()
-                step = "the dask panel's cluster shuts down"
+                step = END_GATEWAY_STEPS[1]
                 page.locator(".dask-ClusterListingItem-stop").first.click()
                 deadline = time.monotonic() + 60
                 while _gateway(page, target, token, "GET", "/api/v1/clusters/"):
@@ -188,6 +233,106 @@ def run(
         finally:
             browser.close()
     return times
+
+
+def _wait_dashboard(page: Page, cluster_name: str) -> None:
+    """The panel's URL box names the cluster and its dashboard buttons are
+    enabled: dask-labextension reached the dashboard through the user's server."""
+    buttons = page.locator(".dask-DashboardListing-list button")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        enabled = {b.get_attribute("value") for b in buttons.all() if b.is_enabled()}
+        if all(plot in enabled for plot in DASHBOARD_PLOTS):
+            break
+        time.sleep(0.5)
+    else:
+        box = page.locator(".dask-URLInput input").input_value()
+        shown = " ".join(page.locator(".dask-DashboardListing-inactive").all_inner_texts()).split()
+        raise PreviewError(
+            f"no {' or '.join(DASHBOARD_PLOTS)} button 60 s after +NEW: the URL box says {box!r}"
+            + (f", the panel {' '.join(shown)[:60]!r}" if shown else "")
+        )
+    box = page.locator(".dask-URLInput input").input_value()
+    if cluster_name not in box:
+        raise PreviewError(f"the dask panel shows {box!r}, not the dashboard of cluster {cluster_name}")
+
+
+# The number of tasks a Task Stream pane has drawn: the rows of its Bokeh
+# document's data source with task durations (-1 until Bokeh has loaded).
+TASKS_DRAWN_JS = """() => {
+    if (!window.Bokeh || !Bokeh.documents.length) return -1;
+    let n = 0;
+    for (const m of Bokeh.documents[0].all_models) {
+        if (m.data && m.data.duration !== undefined) n += m.data.duration.length;
+    }
+    return n;
+}"""
+# A computation on the panel's cluster, as a notebook would run one.
+COMPUTE_PY = """\
+import sys
+
+import dask.array as da
+from dask_gateway import Gateway
+
+cluster = Gateway().connect(sys.argv[1], shutdown_on_close=False)
+client = cluster.get_client()
+for _ in range(4):
+    da.random.random((4_000, 4_000), chunks=(500, 500)).sum().compute()
+client.close()
+"""
+
+
+def _task_stream_updates(page: Page, target: Target, token: str, cluster_name: str) -> None:
+    """Open the dask panel's dashboard layout (Task Stream, Workers Memory,
+    Progress) from the command palette, compute on the panel's cluster as the
+    user, and see the Task Stream pane draw the tasks while they run."""
+    if target.python is None:
+        raise PreviewError("no users' Python to compute on the cluster with")
+    page.keyboard.press("Control+Shift+c")
+    page.locator(".lm-CommandPalette-input").fill("Launch Dask Dashboard Layout")
+    page.keyboard.press("Enter")
+    before = _tasks_drawn(page, -1)
+    env = {**target.client_env, "JUPYTERHUB_API_TOKEN": token}
+    compute = subprocess.Popen(
+        [str(target.python), "-c", COMPUTE_PY, cluster_name],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        drawn, deadline = before, time.monotonic() + 120
+        while drawn <= before and time.monotonic() < deadline:
+            time.sleep(0.5)
+            drawn = _tasks_drawn(page, -1)
+            if compute.poll() is not None and compute.returncode != 0:
+                break
+        _, err = compute.communicate(timeout=120)
+    finally:
+        if compute.poll() is None:
+            compute.kill()
+            compute.wait()
+    if compute.returncode != 0:
+        last = (err.strip().splitlines() or ["no output"])[-1]
+        raise PreviewError(f"the computation on cluster {cluster_name} failed: {last}"[:200])
+    if drawn <= before:
+        raise PreviewError(f"the Task Stream pane drew no task while cluster {cluster_name} computed")
+
+
+def _tasks_drawn(page: Page, more_than: int) -> int:
+    """How many tasks the Task Stream pane has drawn, once it has drawn more
+    than `more_than` (-1: once Bokeh has loaded)."""
+    frame_element = page.locator(".jp-IFrame iframe[src*='individual-task-stream']").first
+    frame_element.wait_for(timeout=30_000)
+    frame = frame_element.element_handle().content_frame()
+    if frame is None:
+        raise PreviewError("the Task Stream pane has no frame")
+    deadline = time.monotonic() + 60
+    while (drawn := int(frame.evaluate(TASKS_DRAWN_JS))) <= more_than:
+        if time.monotonic() > deadline:
+            raise PreviewError(f"the Task Stream pane ({frame.url}) drew no more than {more_than} tasks in 60 s")
+        time.sleep(0.5)
+    return drawn
 
 
 def _wait_cluster_or_error(page: Page) -> None:
@@ -260,6 +405,7 @@ def _gateway(
 def _run_all(page: Page, path: Path) -> None:
     """Run All from JupyterLab's Run menu, save, then read the saved notebook:
     every code cell ran, none raised."""
+    page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=path.name).first.click()  # over the dashboard
     page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
