@@ -222,3 +222,52 @@ def test_preview_smoke_of_a_hub_from_a_notebook_repository(template_repo, tmp_pa
     # The workspace opens the source's own notebook (there is no welcome notebook), which runs.
     assert "the workspace opens hub-notebooks/analysis.ipynb" in lines
     assert "hub-notebooks/analysis.ipynb runs to the end" in lines
+
+
+def test_an_uninstallable_package_is_named_by_the_installers_own_lines(tmp_path, monkeypatch):
+    """uv's reason (the package it cannot find), not only its last line, and
+    a log file that exists with all of uv's output."""
+    from hub_template import load_data
+    from hub_template.preview import PreviewError, userenv
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    environment = tmp_path / "environment.yml"
+    environment.write_text(
+        "channels: [conda-forge]\ndependencies:\n  - python=3.12\n  - hub-template-no-such-package\n"
+    )
+    with pytest.raises(PreviewError) as raised:
+        userenv.ensure(environment, load_data("versions.yml")["jupyterhub"], lambda line: None)
+    message = str(raised.value)
+    assert message.startswith("uv could not install environment.yml's packages; its output ends:\n")
+    assert "hub-template-no-such-package was not found in the package registry" in " ".join(message.split())
+    log = Path(message.rpartition("all of it: ")[2])
+    assert log.is_file() and "hub-template-no-such-package" in log.read_text()
+
+
+@pytest.mark.skipif(
+    shutil.which("configurable-http-proxy") is None,
+    reason="no configurable-http-proxy: npm install -g configurable-http-proxy (.ci/run does)",
+)
+def test_a_failing_postbuild_is_named_by_its_own_output_and_a_log_that_exists(template_repo, tmp_path):
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    post_build = hub / "image" / "binder" / "postBuild"
+    post_build.write_text(
+        post_build.read_text()
+        + '\necho "jupyter labextension install: dask-labextension@0.3.0 needs JupyterLab 2" >&2\n'
+        + "echo '  warnings.warn(f\"See the log file for details: {log_path!s}\")' >&2\nexit 3\n"
+    )
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "preview", str(hub), "--chart", str(chart_data())],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "image/binder/postBuild failed (exit 3); its output ends:" in done.stderr
+    assert "  jupyter labextension install: dask-labextension@0.3.0 needs JupyterLab 2" in done.stderr
+    log = Path(re.search(r"all of it: (\S+)", done.stderr)[1])
+    try:
+        assert "dask-labextension@0.3.0" in log.read_text()
+        assert f"the programs' logs: {log}" in done.stderr
+    finally:
+        shutil.rmtree(log.parent, ignore_errors=True)

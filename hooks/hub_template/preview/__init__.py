@@ -11,6 +11,7 @@ with the hub's own configuration and only what cannot run here replaced.
 """
 
 from collections.abc import Callable
+from pathlib import Path
 
 # Prints one line of progress for the operator.
 Say = Callable[[str], None]
@@ -18,3 +19,12 @@ Say = Callable[[str], None]
 
 class PreviewError(RuntimeError):
     """Why a preview cannot run, in one line (value first, then the rule)."""
+
+
+def program_failed(what: str, output: str, log: Path, lines: int = 12) -> PreviewError:
+    """`what` failed: the program's own last lines, and the log file that holds
+    all its output (written here, so the file named exists)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(output)
+    last = [line.rstrip() for line in output.splitlines() if line.strip()][-lines:] or ["(no output)"]
+    return PreviewError(f"{what}; its output ends:\n" + "\n".join(f"  {line}" for line in last) + f"\nall of it: {log}")

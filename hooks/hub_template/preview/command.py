@@ -27,7 +27,7 @@ import yaml
 from hub_template import load_data
 from hub_template.copier_settings import ANSWERS_FILE
 from hub_template.helm_values import Chart, ValuesFile
-from hub_template.preview import PreviewError, Say, gateway_config, hub_config, overrides, userenv
+from hub_template.preview import PreviewError, Say, gateway_config, hub_config, overrides, program_failed, userenv
 from hub_template.preview.processes import Processes, free_port
 
 DESCRIPTION = "Run a rendered hub on this machine (127.0.0.1 only) with its own configuration."
@@ -121,10 +121,11 @@ def run(args: argparse.Namespace) -> int:
             code = code or 1
         else:
             say(f"stopped every process it started{f' ({len(killed)} needed SIGKILL)' if killed else ''}")
-            if code in (0, 130):  # nothing failed: nothing to look at
+            logs = sorted(work.glob("*.log"))
+            if code in (0, 130) or not logs:  # nothing failed, or nothing logged: nothing to look at
                 shutil.rmtree(work, ignore_errors=True)
             else:
-                print(f"hub-template preview: the programs' logs are in {work}", file=sys.stderr)
+                print(f"hub-template preview: the programs' logs: {', '.join(str(p) for p in logs)}", file=sys.stderr)
     return code
 
 
@@ -184,12 +185,15 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         done = subprocess.run(
             ["bash", str(post_build)],
             cwd=hub / "image",
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "NB_PYTHON_PREFIX": str(prefix), "PATH": f"{env.bin}:{os.environ.get('PATH', '')}"},
         )
         if done.returncode != 0:
-            raise PreviewError(f"image/binder/postBuild failed: {(done.stderr.strip().splitlines() or [''])[-1]}")
+            raise program_failed(
+                f"image/binder/postBuild failed (exit {done.returncode})", done.stdout, work / "postBuild.log"
+            )
     ports = hub_config.Ports(*(free_port() for _ in range(5)))
     password = secrets.token_urlsafe(12)
     gateway_token = secrets.token_hex(32)

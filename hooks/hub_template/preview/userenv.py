@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub_template.environment import CondaSpec, read_environment
-from hub_template.preview import PreviewError, Say
+from hub_template.preview import Say, program_failed
 
 LABEL = "APPROXIMATE: environment.yml's names pip-installed, not the image's conda solve"
 
@@ -101,7 +101,10 @@ def ensure(environment_yml: Path, jupyterhub: str, log: Say) -> UserEnv:
         venv.EnvBuilder(with_pip=uv is None, clear=True).create(prefix)
         run = subprocess.run(install_command(env.bin / "python", reqs, uv), capture_output=True, text=True)
         if run.returncode != 0:
-            last = (run.stderr.strip().splitlines() or [f"{tool} failed"])[-1]
-            raise PreviewError(f"{tool} could not install environment.yml's packages: {last}"[:200])
+            raise program_failed(
+                f"{tool} could not install environment.yml's packages",
+                run.stdout + run.stderr,
+                prefix.parent / f"{key}.log",
+            )
         done.write_text("\n".join(reqs) + "\n")
     return env
