@@ -34,7 +34,9 @@ GATEWAY_STEPS = [
     "the dask panel shows the cluster's dashboard",
     "a Task Stream pane updates while the cluster computes",
 ]
-END_STEPS = ["the limits refuse a too-large worker", "the dask panel's cluster shuts down", "the server stops"]
+END_STEPS = ["the limits refuse a too-large worker", "the dask panel's cluster shuts down"]
+NOTEBOOKS_STEP = "the hub's notebooks run (hub-template run-notebooks)"
+NOT_ASKED = "not applicable: not asked (--notebooks)"
 
 browser = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no {CHROMIUM}: apt-get install chromium (.ci/run does)"),
@@ -168,7 +170,7 @@ def test_the_hub_config_is_z2jhs_loading_with_only_the_listed_overrides(template
 @pytest.mark.usefixtures("needs_browser")
 def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
     hub = render(template_repo, tmp_path / "deployments" / "charlie")
-    done = preview(hub, "default-hub", "--screenshot", str(ARTIFACTS / "default-hub" / "lab.png"))
+    done = preview(hub, "default-hub", "--notebooks", "--screenshot", str(ARTIFACTS / "default-hub" / "lab.png"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert smoke_lines(done.stdout) == [
         *STEPS,
@@ -176,6 +178,10 @@ def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
         *GATEWAY_STEPS,
         "hub-notebooks/welcome.ipynb runs to the end",
         *END_STEPS,
+        # hub-template run-notebooks against the preview's hub, as CI runs it against a deployed one
+        "  notebook welcome.ipynb: pass",
+        NOTEBOOKS_STEP,
+        "the server stops",
     ]
     # What it replaced, printed: the one list, nothing more.
     expected = [
@@ -214,10 +220,13 @@ def test_preview_smoke_of_a_hub_from_a_notebook_repository(template_repo, tmp_pa
     git(source, "commit", "-q", "-m", "notebooks")
     hub = render(template_repo, tmp_path / "deployments" / "charlie", source_repo=str(source))
     assert (hub / "image" / "analysis.ipynb").exists()
-    done = preview(hub, "notebook-repository")
+    done = preview(hub, "notebook-repository", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
+    # The source's scripts (merged into the hub's), shown before they ran.
+    assert "--- binder/postBuild ---" in done.stdout and "--- binder/start ---" in done.stdout
     lines = smoke_lines(done.stdout)
-    assert lines[:2] == STEPS and lines[-len(END_STEPS) :] == END_STEPS
+    assert lines[:2] == STEPS
+    assert lines[-4:] == [*END_STEPS, f"{NOTEBOOKS_STEP:<58} {NOT_ASKED}", "the server stops"]
     assert all(step in lines for step in GATEWAY_STEPS)
     # The workspace opens the source's own notebook (there is no welcome notebook), which runs.
     assert "the workspace opens hub-notebooks/analysis.ipynb" in lines
@@ -271,3 +280,93 @@ def test_a_failing_postbuild_is_named_by_its_own_output_and_a_log_that_exists(te
         assert f"the programs' logs: {log}" in done.stderr
     finally:
         shutil.rmtree(log.parent, ignore_errors=True)
+
+
+def _fail_after(script: Path, lines: str) -> None:
+    script.write_text(script.read_text() + "\n" + lines + "\nexit 3\n")
+
+
+def _postbuild_log(stderr: str) -> str:
+    log = Path(re.search(r"all of it: (\S+)", stderr)[1])
+    try:
+        return log.read_text()
+    finally:
+        shutil.rmtree(log.parent, ignore_errors=True)
+
+
+# What postBuild reports of itself: its user, its whole environment, and
+# whether it can read a file of the operator's (the test's OPERATOR_FILE).
+WHO_AM_I = 'echo "uid=$(id -u)"; env | sort; cat "$(cat operator-file-path)" 2>/dev/null'
+OPERATOR_SECRET = "the operator's own file"
+
+
+def _operator_file(tmp_path: Path, image: Path) -> None:
+    secret = tmp_path / "operator-file"
+    secret.write_text(OPERATOR_SECRET)
+    secret.chmod(0o600)
+    (image / "operator-file-path").write_text(str(secret))
+
+
+@pytest.mark.skipif(
+    shutil.which("configurable-http-proxy") is None or shutil.which("bwrap") is None,
+    reason="no configurable-http-proxy or bwrap: npm install -g configurable-http-proxy; apt-get install bubblewrap",
+)
+def test_postbuild_runs_as_the_images_user_with_only_a_pods_environment(template_repo, tmp_path):
+    """Issue 27: postBuild ran as root with the operator's environment."""
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    _fail_after(hub / "image" / "binder" / "postBuild", WHO_AM_I)
+    _operator_file(tmp_path, hub / "image")
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "operator-secret", "HUB_TEMPLATE_CHART_DATA": str(chart_data())}
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "preview", str(hub)], env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    log = _postbuild_log(done.stderr)
+    assert "uid=1000" in log.splitlines()
+    assert "AWS_SECRET_ACCESS_KEY" not in log and "operator-secret" not in log
+    assert "HUB_TEMPLATE_CHART_DATA" not in log  # no operator variable
+    assert OPERATOR_SECRET not in log  # the sandbox shows only what it needs
+
+
+@pytest.mark.skipif(
+    shutil.which("configurable-http-proxy") is None or shutil.which("bwrap") is None,
+    reason="no configurable-http-proxy or bwrap: npm install -g configurable-http-proxy; apt-get install bubblewrap",
+)
+def test_a_source_repositorys_scripts_are_shown_and_run_only_when_accepted(template_repo, tmp_path):
+    source = tmp_path / "notebooks"
+    (source / "binder").mkdir(parents=True)
+    (source / "binder" / "postBuild").write_text(f"#!/bin/bash\n{WHO_AM_I}\nexit 3\n")
+    git(source, "init", "-q")
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "notebooks")
+    hub = render(template_repo, tmp_path / "deployments" / "charlie", source_repo=str(source))
+    _operator_file(tmp_path, hub / "image")
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "operator-secret", "HUB_TEMPLATE_CHART_DATA": str(chart_data())}
+    command = [str(BIN / "hub-template"), "preview", str(hub)]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--- binder/postBuild ---" in refused.stdout and WHO_AM_I in refused.stdout  # what would run, shown
+    assert refused.stderr.strip() == (
+        "hub-template preview: the source repository's scripts were not accepted: "
+        "read them above, then run again with --yes"
+    )
+    accepted = subprocess.run([*command, "--yes"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert accepted.returncode == 1, accepted.stdout + accepted.stderr
+    log = _postbuild_log(accepted.stderr)
+    assert "uid=1000" in log.splitlines() and "operator-secret" not in log and OPERATOR_SECRET not in log
+
+
+def test_a_url_requirement_is_refused_unless_named(template_repo, tmp_path):
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    environment = hub / "image" / "binder" / "environment.yml"
+    environment.write_text(environment.read_text() + "  - pip:\n      - evil @ file:///tmp/evil\n")
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "preview", str(hub), "--chart", str(chart_data())], capture_output=True, text=True
+    )
+    if shutil.which("configurable-http-proxy") is None or shutil.which("bwrap") is None:
+        pytest.skip("no configurable-http-proxy or bwrap: the preview stops before the requirements")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[0] == (
+        "hub-template preview: environment.yml's pip requirement 'evil @ file:///tmp/evil' is a URL or path, "
+        "whose setup code would run here: refused unless named, e.g. --allow-requirement 'evil @ file:///tmp/evil'"
+    )

@@ -19,6 +19,10 @@ VERBS = {
     "update": ("hub_template.federation", "Update every hub of a federation to the newest template."),
     "plan-deploy": ("hub_template.deploy_plan", "Plan what CI builds and deploys for a push or pull request."),
     "preview": ("hub_template.preview.command", "Run a hub on this machine, on 127.0.0.1, to see it work."),
+    "run-notebooks": (
+        "hub_template.preview.notebooks",
+        "Run a hub's own notebooks in a user's server: its health check.",
+    ),
 }
 
 # Shown under each verb's --help.
@@ -35,6 +39,8 @@ EXAMPLES = {
     "preview": """examples:
   hub-template preview deployments/charlie --chart daskhub/           # open the printed URL
   hub-template preview deployments/charlie --chart daskhub/ --smoke   # the researcher's path, headless""",
+    "run-notebooks": """examples:
+  hub-template run-notebooks https://staging.charlie.example.org --user health-check   # JUPYTERHUB_API_TOKEN set""",
     "plan-deploy": """examples:
   hub-template plan-deploy --before HEAD~1 --after HEAD --branch staging   # what a push deploys
   hub-template plan-deploy --before origin/staging --after HEAD --pull-request""",

@@ -6,6 +6,8 @@ with the hub's own configuration and only what cannot run here replaced.
 - `hub_config`: JupyterHub's, loading the helm values as z2jh does
 - `userenv`: the users' environment, from image/binder/environment.yml
 - `processes`: starting the programs, and stopping all of them by pid
+- `sandbox`: the hub's postBuild and start as a user pod runs them (bubblewrap)
+- `notebooks`: the hub's own notebooks run in a user's server (`run-notebooks`)
 - `smoke`: the researcher's path in headless Chromium
 - `command`: the verb
 """

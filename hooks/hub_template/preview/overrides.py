@@ -51,7 +51,10 @@ HUB = (
     Override("SharedPasswordAuthenticator.allow_all", "no GitHub organizations to check: any user name"),
     Override("JupyterHub.spawner_class", "KubeSpawner -> a local process spawner"),
     Override("SimpleLocalProcessSpawner.home_dir_template", "each user's home in the preview's folder"),
-    Override("Spawner.cmd", "the users' server through the rendered binder/start, in the preview environment"),
+    Override(
+        "Spawner.cmd",
+        "the users' server through the rendered binder/start, as the image's user in a bubblewrap sandbox",
+    ),
     Override("Spawner.args", "--allow-root where the preview runs as root (pods run as jovyan)"),
     Override("Spawner.default_url", "singleuser.defaultUrl, which z2jh gives KubeSpawner"),
     Override("Spawner.start_timeout", "a first start on a small machine is slow"),

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +76,12 @@ class Steps:
 
 
 def run(
-    target: Target, artifacts: Path, screenshot: Path | None, out: Say, memory: Callable[[], int] = lambda: 0
+    target: Target,
+    artifacts: Path,
+    screenshot: Path | None,
+    out: Say,
+    memory: Callable[[], int] = lambda: 0,
+    notebooks: bool = False,
 ) -> dict[str, float]:
     """Drive the path; raises PreviewError naming the failed step."""
     from playwright.sync_api import Error as PlaywrightError
@@ -218,6 +225,14 @@ def run(
                     time.sleep(1)
                 steps.done(step, t)
 
+            step = "the hub's notebooks run (hub-template run-notebooks)"
+            if notebooks:
+                t = time.monotonic()
+                _run_notebooks(target, token or _user_token(page, target.url), out)
+                steps.done(step, t)
+            else:
+                steps.not_applicable(step, "not asked (--notebooks)")
+
             t = time.monotonic()
             step = "the server stops"
             status, text = _hub_api(page, target.url, "DELETE", f"users/{USER}/server")
@@ -233,6 +248,27 @@ def run(
         finally:
             browser.close()
     return times
+
+
+def _run_notebooks(target: Target, token: str, out: Say) -> None:
+    """`hub-template run-notebooks` against this preview's hub, as a federation's
+    CI runs it against a deployed one: each notebook passes, or needs the cloud."""
+    runner = Path(sys.executable).parent / "hub-template"
+    done = subprocess.run(
+        [str(runner), "run-notebooks", target.url, "--user", USER],
+        env={**os.environ, "JUPYTERHUB_API_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    report = [line for line in done.stdout.splitlines() if line.startswith("notebook ")]
+    for line in report:
+        out(f"smoke:   {line}")
+    failed = [line for line in report if not line.endswith(": pass") and "(needs the cloud" not in line]
+    if done.returncode not in (0, 1) or not report:
+        raise PreviewError(f"run-notebooks failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+    if failed:
+        raise PreviewError(failed[0])
 
 
 def _wait_dashboard(page: Page, cluster_name: str) -> None:
