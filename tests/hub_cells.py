@@ -54,14 +54,19 @@ def commit_federation(federation: Path) -> None:
 
 def run_postbuild(image: Path, prefix: Path) -> Path:
     """Run the hub's binder/postBuild as repo2docker does, into ``prefix``
-    standing for the notebook environment (its site-packages made, as the
-    image has it). Returns that site-packages folder."""
+    standing for the notebook environment: a Python environment (a venv of
+    the tests' Python), as the image has one there. Returns its site-packages."""
     import os
     import subprocess
+    import venv
 
-    answers = yaml.safe_load((image.parent / ".copier-answers.yml").read_text())
-    site_packages = prefix / "lib" / f"python{answers['python_version']}" / "site-packages"
-    site_packages.mkdir(parents=True)
+    venv.EnvBuilder(with_pip=False).create(prefix)
+    site_packages = Path(
+        subprocess.run(
+            [str(prefix / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    )  # fmt: skip
     done = subprocess.run(
         ["bash", "binder/postBuild"],
         cwd=image,

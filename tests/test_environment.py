@@ -15,8 +15,10 @@ from hub_template import load_data
 from hub_template.environment import (
     SpecError,
     admits,
+    is_conda_list,
     merge,
     parse_conda_spec,
+    read_conda_list,
     read_environment,
     read_requirements,
     supported_minors,
@@ -414,7 +416,10 @@ def test_the_sources_pins_win(rendered):
     assert "  - xarray>=2024.6" in own and "  - xarray" not in own
     assert "  - dask=2026.1.0" in hub and "  - gcsfs=2024.6.1  # reads and writes the scratch bucket" in hub
     assert assert_valid(merged.text)["channels"] == ["conda-forge", "pyviz"]
-    assert merged.notes == []
+    # a channel the image did not use is news: the summary lists it
+    assert merged.notes == [
+        "warning: src adds the conda channel 'pyviz': any package of the image may now come from it"
+    ]
 
 
 def test_a_later_import_wins(rendered):
@@ -482,3 +487,86 @@ def test_conda_packages_go_before_the_pip_section(rendered):
 def test_merge_needs_the_rendered_layout():
     with pytest.raises(SpecError, match="is not the file hub-template renders"):
         merge("channels:\n  - conda-forge\ndependencies:\n  - numpy\n", [], SUPPORTED)
+
+
+# --- what the hub owns: its packages' channels, the image base ---------------------
+
+
+@pytest.mark.parametrize(
+    "line", ["attackerchan::dask-gateway", f"attackerchan::dask-gateway={VERSIONS['dask_gateway']}", "evil::dask"]
+)
+def test_a_channel_qualified_spec_never_replaces_a_package_the_hub_lists(line, rendered):
+    """issue 27 #8: `attackerchan::dask-gateway` replaced the pinned line,
+    keeping its comment; the same version from another channel lies within
+    the pin, so only the channel tells."""
+    merged = merge(rendered["plain"], [read_environment(f"dependencies:\n  - {line}\n", "src")], SUPPORTED)
+    assert merged.text == rendered["plain"]
+    assert "::" not in merged.text
+    (note,) = merged.notes
+    assert note.startswith(f"warning: src asks for {line}, but the hub installs ")
+    assert note.endswith("from its own channels; the channel-qualified line is left out") or "(the client" in note
+
+
+def test_new_channels_and_url_requirements_are_named(rendered):
+    source = read_environment(
+        "channels: [conda-forge, attackerchan]\ndependencies:\n  - other::geopandas\n"
+        "  - pip:\n      - tool @ https://example.org/tool-1.0.tar.gz\n",
+        "src",
+    )
+    merged = merge(rendered["plain"], [source], SUPPORTED)
+    assert "  - other::geopandas" in merged.text and "tool @ https://example.org/tool-1.0.tar.gz" in merged.text
+    assert merged.notes == [
+        "warning: src adds the conda channel 'attackerchan': any package of the image may now come from it",
+        "warning: src installs geopandas from the conda channel 'other'",
+        "warning: src installs tool @ https://example.org/tool-1.0.tar.gz with pip from a URL, not the package "
+        "index: what it builds runs in the image build",
+    ]
+
+
+@pytest.mark.parametrize(
+    "pin, kept",
+    [
+        ("jupyterlab=3.6", False),
+        ("jupyterlab<4", False),
+        ("notebook=6.5", False),
+        ("jupyterlab>=3", True),
+        ("jupyterlab", True),
+    ],
+)
+def test_pins_the_image_base_cannot_have_are_left_out(pin, kept, rendered):
+    """issue 28: an old repository's `jupyterlab=3.6` cannot be solved on
+    repo2docker's JupyterLab 4 base; the import leaves it out and says why."""
+    source = read_environment(f"dependencies:\n  - {pin}\n  - zarr\n", "src")
+    merged = merge(rendered["plain"], [source], SUPPORTED, VERSIONS["image_base"])
+    assert (f"  - {pin}" in merged.text) is kept and "  - zarr" in merged.text
+    if not kept:
+        (note,) = merged.notes
+        assert note.startswith(f"src: {pin} left out: the image's base has ")
+
+
+CONDA_LIST_EXPORT = """\
+# This file may be used to create an environment using:
+# $ conda create --name <env> --file <this file>
+# platform: linux-64
+_libgcc_mutex=0.1=conda_forge
+numpy=1.26.4=py311h64a7726_0
+python=3.11.9=hb806964_0_cpython
+xarray=2024.6.0=pyhd8ed1ab_1
+zarr=2.18.2=pyhd8ed1ab_0
+"""
+
+
+def test_conda_list_export_keeps_names_and_versions(rendered):
+    """`conda list --export > env.txt` is conda's own spec file, not a
+    requirements.txt: its `name=version=build` lines keep their names and
+    versions in the human environment.yml, without the builds."""
+    assert is_conda_list(CONDA_LIST_EXPORT) and not is_conda_list("xarray>=2024.1\n")
+    env = read_conda_list(CONDA_LIST_EXPORT, "env.txt")
+    assert [str(spec) for spec in env.conda] == [
+        "_libgcc_mutex=0.1", "numpy=1.26.4", "python=3.11.9", "xarray=2024.6.0", "zarr=2.18.2"
+    ]  # fmt: skip
+    merged = merge(rendered["plain"], [env], SUPPORTED)
+    assert "  - numpy=1.26.4\n" in merged.text and "py311" not in merged.text and merged.python_version == "3.11"
+    assert any("stripped 5 build strings" in note for note in env.notes)
+    with pytest.raises(SpecError, match=r"env.txt, line 2: `conda list --explicit` names one platform's builds"):
+        read_conda_list("# platform: linux-64\n@EXPLICIT\nhttps://conda.anaconda.org/x.conda\n", "env.txt")

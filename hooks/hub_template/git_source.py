@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hub_template import rules, url_credentials
+from hub_template.git_names import is_dot_git
 
 MB = 1024 * 1024
 FILE_CAP = 50 * MB  # a file, and
@@ -398,9 +399,14 @@ def _checked_path(raw: bytes, source: Source) -> str:
     if (
         _CONTROL.search(path)
         or path.startswith("/")
-        or any(part in ("", ".", "..") or part.lower() == ".git" or len(part.encode()) > 255 for part in parts)
+        or any(part in ("", ".", "..") or len(part.encode()) > 255 for part in parts)
     ):
         raise SourceError(f"{source.shown} has a file name hub-template refuses to write: {path!r}.")
+    if any(is_dot_git(part) for part in parts):
+        raise SourceError(
+            f"{source.shown} has {path!r}, a name git, Windows or macOS reads as .git (git's own folder); "
+            "rename it in the source."
+        )
     return path
 
 

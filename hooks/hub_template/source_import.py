@@ -47,8 +47,9 @@ from typing import Any
 
 import yaml
 
-from hub_template import derived, environment, load_data, rules, url_credentials, yaml_edit
+from hub_template import derived, environment, load_data, notebook_scan, rules, url_credentials, yaml_edit
 from hub_template.copier_settings import ANSWERS_FILE
+from hub_template.git_names import git_dir_layouts
 from hub_template.git_source import SourceError, SourceTree, fetch, parse_source
 from hub_template.safe_yaml import Unreadable, read_untrusted
 
@@ -64,8 +65,9 @@ CONFIG_FILES: tuple[str, ...] = (
     *(name for name in load_data("image_build.yml")["configuration_files"] if name not in COPIED_CONFIG_FILES),
     "jupyterlab-workspace.json",
 )
-# Never imported: version control metadata anywhere, CI and tool metadata at the root.
+# Never imported: version control metadata and caches anywhere, CI and tool metadata at the root.
 VCS_NAMES = {
+    "dask-worker-space",  # dask's scratch space, committed by accident
     ".git",
     ".gitignore",
     ".gitattributes",
@@ -104,6 +106,8 @@ class ImportPlan:
     merged: list[str] = field(default_factory=list)
     left_out: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    # The source's commands merged into the hub's scripts, as they will run: file -> lines
+    scripts: dict[str, list[str]] = field(default_factory=dict)
 
 
 # --- entry point -----------------------------------------------------------------
@@ -224,6 +228,7 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
     bucket = derived.scratch_url(providers[answers["cloud_provider"]], str(answers["scratch_bucket"]))
     image = hub / "image"
     rendered = {name: (image / name).read_text() for name in RENDERED}
+    owned = rendered_files(image)
     plan = ImportPlan()
     imports: list[environment.Environment] = []
     tree = None
@@ -233,7 +238,7 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
         # A recopy fetches the very commit the hub was made from.
         ref = str(answers.get("source_commit") or answers.get("source_ref") or "")
         tree = fetch(source, ref, work / "source", bucket)
-        plan, imports = plan_source(tree, rendered, bool(answers.get("source_keep_dockerfile")))
+        plan, imports = plan_source(tree, rendered, owned, bool(answers.get("source_keep_dockerfile")))
         plan.answers["source_commit"] = tree.commit
         lines.append(f"hub-template imported {source.shown} at commit {tree.commit} into image/:")
     if answers.get("environment_file"):
@@ -241,15 +246,25 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
         lines.append(f"hub-template imported the environment {answers['environment_file']}:")
         plan.merged.append(ENVIRONMENT)
     if imports:
-        merged = environment.merge(rendered[ENVIRONMENT], imports, versions["python_supported"])
+        merged = environment.merge(rendered[ENVIRONMENT], imports, versions["python_supported"], versions["image_base"])
         plan.texts[ENVIRONMENT] = merged.text
         plan.notes += merged.notes
         if merged.python_version != str(answers["python_version"]):
             plan.answers["python_version"] = merged.python_version
+    if tree is not None:
+        environment_text = plan.texts.get(ENVIRONMENT, rendered[ENVIRONMENT])
+        plan.notes += notebook_report(tree, plan.copies, environment_text, versions["image_base"])
     write(plan, tree, image, work / "stage")
     record_answers(answers_path, plan.answers)
-    lines += _summary(plan)
+    lines += [shown(line) for text in _summary(plan) for line in text.split("\n")]
     return "\n".join(lines) + "\n"
+
+
+def shown(line: str) -> str:
+    """A line of the summary with what a terminal would act on written out
+    (`\\x1b`, `\\u202e`): the source's script lines cannot hide or reorder
+    what the summary says."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in line)
 
 
 def _summary(plan: ImportPlan) -> list[str]:
@@ -259,26 +274,76 @@ def _summary(plan: ImportPlan) -> list[str]:
         links = f", {len(plan.links)} of them symlinks, copied as files" if plan.links else ""
         lines.append(f"  copied {len(plan.copies)} files ({notebooks} notebooks{links})")
     if plan.merged:
-        lines.append(f"  merged into the hub's: {', '.join(sorted(set(plan.merged)))}")
+        lines.append(
+            f"  merged with the hub's own (review them before you commit): {', '.join(sorted(set(plan.merged)))}"
+        )
     if plan.left_out:
         lines.append(f"  left out: {', '.join(sorted(plan.left_out))}")
+    for script, commands in plan.scripts.items():
+        when = SCRIPT_RUNS.get(script, "at build time")
+        lines.append(f"  image/{script} now runs the source's {len(commands)} command lines {when}:")
+        lines += [f"    | {command}" for command in commands]
     warnings = [n for n in plan.notes if n.startswith("warning:")]
     lines += [f"  {n}" for n in warnings] + [f"  note: {n}" for n in plan.notes if n not in warnings]
     return lines
 
 
+SCRIPT_RUNS = {"binder/start": "in every notebook server and dask worker, with the user's token"}
+
+
 # --- the source repository -------------------------------------------------------
+
+NOTEBOOK_SCAN_CAP = 5 * 1024 * 1024  # a notebook larger is mostly outputs: not read
+
+
+def notebook_report(tree: SourceTree, copies: dict[str, str], environment_text: str, base: dict[str, str]) -> list[str]:
+    """What the imported notebooks' code cells say will fail: modules that no
+    package of the image's environment names, and calls of removed APIs
+    (notebook_scan). Warnings, for the summary."""
+    env = environment.read_environment(environment_text, ENVIRONMENT)
+    packages = [*base, *(spec.name for spec in env.conda), *(spec.name for spec in env.pip)]
+    local = {
+        part.removesuffix(".py") for d in copies for part in d.split("/") if "." not in part or part.endswith(".py")
+    }
+    notebooks = {}
+    for destination, path in copies.items():
+        entry = tree.files.get(path)
+        if destination.endswith(".ipynb") and entry is not None and entry.size <= NOTEBOOK_SCAN_CAP:
+            notebooks[destination] = (tree.read(path) or b"").decode("utf-8", errors="replace")
+    unnamed, findings = notebook_scan.scan(notebooks, packages, local)
+    notes = []
+    if unnamed:
+        listed = "".join(f"\n    | {module}: {', '.join(names)}" for module, names in sorted(unnamed.items()))
+        notes.append(
+            "warning: the notebooks import modules no package of image/binder/environment.yml is named after; "
+            f"add the packages that provide them, unless another package brings them:{listed}"
+        )
+    notes += [f"warning: {f.notebook}, cell {f.cell}: {f.what}" for f in findings]
+    return notes
+
+
+def rendered_files(image: Path) -> set[str]:
+    """Every file copier rendered into image/ (image-relative, POSIX): the
+    hub's own, which the import merges into or leaves alone, never replaces."""
+    return {Path(folder, name).relative_to(image).as_posix() for folder, _, names in os.walk(image) for name in names}
 
 
 def plan_source(
-    tree: SourceTree, rendered: dict[str, str], keep_dockerfile: bool
+    tree: SourceTree, rendered: dict[str, str], owned: set[str], keep_dockerfile: bool
 ) -> tuple[ImportPlan, list[environment.Environment]]:
     """What importing `tree` writes into an image rendered as `rendered`
-    (image-relative path -> text), and the source's environments, for
-    environment.merge. Reads the source; writes nothing."""
+    (image-relative path -> text, of the files merged into; `owned` is every
+    file rendered), and the source's environments, for environment.merge.
+    Reads the source; writes nothing."""
+    if layouts := git_dir_layouts([*tree.files, *tree.links]):
+        where = ", ".join(f"{folder}/" if folder else "its root" for folder in layouts)
+        raise ImportFailed(
+            f"{tree.source.shown} holds a git directory's files (HEAD, objects/, refs/) in {where}: "
+            "git run there would obey its config (hooks, fsmonitor). Remove them from the source."
+        )
     plan = ImportPlan()
     source = SourceConfig.of(tree)
-    _plan_copies(tree, source, plan)
+    _plan_copies(tree, source, plan, owned)
     imports = _source_environments(source, plan)
     _plan_scripts(source, rendered, plan)
     _plan_workspace(source, rendered, plan)
@@ -327,17 +392,25 @@ class SourceConfig:
         return lambda name: self.text(posixpath.normpath(posixpath.join(folder, name)))
 
 
-def _plan_copies(tree: SourceTree, source: SourceConfig, plan: ImportPlan) -> None:
+def _plan_copies(tree: SourceTree, source: SourceConfig, plan: ImportPlan, owned: set[str]) -> None:
     """The source's files that go to image/ as they are. A symlink to a file
     of the repository becomes a copy of that file: the image holds only
-    regular files, so nothing written later into image/ can pass through a link."""
+    regular files, so nothing written later into image/ can pass through a link.
+    A file the template rendered stays the hub's (compared without case, as
+    macOS and Windows compare names)."""
     entries = [(path, path) for path in sorted(tree.files)] + sorted(tree.links.items())
+    hubs = {name.casefold(): name for name in owned}
     for path, content in entries:
         placed = _placement(path, source.folder, source.readme)
         if placed.left_out:
             plan.left_out.add(placed.left_out)
         plan.notes += [placed.note] if placed.note else []
-        if placed.destination is not None:
+        if placed.destination is not None and (own := hubs.get(placed.destination.casefold())):
+            plan.notes.append(
+                f"warning: {path} left out: image/{own} is the hub's own file (the template renders it), "
+                "never replaced by an import"
+            )
+        elif placed.destination is not None:
             plan.copies[placed.destination] = content
             if content != path:
                 plan.links[placed.destination] = path
@@ -367,10 +440,14 @@ def _source_environments(source: SourceConfig, plan: ImportPlan) -> list[environ
 def _plan_scripts(source: SourceConfig, rendered: dict[str, str], plan: ImportPlan) -> None:
     """apt.txt, postBuild and start: the source's joined to the hub's."""
     if (apt := source.text(source.at("apt.txt"))) is not None:
-        plan.texts["binder/apt.txt"] = merge_apt(rendered["binder/apt.txt"], apt, source.origin(source.at("apt.txt")))
+        plan.texts["binder/apt.txt"] = merged_apt = merge_apt(
+            rendered["binder/apt.txt"], apt, source.origin(source.at("apt.txt"))
+        )
         plan.merged.append("binder/apt.txt")
+        if added := [line for line in merged_apt.splitlines() if line not in rendered["binder/apt.txt"].splitlines()]:
+            plan.notes.append(f"binder/apt.txt now installs the source's Debian packages: {', '.join(added)}")
     if (post_build := source.text(source.at("postBuild"))) is not None:
-        merged, extra, notes = merge_post_build(
+        merged, extra, notes, kept = merge_post_build(
             rendered["binder/postBuild"], post_build, source.origin(source.at("postBuild"))
         )
         plan.texts["binder/postBuild"] = merged
@@ -378,12 +455,16 @@ def _plan_scripts(source: SourceConfig, rendered: dict[str, str], plan: ImportPl
         if extra is not None:
             plan.texts["binder/source-postBuild"] = extra
             plan.executables.add("binder/source-postBuild")
+            plan.scripts["binder/source-postBuild"] = kept
+        else:
+            plan.scripts["binder/postBuild"] = kept
         plan.notes += notes
         plan.merged.append("binder/postBuild")
     if (start := source.text(source.at("start"))) is not None:
-        merged, notes = merge_start(rendered["binder/start"], start, source.origin(source.at("start")))
+        merged, notes, kept = merge_start(rendered["binder/start"], start, source.origin(source.at("start")))
         plan.texts["binder/start"] = merged
         plan.executables.add("binder/start")
+        plan.scripts["binder/start"] = kept
         plan.notes += notes
         plan.merged.append("binder/start")
 
@@ -391,11 +472,20 @@ def _plan_scripts(source: SourceConfig, rendered: dict[str, str], plan: ImportPl
 def _plan_workspace(source: SourceConfig, rendered: dict[str, str], plan: ImportPlan) -> None:
     """The source's JupyterLab workspace, or the hub's opening the source's first notebook."""
     name = source.at("jupyterlab-workspace.json")
+    opened = first_notebook(plan.copies, book_order(source))
     if (workspace := source.text(name)) is not None:
-        plan.texts[WORKSPACE], note = workspace_for_jupyterlab4(workspace, source.origin(name))
+        text, note = workspace_for_jupyterlab4(workspace, source.origin(name))
         plan.notes += [note] if note else []
-        plan.merged.append(WORKSPACE)
-    elif opened := first_notebook(plan.copies):
+        text, notes = workspace_in_home(text, in_home(plan.copies), source.origin(name))
+        plan.notes += notes
+        if opened and not _opens_a_notebook(json.loads(text)):
+            plan.notes.append(
+                f"{source.origin(name)} opens no notebook: the hub's workspace, opening {opened}, is kept"
+            )
+        else:
+            plan.texts[WORKSPACE] = text
+            plan.merged.append(WORKSPACE)
+    if opened and WORKSPACE not in plan.texts:
         # No welcome notebook here: JupyterLab opens the source's own.
         plan.texts[WORKSPACE] = workspace_opening(rendered[WORKSPACE], opened)
 
@@ -538,27 +628,38 @@ def _body(script: str) -> tuple[str, list[list[str]]]:
     return shebang, logical
 
 
-def merge_post_build(hub: str, source: str, origin: str) -> tuple[str, str | None, list[str]]:
+def _commands(lines: list[str]) -> list[str]:
+    """The lines of a script that run something (not blank, not only a comment)."""
+    return [line for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def merge_post_build(hub: str, source: str, origin: str) -> tuple[str, str | None, list[str], list[str]]:
     """The hub's postBuild followed by the source's commands, in a subshell so
     their shell options, `cd` and `exit` stay theirs and a failure still fails
     the build. A postBuild in another language stays a file of its own.
-    Returns (postBuild, that other file or None, notes)."""
+    What is known to fail on the image is left out, leaving a `:` in its
+    place (the line may be all an `if` holds). Returns (postBuild, that other
+    file or None, notes, the source's command lines that will run)."""
     shebang, logical = _body(source)
     notes: list[str] = []
     if shebang and not _SHELL.match(shebang):
         block = f"\n# The source repository's postBuild, from {origin}, kept as it was.\n./binder/source-postBuild\n"
-        return hub.rstrip("\n") + "\n" + block, source, notes
+        return hub.rstrip("\n") + "\n" + block, source, notes, _commands(logical_lines_of(logical))
     kept: list[str] = []
     for group in logical:
-        joined = " ".join(group)
+        joined = " ".join(line.rstrip("\\").strip() for line in group)
+        indent = group[0][: len(group[0]) - len(group[0].lstrip())]
         if _DASK_INSTALL.search(joined):
-            notes.append(f"{origin}: '{joined.strip()}' left out: the hub installs the merged .dask/config.yaml itself")
+            notes.append(f"{origin}: '{joined}' left out: the hub installs the merged .dask/config.yaml itself")
+            kept.append(f"{indent}:  # left out by hub-template: the hub installs the merged dask config")
             continue
         if _JUPYTERLAB3.search(joined):
             notes.append(
-                f"warning: {origin}: '{joined.strip()}' is a JupyterLab 3 step that fails on JupyterLab 4; "
-                "install the extension as a conda package instead"
+                f"{origin}: '{joined}' left out: a JupyterLab 3 step, which fails on the image's JupyterLab 4 "
+                "(extensions install as conda packages, like dask-labextension in environment.yml)"
             )
+            kept.append(f"{indent}:  # left out by hub-template: a JupyterLab 3 step, failing on JupyterLab 4")
+            continue
         kept.extend(group)
     body = "\n".join(kept).strip("\n")
     block = (
@@ -567,7 +668,11 @@ def merge_post_build(hub: str, source: str, origin: str) -> tuple[str, str | Non
         "# failure still fails the build.\n"
         f"(\nset +euo pipefail\n{body}\n)\n"
     )
-    return hub.rstrip("\n") + "\n" + block, None, notes
+    return hub.rstrip("\n") + "\n" + block, None, notes, _commands(kept)
+
+
+def logical_lines_of(logical: list[list[str]]) -> list[str]:
+    return [line for group in logical for line in group]
 
 
 def _without_final_exec(logical: list[list[str]], origin: str) -> list[list[str]]:
@@ -582,12 +687,13 @@ def _without_final_exec(logical: list[list[str]], origin: str) -> list[list[str]
     return logical[: commands[-1]] + logical[commands[-1] + 1 :]
 
 
-def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str]]:
+def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str], list[str]]:
     """The hub's start with the source's commands run first, under bash's
     default options as they were written (exports reach the final exec). The
     hub's workspace import and `exec "$@"` stay the only ones: the source's
     start must end with that final exec too (data/rules.yml), as repo2docker
-    requires, and its final exec gives way to the hub's."""
+    requires, and its final exec gives way to the hub's. Returns (start,
+    notes, the source's command lines that will run)."""
     shebang, logical = _body(source)
     if shebang and not _SHELL.match(shebang):
         raise ImportFailed(
@@ -620,16 +726,53 @@ def merge_start(hub: str, source: str, origin: str) -> tuple[str, list[str]]:
         "set -euo pipefail",
         "",
     ]
-    return "\n".join(lines[:at] + block + lines[at:]) + "\n", notes
+    return "\n".join(lines[:at] + block + lines[at:]) + "\n", notes, _commands(body.splitlines())
 
 
-def first_notebook(destinations: Iterable[str]) -> str | None:
-    """The notebook users see first: the shallowest in image/, by name
+def first_notebook(destinations: Iterable[str], order: Iterable[str] = ()) -> str | None:
+    """The notebook users see first: the first of `order` (a book's table of
+    contents) that the image has, else the shallowest in image/, by name
     (hidden folders left out)."""
     notebooks = [
         d for d in destinations if d.endswith(".ipynb") and not any(part.startswith(".") for part in d.split("/"))
     ]
+    for entry in order:
+        path = posixpath.normpath(entry.strip().lstrip("/"))
+        for candidate in (path, f"{path}.ipynb"):
+            if candidate in notebooks:
+                return candidate
     return min(notebooks, key=lambda d: (d.count("/"), d.lower()), default=None)
+
+
+# A book's table of contents at the repository's root: MyST's and Jupyter Book's.
+BOOK_TOCS = ("myst.yml", "_toc.yml")
+
+
+def book_order(source: SourceConfig) -> list[str]:
+    """The files a book's table of contents names (`file:`, and `root:` of
+    Jupyter Book's _toc.yml), in the reader's order; none if unreadable."""
+    for name in BOOK_TOCS:
+        text = source.text(name) if source.tree.resolve(name) else None
+        if text is None:
+            continue
+        try:
+            toc = read_untrusted(text, source.origin(name), "a table of contents")
+        except Unreadable:
+            return []
+        return list(_toc_files(toc))
+    return []
+
+
+def _toc_files(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("file", "root") and isinstance(value, str):
+                yield value
+            else:
+                yield from _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
 
 
 def workspace_opening(text: str, notebook: str) -> str:
@@ -642,6 +785,96 @@ def workspace_opening(text: str, notebook: str) -> str:
     area["widgets"], area["currentIndex"] = [key], 0
     workspace["data"][key] = {"data": {"path": path, "factory": "Notebook"}}
     return json.dumps(workspace, indent=2) + "\n"
+
+
+HOME_FOLDER = "hub-notebooks"  # where start copies image/ in users' homes (binder/start)
+
+
+def in_home(destinations: Iterable[str]) -> set[str]:
+    """The image's files start copies into ~/hub-notebooks: not binder/,
+    not a hidden entry of image/, not README.md (binder/start's find)."""
+    return {d for d in destinations if not d.startswith(("binder/", ".")) and d != "README.md"}
+
+
+def _opens_a_notebook(workspace: dict[str, Any]) -> bool:
+    return any(key.startswith("notebook:") for key in _main_widgets(workspace))
+
+
+def _main_widgets(workspace: dict[str, Any]) -> list[str]:
+    layout = workspace.get("data", {}).get("layout-restorer:data", {})
+    found: list[str] = []
+
+    def walk(area: Any) -> None:
+        if isinstance(area, dict):
+            widgets, children = area.get("widgets"), area.get("children")
+            if isinstance(widgets, list):
+                found.extend(w for w in widgets if isinstance(w, str))
+            for child in children if isinstance(children, list) else []:
+                walk(child)
+
+    walk(
+        layout.get("main", {}).get("dock")
+        if isinstance(layout, dict) and isinstance(layout.get("main"), dict)
+        else None
+    )
+    return found
+
+
+def workspace_in_home(text: str, files: set[str], origin: str) -> tuple[str, list[str]]:
+    """The source's workspace naming files where the image puts them: a
+    binder opened the repository as the home folder, the hub copies it to
+    ~/hub-notebooks. A widget of a file the image does not have, and the dask
+    panel's saved dashboard URL (a binder's, or a placeholder its start filled
+    in), are left out: the panel finds each cluster's dashboard itself."""
+    workspace = json.loads(text)
+    data: dict[str, Any] = workspace.setdefault("data", {})
+    notes: list[str] = []
+    renamed: dict[str, str | None] = {}
+    for key in list(data):
+        kind, sep, _ = key.partition(":")
+        value = data[key]
+        if kind == "dask-dashboard-launcher" and not sep:
+            if isinstance(value, dict) and "url" in value:
+                notes.append(
+                    f"{origin}: the dask panel's saved URL '{value['url']}' left out: the panel finds each cluster's dashboard"
+                )
+                value.pop("url")
+            continue
+        inner = value.get("data") if isinstance(value, dict) else None
+        if not (sep and isinstance(inner, dict) and isinstance(inner.get("path"), str)):
+            continue
+        file = posixpath.normpath(inner["path"].lstrip("/"))
+        if file in files:
+            inner["path"] = f"{HOME_FOLDER}/{file}"
+            renamed[key] = f"{kind}:{HOME_FOLDER}/{file}"
+        else:
+            renamed[key] = None
+            notes.append(f"{origin}: {key} left out: the image has no {file} in ~/{HOME_FOLDER}")
+    for old, new in renamed.items():
+        value = data.pop(old)
+        if new is not None:
+            data[new] = value
+    browser = data.get("file-browser-filebrowser:cwd")
+    if isinstance(browser, dict) and isinstance(browser.get("path"), str):
+        cwd = posixpath.normpath(browser["path"].strip("/") or ".")
+        browser["path"] = HOME_FOLDER if cwd == "." else f"{HOME_FOLDER}/{cwd}"
+
+    def rename(area: Any) -> None:
+        if isinstance(area, dict):
+            if isinstance(area.get("widgets"), list):
+                area["widgets"] = [renamed.get(w, w) for w in area["widgets"] if renamed.get(w, w) is not None]
+                index = area.get("currentIndex")
+                index = index if isinstance(index, int) and not isinstance(index, bool) else 0
+                area["currentIndex"] = max(min(index, len(area["widgets"]) - 1), 0)
+            for child in area.values():
+                if isinstance(child, (dict, list)):
+                    rename(child)
+        elif isinstance(area, list):
+            for child in area:
+                rename(child)
+
+    rename(data.get("layout-restorer:data"))
+    return json.dumps(workspace, indent=2) + "\n", notes
 
 
 def workspace_for_jupyterlab4(text: str, origin: str) -> tuple[str, str | None]:
@@ -750,6 +983,8 @@ def read_environment_file(answer: str, origin_dir: Path) -> environment.Environm
         content = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ImportFailed(f"environment_file '{answer}' is not UTF-8 text.") from None
+    if path.suffix == ".txt" and environment.is_conda_list(content):
+        return environment.read_conda_list(content, answer)
     if path.suffix == ".txt":
         return environment.read_requirements(content, answer)
     return environment.read_environment(content, answer)
@@ -773,6 +1008,8 @@ def write(plan: ImportPlan, tree: SourceTree | None, image: Path, stage: Path) -
             if path in lfs:
                 continue
             target = _checked_destination(image, destination, create=True)
+            if os.path.lexists(target):  # plan_source left out the hub's own files: this is a bug
+                raise ImportFailed(f"image/{destination} exists; the import never replaces a file of the hub.")
             os.replace(staged[destination], target)
     for destination, content in plan.texts.items():
         target = _checked_destination(image, destination, create=True)

@@ -23,6 +23,9 @@ import venv
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
+from hub_template import pypi_names
 from hub_template.environment import CondaSpec, read_environment
 from hub_template.preview import Say, program_failed
 
@@ -55,9 +58,18 @@ def pip_requirement(spec: CondaSpec) -> str:
 
 
 def requirements(environment_yml: Path, jupyterhub: str) -> tuple[str, ...]:
+    return translated(environment_yml, jupyterhub)[0]
+
+
+def translated(environment_yml: Path, jupyterhub: str) -> tuple[tuple[str, ...], list[str]]:
+    """The pip requirements, conda names given their package-index names
+    (pypi_names), and what was renamed."""
     env = read_environment(environment_yml.read_text(), str(environment_yml))
-    conda = [pip_requirement(spec) for spec in env.conda if spec.key not in NOT_ON_PYPI]
-    return (*BASE, f"jupyterhub=={jupyterhub}", *conda, *(spec.text for spec in env.pip))
+    conda = [
+        (spec.name, pip_requirement(spec).removeprefix(spec.name)) for spec in env.conda if spec.key not in NOT_ON_PYPI
+    ]
+    named, renamed = pypi_names.translate(conda)
+    return (*BASE, f"jupyterhub=={jupyterhub}", *named, *(spec.text for spec in env.pip)), renamed
 
 
 def cache_dir() -> Path:
@@ -82,7 +94,7 @@ def install_command(python: Path, reqs: tuple[str, ...], uv: str | None) -> list
 
 def ensure(environment_yml: Path, jupyterhub: str, log: Say) -> UserEnv:
     """The cached environment for these requirements, made if absent."""
-    reqs = requirements(environment_yml, jupyterhub)
+    reqs, renamed = translated(environment_yml, jupyterhub)
     key = hashlib.sha256("\n".join((sys.version, *reqs)).encode()).hexdigest()[:16]
     prefix = cache_dir() / key
     done = prefix / ".hub-template-complete"
@@ -94,17 +106,27 @@ def ensure(environment_yml: Path, jupyterhub: str, log: Say) -> UserEnv:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if done.exists():
             log(f"users' environment: reused {prefix} ({LABEL})")
-            return env
+            recorded = done.read_text().splitlines()
+            for differs in (line[2:] for line in recorded if line.startswith("# ")):
+                log(f"users' environment: {differs}")
+            return UserEnv(prefix, tuple(line for line in recorded if line and not line.startswith("# ")))
         uv = uv_program()
         tool = "uv" if uv else "pip"
         log(f"users' environment: making {prefix} with {tool} ({LABEL}); this is done once")
         venv.EnvBuilder(with_pip=uv is None, clear=True).create(prefix)
-        run = subprocess.run(install_command(env.bin / "python", reqs, uv), capture_output=True, text=True)
-        if run.returncode != 0:
+
+        def attempt(wanted: tuple[str, ...]) -> tuple[int, str]:
+            run = subprocess.run(install_command(env.bin / "python", wanted, uv), capture_output=True, text=True)
+            return run.returncode, run.stderr
+
+        keep = {Requirement(r).name for r in (*BASE, "jupyterhub")}  # the image's own: never dropped
+        installed, code, stderr = pypi_names.install(list(reqs), renamed, attempt, keep)
+        if code != 0:
             raise program_failed(
-                f"{tool} could not install environment.yml's packages",
-                run.stdout + run.stderr,
-                prefix.parent / f"{key}.log",
+                f"{tool} could not install environment.yml's packages", stderr, prefix.parent / f"{key}.log"
             )
-        done.write_text("\n".join(reqs) + "\n")
+        if differs := installed.line():
+            log(f"users' environment: {differs}")
+        env = UserEnv(prefix, installed.requirements)
+        done.write_text("\n".join(installed.requirements) + (f"\n# {differs}\n" if differs else "\n"))
     return env
