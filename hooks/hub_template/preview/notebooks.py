@@ -49,6 +49,11 @@ CLOUD_SIGNS = (
 )
 
 
+def needs_cloud(error: str) -> bool:
+    """Whether an error (its text or traceback) is a cloud endpoint out of reach."""
+    return any(sign in error for sign in CLOUD_SIGNS)
+
+
 @dataclass(frozen=True)
 class Result:
     notebook: str
@@ -117,7 +122,7 @@ async def run_notebook(api: Api, server: str, path: str) -> Result:
                 source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
                 error = await k.execute(source)
                 if error:
-                    return Result(name, number, error, any(sign in error for sign in CLOUD_SIGNS))
+                    return Result(name, number, error, needs_cloud(error))
         return Result(name)
     finally:
         await api.request("DELETE", f"{server}api/kernels/{kernel['id']}")

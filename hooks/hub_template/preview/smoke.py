@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 
 from hub_template.preview import PreviewError, Say
+from hub_template.preview.notebooks import needs_cloud
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,6 +63,10 @@ class Target:
     # computation on the panel's cluster runs there, as the user.
     python: Path | None = None
     client_env: dict[str, str] = field(default_factory=dict)
+
+
+class NeedsCloud(PreviewError):
+    """A notebook stopped at a cloud endpoint this machine cannot reach."""
 
 
 class Steps:
@@ -175,9 +180,12 @@ def run(
             if target.notebook:
                 t = time.monotonic()
                 step = f"{target.notebook} runs to the end"
-                _run_all(page, target.home / target.notebook)
-                times["notebook run"] = time.monotonic() - t
-                steps.done(step, t)
+                try:
+                    _run_all(page, target.home / target.notebook)
+                    times["notebook run"] = time.monotonic() - t
+                    steps.done(step, t)
+                except NeedsCloud as error:
+                    steps.not_applicable(step, f"it needs the cloud, unreachable from here: {error}")
             else:
                 steps.not_applicable("the notebook runs to the end", target.no_notebook)
 
@@ -446,10 +454,15 @@ def _run_all(page: Page, path: Path) -> None:
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     cells = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt")
-    deadline = time.monotonic() + RUN_TIMEOUT / 1000
+    deadline, idle = time.monotonic() + RUN_TIMEOUT / 1000, 0
     while True:
         prompts = [text.strip() for text in cells.all_inner_texts()]
-        if prompts and all(p.startswith("[") and p[1:-2].isdigit() for p in prompts):
+        ran = [p.startswith("[") and p[1:-2].isdigit() for p in prompts]
+        if prompts and all(ran):
+            break
+        # Run All stops at a cell that raised: the cells after it stay unrun.
+        idle = idle + 1 if any(ran) and not any("*" in p for p in prompts) else 0
+        if idle >= 3:
             break
         if time.monotonic() > deadline:
             raise PreviewError(f"the notebook did not finish in {RUN_TIMEOUT // 1000} s: {prompts}")
@@ -459,14 +472,19 @@ def _run_all(page: Page, path: Path) -> None:
     while True:
         notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # unannotated in nbformat
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-        if all(cell.execution_count for cell in code):
+        raised = any(out.output_type == "error" for cell in code for out in cell.outputs)
+        if raised or all(cell.execution_count for cell in code):
             break
         if time.monotonic() > deadline:
             raise PreviewError(f"{path} was not saved with its outputs")
         time.sleep(0.5)
-    errors = [out for cell in code for out in cell.outputs if out.output_type == "error"]
+    errors = [(n, out) for n, cell in enumerate(code, 1) for out in cell.outputs if out.output_type == "error"]
     if errors:
-        raise PreviewError(f"a cell raised {errors[0].ename}: {errors[0].evalue}"[:160])
+        number, error = errors[0]
+        text = f"cell {number} raised {error.ename}: {error.evalue}"[:200]
+        if needs_cloud(f"{error.ename}: {error.evalue}\n" + "\n".join(error.get("traceback", []))):
+            raise NeedsCloud(text)
+        raise PreviewError(text)
 
 
 def _accept_preferred_kernel(page: Page, playwright_error: type[Exception]) -> None:
