@@ -391,3 +391,45 @@ def test_a_url_requirement_is_refused_unless_named(template_repo, tmp_path):
         "hub-template preview: environment.yml's pip requirement 'evil @ file:///tmp/evil' is a URL or path, "
         "whose setup code would run here: refused unless named, e.g. --allow-requirement 'evil @ file:///tmp/evil'"
     )
+
+
+UPSTREAM_GIT = ROOT.parent / "shared" / "upstream" / "git"
+REPORT_LINE = re.compile(
+    r"notebook (?P<name>\S+\.ipynb): (pass|cell \d+ failed( \(needs the cloud, unreachable from here\))?: .+)"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("needs_browser")
+@pytest.mark.parametrize("repository", ["pangeo-gallery-cmip6", "pythia-cmip6-cookbook"])
+def test_a_real_notebook_repository_previews_and_reports_each_notebook(template_repo, tmp_path, repository):
+    """A real notebook repository (../shared/upstream/git, as GitHub serves it)
+    imported, previewed and walked in Chromium: its first notebook opens, the
+    dask panel works, and --notebooks reports every notebook: pass, its first
+    failing cell, or that it needs the cloud (public buckets are unreachable here)."""
+    source = UPSTREAM_GIT / f"{repository}.git"
+    if not source.is_dir():
+        pytest.skip(f"no {source}: keep hub-template beside shared/ (as CI does)")
+    hub = render(template_repo, tmp_path / "deployments" / "charlie", source_repo=str(source))
+    image = hub / "image"
+    # What start copies to ~/hub-notebooks: all but binder/ and hidden folders.
+    notebooks = sorted(
+        str(p.relative_to(image))
+        for p in image.rglob("*.ipynb")
+        if p.relative_to(image).parts[0] != "binder" and not any(x.startswith(".") for x in p.relative_to(image).parts)
+    )
+    assert notebooks
+    done = preview(hub, repository, "--yes", "--notebooks")
+    lines = smoke_lines(done.stdout)
+    assert lines[:2] == STEPS, done.stdout + done.stderr
+    assert any(line.startswith("the workspace opens hub-notebooks/") for line in lines)
+    assert all(step in lines for step in GATEWAY_STEPS), lines
+    report = [line.strip() for line in lines if line.startswith("  notebook ")]
+    matched = [REPORT_LINE.fullmatch(line) for line in report]
+    assert all(matched), report
+    assert sorted(m["name"] for m in matched if m) == notebooks
+    # The smoke passes only if every notebook passed or needs the cloud; else it names the first that failed.
+    failed = [line for line in report if not line.endswith(": pass") and "(needs the cloud" not in line]
+    assert done.returncode == (1 if failed else 0), done.stdout + done.stderr
+    if failed:
+        assert failed[0] in done.stderr
