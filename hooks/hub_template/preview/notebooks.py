@@ -120,9 +120,9 @@ async def run_notebook(api: Api, server: str, path: str) -> Result:
         async with Kernel(api, server, kernel["id"]) as k:
             for number, cell in enumerate(cells, 1):
                 source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                error = await k.execute(source)
+                error, traceback = await k.execute(source)
                 if error:
-                    return Result(name, number, error, needs_cloud(error))
+                    return Result(name, number, error, needs_cloud(f"{error}\n{traceback}"))
         return Result(name)
     finally:
         await api.request("DELETE", f"{server}api/kernels/{kernel['id']}")
@@ -204,8 +204,8 @@ class Kernel:
     async def __aexit__(self, *_: object) -> None:
         self.ws.close()
 
-    async def execute(self, code: str) -> str:
-        """Run `code`; its error as 'EName: value', or '' if it ran."""
+    async def execute(self, code: str) -> tuple[str, str]:
+        """Run `code`; its error as 'EName: value' and its traceback, or '' if it ran."""
         msg_id = uuid.uuid4().hex
         header = {
             "msg_id": msg_id,
@@ -221,15 +221,17 @@ class Kernel:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return f"TimeoutError: the cell ran over {CELL_TIMEOUT:.0f} s"
+                return f"TimeoutError: the cell ran over {CELL_TIMEOUT:.0f} s", ""
             raw = await asyncio.wait_for(self.ws.read_message(), remaining)
             if raw is None:
-                return "KernelDied: the kernel's connection closed"
+                return "KernelDied: the kernel's connection closed", ""
             reply = json.loads(raw)
             if (reply.get("parent_header") or {}).get("msg_id") != msg_id:
                 continue
             if reply["header"]["msg_type"] == "execute_reply":
                 result = reply["content"]
                 if result.get("status") == "error":
-                    return f"{result.get('ename')}: {result.get('evalue')}"[:300]
-                return ""
+                    return f"{result.get('ename')}: {result.get('evalue')}"[:300], "\n".join(
+                        result.get("traceback") or []
+                    )
+                return "", ""
