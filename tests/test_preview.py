@@ -66,6 +66,12 @@ def preview(hub: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
     )
     (ARTIFACTS / name).mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / name / "output.txt").write_text(done.stdout + done.stderr)
+    # A failed preview keeps its programs' logs in its folder: into the artifacts (CI uploads them).
+    logs = [Path(log) for log in re.findall(r"(/\S+/hub-template-preview-[^/\s]+/[^/\s,]+\.log)", done.stderr)]
+    for log in logs:
+        shutil.copyfile(log, ARTIFACTS / name / log.name)
+    for folder in {log.parent for log in logs}:
+        shutil.rmtree(folder, ignore_errors=True)
     # No leftovers: nothing the preview started outlives it. Its programs work
     # in its folder (hub-template-preview-*) and Chromium in the artifacts'.
     leftovers = []
