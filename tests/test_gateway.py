@@ -254,6 +254,41 @@ def test_a_cluster_from_the_labextension_factory_computes(client_env):
     }
 
 
+def test_schedulers_and_workers_listen_on_loopback_only(client_env, gateway_files):
+    """The preview's clusters are reachable from this machine only: every
+    socket their schedulers, nannies and workers listen on is 127.0.0.1
+    (`dask worker` binds every interface unless the backend names a host)."""
+    client = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("gateway_client.py")), "compute"],
+        env=client_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    listening: dict[str, set[str]] = {}
+    try:
+        while client.poll() is None:
+            for proc in psutil.process_iter(["cmdline"]):
+                try:
+                    if not Path(proc.cwd()).is_relative_to(gateway_files["clusters"]):
+                        continue
+                    role = "worker" if "worker" in " ".join(proc.info["cmdline"] or []) else "scheduler"
+                    for conn in proc.net_connections(kind="inet"):
+                        if conn.status == psutil.CONN_LISTEN:
+                            listening.setdefault(role, set()).add(conn.laddr.ip)
+                except (psutil.Error, OSError):
+                    continue
+            time.sleep(0.1)
+        _, err = client.communicate(timeout=CLIENT_TIMEOUT)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0, err
+    assert listening.keys() == {"scheduler", "worker"}, listening
+    assert listening == {"scheduler": {"127.0.0.1"}, "worker": {"127.0.0.1"}}
+
+
 def test_the_dask_panels_new_button_makes_a_cluster(client_env):
     """+NEW with the image's labextension defaults (an `adapt` there fails:
     GatewayCluster.adapt() is a coroutine the panel never awaits)."""
@@ -283,7 +318,7 @@ def test_the_limits_bite(client_env, answers):
 def test_the_hub_extra_config_runs_against_a_traitlets_config(
     template_repo, tmp_path_factory, monkeypatch, capsys, backend, https
 ):
-    from traitlets.config import Config
+    from traitlets.config import Config, PyFileConfigLoader
 
     hub = rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", backend)
     jupyterhub = hub_values(hub)["jupyterhub"]
@@ -329,3 +364,34 @@ def test_the_hub_extra_config_runs_against_a_traitlets_config(
     assert env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] == "{JUPYTER_IMAGE_SPEC}"  # the hub's own value kept
     (service,) = [s for s in c.JupyterHub.services if s["name"] == "dask-gateway"]
     assert service["url"] == f"http://traefik-{release}-dask-gateway.{release}"
+
+    # The dask panel (dask-labextension 7) shows a dashboard only from a link
+    # under the user's server's proxy/: the image's start makes the gateway's
+    # links so, to the host and port this pod reaches the gateway at ...
+    pod = {
+        **{name: str(value) for name, value in env.items()},
+        "PATH": os.pathsep.join([str(BIN), "/usr/bin", "/bin"]),
+        "HOME": str(tmp_path_factory.mktemp("home")),
+        "REPO_DIR": str(hub / "image"),
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/jovyan/",
+    }
+    started = subprocess.run(
+        ["bash", str(hub / "image" / "binder" / "start"), "env"], env=pod, capture_output=True, text=True
+    )
+    assert started.returncode == 0, started.stderr
+    pod_env = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
+    host, port = ("10.0.0.7", "8000") if https else ("proxy-public", "80")
+    assert pod_env["DASK_GATEWAY__PUBLIC_ADDRESS"] == f"/user/jovyan/proxy/{host}:{port}/services/dask-gateway"
+    # ... and the Jupyter config its postBuild installs lets jupyter-server-proxy reach that host.
+    prefix = tmp_path_factory.mktemp("prefix")
+    built = subprocess.run(
+        ["bash", "binder/postBuild"],
+        cwd=hub / "image",
+        env={**pod, "NB_PYTHON_PREFIX": str(prefix)},
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    monkeypatch.setenv("DASK_GATEWAY__ADDRESS", env["DASK_GATEWAY__ADDRESS"])
+    server_config = PyFileConfigLoader("jupyter_server_config.py", str(prefix / "etc" / "jupyter")).load_config()
+    assert host in server_config.ServerProxy.host_allowlist

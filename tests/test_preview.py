@@ -29,8 +29,14 @@ README_SHOT = ROOT / "docs" / "preview.png"
 TIMEOUT = 1500  # s: a first run makes the users' environment (uv, or pip), once per environment.yml
 
 STEPS = ["log in through the form", "the server starts, JupyterLab opens"]
-GATEWAY_STEPS = ["the dask panel's +NEW makes a cluster with the hub's options"]
-END_STEPS = ["the limits refuse a too-large worker", "the dask panel's cluster shuts down", "the server stops"]
+GATEWAY_STEPS = [
+    "the dask panel's +NEW makes a cluster with the hub's options",
+    "the dask panel shows the cluster's dashboard",
+    "a Task Stream pane updates while the cluster computes",
+]
+END_STEPS = ["the limits refuse a too-large worker", "the dask panel's cluster shuts down"]
+NOTEBOOKS_STEP = "the hub's notebooks run (hub-template run-notebooks)"
+NOT_ASKED = "not applicable: not asked (--notebooks)"
 
 browser = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no {CHROMIUM}: apt-get install chromium (.ci/run does)"),
@@ -60,6 +66,12 @@ def preview(hub: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
     )
     (ARTIFACTS / name).mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / name / "output.txt").write_text(done.stdout + done.stderr)
+    # A failed preview keeps its programs' logs in its folder: into the artifacts (CI uploads them).
+    logs = [Path(log) for log in re.findall(r"(/\S+/hub-template-preview-[^/\s]+/[^/\s,]+\.log)", done.stderr)]
+    for log in logs:
+        shutil.copyfile(log, ARTIFACTS / name / log.name)
+    for folder in {log.parent for log in logs}:
+        shutil.rmtree(folder, ignore_errors=True)
     # No leftovers: nothing the preview started outlives it. Its programs work
     # in its folder (hub-template-preview-*) and Chromium in the artifacts'.
     leftovers = []
@@ -127,7 +139,12 @@ def test_the_hub_config_is_z2jhs_loading_with_only_the_listed_overrides(template
         password="pw",
         chp="configurable-http-proxy",
         cmd=["bash", "start", "jupyterhub-singleuser"],
-        user_env={"PATH": "/env/bin", "REPO_DIR": str(hub / "image"), "DASK_ROOT_CONFIG": "/x"},
+        user_env={
+            "PATH": "/env/bin",
+            "REPO_DIR": str(hub / "image"),
+            "DASK_ROOT_CONFIG": "/x",
+            "JUPYTER_CONFIG_PATH": "/y",
+        },
         gateway_token="t",
         image_spec="img:preview",
     )
@@ -159,7 +176,7 @@ def test_the_hub_config_is_z2jhs_loading_with_only_the_listed_overrides(template
 @pytest.mark.usefixtures("needs_browser")
 def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
     hub = render(template_repo, tmp_path / "deployments" / "charlie")
-    done = preview(hub, "default-hub", "--screenshot", str(ARTIFACTS / "default-hub" / "lab.png"))
+    done = preview(hub, "default-hub", "--notebooks", "--screenshot", str(ARTIFACTS / "default-hub" / "lab.png"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert smoke_lines(done.stdout) == [
         *STEPS,
@@ -167,6 +184,10 @@ def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
         *GATEWAY_STEPS,
         "hub-notebooks/welcome.ipynb runs to the end",
         *END_STEPS,
+        # hub-template run-notebooks against the preview's hub, as CI runs it against a deployed one
+        "  notebook welcome.ipynb: pass",
+        NOTEBOOKS_STEP,
+        "the server stops",
     ]
     # What it replaced, printed: the one list, nothing more.
     expected = [
@@ -190,26 +211,238 @@ def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
 
 @pytest.mark.usefixtures("needs_browser")
 def test_preview_smoke_of_a_hub_from_a_notebook_repository(template_repo, tmp_path):
+    """A notebook repository's hub: its first notebook opens and runs in
+    JupyterLab; --notebooks reports each notebook: pass, the first failing
+    cell (a module the image lacks), or needs the cloud (a public bucket)."""
     source = tmp_path / "notebooks"
     source.mkdir()
     import nbformat
 
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [
-        nbformat.v4.new_markdown_cell("# A researcher's analysis"),
-        nbformat.v4.new_code_cell("import dask.array as da\n\nda.ones((1000, 1000)).sum().compute()"),
-    ]
-    nbformat.write(notebook, source / "analysis.ipynb")
+    def notebook(name: str, *cells: str) -> None:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}"), *map(nbformat.v4.new_code_cell, cells)]
+        nbformat.write(nb, source / name)
+
+    notebook("analysis.ipynb", "import dask.array as da\n\nda.ones((1000, 1000)).sum().compute()")
+    notebook("y-search.ipynb", "x = 1", "import satstac")
+    notebook(
+        "z-goes.ipynb",
+        "import urllib.request\n\nurllib.request.urlopen('https://noaa-goes16.s3.amazonaws.com/', timeout=20)",
+    )
     git(source, "init", "-q")
     git(source, "add", "-A")
     git(source, "commit", "-q", "-m", "notebooks")
     hub = render(template_repo, tmp_path / "deployments" / "charlie", source_repo=str(source))
     assert (hub / "image" / "analysis.ipynb").exists()
-    done = preview(hub, "notebook-repository")
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = preview(hub, "notebook-repository", "--yes", "--notebooks")
+    # The source's scripts (merged into the hub's), shown before they ran.
+    assert "--- binder/postBuild ---" in done.stdout and "--- binder/start ---" in done.stdout
     lines = smoke_lines(done.stdout)
-    assert lines[:2] == STEPS and lines[-len(END_STEPS) :] == END_STEPS
-    assert GATEWAY_STEPS[0] in lines
+    assert lines[:2] == STEPS
+    assert all(step in lines for step in GATEWAY_STEPS)
     # The workspace opens the source's own notebook (there is no welcome notebook), which runs.
     assert "the workspace opens hub-notebooks/analysis.ipynb" in lines
     assert "hub-notebooks/analysis.ipynb runs to the end" in lines
+    report = [line.strip() for line in lines if line.startswith("  notebook ")]
+    assert report[:2] == [
+        "notebook analysis.ipynb: pass",
+        "notebook y-search.ipynb: cell 2 failed: ModuleNotFoundError: No module named 'satstac'",
+    ]
+    assert report[2].startswith("notebook z-goes.ipynb: cell 1 failed (needs the cloud, unreachable from here): ")
+    # A notebook that fails for its own reason fails the smoke, naming it.
+    assert done.returncode == 1
+    assert (
+        "smoke step 'the hub's notebooks run (hub-template run-notebooks)' failed: "
+        "notebook y-search.ipynb: cell 2 failed: ModuleNotFoundError: No module named 'satstac'"
+    ) in done.stderr
+
+
+def test_an_uninstallable_package_is_named_by_the_installers_own_lines(tmp_path, monkeypatch):
+    """uv's reason (the package it cannot find), not only its last line, and
+    a log file that exists with all of uv's output."""
+    from hub_template import load_data
+    from hub_template.preview import PreviewError, userenv
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    environment = tmp_path / "environment.yml"
+    environment.write_text(
+        "channels: [conda-forge]\ndependencies:\n  - python=3.12\n  - hub-template-no-such-package\n"
+    )
+    with pytest.raises(PreviewError) as raised:
+        userenv.ensure(environment, load_data("versions.yml")["jupyterhub"], lambda line: None)
+    message = str(raised.value)
+    assert message.startswith("uv could not install environment.yml's packages; its output ends:\n")
+    assert "hub-template-no-such-package was not found in the package registry" in " ".join(message.split())
+    log = Path(message.rpartition("all of it: ")[2])
+    assert log.is_file() and "hub-template-no-such-package" in log.read_text()
+
+
+@pytest.mark.skipif(
+    shutil.which("configurable-http-proxy") is None,
+    reason="no configurable-http-proxy: npm install -g configurable-http-proxy (.ci/run does)",
+)
+def test_a_failing_postbuild_is_named_by_its_own_output_and_a_log_that_exists(template_repo, tmp_path):
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    post_build = hub / "image" / "binder" / "postBuild"
+    post_build.write_text(
+        post_build.read_text()
+        + '\necho "jupyter labextension install: dask-labextension@0.3.0 needs JupyterLab 2" >&2\n'
+        + "echo '  warnings.warn(f\"See the log file for details: {log_path!s}\")' >&2\nexit 3\n"
+    )
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "preview", str(hub), "--chart", str(chart_data())],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "image/binder/postBuild failed (exit 3); its output ends:" in done.stderr
+    assert "  jupyter labextension install: dask-labextension@0.3.0 needs JupyterLab 2" in done.stderr
+    log = Path(re.search(r"all of it: (\S+)", done.stderr)[1])
+    try:
+        assert "dask-labextension@0.3.0" in log.read_text()
+        assert f"the programs' logs: {log}" in done.stderr
+    finally:
+        shutil.rmtree(log.parent, ignore_errors=True)
+
+
+def _fail_after(script: Path, lines: str) -> None:
+    script.write_text(script.read_text() + "\n" + lines + "\nexit 3\n")
+
+
+def _postbuild_log(stderr: str) -> str:
+    log = Path(re.search(r"all of it: (\S+)", stderr)[1])
+    try:
+        return log.read_text()
+    finally:
+        shutil.rmtree(log.parent, ignore_errors=True)
+
+
+# What postBuild reports of itself: its user, its whole environment, and
+# whether it can read a file of the operator's (the test's OPERATOR_FILE).
+WHO_AM_I = 'echo "uid=$(id -u)"; env | sort; cat "$(cat operator-file-path)" 2>/dev/null'
+OPERATOR_SECRET = "the operator's own file"
+
+
+def _operator_file(tmp_path: Path, image: Path) -> None:
+    secret = tmp_path / "operator-file"
+    secret.write_text(OPERATOR_SECRET)
+    secret.chmod(0o600)
+    (image / "operator-file-path").write_text(str(secret))
+
+
+@pytest.mark.skipif(
+    shutil.which("configurable-http-proxy") is None or shutil.which("bwrap") is None,
+    reason="no configurable-http-proxy or bwrap: npm install -g configurable-http-proxy; apt-get install bubblewrap",
+)
+def test_postbuild_runs_as_the_images_user_with_only_a_pods_environment(template_repo, tmp_path):
+    """Issue 27: postBuild ran as root with the operator's environment."""
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    _fail_after(hub / "image" / "binder" / "postBuild", WHO_AM_I)
+    _operator_file(tmp_path, hub / "image")
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "operator-secret", "HUB_TEMPLATE_CHART_DATA": str(chart_data())}
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "preview", str(hub)], env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    log = _postbuild_log(done.stderr)
+    assert "uid=1000" in log.splitlines()
+    assert "AWS_SECRET_ACCESS_KEY" not in log and "operator-secret" not in log
+    assert "HUB_TEMPLATE_CHART_DATA" not in log  # no operator variable
+    assert OPERATOR_SECRET not in log  # the sandbox shows only what it needs
+
+
+@pytest.mark.skipif(
+    shutil.which("configurable-http-proxy") is None or shutil.which("bwrap") is None,
+    reason="no configurable-http-proxy or bwrap: npm install -g configurable-http-proxy; apt-get install bubblewrap",
+)
+def test_a_source_repositorys_scripts_are_shown_and_run_only_when_accepted(template_repo, tmp_path):
+    source = tmp_path / "notebooks"
+    (source / "binder").mkdir(parents=True)
+    (source / "binder" / "postBuild").write_text(f"#!/bin/bash\n{WHO_AM_I}\nexit 3\n")
+    git(source, "init", "-q")
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "notebooks")
+    hub = render(template_repo, tmp_path / "deployments" / "charlie", source_repo=str(source))
+    _operator_file(tmp_path, hub / "image")
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "operator-secret", "HUB_TEMPLATE_CHART_DATA": str(chart_data())}
+    command = [str(BIN / "hub-template"), "preview", str(hub)]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--- binder/postBuild ---" in refused.stdout and WHO_AM_I in refused.stdout  # what would run, shown
+    assert refused.stderr.strip() == (
+        "hub-template preview: the source repository's scripts were not accepted: "
+        "read them above, then run again with --yes"
+    )
+    accepted = subprocess.run([*command, "--yes"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert accepted.returncode == 1, accepted.stdout + accepted.stderr
+    log = _postbuild_log(accepted.stderr)
+    assert "uid=1000" in log.splitlines() and "operator-secret" not in log and OPERATOR_SECRET not in log
+
+
+@pytest.mark.skipif(
+    shutil.which("configurable-http-proxy") is None or shutil.which("bwrap") is None,
+    reason="no configurable-http-proxy or bwrap: npm install -g configurable-http-proxy; apt-get install bubblewrap",
+)
+def test_a_url_requirement_is_refused_unless_named(template_repo, tmp_path):
+    """Issue 27: a `pkg @ file://...` requirement ran its setup code while the environment was made."""
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    environment = hub / "image" / "binder" / "environment.yml"
+    environment.write_text(environment.read_text() + "  - pip:\n      - evil @ file:///tmp/evil\n")
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "preview", str(hub), "--chart", str(chart_data())], capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[0] == (
+        "hub-template preview: environment.yml's pip requirement 'evil @ file:///tmp/evil' is a URL or path, "
+        "whose setup code would run here: refused unless named, e.g. --allow-requirement 'evil @ file:///tmp/evil'"
+    )
+
+
+UPSTREAM_GIT = ROOT.parent / "shared" / "upstream" / "git"
+REPORT_LINE = re.compile(
+    r"notebook (?P<name>\S+\.ipynb): (pass|cell \d+ failed( \(needs the cloud, unreachable from here\))?: .+)"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("needs_browser")
+@pytest.mark.parametrize("repository", ["pangeo-gallery-cmip6", "pythia-cmip6-cookbook"])
+def test_a_real_notebook_repository_previews_and_reports_each_notebook(template_repo, tmp_path, repository):
+    """A real notebook repository (../shared/upstream/git, as GitHub serves it)
+    imported, previewed and walked in Chromium: its first notebook opens, the
+    dask panel works, and --notebooks reports every notebook: pass, its first
+    failing cell, or that it needs the cloud (public buckets are unreachable here)."""
+    source = UPSTREAM_GIT / f"{repository}.git"
+    if not source.is_dir():
+        pytest.skip(f"no {source}: keep hub-template beside shared/ (as CI does)")
+    hub = render(template_repo, tmp_path / "deployments" / "charlie", source_repo=str(source))
+    image = hub / "image"
+    # What start copies to ~/hub-notebooks: all but binder/ and hidden folders.
+    notebooks = sorted(
+        str(p.relative_to(image))
+        for p in image.rglob("*.ipynb")
+        if p.relative_to(image).parts[0] != "binder" and not any(x.startswith(".") for x in p.relative_to(image).parts)
+    )
+    assert notebooks
+    done = preview(hub, repository, "--yes", "--notebooks")
+    lines = smoke_lines(done.stdout)
+    assert lines[:2] == STEPS, done.stdout + done.stderr
+    (opened,) = [line for line in lines if line.startswith("the workspace opens hub-notebooks/")]
+    first = opened.removeprefix("the workspace opens ")
+    assert all(step in lines for step in GATEWAY_STEPS), lines
+    # The first notebook runs in JupyterLab, or the step says why it could not here.
+    (ran,) = [line for line in lines if line.startswith(f"{first} runs to the end")]
+    assert ran == f"{first} runs to the end" or re.fullmatch(
+        rf"{re.escape(first)} runs to the end +not applicable: it needs the cloud, unreachable from here: cell \d+ .+",
+        ran,
+    ), ran
+    report = [line.strip() for line in lines if line.startswith("  notebook ")]
+    matched = [REPORT_LINE.fullmatch(line) for line in report]
+    assert all(matched), report
+    assert sorted(m["name"] for m in matched if m) == notebooks
+    # The smoke passes only if every notebook passed or needs the cloud; else it names the first that failed.
+    failed = [line for line in report if not line.endswith(": pass") and "(needs the cloud" not in line]
+    assert done.returncode == (1 if failed else 0), done.stdout + done.stderr
+    if failed:
+        assert failed[0] in done.stderr

@@ -22,6 +22,10 @@ VERBS = {
     "lock": ("hub_template.lock", "Solve a hub's image environment for linux-64 into a lock beside it."),
     "preview": ("hub_template.preview.command", "Run a hub on this machine, on 127.0.0.1, to see it work."),
     "adopt": ("hub_template.adopt", "Bring a hand-made hub under the template, changing none of its files."),
+    "run-notebooks": (
+        "hub_template.preview.notebooks",
+        "Run a hub's own notebooks in a user's server: its health check.",
+    ),
 }
 
 # Shown under each verb's --help.
@@ -45,6 +49,8 @@ EXAMPLES = {
   hub-template lock deployments/charlie          # (re)write image/binder/environment.lock.yml
   hub-template lock deployments/charlie --diff   # and print the table of version changes
   hub-template lock deployments/* --check        # exit 1 if a lock would change""",
+    "run-notebooks": """examples:
+  hub-template run-notebooks https://staging.charlie.example.org --user health-check   # JUPYTERHUB_API_TOKEN set""",
     "plan-deploy": """examples:
   hub-template plan-deploy --before HEAD~1 --after HEAD --branch staging   # what a push deploys
   hub-template plan-deploy --before origin/staging --after HEAD --pull-request""",

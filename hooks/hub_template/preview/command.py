@@ -27,7 +27,16 @@ import yaml
 from hub_template import load_data
 from hub_template.copier_settings import ANSWERS_FILE
 from hub_template.helm_values import Chart, ValuesFile
-from hub_template.preview import PreviewError, Say, gateway_config, hub_config, overrides, userenv
+from hub_template.preview import (
+    PreviewError,
+    Say,
+    gateway_config,
+    hub_config,
+    overrides,
+    program_failed,
+    sandbox,
+    userenv,
+)
 from hub_template.preview.processes import Processes, free_port
 
 DESCRIPTION = "Run a rendered hub on this machine (127.0.0.1 only) with its own configuration."
@@ -75,11 +84,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--screenshot", type=Path, metavar="PNG", help="with --smoke: a screenshot of JupyterLab after the notebook ran"
     )
+    parser.add_argument(
+        "--notebooks",
+        action="store_true",
+        help="with --smoke: run each notebook of image/ in the user's server (hub-template run-notebooks)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="run a source repository's postBuild and start (shown first) without asking",
+    )
+    parser.add_argument(
+        "--allow-requirement",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a pip requirement that is a URL or path, allowed into the users' environment (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         inputs = read(args.hub, args.chart)
+        inputs["allowed_requirements"] = args.allow_requirement
+        source = inputs["answers"].get("source_repo")
+        if source:
+            binder = inputs["hub"] / "image" / "binder"
+            sandbox.consent([binder / "postBuild", binder / "start"], source, args.yes, sys.stdin.isatty())
     except PreviewError as error:
         print(f"hub-template preview: {error}", file=sys.stderr)
         return 2
@@ -98,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
         if args.smoke:
             from hub_template.preview import smoke
 
-            times = smoke.run(stack["target"], args.artifacts, args.screenshot, say, stack["memory"])
+            times = smoke.run(
+                stack["target"], args.artifacts, args.screenshot, say, stack["memory"], notebooks=args.notebooks
+            )
             say("smoke: passed; " + ", ".join(f"{k}: {v:.1f}" for k, v in times.items()))
         else:
             say("Ctrl-C stops the preview and everything it started.")
@@ -121,10 +154,11 @@ def run(args: argparse.Namespace) -> int:
             code = code or 1
         else:
             say(f"stopped every process it started{f' ({len(killed)} needed SIGKILL)' if killed else ''}")
-            if code in (0, 130):  # nothing failed: nothing to look at
+            logs = sorted(work.glob("*.log"))
+            if code in (0, 130) or not logs:  # nothing failed, or nothing logged: nothing to look at
                 shutil.rmtree(work, ignore_errors=True)
             else:
-                print(f"hub-template preview: the programs' logs are in {work}", file=sys.stderr)
+                print(f"hub-template preview: the programs' logs: {', '.join(str(p) for p in logs)}", file=sys.stderr)
     return code
 
 
@@ -142,6 +176,7 @@ def read(hub: Path, chart_dir: Path | None) -> dict[str, Any]:
     chp = shutil.which("configurable-http-proxy")
     if chp is None:
         raise PreviewError("no configurable-http-proxy: npm install -g configurable-http-proxy")
+    sandbox.program()
     answers = yaml.safe_load((hub / ANSWERS_FILE).read_text()) if (hub / ANSWERS_FILE).exists() else {}
     if answers.get("dask_backend") == "kubernetes":
         raise PreviewError(
@@ -175,21 +210,44 @@ def workspace_notebook(workspace: Path) -> str | None:
 def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dict[str, Any]:
     hub, values = inputs["hub"], inputs["values"]
     versions = load_data("versions.yml")
-    env = userenv.ensure(hub / "image" / "binder" / "environment.yml", versions["jupyterhub"], out)
-    # The image's dask config, installed by the hub's own postBuild, into a
-    # prefix of this run; dask reads it there through DASK_ROOT_CONFIG.
+    environment_yml = hub / "image" / "binder" / "environment.yml"
+    sandbox.refuse_url_requirements(
+        userenv.requirements(environment_yml, versions["jupyterhub"]), inputs.get("allowed_requirements", ())
+    )
+    env = userenv.ensure(environment_yml, versions["jupyterhub"], out)
+    # The image's dask and Jupyter config, installed by the hub's own postBuild
+    # (as the image's user, in the sandbox), into a prefix of this run; dask
+    # and Jupyter read it there through DASK_ROOT_CONFIG and JUPYTER_CONFIG_PATH.
     prefix = work / "nb-python-prefix"
     post_build = hub / "image" / "binder" / "postBuild"
     if post_build.exists():
+        build_home = work / "build-home"
         done = subprocess.run(
-            ["bash", str(post_build)],
-            cwd=hub / "image",
-            capture_output=True,
+            sandbox.argv(
+                ["bash", str(post_build)],
+                read_only=[env.prefix, hub / "image"],
+                writable=[prefix],
+                home=build_home,
+                cwd=hub / "image",
+                env=sandbox.environment(
+                    {
+                        "HOME": str(build_home),
+                        "USER": sandbox.USER["user_name"],
+                        "NB_USER": sandbox.USER["user_name"],
+                        "NB_PYTHON_PREFIX": str(prefix),
+                        "REPO_DIR": str(hub / "image"),
+                        "PATH": f"{env.bin}:/usr/bin:/bin",
+                    }
+                ),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "NB_PYTHON_PREFIX": str(prefix), "PATH": f"{env.bin}:{os.environ.get('PATH', '')}"},
         )
         if done.returncode != 0:
-            raise PreviewError(f"image/binder/postBuild failed: {(done.stderr.strip().splitlines() or [''])[-1]}")
+            raise program_failed(
+                f"image/binder/postBuild failed (exit {done.returncode})", done.stdout, work / "postBuild.log"
+            )
     ports = hub_config.Ports(*(free_port() for _ in range(5)))
     password = secrets.token_urlsafe(12)
     gateway_token = secrets.token_hex(32)
@@ -227,8 +285,19 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         )
     else:
         listed = ()
-    user_env = {"PATH": path, "REPO_DIR": str(hub / "image"), "DASK_ROOT_CONFIG": str(prefix / "etc" / "dask")}
-    cmd = ["bash", str(hub / "image" / "binder" / "start"), "jupyterhub-singleuser"]
+    user_env = {
+        "PATH": path,
+        "REPO_DIR": str(hub / "image"),
+        "DASK_ROOT_CONFIG": str(prefix / "etc" / "dask"),
+        "JUPYTER_CONFIG_PATH": str(prefix / "etc" / "jupyter"),
+    }
+    # Each server runs through the image's start, as the image's user, in the sandbox.
+    cmd = sandbox.argv(
+        ["bash", str(hub / "image" / "binder" / "start"), "jupyterhub-singleuser"],
+        read_only=[env.prefix, hub / "image", prefix],
+        writable=[],
+        home=work / "homes",
+    )
     image = (values["jupyterhub"].get("singleuser") or {}).get("image") or {}
     the_plan = hub_config.plan(
         values,
@@ -241,7 +310,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         gateway_token=gateway_token,
         image_spec=f"{image.get('name', 'image')}:preview",
     )
-    (work / "homes").mkdir()
+    (work / "homes").mkdir(exist_ok=True)
     config = hub_config.write(work, the_plan)
     hub_proc = procs.start(
         "jupyterhub",
@@ -272,6 +341,9 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         home=work / "homes" / USER,
         notebook=workspace_notebook(inputs["workspace"]),
         gateway_prefix=prefix_path,
+        python=env.bin / "python",
+        # A user's kernel: its server's environment, and the chart's gateway auth.
+        client_env={**the_plan["local"]["env"], "DASK_GATEWAY__AUTH__TYPE": "jupyterhub"},
     )
     return {
         "target": target,

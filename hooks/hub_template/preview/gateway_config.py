@@ -12,7 +12,7 @@ from hub_template.preview import overrides
 # KubeClusterConfig has `image` and a fractional `worker_cores`; the local
 # backend's config lacks both, so the hub's option handler would be refused.
 LOCAL_CLUSTER_CONFIG = '''\
-from dask_gateway_server.backends.local import LocalClusterConfig
+from dask_gateway_server.backends.local import LocalClusterConfig, UnsafeLocalBackend
 from traitlets import Float, Unicode
 
 
@@ -21,6 +21,14 @@ class HubClusterConfig(LocalClusterConfig):
 
     image = Unicode(config=True)
     worker_cores = Float(1, min=0, config=True)
+
+
+class LoopbackLocalBackend(UnsafeLocalBackend):
+    """UnsafeLocalBackend whose workers listen on loopback only, as its
+    schedulers do: `dask worker` binds every interface unless given a host."""
+
+    def get_worker_command(self, cluster, worker_name, scheduler_address=None):
+        return [*super().get_worker_command(cluster, worker_name, scheduler_address), "--host", "127.0.0.1"]
 
 '''
 
@@ -45,7 +53,7 @@ def local_settings(
     """Each override's Python value, keyed by its target: SimpleAuthenticator
     with `password`, else JupyterHubAuthenticator against `hub_api_url`."""
     values = {
-        "DaskGateway.backend_class": repr("dask_gateway_server.backends.local.UnsafeLocalBackend"),
+        "DaskGateway.backend_class": "LoopbackLocalBackend",
         "UnsafeLocalBackend.cluster_config_class": "HubClusterConfig",
         "UnsafeLocalBackend.clusters_directory": repr(str(clusters)),
         "DaskGateway.address": repr(f"127.0.0.1:{api_port}"),

@@ -21,7 +21,8 @@ class Override:
 # dask-gateway-server: its backend, its addresses and its auth.
 GATEWAY_BACKEND = (
     Override(
-        "DaskGateway.backend_class", "Kubernetes -> UnsafeLocalBackend: schedulers and workers are local processes"
+        "DaskGateway.backend_class",
+        "Kubernetes -> UnsafeLocalBackend: schedulers and workers are local processes, on loopback only",
     ),
     Override(
         "UnsafeLocalBackend.cluster_config_class",
@@ -50,7 +51,10 @@ HUB = (
     Override("SharedPasswordAuthenticator.allow_all", "no GitHub organizations to check: any user name"),
     Override("JupyterHub.spawner_class", "KubeSpawner -> a local process spawner"),
     Override("SimpleLocalProcessSpawner.home_dir_template", "each user's home in the preview's folder"),
-    Override("Spawner.cmd", "the users' server through the rendered binder/start, in the preview environment"),
+    Override(
+        "Spawner.cmd",
+        "the users' server through the rendered binder/start, as the image's user in a bubblewrap sandbox",
+    ),
     Override("Spawner.args", "--allow-root where the preview runs as root (pods run as jovyan)"),
     Override("Spawner.default_url", "singleuser.defaultUrl, which z2jh gives KubeSpawner"),
     Override("Spawner.start_timeout", "a first start on a small machine is slow"),
@@ -70,5 +74,6 @@ HUB = (
     Override("env PATH", "the users' environment first"),
     Override("env REPO_DIR", "the hub's image/ folder, where repo2docker puts /srv/repo"),
     Override("env DASK_ROOT_CONFIG", "the dask config postBuild installed, in the preview's prefix"),
+    Override("env JUPYTER_CONFIG_PATH", "the Jupyter config postBuild installed, in the preview's prefix"),
     Override("env $(VAR)", "Kubernetes' $(VAR) expansion, done per user at spawn"),
 )

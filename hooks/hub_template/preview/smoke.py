@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from hub_template.preview import PreviewError, Say
+from hub_template.preview.notebooks import needs_cloud
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +36,14 @@ FLAGS = [
     "--no-first-run",
 ]
 USER = "researcher"
+GATEWAY_STEPS = (
+    "the dask panel's +NEW makes a cluster",
+    "the dask panel shows the cluster's dashboard",
+    "a Task Stream pane updates while the cluster computes",
+)
+END_GATEWAY_STEPS = ("the limits refuse a too-large worker", "the dask panel's cluster shuts down")
+# The dashboard plots the smoke expects among the panel's buttons.
+DASHBOARD_PLOTS = ("Task Stream", "Progress")
 SERVER_TIMEOUT = 180_000  # ms: a first server start imports JupyterLab on 2 shared cores
 RUN_TIMEOUT = 300_000
 
@@ -43,6 +55,18 @@ class Target:
     home: Path  # the user's home folder
     notebook: str | None  # the workspace's notebook, relative to the home
     gateway_prefix: str | None  # "/services/dask-gateway" when the hub has a gateway
+    # Why a step does not apply to this hub (the workspace opens no notebook,
+    # the hub has no gateway), said on the step's line instead of the time.
+    no_notebook: str = "the hub's workspace opens no notebook"
+    no_gateway: str = "the hub's dask-gateway is disabled"
+    # The users' Python and environment as a notebook's kernel has them: a
+    # computation on the panel's cluster runs there, as the user.
+    python: Path | None = None
+    client_env: dict[str, str] = field(default_factory=dict)
+
+
+class NeedsCloud(PreviewError):
+    """A notebook stopped at a cloud endpoint this machine cannot reach."""
 
 
 class Steps:
@@ -52,9 +76,17 @@ class Steps:
     def done(self, what: str, since: float) -> None:
         self.out(f"smoke: {what:<58} {time.monotonic() - since:6.1f} s")
 
+    def not_applicable(self, what: str, why: str) -> None:
+        self.out(f"smoke: {what:<58} not applicable: {why}")
+
 
 def run(
-    target: Target, artifacts: Path, screenshot: Path | None, out: Say, memory: Callable[[], int] = lambda: 0
+    target: Target,
+    artifacts: Path,
+    screenshot: Path | None,
+    out: Say,
+    memory: Callable[[], int] = lambda: 0,
+    notebooks: bool = False,
 ) -> dict[str, float]:
     """Drive the path; raises PreviewError naming the failed step."""
     from playwright.sync_api import Error as PlaywrightError
@@ -99,11 +131,16 @@ def run(
                 page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
                 _accept_preferred_kernel(page, PlaywrightError)
                 steps.done(step, t)
+            else:
+                steps.not_applicable("the workspace opens a notebook", target.no_notebook)
 
             token = None
-            if target.gateway_prefix:
+            if not target.gateway_prefix:
+                for what in GATEWAY_STEPS:
+                    steps.not_applicable(what, target.no_gateway)
+            else:
                 t = time.monotonic()
-                step = "the dask panel's +NEW makes a cluster"
+                step = GATEWAY_STEPS[0]
                 panel = page.locator(".dask-DaskClusterManager")
                 panel.get_by_text("NEW", exact=True).click(timeout=60_000)
                 _wait_cluster_or_error(page)
@@ -128,13 +165,29 @@ def run(
                     raise PreviewError(f"+NEW cluster image {options.get('image')!r} is not {hub_image}:<tag>")
                 times["first cluster"] = time.monotonic() - t
                 steps.done(step + " with the hub's options", t)
+                cluster_name = cluster["name"]
+
+                t = time.monotonic()
+                step = GATEWAY_STEPS[1]
+                _wait_dashboard(page, cluster_name)
+                steps.done(step, t)
+
+                t = time.monotonic()
+                step = GATEWAY_STEPS[2]
+                _task_stream_updates(page, target, token, cluster_name)
+                steps.done(step, t)
 
             if target.notebook:
                 t = time.monotonic()
                 step = f"{target.notebook} runs to the end"
-                _run_all(page, target.home / target.notebook)
-                times["notebook run"] = time.monotonic() - t
-                steps.done(step, t)
+                try:
+                    _run_all(page, target.home / target.notebook)
+                    times["notebook run"] = time.monotonic() - t
+                    steps.done(step, t)
+                except NeedsCloud as error:
+                    steps.not_applicable(step, f"it needs the cloud, unreachable from here: {error}")
+            else:
+                steps.not_applicable("the notebook runs to the end", target.no_notebook)
 
             times["memory with a server and a cluster (MiB)"] = memory() / 2**20
             news = page.get_by_role("button", name="No", exact=True)
@@ -142,13 +195,20 @@ def run(
                 news.first.click()  # JupyterLab's question about news, out of the picture
                 news.first.wait_for(state="detached", timeout=10_000)
             if screenshot is not None:
+                if target.gateway_prefix:  # the dashboard, with the tasks it drew
+                    page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Task Stream").first.click()
+                    _tasks_drawn(page, 0)
+                    time.sleep(1)  # Bokeh redraws a pane shown again
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot))
 
-            if target.gateway_prefix:
+            if not target.gateway_prefix:
+                for what in END_GATEWAY_STEPS:
+                    steps.not_applicable(what, target.no_gateway)
+            else:
                 assert token is not None  # made with the cluster, above
                 t = time.monotonic()
-                step = "the limits refuse a too-large worker"
+                step = END_GATEWAY_STEPS[0]
                 too_big = spec["worker_cores"]["spec"]["max"] * 2
                 refused = _gateway(
                     page,
@@ -164,7 +224,7 @@ def run(
                 steps.done(step, t)
 
                 t = time.monotonic()
-                step = "the dask panel's cluster shuts down"
+                step = END_GATEWAY_STEPS[1]
                 page.locator(".dask-ClusterListingItem-stop").first.click()
                 deadline = time.monotonic() + 60
                 while _gateway(page, target, token, "GET", "/api/v1/clusters/"):
@@ -172,6 +232,14 @@ def run(
                         raise PreviewError("clusters still running 60 s after SHUTDOWN")
                     time.sleep(1)
                 steps.done(step, t)
+
+            step = "the hub's notebooks run (hub-template run-notebooks)"
+            if notebooks:
+                t = time.monotonic()
+                _run_notebooks(target, token or _user_token(page, target.url), out)
+                steps.done(step, t)
+            else:
+                steps.not_applicable(step, "not asked (--notebooks)")
 
             t = time.monotonic()
             step = "the server stops"
@@ -188,6 +256,127 @@ def run(
         finally:
             browser.close()
     return times
+
+
+def _run_notebooks(target: Target, token: str, out: Say) -> None:
+    """`hub-template run-notebooks` against this preview's hub, as a federation's
+    CI runs it against a deployed one: each notebook passes, or needs the cloud."""
+    runner = Path(sys.executable).parent / "hub-template"
+    done = subprocess.run(
+        [str(runner), "run-notebooks", target.url, "--user", USER],
+        env={**os.environ, "JUPYTERHUB_API_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    report = [line for line in done.stdout.splitlines() if line.startswith("notebook ")]
+    for line in report:
+        out(f"smoke:   {line}")
+    failed = [line for line in report if not line.endswith(": pass") and "(needs the cloud" not in line]
+    if done.returncode not in (0, 1) or not report:
+        raise PreviewError(f"run-notebooks failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+    if failed:
+        raise PreviewError(failed[0])
+
+
+def _wait_dashboard(page: Page, cluster_name: str) -> None:
+    """The panel's URL box names the cluster and its dashboard buttons are
+    enabled: dask-labextension reached the dashboard through the user's server."""
+    buttons = page.locator(".dask-DashboardListing-list button")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        enabled = {b.get_attribute("value") for b in buttons.all() if b.is_enabled()}
+        if all(plot in enabled for plot in DASHBOARD_PLOTS):
+            break
+        time.sleep(0.5)
+    else:
+        box = page.locator(".dask-URLInput input").input_value()
+        shown = " ".join(page.locator(".dask-DashboardListing-inactive").all_inner_texts()).split()
+        raise PreviewError(
+            f"no {' or '.join(DASHBOARD_PLOTS)} button 60 s after +NEW: the URL box says {box!r}"
+            + (f", the panel {' '.join(shown)[:60]!r}" if shown else "")
+        )
+    box = page.locator(".dask-URLInput input").input_value()
+    if cluster_name not in box:
+        raise PreviewError(f"the dask panel shows {box!r}, not the dashboard of cluster {cluster_name}")
+
+
+# The number of tasks a Task Stream pane has drawn: the rows of its Bokeh
+# document's data source with task durations (-1 until Bokeh has loaded).
+TASKS_DRAWN_JS = """() => {
+    if (!window.Bokeh || !Bokeh.documents.length) return -1;
+    let n = 0;
+    for (const m of Bokeh.documents[0].all_models) {
+        if (m.data && m.data.duration !== undefined) n += m.data.duration.length;
+    }
+    return n;
+}"""
+# A computation on the panel's cluster, as a notebook would run one.
+COMPUTE_PY = """\
+import sys
+
+import dask.array as da
+from dask_gateway import Gateway
+
+cluster = Gateway().connect(sys.argv[1], shutdown_on_close=False)
+client = cluster.get_client()
+for _ in range(4):
+    da.random.random((4_000, 4_000), chunks=(500, 500)).sum().compute()
+client.close()
+"""
+
+
+def _task_stream_updates(page: Page, target: Target, token: str, cluster_name: str) -> None:
+    """Open the dask panel's dashboard layout (Task Stream, Workers Memory,
+    Progress) from the command palette, compute on the panel's cluster as the
+    user, and see the Task Stream pane draw the tasks while they run."""
+    if target.python is None:
+        raise PreviewError("no users' Python to compute on the cluster with")
+    page.keyboard.press("Control+Shift+c")
+    page.locator(".lm-CommandPalette-input").fill("Launch Dask Dashboard Layout")
+    page.keyboard.press("Enter")
+    before = _tasks_drawn(page, -1)
+    env = {**target.client_env, "JUPYTERHUB_API_TOKEN": token}
+    compute = subprocess.Popen(
+        [str(target.python), "-c", COMPUTE_PY, cluster_name],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        drawn, deadline = before, time.monotonic() + 120
+        while drawn <= before and time.monotonic() < deadline:
+            time.sleep(0.5)
+            drawn = _tasks_drawn(page, -1)
+            if compute.poll() is not None and compute.returncode != 0:
+                break
+        _, err = compute.communicate(timeout=120)
+    finally:
+        if compute.poll() is None:
+            compute.kill()
+            compute.wait()
+    if compute.returncode != 0:
+        last = (err.strip().splitlines() or ["no output"])[-1]
+        raise PreviewError(f"the computation on cluster {cluster_name} failed: {last}"[:200])
+    if drawn <= before:
+        raise PreviewError(f"the Task Stream pane drew no task while cluster {cluster_name} computed")
+
+
+def _tasks_drawn(page: Page, more_than: int) -> int:
+    """How many tasks the Task Stream pane has drawn, once it has drawn more
+    than `more_than` (-1: once Bokeh has loaded)."""
+    frame_element = page.locator(".jp-IFrame iframe[src*='individual-task-stream']").first
+    frame_element.wait_for(timeout=30_000)
+    frame = frame_element.element_handle().content_frame()
+    if frame is None:
+        raise PreviewError("the Task Stream pane has no frame")
+    deadline = time.monotonic() + 60
+    while (drawn := int(frame.evaluate(TASKS_DRAWN_JS))) <= more_than:
+        if time.monotonic() > deadline:
+            raise PreviewError(f"the Task Stream pane ({frame.url}) drew no more than {more_than} tasks in 60 s")
+        time.sleep(0.5)
+    return drawn
 
 
 def _wait_cluster_or_error(page: Page) -> None:
@@ -260,14 +449,20 @@ def _gateway(
 def _run_all(page: Page, path: Path) -> None:
     """Run All from JupyterLab's Run menu, save, then read the saved notebook:
     every code cell ran, none raised."""
+    page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=path.name).first.click()  # over the dashboard
     page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     cells = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt")
-    deadline = time.monotonic() + RUN_TIMEOUT / 1000
+    deadline, idle = time.monotonic() + RUN_TIMEOUT / 1000, 0
     while True:
         prompts = [text.strip() for text in cells.all_inner_texts()]
-        if prompts and all(p.startswith("[") and p[1:-2].isdigit() for p in prompts):
+        ran = [p.startswith("[") and p[1:-2].isdigit() for p in prompts]
+        if prompts and all(ran):
+            break
+        # Run All stops at a cell that raised: the cells after it stay unrun.
+        idle = idle + 1 if any(ran) and not any("*" in p for p in prompts) else 0
+        if idle >= 3:
             break
         if time.monotonic() > deadline:
             raise PreviewError(f"the notebook did not finish in {RUN_TIMEOUT // 1000} s: {prompts}")
@@ -277,14 +472,19 @@ def _run_all(page: Page, path: Path) -> None:
     while True:
         notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # unannotated in nbformat
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-        if all(cell.execution_count for cell in code):
+        raised = any(out.output_type == "error" for cell in code for out in cell.outputs)
+        if raised or all(cell.execution_count for cell in code):
             break
         if time.monotonic() > deadline:
             raise PreviewError(f"{path} was not saved with its outputs")
         time.sleep(0.5)
-    errors = [out for cell in code for out in cell.outputs if out.output_type == "error"]
+    errors = [(n, out) for n, cell in enumerate(code, 1) for out in cell.outputs if out.output_type == "error"]
     if errors:
-        raise PreviewError(f"a cell raised {errors[0].ename}: {errors[0].evalue}"[:160])
+        number, error = errors[0]
+        text = f"cell {number} raised {error.ename}: {error.evalue}"[:200]
+        if needs_cloud(f"{error.ename}: {error.evalue}\n" + "\n".join(error.get("traceback", []))):
+            raise NeedsCloud(text)
+        raise PreviewError(text)
 
 
 def _accept_preferred_kernel(page: Page, playwright_error: type[Exception]) -> None:

@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 
 from hub_template import pypi_names
 from hub_template.environment import CondaSpec, read_environment
-from hub_template.preview import PreviewError, Say
+from hub_template.preview import Say, program_failed
 
 LABEL = "APPROXIMATE: environment.yml's names pip-installed, not the image's conda solve"
 
@@ -122,8 +122,9 @@ def ensure(environment_yml: Path, jupyterhub: str, log: Say) -> UserEnv:
         keep = {Requirement(r).name for r in (*BASE, "jupyterhub")}  # the image's own: never dropped
         installed, code, stderr = pypi_names.install(list(reqs), renamed, attempt, keep)
         if code != 0:
-            last = (stderr.strip().splitlines() or [f"{tool} failed"])[-1]
-            raise PreviewError(f"{tool} could not install environment.yml's packages: {last}"[:200])
+            raise program_failed(
+                f"{tool} could not install environment.yml's packages", stderr, prefix.parent / f"{key}.log"
+            )
         if differs := installed.line():
             log(f"users' environment: {differs}")
         env = UserEnv(prefix, installed.requirements)

@@ -1,0 +1,237 @@
+"""`hub-template run-notebooks HUB_URL --user NAME`: the hub's own notebooks
+as its health check, on a preview or on a deployed hub.
+
+Runs each notebook the image gives users (`~/hub-notebooks/`, where the
+image's start copies image/) in a kernel of the user's own server, as the user
+would: through the hub's REST API and the server's kernel websocket, so the
+kernel is the image's Python with the user's environment. Reports per notebook
+"pass", or the first failing cell with its error; an error that is a cloud
+endpoint out of reach says so ("needs the cloud").
+
+The token (JUPYTERHUB_API_TOKEN) is a JupyterHub service's, with the scopes
+`admin:servers`, `access:servers` and `read:users` (a federation's CI after a
+deploy), or the user's own (the preview's smoke). A server the runner starts,
+it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from hub_template.preview import PreviewError, Say
+
+DESCRIPTION = "Run a hub's own notebooks in a user's server and report each: its health check."
+FOLDER = "hub-notebooks"  # where the image's start copies image/'s notebooks
+CELL_TIMEOUT = 600.0  # s
+SERVER_TIMEOUT = 300.0  # s
+# Errors that mean a cloud endpoint was out of reach (public buckets, STAC
+# APIs), not that the notebook is wrong: said as such in the report.
+CLOUD_SIGNS = (
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "nodename nor servname",
+    "Could not connect to the endpoint URL",
+    "ClientConnectorError",
+    "ConnectTimeout",
+    "ConnectionError",
+    "Network is unreachable",
+    "EndpointConnectionError",
+    "No route to host",
+)
+
+
+def needs_cloud(error: str) -> bool:
+    """Whether an error (its text or traceback) is a cloud endpoint out of reach."""
+    return any(sign in error for sign in CLOUD_SIGNS)
+
+
+@dataclass(frozen=True)
+class Result:
+    notebook: str
+    cell: int | None = None  # the first failing code cell, 1-based; None: passed
+    error: str = ""
+    needs_cloud: bool = False
+
+    def line(self) -> str:
+        if self.cell is None:
+            return f"notebook {self.notebook}: pass"
+        why = " (needs the cloud, unreachable from here)" if self.needs_cloud else ""
+        return f"notebook {self.notebook}: cell {self.cell} failed{why}: {self.error}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("hub_url", help="the hub's public URL, e.g. https://staging.charlie.example.org")
+    parser.add_argument("--user", required=True, help="whose server runs the notebooks (made if absent)")
+    parser.add_argument("--only", action="append", default=[], metavar="NOTEBOOK", help="run only these (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not token:
+        print("hub-template run-notebooks: set JUPYTERHUB_API_TOKEN to a JupyterHub service's token", file=sys.stderr)
+        return 2
+    try:
+        results = asyncio.run(run_all(args.hub_url.rstrip("/"), token, args.user, _say, args.only))
+    except PreviewError as error:
+        print(f"hub-template run-notebooks: {error}", file=sys.stderr)
+        return 1
+    return 0 if all(r.cell is None for r in results) else 1
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def run_all(hub: str, token: str, user: str, out: Say, only: list[str] | None = None) -> list[Result]:
+    """Each notebook of the user's hub-notebooks/, run in a kernel of their server."""
+    api = Api(hub, token)
+    server, started = await api.ensure_server(user)
+    try:
+        paths = [p for p in await api.notebooks(server) if not only or p.rpartition("/")[2] in only]
+        if not paths:
+            raise PreviewError(f"{user}'s server has no notebooks in ~/{FOLDER}")
+        results = []
+        for path in paths:
+            result = await run_notebook(api, server, path)
+            out(result.line())
+            results.append(result)
+        return results
+    finally:
+        if started:
+            await api.request("DELETE", f"/hub/api/users/{quote(user)}/server")
+
+
+async def run_notebook(api: Api, server: str, path: str) -> Result:
+    notebook = (await api.request("GET", f"{server}api/contents/{quote(path)}?content=1"))["content"]
+    name = path.removeprefix(f"{FOLDER}/")
+    kernel_name = ((notebook.get("metadata") or {}).get("kernelspec") or {}).get("name", "python3")
+    kernel = await api.request("POST", f"{server}api/kernels", {"name": kernel_name, "path": path.rpartition("/")[0]})
+    try:
+        cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+        async with Kernel(api, server, kernel["id"]) as k:
+            for number, cell in enumerate(cells, 1):
+                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                error, traceback = await k.execute(source)
+                if error:
+                    return Result(name, number, error, needs_cloud(f"{error}\n{traceback}"))
+        return Result(name)
+    finally:
+        await api.request("DELETE", f"{server}api/kernels/{kernel['id']}")
+
+
+class Api:
+    """The hub's and the user's server's REST APIs, with the token."""
+
+    def __init__(self, hub: str, token: str) -> None:
+        from tornado.httpclient import AsyncHTTPClient
+
+        self.hub, self.token, self.http = hub, token, AsyncHTTPClient()
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        from tornado.httpclient import HTTPClientError
+
+        try:
+            response = await self.http.fetch(
+                self.hub + path,
+                method=method,
+                headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+                body=json.dumps(body) if body is not None else ("{}" if method == "POST" else None),
+                allow_nonstandard_methods=True,
+                request_timeout=120,
+            )
+        except HTTPClientError as error:
+            text = error.response.body.decode(errors="replace")[:160] if error.response else ""
+            raise PreviewError(f"{method} {path} answered {error.code}: {text}") from None
+        except OSError as error:
+            raise PreviewError(f"{method} {self.hub}{path}: {error}") from None
+        return json.loads(response.body) if response.body else None
+
+    async def ensure_server(self, user: str) -> tuple[str, bool]:
+        """The user's server URL path (made and started if absent), and whether we started it."""
+        try:
+            model = await self.request("GET", f"/hub/api/users/{quote(user)}")
+        except PreviewError:
+            model = await self.request("POST", f"/hub/api/users/{quote(user)}")
+        started = False
+        if not (model.get("servers") or {}).get("", {}).get("ready"):
+            await self.request("POST", f"/hub/api/users/{quote(user)}/server")
+            started = True
+        deadline = time.monotonic() + SERVER_TIMEOUT
+        while True:
+            model = await self.request("GET", f"/hub/api/users/{quote(user)}")
+            server = (model.get("servers") or {}).get("")
+            if server and server.get("ready"):
+                return str(server["url"]), started
+            if time.monotonic() > deadline:
+                raise PreviewError(f"{user}'s server was not ready {SERVER_TIMEOUT:.0f} s after it was asked to start")
+            await asyncio.sleep(1)
+
+    async def notebooks(self, server: str, folder: str = FOLDER) -> list[str]:
+        listing = await self.request("GET", f"{server}api/contents/{quote(folder)}?content=1")
+        found = []
+        for item in sorted(listing["content"], key=lambda i: i["path"]):
+            if item["type"] == "notebook":
+                found.append(item["path"])
+            elif item["type"] == "directory" and not item["name"].startswith("."):
+                found += await self.notebooks(server, item["path"])
+        return found
+
+
+class Kernel:
+    """A kernel's channels over the server's websocket (Jupyter's JSON messages)."""
+
+    def __init__(self, api: Api, server: str, kernel_id: str) -> None:
+        self.url = f"{api.hub}{server}api/kernels/{kernel_id}/channels".replace("http", "ws", 1)
+        self.token, self.session = api.token, uuid.uuid4().hex
+
+    async def __aenter__(self) -> Kernel:
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        request = HTTPRequest(self.url, headers={"Authorization": f"token {self.token}"})
+        self.ws = await websocket_connect(request)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.ws.close()
+
+    async def execute(self, code: str) -> tuple[str, str]:
+        """Run `code`; its error as 'EName: value' and its traceback, or '' if it ran."""
+        msg_id = uuid.uuid4().hex
+        header = {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "session": self.session,
+            "username": "",
+            "version": "5.3",
+        }
+        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False}
+        message = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
+        await self.ws.write_message(json.dumps(message))
+        deadline = time.monotonic() + CELL_TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return f"TimeoutError: the cell ran over {CELL_TIMEOUT:.0f} s", ""
+            raw = await asyncio.wait_for(self.ws.read_message(), remaining)
+            if raw is None:
+                return "KernelDied: the kernel's connection closed", ""
+            reply = json.loads(raw)
+            if (reply.get("parent_header") or {}).get("msg_id") != msg_id:
+                continue
+            if reply["header"]["msg_type"] == "execute_reply":
+                result = reply["content"]
+                if result.get("status") == "error":
+                    return f"{result.get('ename')}: {result.get('evalue')}"[:300], "\n".join(
+                        result.get("traceback") or []
+                    )
+                return "", ""
