@@ -135,7 +135,7 @@ CASES = [
         {"worker_cores": "2", "worker_cores_max": "1"},
         "charlie",
         "worker_cores_max",
-        ["'1': under worker_cores, 2"],
+        ["'1': under worker_cores (2)"],
     ),
     # No answer gets a bare `Invalid input` (copier's word for a cast that fails).
     ("servers-in-words", {"max_users": "ten"}, "charlie", "max_users", ["'ten': a whole number, like 50"]),
