@@ -128,7 +128,13 @@ CASES = [
     ("memory-nan", {"worker_memory": "nan"}, "charlie", "worker_memory", ["'nan': not GB, like 4GB"]),
     ("memory-1e309", {"worker_memory": "1e309"}, "charlie", "worker_memory", ["'1e309': 0.5-16384 GB, like 4GB"]),
     ("worker-cores-nan", {"worker_cores": "nan"}, "charlie", "worker_cores", ["'nan': not cores, like 1"]),
-    ("worker-memory-max-inf", {"worker_memory_max": "inf"}, "charlie", "worker_memory_max", ["'inf': not GB, like 16GB"]),
+    (
+        "worker-memory-max-inf",
+        {"worker_memory_max": "inf"},
+        "charlie",
+        "worker_memory_max",
+        ["'inf': not GB, like 16GB"],
+    ),
     # A limit below its guarantee names the guarantee.
     (
         "cores-max-below-worker",
