@@ -82,3 +82,13 @@ def test_a_federation_from_github_names_that_repository(tmp_path):
     answers = {"_src_path": "https://gitlab.example.org/hubs/hub-template.git", "_commit": "v1.2.0"}
     assert macros.template_repository(answers) == "https://gitlab.example.org/hubs/hub-template"
     assert macros.template_ref(answers) == "v1.2.0"
+
+
+def test_the_package_is_the_template_release():
+    """`hub-template --version` and ST001 name the release the CHANGELOG's
+    top section describes (pyproject.toml said 1.1.0 under 1.2.0's)."""
+    import re
+
+    version = re.search(r'(?m)^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text())[1]
+    top = re.search(r"(?m)^## (\S+)", (ROOT / "CHANGELOG.md").read_text())
+    assert top and top[1] == version
