@@ -29,8 +29,8 @@ EXTREMES = {
     "aws_account_id": ["000000000000"],
     "aws_region": ["us-gov-west-1", "ap-southeast-4"],
     "azure_registry": ["A" * 50, "abcde"],
-    "user_cpu_guarantee": ["0.01", "1024"],
-    "user_memory_guarantee": ["0.1", "16384"],
+    "federation_name": ["a", "a" * 63, "pangeo-hubs"],
+    "customise": [True, False],
     # The largest worker fits the largest machine of every provider (16 vCPUs, 128 GiB).
     "worker_cores": ["0.25", "15.5"],
     "worker_memory": ["0.5", "112"],
@@ -81,7 +81,7 @@ def dependencies() -> list[tuple[str, str]]:
 def test_every_dependency_is_walked():
     missing = sorted({earlier for earlier, _ in dependencies() if values(earlier) is None})
     assert not missing, f"list the valid extremes of {missing} in EXTREMES"
-    assert ("user_cpu_guarantee", "user_cpu_limit") in dependencies()
+    assert ("worker_cores", "worker_cores_max") in dependencies()
 
 
 def providers(earlier: str) -> list[str]:
@@ -90,7 +90,9 @@ def providers(earlier: str) -> list[str]:
     own = earlier.partition("_")[0]
     if own in ("gcp", "aws", "azure"):
         return [own]
-    return ["gcp", "aws", "azure"] if earlier in ("hub_name", "domain", "secrets_backend") else ["gcp"]
+    return (
+        ["gcp", "aws", "azure"] if earlier in ("hub_name", "domain", "secrets_backend", "federation_name") else ["gcp"]
+    )
 
 
 CASES = sorted(

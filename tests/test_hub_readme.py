@@ -158,7 +158,7 @@ def test_every_update_command_keeps_the_answers_and_works(template_repo, tmp_pat
         if git(fed, "status", "--porcelain"):
             commit(fed, " ".join(command))
     recorded = yaml.safe_load((hub / ".copier-answers.yml").read_text())
-    assert recorded["user_memory_limit"] == 16.0
+    assert recorded["max_users"] == "80"
     assert recorded["hub_name"] == "charlie"
 
 
