@@ -172,14 +172,14 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(
     (worker,) = spec["spec"]["worker"]["spec"]["containers"]
     (scheduler,) = spec["spec"]["scheduler"]["spec"]["containers"]
     assert worker["image"] == scheduler["image"] == image_spec  # the user's own image and tag
-    cores = max(1, int(-(-answers["worker_cores"] // 1)))
+    cores = max(1, int(-(-float(answers["worker_cores"]) // 1)))
     assert worker["args"][:6] == [
         "dask",
         "worker",
         "--nthreads",
         str(cores),
         "--memory-limit",
-        f"{answers['worker_memory']:g}GB",
+        f"{float(answers['worker_memory']):g}GB",
     ]
     memory = f"{answers['worker_memory']:g}G"
     assert worker["resources"]["limits"] == {"cpu": str(answers["worker_cores"]), "memory": memory}
