@@ -563,9 +563,9 @@ def test_dask_config_as_the_image_loads_it(hub, tmp_path, monkeypatch):
             assert config["labextension"]["default"] == {"workers": 1, "adapt": None}
             kube = dask.config.get("kubernetes")
             assert kube["worker-command"].split()[:2] == ["dask", "worker"]
-            memory = f"{answers['worker_memory']:g}G"
-            assert kube["resources"]["limits"] == {"cpu": str(answers["worker_cores"]), "memory": memory}
-            assert kube["idle-timeout"] == answers["idle_timeout_minutes"] * 60
+            memory = f"{float(answers['worker_memory']):g}G"
+            assert kube["resources"]["limits"] == {"cpu": str(float(answers["worker_cores"])), "memory": memory}
+            assert kube["idle-timeout"] == int(answers["idle_timeout_minutes"]) * 60
 
 
 def test_workspace_imports_into_jupyterlab(hub, tmp_path):
