@@ -440,8 +440,8 @@ BAD = [
         {"user_sizes": [_size(machine="n9-giant")]},
         "'n9-giant': not a gcp machine of providers.yml, like n2-highmem-4",
     ),
-    ("no-max-users", {"max_users": 0}, "'0': a whole number of servers above 0"),
-    ("no-clusters", {"dask_clusters_per_user": -1}, "'-1': a whole number of clusters above 0"),
+    ("no-max-users", {"max_users": 0}, "'0': 1 to 100000 users, like 50"),
+    ("no-clusters", {"dask_clusters_per_user": -1}, "'-1': 1-1000, like 2"),
     (
         "dask-machine-too-small",
         {"dask_machine": "n2-highmem-2"},

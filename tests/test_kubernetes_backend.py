@@ -181,10 +181,10 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(
         "--memory-limit",
         f"{float(answers['worker_memory']):g}GB",
     ]
-    memory = f"{answers['worker_memory']:g}G"
-    assert worker["resources"]["limits"] == {"cpu": str(answers["worker_cores"]), "memory": memory}
+    memory = f"{float(answers['worker_memory']):g}G"
+    assert worker["resources"]["limits"] == {"cpu": str(float(answers["worker_cores"])), "memory": memory}
     assert spec["spec"]["worker"]["replicas"] == 1
-    assert spec["spec"]["idleTimeout"] == answers["idle_timeout_minutes"] * 60
+    assert spec["spec"]["idleTimeout"] == int(answers["idle_timeout_minutes"]) * 60
     # Both pods on the dask node pool, as the hub's account (test_cluster.py checks the values).
     for pod in ("scheduler", "worker"):
         placed = spec["spec"][pod]["spec"]
