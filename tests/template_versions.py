@@ -25,7 +25,7 @@ from copier import run_copy
 ANSWERS = ".copier-answers.yml"
 
 # v1.2.0's changes, each an (old, new) edit of one file of the current template.
-CULL_MAX_AGE = "      maxAge: {{ cull_max_age_hours * 3600 }}\n"
+CULL_MAX_AGE = "      maxAge: {{ normal.cull_max_age_hours * 3600 }}\n"
 CULL_BLOCK = "      # Look for idle servers every 5 minutes, not 10.\n      every: 300\n"
 V1_2_0_EDITS = {
     "template/config/common.yaml.jinja": (CULL_MAX_AGE, CULL_MAX_AGE + CULL_BLOCK),
@@ -78,7 +78,65 @@ def v1_1_0_source(dst: Path) -> Path:
     rules = dst / "hooks" / "hub_template" / "data" / "rules.yml"
     line = next(line for line in rules.read_text().splitlines() if line.startswith("pip_requirement: "))
     _edit(rules, line, "pip_requirement: '[A-Za-z0-9][^,]*'")
+    _as_1_1_0_questions(dst / "copier.yml")
     return dst
+
+
+# 1.1.0 asked amounts as numbers (copier cast them, its templates did
+# arithmetic on them) and the users' CPU and memory, which 1.1.0's
+# common.yaml renders; 1.2.0 read amounts as typed and retired those four.
+V1_1_0_NUMBERS = {
+    "user_storage": "int",
+    "worker_cores": "float",
+    "worker_memory": "float",
+    "worker_cores_max": "float",
+    "worker_memory_max": "float",
+    "cluster_max_cores": "float",
+    "cluster_max_memory": "float",
+    "idle_timeout_minutes": "int",
+    "max_users": "int",
+    "dask_clusters_per_user": "int",
+    "cull_idle_minutes": "int",
+    "cull_max_age_hours": "int",
+    "cull_kernel_minutes": "int",
+    "shared_folder_size": "int",
+}
+V1_1_0_USER_RESOURCES = """
+user_cpu_guarantee:
+  type: float
+  when: "{{ kind == 'hub' }}"
+  help: CPU cores each user is guaranteed.
+  default: 0.5
+user_cpu_limit:
+  type: float
+  when: "{{ kind == 'hub' }}"
+  help: CPU cores each user may use at most (at least the guarantee).
+  default: "{{ [user_cpu_guarantee, 2] | max }}"
+user_memory_guarantee:
+  type: float
+  when: "{{ kind == 'hub' }}"
+  help: Memory each user is guaranteed, in GB.
+  default: 2
+user_memory_limit:
+  type: float
+  when: "{{ kind == 'hub' }}"
+  help: Memory each user may use at most, in GB (at least the guarantee).
+  default: "{{ [user_memory_guarantee, 8] | max }}"
+"""
+
+
+def _as_1_1_0_questions(copier_yml: Path) -> None:
+    text = copier_yml.read_text()
+    for name, kind in V1_1_0_NUMBERS.items():
+        text, count = re.subn(rf"(?m)^({name}:\n  type: )str$", rf"\g<1>{kind}", text)
+        assert count == 1, f"copier.yml's {name} is no longer a str question; update tests/template_versions.py"
+    copier_yml.write_text(text.rstrip("\n") + "\n" + V1_1_0_USER_RESOURCES)
+    # answers.jinja lists the questions, for the --data name check.
+    macros = copier_yml.parent / "hooks" / "hub_template" / "jinja" / "answers.jinja"
+    names = ", ".join(
+        f'"{name}"' for name in ("user_cpu_guarantee", "user_cpu_limit", "user_memory_guarantee", "user_memory_limit")
+    )
+    macros.write_text(macros.read_text().replace('"destination_before"\n]', f'"destination_before", {names}\n]'))
 
 
 def v1_0_0_source(dst: Path) -> Path:

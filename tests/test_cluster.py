@@ -143,7 +143,7 @@ def gib(spec: str) -> float:
 def test_values_pass_the_chart_schemas(hub, env):
     values, problems = merged(hub, env)
     assert [str(p) for p in problems] == []
-    assert values["jupyterhub"]["hub"]["config"]["JupyterHub"]["active_server_limit"] == hub.answers["max_users"]
+    assert values["jupyterhub"]["hub"]["config"]["JupyterHub"]["active_server_limit"] == int(hub.answers["max_users"])
 
 
 def test_each_size_names_its_machine_and_fits_it(hub):
@@ -311,17 +311,19 @@ def test_team_only_sizes_are_offered_to_their_teams_only(hub):
 def test_culling_follows_the_answers(hub):
     jh = merged(hub)[0]["jupyterhub"]
     assert jh["cull"]["enabled"] is True
-    assert jh["cull"]["timeout"] == hub.answers["cull_idle_minutes"] * 60
-    assert jh["cull"]["maxAge"] == hub.answers["cull_max_age_hours"] * 3600
+    assert jh["cull"]["timeout"] == int(hub.answers["cull_idle_minutes"]) * 60
+    assert jh["cull"]["maxAge"] == int(hub.answers["cull_max_age_hours"]) * 3600
     files = jh["singleuser"].get("extraFiles", {})
-    if hub.answers["cull_kernel_minutes"]:
+    if int(hub.answers["cull_kernel_minutes"]):
         kernels = files["hub-template-kernel-culling"]
         assert kernels["mountPath"] == "/etc/jupyter/jupyter_server_config.json"
-        assert kernels["data"]["MappingKernelManager"]["cull_idle_timeout"] == hub.answers["cull_kernel_minutes"] * 60
+        assert (
+            kernels["data"]["MappingKernelManager"]["cull_idle_timeout"] == int(hub.answers["cull_kernel_minutes"]) * 60
+        )
     else:
         assert "hub-template-kernel-culling" not in files
     if hub.answers["dask_backend"] == "gateway":  # the gateway's idle timeout stays
-        assert gateway_config(hub).ClusterConfig.idle_timeout == hub.answers["idle_timeout_minutes"] * 60
+        assert gateway_config(hub).ClusterConfig.idle_timeout == int(hub.answers["idle_timeout_minutes"]) * 60
 
 
 def test_the_shared_folder_is_read_only_for_users_and_writable_for_admins(hub, tmp_path):
@@ -383,7 +385,7 @@ def test_secrets_use_the_hubs_own_git_crypt_key(hub, tmp_path):
 
 def test_the_readme_states_the_cost_ceiling(hub):
     readme = (hub.path / "README.md").read_text()
-    users = hub.answers["max_users"]
+    users = int(hub.answers["max_users"])
     sizes = merged(hub)[0]["jupyterhub"]["singleuser"]["profileList"]
     for profile in sizes:
         machine = profile["kubespawner_override"]["node_selector"][hub.cloud["instance_type_label"]]
@@ -392,11 +394,11 @@ def test_the_readme_states_the_cost_ceiling(hub):
         per_node = min(int(cpu / o["cpu_guarantee"] + 1e-9), int(memory / gib(o["mem_guarantee"]) + 1e-9))
         assert f"{math.ceil(users / per_node)} × {machine} if all choose `{profile['slug']}`" in readme
     if hub.answers["dask_backend"] == "gateway":
-        clusters = users * hub.answers["dask_clusters_per_user"]
+        clusters = users * int(hub.answers["dask_clusters_per_user"])
         cpu, memory = allocatable(hub.cloud, hub.answers["dask_machine"])
         nodes = max(
-            math.ceil(clusters * hub.answers["cluster_max_cores"] / cpu - 1e-9),
-            math.ceil(clusters * hub.answers["cluster_max_memory"] / memory - 1e-9),
+            math.ceil(clusters * float(hub.answers["cluster_max_cores"]) / cpu - 1e-9),
+            math.ceil(clusters * float(hub.answers["cluster_max_memory"]) / memory - 1e-9),
         )
         assert f"or {nodes} × {hub.answers['dask_machine']}." in readme
 
@@ -476,8 +478,8 @@ BAD = [
         {"user_sizes": [_size(machine="n9-giant")]},
         "'n9-giant': not a gcp machine of providers.yml, like n2-highmem-4",
     ),
-    ("no-max-users", {"max_users": 0}, "'0': a whole number of servers above 0"),
-    ("no-clusters", {"dask_clusters_per_user": -1}, "'-1': a whole number of clusters above 0"),
+    ("no-max-users", {"max_users": 0}, "'0': 1 to 100000 users, like 50"),
+    ("no-clusters", {"dask_clusters_per_user": -1}, "'-1': 1-1000, like 2"),
     (
         "dask-machine-too-small",
         {"dask_machine": "n2-highmem-2"},

@@ -29,11 +29,23 @@ EXTREMES = {
     "aws_account_id": ["000000000000"],
     "aws_region": ["us-gov-west-1", "ap-southeast-4"],
     "azure_registry": ["A" * 50, "abcde"],
-    "user_cpu_guarantee": ["0.01", "1024"],
-    "user_memory_guarantee": ["0.1", "16384"],
+    "federation_name": ["a", "a" * 63, "pangeo-hubs"],
+    "staging_domain": ["staging.a.io", "HTTPS://Staging.Example.org/hub/"],
+    # Amounts, which the computed answer `normal` reads: the bounds, and as typed.
+    "user_storage": ["1", "65536", "20Gi"],
+    "cluster_max_cores": ["1", "100000"],
+    "cluster_max_memory": ["4", "1000000", "4096M"],
+    "idle_timeout_minutes": ["0", "10080", "1.5h"],
+    "max_users": ["1", "100000", "80 users"],
+    "dask_clusters_per_user": ["1", "1000"],
+    "cull_idle_minutes": ["1", "525600"],
+    "cull_max_age_hours": ["0", "8760", "1d"],
+    "cull_kernel_minutes": ["0", "525600"],
+    "shared_folder_size": ["1", "65536"],
+    "customise": [True, False],
     # The largest worker fits the largest machine of every provider (16 vCPUs, 128 GiB).
-    "worker_cores": ["0.25", "15.5"],
-    "worker_memory": ["0.5", "112"],
+    "worker_cores": ["0.25", "15.5", "500m"],
+    "worker_memory": ["0.5", "112", "4 Gi"],
     "worker_cores_max": ["1", "15.5"],
     "worker_memory_max": ["4", "112"],
     "dask_machine": ["n2-standard-8", "n2-highmem-16"],  # gcp's, walked on gcp
@@ -81,7 +93,7 @@ def dependencies() -> list[tuple[str, str]]:
 def test_every_dependency_is_walked():
     missing = sorted({earlier for earlier, _ in dependencies() if values(earlier) is None})
     assert not missing, f"list the valid extremes of {missing} in EXTREMES"
-    assert ("user_cpu_guarantee", "user_cpu_limit") in dependencies()
+    assert ("worker_cores", "worker_cores_max") in dependencies()
 
 
 def providers(earlier: str) -> list[str]:
@@ -90,7 +102,9 @@ def providers(earlier: str) -> list[str]:
     own = earlier.partition("_")[0]
     if own in ("gcp", "aws", "azure"):
         return [own]
-    return ["gcp", "aws", "azure"] if earlier in ("hub_name", "domain", "secrets_backend") else ["gcp"]
+    return (
+        ["gcp", "aws", "azure"] if earlier in ("hub_name", "domain", "secrets_backend", "federation_name") else ["gcp"]
+    )
 
 
 CASES = sorted(

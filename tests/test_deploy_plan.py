@@ -83,7 +83,7 @@ def test_a_series_of_commits(fed):
     assert alpha["registry"] == "us-central1-docker.pkg.dev"
     assert alpha["login"] == {
         "gcp_workload_identity_provider": "projects/123456789012/locations/global/workloadIdentityPools/github/providers/github",
-        "gcp_deployer": "hub-deployer@my-pangeo-project.iam.gserviceaccount.com",
+        "gcp_deployer": "pangeo-hubs-deployer@my-pangeo-project.iam.gserviceaccount.com",
     }
 
     # An image change builds and deploys that hub with the new commit's tag.
@@ -96,7 +96,7 @@ def test_a_series_of_commits(fed):
     assert bravo["build"] is True and bravo["promote"] is False and bravo["tag"] == image[:12]
     assert bravo["deploy"] == deploy_command("bravo", "staging", image[:12])
     assert bravo["login"] == {
-        "aws_deploy_role": "arn:aws:iam::123456789012:role/hub-deployer",
+        "aws_deploy_role": "arn:aws:iam::123456789012:role/pangeo-hubs-deployer",
         "aws_region": "us-west-2",
     }
 
@@ -111,7 +111,7 @@ def test_a_series_of_commits(fed):
         "bravo": image[:12],
         "charlie": first[:12],
     }
-    assert by_hub(result)["charlie"]["login"]["azure_cluster"] == "pangeo"
+    assert by_hub(result)["charlie"]["login"]["azure_cluster"] == "pangeo-hubs"
 
     # A hub added in one commit, with no other file touched, is built and deployed.
     shutil.copytree(repo / "deployments/charlie", repo / "deployments/delta")

@@ -294,7 +294,8 @@ def test_a_hub_made_inside_starts_from_the_federations_answers(template_repo, tm
         "aws_region": "eu-central-1",
         "aws_cluster": "hubs",
         "secrets_backend": "sops",
-        "aws_deploy_role": "arn:aws:iam::210987654321:role/hub-deployer",
+        # Named after the federation (derived.jinja cloud_names).
+        "aws_deploy_role": "arn:aws:iam::210987654321:role/pangeo-hubs-deployer",
         "image_name": "210987654321.dkr.ecr.eu-central-1.amazonaws.com/pangeo-hubs/charlie",
     }
     assert (fed / "deployments/charlie/hubploy.yaml").is_file()

@@ -235,12 +235,12 @@ def test_the_client_lists_the_options_the_handler_exposes(client_env, answers):
     options = run_client("options", client_env)
     assert options.keys() == {"worker_cores", "worker_memory", "image"}
     assert options["worker_cores"] == {
-        "value": answers["worker_cores"],
+        "value": float(answers["worker_cores"]),
         "min": 0.25,
-        "max": answers["worker_cores_max"],
+        "max": float(answers["worker_cores_max"]),
     }
-    assert options["worker_memory"]["value"] == answers["worker_memory"]
-    assert options["worker_memory"]["max"] == answers["worker_memory_max"]
+    assert options["worker_memory"]["value"] == float(answers["worker_memory"])
+    assert options["worker_memory"]["max"] == float(answers["worker_memory_max"])
     assert options["image"]["value"] == client_env["JUPYTER_IMAGE_SPEC"]  # from the image's config
 
 
@@ -298,16 +298,16 @@ def test_the_dask_panels_new_button_makes_a_cluster(client_env):
 
 def test_the_limits_bite(client_env, answers):
     too_big = {
-        "worker_cores": answers["worker_cores_max"] * 2,
-        "worker_memory": answers["worker_memory_max"] + 1,
+        "worker_cores": float(answers["worker_cores_max"]) * 2,
+        "worker_memory": float(answers["worker_memory_max"]) + 1,
         "image": "docker.io/someone/else:latest",
     }
     refused = run_client("limits", client_env, json.dumps(too_big))
     assert (
         refused["worker_cores"]
-        == f"worker_cores must be <= {answers['worker_cores_max']:f}, got {too_big['worker_cores']}"
+        == f"worker_cores must be <= {float(answers['worker_cores_max']):f}, got {too_big['worker_cores']}"
     )
-    assert refused["worker_memory"].startswith(f"worker_memory must be <= {answers['worker_memory_max']:f}")
+    assert refused["worker_memory"].startswith(f"worker_memory must be <= {float(answers['worker_memory_max']):f}")
     assert refused["worker_memory (client)"] == refused["worker_memory"]  # the same bound, client side
     assert refused["image"].startswith(f"Workers run this hub's image, {answers['image_name']}:<tag>")
     assert refused["clusters"] == 0  # the refused requests started nothing

@@ -75,7 +75,7 @@ CELLS = {
     "gcp-git-crypt-gateway": (
         {"cloud_provider": "gcp", "gcp_project": "ocean-lab-1"},
         [
-            "gcloud container clusters create pangeo --project ocean-lab-1",
+            "gcloud container clusters create pangeo-hubs --project ocean-lab-1",
             "gcloud artifacts repositories create pangeo-hubs --repository-format docker",
             "gcloud storage buckets create gs://charlie-scratch",
             "--lifecycle-file lifecycle.json",
@@ -91,7 +91,7 @@ CELLS = {
             "dask_backend": "kubernetes",
         },
         [
-            "eksctl create cluster --name pangeo --region us-west-2",
+            "eksctl create cluster --name pangeo-hubs --region us-west-2",
             "aws ecr create-repository --repository-name pangeo-hubs/charlie",
             "aws s3api put-bucket-lifecycle-configuration --bucket charlie-scratch",
             "getsops/sops",
@@ -103,8 +103,8 @@ CELLS = {
     "azure": (
         {"cloud_provider": "azure"},
         [
-            "az aks create --resource-group pangeo --name pangeo",
-            "az acr create --resource-group pangeo --name pangeohubs",
+            "az aks create --resource-group pangeo-hubs --name pangeo-hubs",
+            "az acr create --resource-group pangeo-hubs --name pangeohubs",
             "az storage account management-policy create",
             "daysAfterModificationGreaterThan",
         ],
@@ -158,7 +158,7 @@ def test_every_update_command_keeps_the_answers_and_works(template_repo, tmp_pat
         if git(fed, "status", "--porcelain"):
             commit(fed, " ".join(command))
     recorded = yaml.safe_load((hub / ".copier-answers.yml").read_text())
-    assert recorded["user_memory_limit"] == 16.0
+    assert recorded["max_users"] == "80"
     assert recorded["hub_name"] == "charlie"
 
 

@@ -179,19 +179,19 @@ def test_the_image_config_makes_kubecluster_send_a_valid_daskcluster(
     (worker,) = spec["spec"]["worker"]["spec"]["containers"]
     (scheduler,) = spec["spec"]["scheduler"]["spec"]["containers"]
     assert worker["image"] == scheduler["image"] == image_spec  # the user's own image and tag
-    cores = max(1, int(-(-answers["worker_cores"] // 1)))
+    cores = max(1, int(-(-float(answers["worker_cores"]) // 1)))
     assert worker["args"][:6] == [
         "dask",
         "worker",
         "--nthreads",
         str(cores),
         "--memory-limit",
-        f"{answers['worker_memory']:g}GB",
+        f"{float(answers['worker_memory']):g}GB",
     ]
-    memory = f"{answers['worker_memory']:g}G"
-    assert worker["resources"]["limits"] == {"cpu": str(answers["worker_cores"]), "memory": memory}
+    memory = f"{float(answers['worker_memory']):g}G"
+    assert worker["resources"]["limits"] == {"cpu": str(float(answers["worker_cores"])), "memory": memory}
     assert spec["spec"]["worker"]["replicas"] == 1
-    assert spec["spec"]["idleTimeout"] == answers["idle_timeout_minutes"] * 60
+    assert spec["spec"]["idleTimeout"] == int(answers["idle_timeout_minutes"]) * 60
     # Both pods on the dask node pool, as the hub's account (test_cluster.py checks the values).
     for pod in ("scheduler", "worker"):
         placed = spec["spec"][pod]["spec"]

@@ -15,7 +15,7 @@ import yaml
 from conftest import ROOT, chart_data
 from copier import run_copy, run_update
 from packaging.version import Version
-from template_versions import answers, commit, edit_like_a_user, federation, make_hub
+from template_versions import ANSWERS, answers, commit, edit_like_a_user, federation, make_hub
 
 from hub_template import migrations
 from hub_template.copier_settings import settings
@@ -31,9 +31,13 @@ RENAME_LOG = "migration 1.1.0 (rename_provider_to_cloud_provider): answer 'provi
     ("version_from", "version_to", "expected"),
     [
         ("1.0.0", "1.1.0", ["rename_provider_to_cloud_provider"]),
-        ("1.0.0", "1.2.0", ["rename_provider_to_cloud_provider", "keep_the_shared_git_crypt_key"]),
+        (
+            "1.0.0",
+            "1.2.0",
+            ["rename_provider_to_cloud_provider", "keep_the_shared_git_crypt_key", "sizes_hold_users_cpu_and_memory"],
+        ),
         ("1.0.0", "1.0.0.post3+gabc1234", []),  # a commit after v1.0.0 is still 1.0.0's answers
-        ("1.1.0", "1.2.0", ["keep_the_shared_git_crypt_key"]),
+        ("1.1.0", "1.2.0", ["keep_the_shared_git_crypt_key", "sizes_hold_users_cpu_and_memory"]),
         ("1.1.0", "1.1.0", []),  # `copier update --data` at the same version
     ],
 )
@@ -194,7 +198,8 @@ def test_an_aws_hub_stays_aws_across_updates(evolving_template, tmp_path, capfd,
         assert hubploy["images"]["registry"]["aws"]["account_id"] == "210987654321"
         assert (hub / "secrets" / "aws-config.txt").is_file()
     else:  # today's hubploy: the deploy role in the same account, no key file
-        assert hubploy["cluster"]["aws"]["role_arn"] == "arn:aws:iam::210987654321:role/hub-deployer"
+        # Named after the federation (derived.jinja cloud_names), in the same account.
+        assert hubploy["cluster"]["aws"]["role_arn"] == "arn:aws:iam::210987654321:role/pangeo-hubs-deployer"
         assert log.count("migration 1.2.0 (hubploy_yaml_for_todays_hubploy)") == 1, log
     assert not (hub / "secrets" / "gcloud-service-key.json").exists()
     assert helm_problems(hub) == []
@@ -265,4 +270,41 @@ def test_a_hand_edited_1_1_0_hubploy_yaml_is_rendered_again_for_todays_hubploy(e
     schema = json.loads((ROOT / "hooks/hub_template/checks/hubploy.schema.json").read_text())
     config = yaml.safe_load(path.read_text())
     jsonschema.validate(config, schema)
-    assert config["cluster"]["gcloud"] == {"project": "my-pangeo-project", "cluster": "pangeo", "zone": "us-central1-b"}
+    assert config["cluster"]["gcloud"] == {
+        "project": "my-pangeo-project",
+        "cluster": "pangeo-hubs",
+        "zone": "us-central1-b",
+    }
+
+
+def test_an_update_keeps_every_answer_a_hub_recorded_at_1_2_0(evolving_template, tmp_path, capfd):
+    """Answers as 1.2.0 recorded them (amounts as numbers, no `customise`,
+    the users' CPU and memory answers every size overrode): the customised
+    answers stay, though `customise` is new and unasked, and the retired
+    ones are named, not dropped in silence."""
+    fed = federation(tmp_path / "federation")
+    hub = make_hub(
+        evolving_template, fed, "bravo", "v1.1.0", worker_memory=8, max_users=80, dask_spot=False, user_memory_limit=12
+    )
+    path = hub / ANSWERS
+    text = path.read_text()
+    assert "worker_memory: 8.0\n" in text and "user_memory_limit: 12.0\n" in text, text
+    # The v1.1.0 fixture is today's copier.yml with 1.1.0's files: no `customise` then.
+    path.write_text(text.replace("customise: false\n", ""))
+    commit(fed, "bravo's answers as 1.2.0 wrote them")
+    capfd.readouterr()
+
+    run_update(str(hub), vcs_ref="v1.2.0", defaults=True, overwrite=True, unsafe=True, quiet=True)
+
+    log = capfd.readouterr().err
+    assert (
+        "migration 1.2.0 (sizes_hold_users_cpu_and_memory): answers user_cpu_guarantee 0.5, user_cpu_limit 2.0, "
+        "user_memory_guarantee 2.0, user_memory_limit 12.0 retired: every size overrode them" in log
+    ), log
+    recorded = answers(hub)
+    assert recorded["customise"] is False
+    assert (recorded["worker_memory"], recorded["max_users"], recorded["dask_spot"]) == (8.0, 80, False)
+    assert not {"user_cpu_guarantee", "user_cpu_limit", "user_memory_guarantee", "user_memory_limit"} & set(recorded)
+    common = (hub / "config" / "common.yaml").read_text()
+    assert 'Float("worker_memory", default=8.0, min=0.5, max=16.0,' in common
+    assert "active_server_limit: 80\n" in common

@@ -11,6 +11,7 @@ allowed before the terminal's edge cuts it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -27,27 +28,20 @@ COLUMNS, LINES = 80, 24
 QMARK = "🎤"
 DOWN, ENTER, CLEAR_LINE = "\x1b[B", "\r", "\x15"  # Ctrl-U: delete back to the line's start
 
-# What the researcher types, by question; a question not listed gets Enter
-# (its default). A choice is the value to pick with the arrow keys.
+# The default path, as a researcher takes it: what they type, by question; a
+# question not listed gets Enter (its default). A choice is the value to pick
+# with the arrow keys. Names as people paste them: URLs, an account id with
+# the console's dashes.
 ANSWERS = {
     "hub_name": "charlie",
     "hub_description": "Ocean model analysis for the Charlie lab",
-    "domain": "hub.charlie-lab.org",
-    "github_orgs": "charlie-lab, pangeo-data:hub-users",
-    "admin_users": "octocat",
+    "github_orgs": "https://github.com/uw-glaciology, https://github.com/orgs/pangeo-data/teams/hub-users",
+    "domain": "https://glacierhub.ess.example.edu/",
     "cloud_provider": "aws",
-    "aws_account_id": "210987654321",
+    "aws_account_id": "1234-5678-9012",
     "aws_region": "eu-central-1",
-    "python_version": "3.13",
     "conda_packages": "xarray, zarr>=2.18, cartopy",
-    # Above the limit's own default (2): the limit's default follows it.
-    "user_cpu_guarantee": "4",
-    "user_memory_limit": "12",
-    "apt_packages": "nco",
-    "dask_backend": "kubernetes",
-    "secrets_backend": "sops",
 }
-
 
 # Mistakes made first, by question: what is typed, and the whole line copier
 # must show (within 80 columns) before the question is asked again.
@@ -55,8 +49,29 @@ MISTAKES = {
     "hub_name": ("Charlie", "'Charlie': lowercase a-z, 0-9 and -"),
     "aws_account_id": ("12345678901", "'12345678901': not 12 digits"),
     "conda_packages": ("xarray, numpy=1.26.4=py312h8753938_0", "'numpy=1.2...': no build strings"),
-    # A limit below the guarantee (the default, 2 GB).
-    "user_memory_limit": ("1", "'1': 2 <= GB <= 16384"),
+}
+
+# The customised path: sizes and limits as people write them.
+CUSTOM_ANSWERS = {
+    "hub_name": "charlie",
+    "cloud_provider": "aws",
+    "aws_account_id": "210987654321",
+    "customise": "y",
+    "worker_cores": "500m",
+    "worker_memory": "4 Gi",
+    "worker_cores_max": "0.5",
+    "worker_memory_max": "4096M",
+    "cluster_max_memory": "4GB",
+    "max_users": "80 users",
+    "user_storage": "20Gi",
+    "idle_timeout_minutes": "1.5h",
+}
+CUSTOM_MISTAKES = {
+    # A limit below its guarantee names the guarantee.
+    "worker_cores_max": ("0.25", "'0.25': < worker_cores (0.5)"),
+    # copier's own cast would say only `Invalid input` here.
+    "max_users": ("ten", "'ten': a whole number, like 50"),
+    "worker_memory": ("4 Gx", "'4 Gx': not GB, like 4GB"),
 }
 
 
@@ -154,7 +169,10 @@ def choice_moves(spec: dict, value: str) -> int:
     return values.index(value) - values.index(spec["default"])
 
 
-def test_a_researcher_answers_the_questions(template_repo, tmp_path):
+def answer_in_a_terminal(template_repo, tmp_path, typed: dict, mistakes: dict) -> tuple[list[str], str, Path]:
+    """`copier copy --trust` in a real terminal, each question answered from
+    `typed` (after the mistake of `mistakes`, if any) or with Enter: the
+    questions asked, in order, what the terminal showed, and the hub."""
     federation = tmp_path / "federation"
     federation.mkdir()
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(LINES)}
@@ -201,54 +219,99 @@ def test_a_researcher_answers_the_questions(template_repo, tmp_path):
                 f"{COLUMNS - 4} characters (help: |-)\n" + term.report()
             )
 
-            if name in MISTAKES:
+            if name in mistakes:
                 # A rejected answer first: the whole message is on screen, and
                 # the question stays open for another try.
-                typed, says = MISTAKES[name]
+                wrong, says = mistakes[name]
                 message = f"Validation error for question '{name}': {says}"
                 assert len(message) <= COLUMNS, message
-                term.send(CLEAR_LINE + typed + ENTER, f"{name}, rejected")
-                term.wait_for(lambda message=message: message in term.lines, f"the rejection of {typed!r}")
+                term.send(CLEAR_LINE + wrong + ENTER, f"{name}, rejected")
+                term.wait_for(lambda message=message: message in term.lines, f"the rejection of {wrong!r}")
                 assert term.active_question()[1] == first_line, term.report()
-                term.send(CLEAR_LINE + ANSWERS[name] + ENTER, f"{name}, retried")
-            elif name in ANSWERS and "choices" in specs[name]:
-                moves = choice_moves(specs[name], ANSWERS[name])
-                term.send(DOWN * moves + ENTER, f"{name}: {ANSWERS[name]}")
-            elif name in ANSWERS:
-                term.send(CLEAR_LINE + ANSWERS[name] + ENTER, name)
+                term.send(CLEAR_LINE + typed[name] + ENTER, f"{name}, retried")
+            elif name in typed and "choices" in specs[name]:
+                moves = choice_moves(specs[name], typed[name])
+                term.send(DOWN * moves + ENTER, f"{name}: {typed[name]}")
+            elif name in typed and specs[name]["type"] == "bool":
+                term.send(typed[name], f"{name}: {typed[name]}")
+            elif name in typed:
+                term.send(CLEAR_LINE + typed[name] + ENTER, name)
             else:
                 term.send(ENTER, f"{name}: the default")
-            if name in ANSWERS:
-                answers[name] = ANSWERS[name]
+            answers[name] = typed.get(name, specs[name].get("default"))
+            if specs[name]["type"] == "bool":
+                answers[name] = typed.get(name, "n") == "y" if name in typed else specs[name].get("default")
             if name == "cloud_provider":  # the computed `cloud` follows it
                 answers["cloud"] = providers[answers.get(name, specs[name]["default"])]
         status = term.close()
     finally:
         term.close()
-    transcript = term.output.decode(errors="replace")
     assert status == 0, f"copier exited {status}\n" + term.report()
     assert not any(line.startswith("Validation error") for line in term.lines), term.report()
+    assert set(mistakes) <= set(asked)
+    return asked, term.output.decode(errors="replace"), tmp_path / "federation" / "deployments" / "charlie"
 
-    # Questions gated by `when` appeared only where they apply.
-    assert {"aws_account_id", "aws_region", "aws_cluster", "sops_key"} <= set(asked)
-    assert not {"gcp_project", "azure_cluster", "worker_cores_max", "worker_memory_max", "source_ref"} & set(asked)
+
+def test_a_researcher_takes_the_default_path(template_repo, tmp_path):
+    """At most 12 questions, each answerable before any cloud work; names
+    pasted as URLs and an account id with dashes are read as the names."""
+    asked, transcript, hub = answer_in_a_terminal(template_repo, tmp_path, ANSWERS, MISTAKES)
+
+    assert len(asked) <= 12, asked
+    assert asked[-1] == "customise"
+    # Cloud resources that do not exist yet are named, not asked.
+    assert not {"aws_cluster", "aws_deploy_role", "image_registry", "cloud_identity", "user_sizes"} & set(asked)
+    assert {"aws_account_id", "aws_region"} <= set(asked)
+    assert not {"gcp_project", "azure_cluster", "source_ref"} & set(asked)
     assert 'Your hub "charlie" is rendered' in transcript
+    # The names read from what was pasted are echoed once the hub is made.
+    for line in (
+        "domain: glacierhub.ess.example.edu",
+        "aws_account_id: 123456789012",
+        "github_orgs: uw-glaciology, pangeo-data:hub-users",
+    ):
+        assert line in transcript, transcript
 
-    hub = federation / "deployments" / "charlie"
     recorded = yaml.safe_load((hub / ".copier-answers.yml").read_text())
-    # Every answer survived the mistakes made on the way.
-    assert set(MISTAKES) <= set(asked)
-    for name, value in ANSWERS.items():
-        assert recorded[name] == (float(value) if specs[name]["type"] == "float" else value), name
-    assert recorded["user_cpu_limit"] == 4.0  # the default followed the guarantee
-    assert recorded["staging_domain"] == "staging.hub.charlie-lab.org"
-    assert recorded["image_name"] == "210987654321.dkr.ecr.eu-central-1.amazonaws.com/pangeo-hubs/charlie"
-    assert recorded["sops_key"] == "arn:aws:kms:eu-central-1:210987654321:alias/charlie"
-    assert (hub / ".sops.yaml").is_file() and not (hub / "secrets" / "aws-config.txt").exists()
+    assert recorded["customise"] is False
+    assert recorded["aws_region"] == "eu-central-1"
+    # What the hub uses: the names, never the URLs.
+    assert recorded["staging_domain"] == "staging.glacierhub.ess.example.edu"
+    assert recorded["aws_cluster"] == "pangeo-hubs"
+    assert recorded["aws_deploy_role"] == "arn:aws:iam::123456789012:role/pangeo-hubs-deployer"
+    assert recorded["image_name"] == "123456789012.dkr.ecr.eu-central-1.amazonaws.com/pangeo-hubs/charlie"
+    prod = yaml.safe_load((hub / "config" / "prod.yaml").read_text())
+    assert "https://glacierhub.ess.example.edu/hub/oauth_callback" in json.dumps(prod)
+    common = yaml.safe_load((hub / "config" / "common.yaml").read_text())
+    github = common["daskhub"]["jupyterhub"]["hub"]["config"]["GitHubOAuthenticator"]
+    assert github["allowed_organizations"] == ["uw-glaciology", "pangeo-data:hub-users"]
     environment = yaml.safe_load((hub / "image" / "binder" / "environment.yml").read_text())
-    assert {"python=3.13", "cartopy", "zarr>=2.18", "dask-kubernetes>=2026.3,<2027"} <= set(
-        d for d in environment["dependencies"] if isinstance(d, str)
-    )
+    assert {"cartopy", "zarr>=2.18"} <= set(d for d in environment["dependencies"] if isinstance(d, str))
+
+
+def test_a_researcher_customises_sizes_as_they_write_them(template_repo, tmp_path):
+    """Behind `customise`: memories and CPUs as people write them, read as
+    GB and cores; a limit below its guarantee says the guarantee."""
+    asked, transcript, hub = answer_in_a_terminal(template_repo, tmp_path, CUSTOM_ANSWERS, CUSTOM_MISTAKES)
+
+    assert {"worker_cores", "user_sizes", "aws_cluster", "image_registry", "federation_name"} <= set(asked)
+    assert "worker_memory: 4  (typed: 4 Gi)" in transcript, transcript
+    recorded = yaml.safe_load((hub / ".copier-answers.yml").read_text())
+    assert recorded["customise"] is True
+    for name in CUSTOM_ANSWERS.keys() - {"hub_name", "customise", "cloud_provider", "aws_account_id"}:
+        assert recorded[name] == CUSTOM_ANSWERS[name], name  # recorded as typed
+    common = (hub / "config" / "common.yaml").read_text()
+    # ... and used as numbers.
+    assert 'Float("worker_cores", default=0.5, min=0.25, max=0.5,' in common
+    assert 'Float("worker_memory", default=4.0, min=0.5, max=4.0,' in common
+    assert 'c.ClusterConfig.cluster_max_memory = "4 G"' in common
+    assert "c.ClusterConfig.idle_timeout = 5400" in common
+    values = yaml.safe_load(common)["daskhub"]["jupyterhub"]
+    assert values["hub"]["config"]["JupyterHub"]["active_server_limit"] == 80
+    assert values["singleuser"]["storage"]["capacity"] == "20Gi"
+    # Users' CPU and memory live in the sizes alone: nothing for them to override.
+    assert "cpu" not in values["singleuser"] and "memory" not in values["singleuser"]
+    assert all("mem_guarantee" in size["kubespawner_override"] for size in values["singleuser"]["profileList"])
 
 
 def test_every_help_fits_an_80_column_prompt(template_repo):

@@ -48,7 +48,7 @@ ANSWERS = {
     "conda_packages": ["xarray", "zarr>=2.18", "netcdf4"],
     "pip_packages": "pystac-client, odc-stac>=0.3",
     "apt_packages": "nco cdo",
-    "cluster_max_memory": 64,
+    "cluster_max_memory": "64GB",  # recorded as typed, read as 64
 }
 
 # The one form of a secret placeholder (hooks/hub_template/jinja/secrets.jinja).
@@ -242,7 +242,7 @@ def test_helm_values_pass_the_chart_schemas(hub, chart, env):
         assert "00-add-dask-gateway-values" in jh["hub"]["extraConfig"]
         extra = "\n".join(gateway["gateway"]["extraConfig"].values())
         assert f'HUB_IMAGE = "{hub.answers["image_name"]}"' in extra
-        assert f"c.ClusterConfig.idle_timeout = {hub.answers['idle_timeout_minutes'] * 60}" in extra
+        assert f"c.ClusterConfig.idle_timeout = {int(hub.answers['idle_timeout_minutes']) * 60}" in extra
     else:
         # Nothing of daskhub's gateway reaches the hub: no service, no snippet.
         assert "dask-gateway" not in jh["hub"].get("services", {})
@@ -278,11 +278,11 @@ def test_gateway_options_compile_and_bound_workers(hub):
     with pytest.raises(ValueError, match="this hub's image"):
         configure({**user, "image": image})  # no tag: not what the notebook runs
     with pytest.raises(ValueError):
-        configure({**user, "worker_cores": hub.answers["worker_cores_max"] + 1})
+        configure({**user, "worker_cores": float(hub.answers["worker_cores_max"]) + 1})
     with pytest.raises(ValueError):
-        configure({**user, "worker_memory": hub.answers["worker_memory_max"] + 1})
-    assert c.ClusterConfig.cluster_max_cores == hub.answers["cluster_max_cores"]
-    assert c.ClusterConfig.idle_timeout == hub.answers["idle_timeout_minutes"] * 60
+        configure({**user, "worker_memory": float(hub.answers["worker_memory_max"]) + 1})
+    assert c.ClusterConfig.cluster_max_cores == float(hub.answers["cluster_max_cores"])
+    assert c.ClusterConfig.idle_timeout == int(hub.answers["idle_timeout_minutes"]) * 60
 
 
 # --------------------------------------------------------------------------
@@ -563,9 +563,9 @@ def test_dask_config_as_the_image_loads_it(hub, tmp_path, monkeypatch):
             assert config["labextension"]["default"] == {"workers": 1, "adapt": None}
             kube = dask.config.get("kubernetes")
             assert kube["worker-command"].split()[:2] == ["dask", "worker"]
-            memory = f"{answers['worker_memory']:g}G"
-            assert kube["resources"]["limits"] == {"cpu": str(answers["worker_cores"]), "memory": memory}
-            assert kube["idle-timeout"] == answers["idle_timeout_minutes"] * 60
+            memory = f"{float(answers['worker_memory']):g}G"
+            assert kube["resources"]["limits"] == {"cpu": str(float(answers["worker_cores"])), "memory": memory}
+            assert kube["idle-timeout"] == int(answers["idle_timeout_minutes"]) * 60
 
 
 def test_workspace_imports_into_jupyterlab(hub, tmp_path):

@@ -512,6 +512,7 @@ def copier_refuses(template: Path, dst: Path, **data) -> str | None:
 
 
 SOURCE = object()  # stands for the source_repo fixture's path
+READ_AS_HOSTNAME = {"Charlie.pangeo.io", "charlie.pangeo.io."}
 # (the --data naming the value, the value, good, what copier's refusal says);
 # a list answer's one item is one package, even with blanks in it.
 COPIER = [
@@ -572,8 +573,14 @@ COPIER = [
     *(({"conda_packages": [v]}, v, False, ["not a conda spec"]) for v in CONDA_SPEC_RATTLER_ONLY),
     *(({"pip_packages": [v]}, v, g, ["not a pip requirement"]) for v, g in PIP_REQUIREMENT),
     *(({"pip_packages": [v]}, v, False, ["not a pip requirement"]) for v in PIP_REQUIREMENT_PACKAGING_ONLY),
-    *(({"domain": v}, v, g, ["not a domain name"]) for v, g in HOSTNAME),
-    *(({"staging_domain": v}, v, g, ["not a domain name"]) for v, g in HOSTNAME if v != "charlie.pangeo.io"),
+    # The hub reads a host name in capitals or with DNS's final dot as the name
+    # (answers.jinja normalise): the question takes them, the rule does not.
+    *(({"domain": v}, v, g or v in READ_AS_HOSTNAME, ["not a domain name"]) for v, g in HOSTNAME),
+    *(
+        ({"staging_domain": v}, v, g, ["not a domain name"])
+        for v, g in HOSTNAME
+        if v not in ("charlie.pangeo.io", *READ_AS_HOSTNAME)  # the domain's own: refused as such
+    ),
     *(({"domain": v}, v, g, ["at most 245 characters"]) for v, g in DOMAIN_LENGTH),
     *(({"staging_domain": v}, v, g, ["at most 253 characters"]) for v, g in STAGING_DOMAIN_LENGTH),
 ]

@@ -114,18 +114,18 @@ def test_changing_an_answer_rerenders_what_depends_on_it(evolving_template, tmp_
     commit(fed, "charlie: our edits")
     secrets = (hub / "secrets" / "prod.yaml").read_bytes()
 
-    done = copier_update(hub, "--data", "user_memory_limit=16", "--data", "domain=ocean.example.org")
+    done = copier_update(hub, "--data", "max_users=80", "--data", "domain=ocean.example.org")
 
     assert done.returncode == 0, done.stderr
     assert "migrate" not in done.stderr  # within one version there is nothing to migrate
     recorded = answers(hub)
-    assert (recorded["_commit"], recorded["user_memory_limit"], recorded["domain"]) == (
+    assert (recorded["_commit"], recorded["max_users"], recorded["domain"]) == (
         "v1.2.0",
-        16.0,
+        "80",
         "ocean.example.org",
     )
     common = yaml.safe_load((hub / "config" / "common.yaml").read_text())
-    assert common["daskhub"]["jupyterhub"]["singleuser"]["memory"]["limit"] == "16G"
+    assert common["daskhub"]["jupyterhub"]["hub"]["config"]["JupyterHub"]["active_server_limit"] == 80
     prod = yaml.safe_load((hub / "config" / "prod.yaml").read_text())["daskhub"]["jupyterhub"]
     assert prod["proxy"]["https"]["hosts"] == ["ocean.example.org"]
     assert prod["hub"]["config"]["GitHubOAuthenticator"]["oauth_callback_url"] == (

@@ -283,6 +283,36 @@ def keep_the_shared_git_crypt_key(hub: Path) -> str | None:
     return "answer 'git_crypt_key' is 'default': secrets stay with the shared git-crypt key"
 
 
+# Answers of the users' CPU and memory that 1.2.0's sizes made dead (every
+# size of profileList sets all four), retired with their questions.
+_RETIRED_USER_RESOURCES = ("user_cpu_guarantee", "user_cpu_limit", "user_memory_guarantee", "user_memory_limit")
+
+
+@migration("1.2.0")
+def sizes_hold_users_cpu_and_memory(hub: Path) -> str | None:
+    """1.2.0's sizes (`user_sizes`, profileList) set each user's CPU and
+    memory, so the four `user_cpu_*`/`user_memory_*` answers changed nothing
+    (issue 29) and their questions are gone. Say which values the hub had, so
+    an operator who relied on one moves it into a size, and take them out of
+    the answers file (copier would drop them silently)."""
+    path = hub / ANSWERS_FILE
+    text = path.read_text()
+    found = {
+        name: m[1].strip()
+        for name in _RETIRED_USER_RESOURCES
+        if (m := re.search(rf"^{name}:[ \t]*(.*)$", text, flags=re.M))
+    }
+    if not found:
+        return None
+    kept = [line for line in text.splitlines(keepends=True) if not line.startswith(tuple(f"{n}:" for n in found))]
+    path.write_text("".join(kept))
+    values = ", ".join(f"{name} {value}" for name, value in found.items())
+    return (
+        f"answers {values} retired: every size overrode them; users' CPU and memory are "
+        "the sizes' (answer user_sizes, docs/cluster.md)"
+    )
+
+
 # --- entry point -----------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
-"""ST006: answers still holding the stand-ins `copier copy --defaults` records
-for ids that have no honest default (a cloud project, an account id).
+"""ST006: answers still holding a stand-in for an id that has no honest
+default (a cloud project, an account id): recorded by `copier copy
+--defaults`, or typed by someone who took it for an example.
 
 copier.yml asks for those with no default at the prompt, and gives a stand-in
 only when there is no prompt (`--defaults`), so that a first render needs no
@@ -35,7 +36,7 @@ def stand_ins() -> dict[str, str]:
 
 
 class ST006(Structure):
-    "No answer is a stand-in that `copier copy --defaults` recorded"
+    "No answer is a stand-in for a cloud id (like `my-pangeo-project`)"
 
     def run(self, hub: Hub) -> str | Skip:
         if not hub.answers:
@@ -44,7 +45,7 @@ class ST006(Structure):
             Problem(
                 ANSWERS_FILE,
                 None,
-                f"{code(name)} is the stand-in {code(value)}; set the real one: "
+                f"{code(name)} is the stand-in {code(value)}, not a real id; set the real one: "
                 f"`copier update --trust --defaults --data {name}=...`",
             )
             for name, value in stand_ins().items()
