@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -221,13 +222,39 @@ def chart_sites() -> dict[str, Path]:
     }
 
 
-def git_insteadof(template_clone: Path) -> dict[str, str]:
-    """URL -> the local repository git fetches instead."""
+def git_insteadof(template_clone: Path, work: Path) -> dict[str, str]:
+    """URL -> the local repository git fetches instead (each served as GitHub
+    serves it: see `served_as_github`)."""
     local = {
-        s.replaces: UPSTREAM / s.by.removeprefix("upstream/") for s in STAND_INS if s.by.startswith("upstream/git/")
+        s.replaces: served_as_github(UPSTREAM / s.by.removeprefix("upstream/"), work)
+        for s in STAND_INS
+        if s.by.startswith("upstream/git/")
     }
     local["https://github.com/pangeo/hub-template"] = template_clone
     return {url: str(path) for url, path in local.items()}
+
+
+def served_as_github(upstream: Path, work: Path) -> Path:
+    """A copy of one of ../shared/upstream's one-commit repositories that
+    answers a partial clone as GitHub does. Those repositories are shallow;
+    git 2.39 cloning a shallow server with `--filter=blob:none` (what pip does
+    for `git+https://`) looks up the shallow commit while reading the server's
+    shallow-info, lazily fetches it from the promisor remote, and so on without
+    end (thousands of processes). GitHub's repositories are not shallow and
+    send no shallow-info: the copy keeps the same commit and objects, and
+    marks where its history stops with a graft (info/grafts) instead of a
+    shallow file, so its server sends none either. The clone gets the commit,
+    its tree and blobs, as from GitHub; its parents stay promised."""
+    if not (upstream / "shallow").is_file():
+        return upstream
+    served = work / "served" / upstream.name
+    if not served.exists():
+        shutil.copytree(upstream, served)
+        for path in served.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        (served / "info").mkdir(exist_ok=True)
+        (served / "shallow").replace(served / "info" / "grafts")
+    return served
 
 
 def action_stand_ins() -> dict[str, Path]:
@@ -310,8 +337,12 @@ class Boundary:
         host, port = self.kube_api.endpoint.split(":")
         self.proxy.relays.add((host, int(port)))
         self.gitconfig = work / "gitconfig"
-        for url, local in git_insteadof(template_clone).items():
+        for url, local in git_insteadof(template_clone, work).items():
             subprocess.run(["git", "config", "--file", str(self.gitconfig), f"url.{local}.insteadOf", url], check=True)
+        # The grafts of `served_as_github` are git's older mechanism; its hint is noise here.
+        subprocess.run(
+            ["git", "config", "--file", str(self.gitconfig), "advice.graftFileDeprecated", "false"], check=True
+        )
 
     def env(self) -> dict[str, str]:
         """act's environment: the machine's, with the network and the tools swapped."""
