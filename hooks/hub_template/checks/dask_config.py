@@ -300,11 +300,17 @@ class DK003(Dask):
 
 # The settings that decide how clusters are made: the hub's own (source_import.HUB_DASK_KEYS).
 HUB_KEYS = (("labextension", "factory"), ("gateway",), ("kubernetes",), ("hub-dask",))
+# What start may set among them: where the dashboard link points, which the
+# hub's own start derives from the pod's gateway address (the dask panel
+# shows a dashboard only through the server's proxy); it makes no cluster.
+START_MAY_SET = (("gateway", "public-address"),)
 
 
 def _hub_keys(name: str) -> tuple[str, ...] | None:
     """The dask key path a DASK_* variable sets, when it is one of HUB_KEYS."""
     keys = tuple(_norm(k).lower() for k in name[len("DASK_") :].split("__"))
+    if any(keys[: len(k)] == k for k in START_MAY_SET):
+        return None
     return keys if any(keys[: len(h)] == h for h in HUB_KEYS) else None
 
 
