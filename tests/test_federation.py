@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git, hub_template
+from conftest import check_report, git, hub_template
 from packaging.version import Version
 from template_versions import (
     CULL_BLOCK,
@@ -150,9 +150,15 @@ def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run
     keep_key = "migration 1.2.0 (keep_the_shared_git_crypt_key): nothing to change"
     hubploy = " migration 1.2.0 (hubploy_yaml_for_todays_hubploy): nothing to change"
     gateway = " migration 1.2.0 (dask_kubernetes_operator): nothing to change"
-    assert rows["bravo"][3] == RENAME_LOG + f" {keep_key}" + hubploy + gateway
+    # The four user CPU/memory answers 1.0.0 and 1.1.0 recorded are named as they are retired.
+    sizes = (
+        " migration 1.2.0 (sizes_hold_users_cpu_and_memory): answers user_cpu_guarantee 0.5, user_cpu_limit 2.0,"
+        " user_memory_guarantee 2.0, user_memory_limit 8.0 retired: every size overrode them; users' CPU and"
+        " memory are the sizes' (answer user_sizes, docs/cluster.md)"
+    )
+    assert rows["bravo"][3] == RENAME_LOG + f" {keep_key}" + sizes + hubploy + gateway
     assert rows["charlie"][3] == (
-        keep_key + hubploy + gateway + " resolve the conflict markers in: image/binder/environment.yml"
+        keep_key + sizes + hubploy + gateway + " resolve the conflict markers in: image/binder/environment.yml"
     )
     assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
     assert "cull.yaml" in rows["echo"][3]  # the failing migration's error
@@ -318,7 +324,7 @@ def test_check_names_the_conflict_markers_an_update_left_once(fed_run):
     """charlie's conflict: ST003 says what it is (not "not valid YAML"), and
     no other check fails on the same file (IM001's repo2docker skips)."""
     done = hub_template("check", str(fed_run["hubs"]["charlie"]), "--format", "json")
-    checks = json.loads(done.stdout)["checks"]
+    checks = check_report(done.stdout)["checks"]
     failed = {name: check["err_msg"] for name, check in checks.items() if check["result"] is False}
     assert "`image/binder/environment.yml:" in failed["ST003"], failed
     assert "holds the conflict markers an update left" in failed["ST003"] and "not valid YAML" not in failed["ST003"]

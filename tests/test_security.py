@@ -568,7 +568,7 @@ def test_a_git_directory_in_plain_files_is_flagged_and_never_run_by_check(
     done = hub_template("check", str(hub), "--select", "SE,ST008", "--format", "json")
     no_traceback(done.stdout + done.stderr)
     assert not canary.exists(), canary.read_text()
-    results = json.loads(done.stdout)["checks"]
+    results = check_report(done.stdout)["checks"]
     assert results["SE002"]["result"] is True, results["SE002"]  # the federation's .gitattributes was read
     assert results["ST008"]["result"] is False
     layout = "deployments/" if where == "deployments" else "deployments/charlie/"

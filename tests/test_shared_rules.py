@@ -932,8 +932,8 @@ PLANNED = [
 def test_the_deploy_planner(federation, field, hub, value, good):
     repo, commit = federation
     if good:
-        plan = plan_hub(repo, commit, hub, "staging", build=False)
+        plan = plan_hub(repo, commit, hub, "staging", image_changed=False)
         assert {"hub": plan.hub, "image": plan.image, **plan.login}[field] == value
     else:
         with pytest.raises(PlanError, match=rf"{field} '.*' (does not match|has [0-9]+ characters, over)"):
-            plan_hub(repo, commit, hub, "staging", build=False)
+            plan_hub(repo, commit, hub, "staging", image_changed=False)

@@ -285,7 +285,7 @@ def keep_the_shared_git_crypt_key(hub: Path) -> str | None:
 
 # Answers of the users' CPU and memory that 1.2.0's sizes made dead (every
 # size of profileList sets all four), retired with their questions.
-_RETIRED_USER_RESOURCES = ("user_cpu_guarantee", "user_cpu_limit", "user_memory_guarantee", "user_memory_limit")
+_RETIRED_USER_RESOURCES = tuple(load_data("retired_answers.yml")["user_resources_1_2_0"])
 
 
 @migration("1.2.0")

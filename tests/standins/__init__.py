@@ -75,6 +75,12 @@ STAND_INS: tuple[StandIn, ...] = (
     ),
     StandIn(
         "git",
+        "https://x-access-token:",
+        "a local bare repository, by insteadOf (tests/test_lock.py)",
+        "lock-refresh.yml pushes its branch to the federation's own repository on GitHub",
+    ),
+    StandIn(
+        "git",
         "https://github.com/berkeley-dsep-infra/hubploy",
         "upstream/git/hubploy.git",
         "deploy.yml pip-installs hubploy from git at the pinned commit; no GitHub here",
