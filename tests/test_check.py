@@ -143,7 +143,7 @@ class Breakage:
 
 
 def _misspell_helm_key(hub):
-    edit(hub / "config/common.yaml", r"^(\s+)memory:\n", r"\1memmory:\n")
+    edit(hub / "config/common.yaml", r"^(\s+)serviceAccountName:", r"\1serviceAcountName:")
 
 
 def _unknown_umbrella_key(hub):
@@ -278,7 +278,9 @@ def _kubernetes_key_typo(hub):
 
 
 BREAKAGES = [
-    Breakage("misspelled helm key", frozenset({"HV003"}), "config/common.yaml", "memmory:", _misspell_helm_key),
+    Breakage(
+        "misspelled helm key", frozenset({"HV003"}), "config/common.yaml", "serviceAcountName", _misspell_helm_key
+    ),
     Breakage(
         "unknown key under daskhub", frozenset({"HV002"}), "config/prod.yaml", "jupyterhubb:", _unknown_umbrella_key
     ),

@@ -79,7 +79,7 @@ def test_ci_unlocks_each_hub_with_the_secret_its_readme_names(template_repo, tmp
         staging = fed / "deployments" / hub / "secrets/staging.yaml"
         staging.write_text(staging.read_text().replace("<hub-template placeholder: github-oauth-client-secret>", value))
         # ...then the secret it names, holding what its export command prints.
-        name = readme_says(readme, r"repository secret `(\w+)`")
+        name = readme_says(readme, r"the secret `(GIT_CRYPT_KEY\w*)`")
         secrets[name] = sh(fed, readme_says(readme, r"`(git-crypt export-key -k [\w-]+ - \| base64 -w0)`"))
     git(fed, "add", "-A")
     git(fed, "commit", "-q", "-m", "two hubs, each with its own key")

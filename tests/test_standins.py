@@ -231,9 +231,10 @@ def test_hubploy_deploys_a_gcp_hub_through_the_cloud_stand_ins(template_repo, tm
         asked = [
             (r["host"], r["path"].split("?")[0], r["status"]) for r in boundary.requests() if r["host"] != "127.0.0.1"
         ]
+        gcloud = yaml.safe_load((federation / "deployments/charlie/hubploy.yaml").read_text())["cluster"]["gcloud"]
         assert (
             "container.googleapis.com",
-            "/v1/projects/ocean-lab-1/locations/us-central1-b/clusters/pangeo",
+            f"/v1/projects/{gcloud['project']}/locations/{gcloud['zone']}/clusters/{gcloud['cluster']}",
             200,
         ) in asked
         assert [(r["method"], r["path"], r["status"]) for r in boundary.requests() if r["host"] == "127.0.0.1"] == [

@@ -246,14 +246,16 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
         lines.append(f"hub-template imported the environment {answers['environment_file']}:")
         plan.merged.append(ENVIRONMENT)
     if imports:
-        merged = environment.merge(rendered[ENVIRONMENT], imports, versions["python_supported"], versions["image_base"])
+        merged = environment.merge(
+            rendered[ENVIRONMENT], imports, versions["python_supported"], versions.get("image_base", {})
+        )
         plan.texts[ENVIRONMENT] = merged.text
         plan.notes += merged.notes
         if merged.python_version != str(answers["python_version"]):
             plan.answers["python_version"] = merged.python_version
     if tree is not None:
         environment_text = plan.texts.get(ENVIRONMENT, rendered[ENVIRONMENT])
-        plan.notes += notebook_report(tree, plan.copies, environment_text, versions["image_base"])
+        plan.notes += notebook_report(tree, plan.copies, environment_text, versions.get("image_base", {}))
     write(plan, tree, image, work / "stage")
     record_answers(answers_path, plan.answers)
     lines += [shown(line) for text in _summary(plan) for line in text.split("\n")]
