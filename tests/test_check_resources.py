@@ -33,23 +33,24 @@ class Wrong:
 
 
 WRONGS = [
+    # Users' CPU and memory live in the sizes (profileList) alone since 1.2.0.
     Wrong(
-        "singleuser memory limit nanG",
+        "profile memory limit nanG",
         "HV005",
         COMMON,
-        r"^(      memory:\n        guarantee: .*\n        limit: ).*$",
+        r"^(            mem_limit: ).*$",
         r"\1nanG",
-        "limit: nanG",
-        "`singleuser.memory.limit` is NaN ('nanG'): write a finite number above 0",
+        "mem_limit: nanG",
+        "`profileList[0].kubespawner_override.mem_limit` is NaN ('nanG'): write a finite number above 0",
     ),
     Wrong(
-        "singleuser cpu guarantee negative",
+        "profile cpu guarantee negative",
         "HV005",
         COMMON,
-        r"^(      cpu:\n        guarantee: ).*$",
+        r"^(            cpu_guarantee: ).*$",
         r"\1-1",
-        "guarantee: -1",
-        "`singleuser.cpu.guarantee` is negative (-1): write a finite number, 0 or more",
+        "cpu_guarantee: -1",
+        "`profileList[0].kubespawner_override.cpu_guarantee` is negative (-1): write a finite number, 0 or more",
     ),
     Wrong(
         "profile cpu limit .inf",

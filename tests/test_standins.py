@@ -192,8 +192,8 @@ def test_hubploy_deploys_a_gcp_hub_through_the_cloud_stand_ins(template_repo, tm
     stand-in writes) -> STS -> impersonation -> GKE -> a kubeconfig of the
     loopback cluster -> the namespace made -> `helm dep up` (the real helm)
     -> `helm upgrade --install` rendered and validated. It is installed from a
-    plain clone of ../shared/upstream's hubploy.git: pip's own partial clone of
-    that shallow repository never ends (see test_act.py)."""
+    plain clone of ../shared/upstream's hubploy.git (test_act.py installs it
+    as deploy.yml does, through the boundary)."""
     from conftest import render
     from hub_cells import REAL_IDS
 

@@ -75,7 +75,7 @@ STAND_INS: tuple[StandIn, ...] = (
     ),
     StandIn(
         "git",
-        "https://x-access-token:",
+        "https://x-access-token",
         "a local bare repository, by insteadOf (tests/test_lock.py)",
         "lock-refresh.yml pushes its branch to the federation's own repository on GitHub",
     ),
