@@ -183,11 +183,10 @@ def _from_values(found: Inferred, env: str, values: dict[str, Any]) -> None:
     single = _get(hub, "singleuser") or {}
     image = _get(single, "image", "name")
     found.put("image_name", image if isinstance(image, str) else None, origin)
-    for kind, answer in (("cpu", "user_cpu_"), ("memory", "user_memory_")):
-        for bound in ("guarantee", "limit"):
-            raw = _get(single, kind, bound)
-            number = raw if kind == "cpu" and isinstance(raw, int | float) else _quantity(raw) if raw else None
-            found.put(answer + bound, number, origin)
+    # No answer holds users' CPU and memory since 1.2.0 (the sizes do): the
+    # hub's own singleuser cpu/memory stay its own, said so.
+    if any(_get(single, kind) for kind in ("cpu", "memory")):
+        found.notes.append(f"{origin}: singleuser cpu/memory kept as the hub's own (the template's are its sizes)")
     storage = _get(single, "storage") or {}
     if storage.get("type") == "static":
         found.notes.append(f"{origin}: homes on a static volume (NFS); the template gives each user a disk")
