@@ -172,6 +172,31 @@ def test_notebook_markdown_shows_all_its_text(hub):
             assert html == [], f"cell {cell.id}: shown as nothing: {html}"
 
 
+def test_the_welcome_notebook_opens_unmodified(hub, tmp_path):
+    """JupyterLab marks a notebook modified when the kernel it starts reports
+    a kernelspec or language_info that differs from the file's (its notebook
+    panel sets both), and jupyter-server writes what nbformat writes: the file
+    is already that, with ipykernel's own metadata (all but the Python patch
+    version, which only the built image knows)."""
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if hub.answers.get("source_repo"):
+        pytest.skip("a notebook repository's hub has no welcome notebook")
+    text = (hub.image / "welcome.ipynb").read_text()
+    notebook = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    nbformat.validate(notebook)
+    assert (notebook.nbformat, notebook.nbformat_minor) == (nbformat.current_nbformat, nbformat.current_nbformat_minor)
+    written = tmp_path / "written.ipynb"
+    nbformat.write(notebook, written)
+    assert written.read_text() == text
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    kernelspec = {"name": "python3", "display_name": spec.display_name, "language": spec.language}
+    assert notebook.metadata.kernelspec == kernelspec
+    language_info = {k: v for k, v in IPythonKernel.language_info.items() if k != "version"}
+    assert notebook.metadata.language_info == language_info
+
+
 def test_files_are_clean_text_with_no_template_syntax_left(hub):
     for relpath in sorted(hub.files()):
         assert not re.search(r"\{\{|\{%|\{#", relpath), relpath
