@@ -86,3 +86,43 @@ def test_every_check_has_its_own_url():
     for name, url in urls.items():
         assert url.endswith(f"docs/checks.md#{name.lower()}"), url
         assert docs.count(f'<a name="{name.lower()}"></a>') == 1, name
+
+
+def test_the_hint_under_failed_checks_is_how_a_hub_ignores_one(template_repo, tmp_path):
+    """repo-review's hint names the repository's pyproject.toml, which a hub
+    does not have; the real output names the hub's own instead, with
+    --ignore for one run, and says which failed checks no hub can ignore.
+    Following the hint skips the check it names."""
+    import re
+
+    from conftest import render
+
+    hub = render(template_repo, tmp_path / "deployments" / "charlie", cloud_provider="gcp")  # ST006: the stand-in
+    secrets = hub / "secrets" / "prod.yaml"
+    secrets.write_text(re.sub(r'client_secret: ".*"', 'client_secret: "' + "3f9a" * 10 + '"', secrets.read_text()))
+    chart = ["--chart", str(chart_data())]
+    done = hub_template("check", str(hub), *chart, "--select", "ST006,SE001")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "add this to pyproject.toml" not in done.stdout
+    text = "".join(done.stdout.split())  # rich wraps long lines (the path) anywhere
+
+    def shown(sentence: str) -> bool:
+        return "".join(sentence.split()) in text
+
+    assert shown("SE001 cannot be ignored (no hub can switch off SE*, ST007, ST008): fix what they name.")
+    assert shown(
+        f"Hint: to skip ST006 once, pass --ignore ST006; to ignore it in this hub for good, add this to "
+        f"{hub / 'pyproject.toml'} (the hub's own; hub-template check reads it):"
+    )
+    toml = done.stdout[done.stdout.index("[tool.repo-review.ignore]") :].split("\n\n")[0]
+    assert toml.splitlines() == ["[tool.repo-review.ignore]", 'ST006 = "why this hub skips it"']
+
+    # Both ways the hint gives skip ST006, and only it.
+    once = hub_template("check", str(hub), *chart, "--select", "ST006,SE001", "--ignore", "ST006", "--format", "json")
+    (hub / "pyproject.toml").write_text(toml.replace("why this hub skips it", "no GCP project yet") + "\n")
+    for_good = hub_template("check", str(hub), *chart, "--select", "ST006,SE001", "--format", "json")
+    for done in (once, for_good):
+        checks = json.loads(done.stdout)[str(hub)]["checks"]
+        assert {name: check["result"] for name, check in checks.items() if check["result"] is not None} == {
+            "SE001": False
+        }, done.stdout

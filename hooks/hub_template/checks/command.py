@@ -149,12 +149,19 @@ def check(
     else:
         # repo-review's own rich printer (not in its __all__, pinned <2).
         import dataclasses
+        from functools import partial
 
-        from repo_review.__main__ import display_output
+        import rich.console
+        import rich.syntax
+        from repo_review.__main__ import CODE_THEME, display_output
         from rich.markup import escape
 
+        from .hint import hint, printed_without_repo_reviews_hint
+
+        console = rich.console.Console()
         for label, families, results, status in reports:
-            display_output(
+            report = partial(
+                display_output,
                 families,
                 # it reads skip reasons as rich markup: `hub-template[kubernetes]` is text
                 [dataclasses.replace(r, skip_reason=escape(r.skip_reason)) for r in results],
@@ -164,6 +171,19 @@ def check(
                 status=status,
                 header=label if several else "",
             )
+            # repo-review's hint names a pyproject.toml a hub does not have: the hub's own instead.
+            sys.stdout.write(printed_without_repo_reviews_hint(report, sys.stdout))
+            failed = [r.name for r in results if r.result is False]
+            if failed:
+                sentence, toml = hint(label, failed)
+                console.print(sentence, style="dim", markup=False, highlight=False)
+                if toml:
+                    console.print(
+                        rich.syntax.Syntax(
+                            toml, lexer="toml", theme=CODE_THEME, word_wrap=True, background_color="default"
+                        )
+                    )
+                console.print()
     return max({"errors": 1, "empty": 2}.get(status, 0) for *_, status in reports)
 
 

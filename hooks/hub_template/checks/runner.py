@@ -43,7 +43,7 @@ def _skip_slow_format_checkers() -> None:
 UNIGNORABLE = ("SE", "ST007", "ST008")
 
 
-def _unignorable(name: str) -> bool:
+def unignorable(name: str) -> bool:
     return name in UNIGNORABLE or name.rstrip("0123456789") in UNIGNORABLE
 
 
@@ -59,10 +59,10 @@ def hub_pyproject(package: Any, names: AbstractSet[str]) -> dict[str, Any]:
     reasons = ignore if isinstance(ignore, dict) else dict.fromkeys(ignore, "")
     for entry, reason in reasons.items():
         covered = [n for n in sorted(names) if n == entry or n.rstrip("0123456789") == entry]
-        if not any(_unignorable(n) for n in covered):
+        if not any(unignorable(n) for n in covered):
             kept[entry] = reason
         else:
-            kept.update(dict.fromkeys((n for n in covered if not _unignorable(n)), reason))
+            kept.update(dict.fromkeys((n for n in covered if not unignorable(n)), reason))
     config["ignore"] = kept if isinstance(ignore, dict) else list(kept)
     return data
 
