@@ -177,7 +177,7 @@ def test_the_welcome_notebook_opens_unmodified(hub, tmp_path):
     a kernelspec or language_info that differs from the file's (its notebook
     panel sets both), and jupyter-server writes what nbformat writes: the file
     is already that, with ipykernel's own metadata (all but the Python patch
-    version, which only the built image knows)."""
+    version, which only the image knows: start adds it to the user's copy)."""
     from ipykernel.ipkernel import IPythonKernel
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -645,6 +645,16 @@ def test_start_runs_like_a_container_start(hub, tmp_path):
     assert "README.md" in expected
     assert server["copied"] == [name for name in expected if name != "README.md"]
     assert server["workspace_id"] == "default"
+    if server["welcome"] is not None:
+        # The user's copy carries what the kernel reports, its version too
+        # (the python on PATH here is the kernel's, as in the image).
+        import platform
+
+        from ipykernel.ipkernel import IPythonKernel
+
+        copied = nbformat.reads(server["welcome"], as_version=nbformat.NO_CONVERT)
+        assert copied.metadata.language_info == {**IPythonKernel.language_info, "version": platform.python_version()}
+        assert copied.cells == nbformat.read(hub.image / "welcome.ipynb", as_version=nbformat.NO_CONVERT).cells
     assert worker["returncode"] == 0 and worker["argv"] == ["dask", "worker"]
     assert worker["copied"] == [] and worker["workspace_id"] is None
 
@@ -676,7 +686,9 @@ def _run_start(image: Path, tmp_path: Path) -> dict:
         )
         saved = sorted(workspaces.glob("*.jupyterlab-workspace")) if workspaces.exists() else []
         notebooks = home / "hub-notebooks"
+        welcome = notebooks / "welcome.ipynb"
         results[role] = {
+            "welcome": welcome.read_text() if welcome.exists() else None,
             "returncode": run.returncode,
             "stderr": run.stderr,
             "argv": json.loads(argv_file.read_text()) if argv_file.exists() else None,
