@@ -13,13 +13,16 @@ import itertools
 import os
 import re
 import shutil
+import signal
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
-from conftest import BIN, ROOT, chart_data, git, render
+from conftest import BIN, ROOT, chart_data, git, render, skip_unless_required
 
 from hub_template.preview import overrides
 from hub_template.preview.smoke import CHROMIUM
@@ -55,7 +58,8 @@ def needs_browser():
 
 
 def preview(hub: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HUB_TEMPLATE_CHART_DATA": str(chart_data())}
+    tmp = Path(tempfile.mkdtemp(prefix="preview-tmpdir-"))  # its own, to see what it leaves there
+    env = {**os.environ, "HUB_TEMPLATE_CHART_DATA": str(chart_data()), "TMPDIR": str(tmp)}
     before = {p.pid for p in psutil.process_iter()}
     done = subprocess.run(
         [str(BIN / "hub-template"), "preview", str(hub), "--smoke", "--artifacts", str(ARTIFACTS / name), *extra],
@@ -82,6 +86,8 @@ def preview(hub: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
         if "hub-template-preview-" in where or str(ARTIFACTS / name) in where:
             leftovers.append(p.info["cmdline"])
     assert leftovers == [], leftovers
+    assert _preview_folders(tmp) == []  # its folder is removed, whether it passed or failed
+    shutil.rmtree(tmp, ignore_errors=True)
     return done
 
 
@@ -277,11 +283,40 @@ def test_an_uninstallable_package_is_named_by_the_installers_own_lines(tmp_path,
     assert log.is_file() and "hub-template-no-such-package" in log.read_text()
 
 
+def _no_network(env: dict[str, str]) -> dict[str, str]:
+    """``env`` as on a machine with no network: https through a port nothing
+    answers on, and no git URL rewritten to ../shared/upstream."""
+    proxy = "http://127.0.0.1:9"
+    return {**env, "HTTPS_PROXY": proxy, "https_proxy": proxy, "GIT_CONFIG_GLOBAL": os.devnull}
+
+
+def _preview_folders(tmp: Path) -> list[str]:
+    return sorted(p.name for p in tmp.glob("hub-template-preview-*"))
+
+
 @pytest.mark.skipif(
     shutil.which("configurable-http-proxy") is None,
     reason="no configurable-http-proxy: npm install -g configurable-http-proxy (.ci/run does)",
 )
-def test_a_failing_postbuild_is_named_by_its_own_output_and_a_log_that_exists(template_repo, tmp_path):
+def test_without_a_chart_the_federations_is_built_once_and_a_failure_is_named_by_its_own_output(
+    template_repo, tmp_path
+):
+    """`preview HUB` with no --chart builds the daskhub chart as the
+    federation's CI does (its daskhub action: dask/helm-chart at the pinned
+    commit, helm dependency build), the network stood in for by
+    ../shared/upstream (tests/standins), into the user's cache; a second
+    preview reuses it with no network at all. Where the build fails, one line
+    names what was tried and the offline options, and no half chart is kept.
+    Each run removes its folder, failed or not; a failing postBuild is named
+    by its own output and a log that outlives the folder."""
+    from kube_tools import helm
+    from standins import UPSTREAM, Boundary
+
+    from hub_template import daskhub_chart
+    from hub_template.preview import userenv
+
+    if not (UPSTREAM / "git" / "dask-helm-chart.git").is_dir():
+        skip_unless_required(f"no upstream repositories in {UPSTREAM}: keep hub-template beside shared/", "CI")
     hub = render(template_repo, tmp_path / "deployments" / "charlie")
     post_build = hub / "image" / "binder" / "postBuild"
     post_build.write_text(
@@ -289,21 +324,95 @@ def test_a_failing_postbuild_is_named_by_its_own_output_and_a_log_that_exists(te
         + '\necho "jupyter labextension install: dask-labextension@0.3.0 needs JupyterLab 2" >&2\n'
         + "echo '  warnings.warn(f\"See the log file for details: {log_path!s}\")' >&2\nexit 3\n"
     )
-    done = subprocess.run(
-        [str(BIN / "hub-template"), "preview", str(hub), "--chart", str(chart_data())],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "image/binder/postBuild failed (exit 3); its output ends:" in done.stderr
-    assert "  jupyter labextension install: dask-labextension@0.3.0 needs JupyterLab 2" in done.stderr
-    log = Path(re.search(r"all of it: (\S+)", done.stderr)[1])
+    # A user's cache of their own, but the users' environment this machine made already.
+    cache = tmp_path / "cache"
+    (cache / "hub-template").mkdir(parents=True)
+    userenv.cache_dir().mkdir(parents=True, exist_ok=True)
+    (cache / "hub-template" / "preview-envs").symlink_to(userenv.cache_dir())
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    boundary = Boundary(tmp_path / "boundary", template_repo)
+    env = {k: v for k, v in boundary.env().items() if k != "HUB_TEMPLATE_CHART_DATA"}
+    env.update(XDG_CACHE_HOME=str(cache), TMPDIR=str(tmp), PATH=f"{helm().parent}{os.pathsep}{env['PATH']}")
+    command = [str(BIN / "hub-template"), "preview", str(hub)]
     try:
+        built = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    finally:
+        boundary.close()
+    chart = Path(re.search(r"daskhub chart: building \S+ as the federation's CI does, once: (\S+)", built.stdout)[1])
+    assert chart.parent == cache / "hub-template" / "daskhub"
+    assert yaml.safe_load((chart / "Chart.yaml").read_text())["version"] == "2024.1.2-dev.e25bf51"
+    assert sorted(p.name for p in (chart / "charts").iterdir()) == ["dask-gateway-2026.3.0.tgz", "jupyterhub-4.4.0.tgz"]
+    served = {f"https://{r['host']}{r['path']}" for r in boundary.requests() if r["status"] == 200}
+    assert served == {
+        "https://jupyterhub.github.io/helm-chart/index.yaml",
+        "https://jupyterhub.github.io/helm-chart/jupyterhub-4.4.0.tgz",
+        "https://helm.dask.org/index.yaml",
+        "https://helm.dask.org/dask-gateway-2026.3.0.tgz",
+    }
+    assert sorted(p.name for p in chart.parent.iterdir()) == [chart.name, f"{chart.name}.lock"]  # no scratch left
+
+    offline = subprocess.run(command, env=_no_network(env), capture_output=True, text=True, timeout=TIMEOUT)
+    assert f"daskhub chart: reused {chart}" in offline.stdout.splitlines()
+    for done in (built, offline):
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "image/binder/postBuild failed (exit 3); its output ends:" in done.stderr
+        assert "  jupyter labextension install: dask-labextension@0.3.0 needs JupyterLab 2" in done.stderr
+        log = Path(re.search(r"all of it: (\S+)", done.stderr)[1])
+        assert log.parent.parent == cache / "hub-template" / "preview-logs"
         assert "dask-labextension@0.3.0" in log.read_text()
         assert f"the programs' logs: {log}" in done.stderr
+    assert _preview_folders(tmp) == []
+
+    # No network and no chart yet: one line, what was tried, the offline options; nothing cached.
+    shutil.rmtree(cache / "hub-template" / "daskhub")
+    failed = subprocess.run(command, env=_no_network(env), capture_output=True, text=True, timeout=TIMEOUT)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    (line,) = failed.stderr.splitlines()
+    assert line.startswith(
+        "hub-template preview: cannot build the daskhub chart (tried git clone https://github.com/dask/helm-chart "
+        "at e25bf51): fatal: unable to access 'https://github.com/dask/helm-chart/': "
+    )
+    assert line.endswith(f"; {daskhub_chart.OFFLINE}")
+    assert [p.suffix for p in (cache / "hub-template" / "daskhub").iterdir()] == [".lock"]
+    assert _preview_folders(tmp) == []
+
+
+@pytest.mark.skipif(
+    shutil.which("configurable-http-proxy") is None or shutil.which("bwrap") is None,
+    reason="no configurable-http-proxy or bwrap: npm install -g configurable-http-proxy; apt-get install bubblewrap",
+)
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stopped_preview_leaves_no_folder_and_no_process(template_repo, tmp_path, stop, code):
+    """Stopped while the hub's postBuild runs, the preview stops it and
+    removes its folder."""
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    post_build = hub / "image" / "binder" / "postBuild"
+    post_build.write_text(post_build.read_text() + '\ntouch "$NB_PYTHON_PREFIX/postBuild-started"\nsleep 600\n')
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "HUB_TEMPLATE_CHART_DATA": str(chart_data()), "TMPDIR": str(tmp)}
+    before = {p.pid for p in psutil.process_iter()}
+    preview = subprocess.Popen(
+        [str(BIN / "hub-template"), "preview", str(hub)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        for _ in range(TIMEOUT * 2):
+            if (
+                list(tmp.glob("hub-template-preview-*/nb-python-prefix/postBuild-started"))
+                or preview.poll() is not None
+            ):
+                break
+            time.sleep(0.5)
+        assert preview.poll() is None, preview.communicate()
+        preview.send_signal(stop)
+        out, err = preview.communicate(timeout=60)
     finally:
-        shutil.rmtree(log.parent, ignore_errors=True)
+        preview.kill()
+    assert preview.returncode == code, (out + err).decode()
+    assert _preview_folders(tmp) == []
+    left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if p.pid not in before]
+    assert not [cmd for cmd in left if cmd and "sleep" in cmd and "600" in cmd], left
 
 
 def _fail_after(script: Path, lines: str) -> None:

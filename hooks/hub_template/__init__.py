@@ -29,3 +29,11 @@ def load_data(name: str) -> dict[str, Any]:
     """versions.yml, providers.yml or rules.yml, as copier.yml reads them."""
     data: dict[str, Any] = load_trusted_yaml(data_file(name))
     return data
+
+
+def user_cache() -> Path:
+    """hub-template's folder of the user's cache (XDG_CACHE_HOME, else ~/.cache):
+    the preview's environments, the daskhub chart, a failed preview's logs."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hub-template"

@@ -40,8 +40,9 @@ EXAMPLES = {
   hub-template update deployments/               # update every hub that is behind
   hub-template update deployments/ --vcs-ref v1.2.0""",
     "preview": """examples:
-  hub-template preview deployments/charlie --chart daskhub/           # open the printed URL
-  hub-template preview deployments/charlie --chart daskhub/ --smoke   # the researcher's path, headless""",
+  hub-template preview deployments/charlie                    # open the printed URL
+  hub-template preview deployments/charlie --smoke            # the researcher's path, headless
+  hub-template preview deployments/charlie --chart daskhub/   # offline, with a daskhub chart folder""",
     "adopt": """examples:
   hub-template adopt deployments/ocean                      # shows the answers, asks the rest
   hub-template adopt deployments/ocean --defaults -d domain=ocean.pangeo.io""",

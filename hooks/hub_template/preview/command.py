@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from hub_template import load_data
+from hub_template import daskhub_chart, load_data, user_cache
 from hub_template.copier_settings import ANSWERS_FILE
 from hub_template.helm_values import Chart, ValuesFile
 from hub_template.preview import (
@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         default=os.environ.get("HUB_TEMPLATE_CHART_DATA"),
-        help="the daskhub chart folder whose defaults the values sit on (default: $HUB_TEMPLATE_CHART_DATA)",
+        help="the daskhub chart folder whose defaults the values sit on, for offline use (default: "
+        "$HUB_TEMPLATE_CHART_DATA, else the chart the federation's CI builds, built once into the user's cache)",
     )
     parser.add_argument(
         "--smoke",
@@ -104,18 +105,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        inputs = read(args.hub, args.chart)
-        inputs["allowed_requirements"] = args.allow_requirement
-        source = inputs["answers"].get("source_repo")
-        if source:
-            binder = inputs["hub"] / "image" / "binder"
-            sandbox.consent([binder / "postBuild", binder / "start"], source, args.yes, sys.stdin.isatty())
-    except PreviewError as error:
-        print(f"hub-template preview: {error}", file=sys.stderr)
-        return 2
-    work = Path(tempfile.mkdtemp(prefix="hub-template-preview-"))
-    procs = Processes(work)
+    # Ctrl-C and SIGTERM unwind through the finally below from the first
+    # moment: nothing this preview made (its folder, a half-built chart, a
+    # process) outlives it.
     stop: dict[str, int | None] = {"signal": None}
 
     def on_signal(number: int, _frame: FrameType | None) -> NoReturn:
@@ -123,25 +115,23 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    work = Path(tempfile.mkdtemp(prefix="hub-template-preview-"))
+    # Where a failed preview's logs are kept: its folder is removed whatever happens.
+    logs = user_cache() / "preview-logs" / work.name
+    procs = Processes(work)
     code = 0
     try:
-        stack = start(inputs, work, procs, say)
-        if args.smoke:
-            from hub_template.preview import smoke
-
-            times = smoke.run(
-                stack["target"], args.artifacts, args.screenshot, say, stack["memory"], notebooks=args.notebooks
-            )
-            say("smoke: passed; " + ", ".join(f"{k}: {v:.1f}" for k, v in times.items()))
+        try:
+            inputs = prepare(args, logs)
+        except PreviewError as error:  # the command's input: nothing started yet
+            print(f"hub-template preview: {error}", file=sys.stderr)
+            code = 2
         else:
-            say("Ctrl-C stops the preview and everything it started.")
-            while all(p.poll() is None for p in procs.started):
-                time.sleep(0.5)
-            raise PreviewError("a program of the preview exited on its own; see its log in " + str(work))
+            code = serve(args, inputs, work, procs)
     except KeyboardInterrupt:
         say("stopping")
         code = 130 if stop["signal"] != signal.SIGTERM else 0
-    except PreviewError as error:
+    except (PreviewError, daskhub_chart.ChartBuildError) as error:
         print(f"hub-template preview: {error}", file=sys.stderr)
         code = 1
     finally:
@@ -152,27 +142,66 @@ def run(args: argparse.Namespace) -> int:
         if left:
             print(f"hub-template preview: processes left running: {left}", file=sys.stderr)
             code = code or 1
-        else:
+        elif procs.started:
             say(f"stopped every process it started{f' ({len(killed)} needed SIGKILL)' if killed else ''}")
-            logs = sorted(work.glob("*.log"))
-            if code in (0, 130) or not logs:  # nothing failed, or nothing logged: nothing to look at
-                shutil.rmtree(work, ignore_errors=True)
-            else:
-                print(f"hub-template preview: the programs' logs: {', '.join(str(p) for p in logs)}", file=sys.stderr)
+        keep_logs(work, logs, failed=code not in (0, 130))
+        if not left:  # a process still working in the folder keeps it, and is named above
+            shutil.rmtree(work, ignore_errors=True)
     return code
+
+
+def prepare(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """The hub's inputs, once the operator accepted a source repository's scripts."""
+    inputs = read(args.hub, args.chart)
+    inputs["allowed_requirements"] = args.allow_requirement
+    inputs["logs"] = logs
+    source = inputs["answers"].get("source_repo")
+    if source:
+        binder = inputs["hub"] / "image" / "binder"
+        sandbox.consent([binder / "postBuild", binder / "start"], source, args.yes, sys.stdin.isatty())
+    return inputs
+
+
+def serve(args: argparse.Namespace, inputs: dict[str, Any], work: Path, procs: Processes) -> int:
+    """Start the hub, then walk the smoke path or wait for Ctrl-C."""
+    stack = start(inputs, work, procs, say)
+    if args.smoke:
+        from hub_template.preview import smoke
+
+        times = smoke.run(
+            stack["target"], args.artifacts, args.screenshot, say, stack["memory"], notebooks=args.notebooks
+        )
+        say("smoke: passed; " + ", ".join(f"{k}: {v:.1f}" for k, v in times.items()))
+        return 0
+    say("Ctrl-C stops the preview and everything it started.")
+    while all(p.poll() is None for p in procs.started):
+        time.sleep(0.5)
+    raise PreviewError("a program of the preview exited on its own; see its log in " + str(inputs["logs"]))
+
+
+def keep_logs(work: Path, logs: Path, failed: bool) -> None:
+    """A failed preview's logs, out of its folder into `logs` (named on stderr);
+    a preview that did not fail keeps none."""
+    for log in sorted(work.glob("*.log")) if failed else ():
+        logs.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, logs / log.name)
+    kept = sorted(logs.glob("*.log")) if logs.is_dir() else []
+    if failed and kept:
+        print(f"hub-template preview: the programs' logs: {', '.join(str(p) for p in kept)}", file=sys.stderr)
+    elif not failed:
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def say(line: str) -> None:
     print(line, flush=True)
 
 
-def read(hub: Path, chart_dir: Path | None) -> dict[str, Any]:
-    """The hub's merged values and files, or a one-line reason."""
+def read(hub: Path, chart_dir: Path | None, out: Say = say) -> dict[str, Any]:
+    """The hub's merged values and files, or a one-line reason. Without a
+    chart folder, the daskhub chart the federation's CI builds (built once)."""
     hub = hub.resolve()
     if not (hub / "config" / "common.yaml").is_file() or not (hub / "image" / "binder").is_dir():
         raise PreviewError(f"{hub}: not a hub folder (it needs config/common.yaml and image/binder/)")
-    if chart_dir is None:
-        raise PreviewError("no daskhub chart: give --chart DIR or set HUB_TEMPLATE_CHART_DATA")
     chp = shutil.which("configurable-http-proxy")
     if chp is None:
         raise PreviewError("no configurable-http-proxy: npm install -g configurable-http-proxy")
@@ -183,6 +212,8 @@ def read(hub: Path, chart_dir: Path | None) -> dict[str, Any]:
             f"{hub.name} uses the kubernetes dask backend, whose clusters need Kubernetes: preview runs gateway hubs"
         )
     umbrella = answers.get("helm_umbrella_key", "daskhub")
+    if chart_dir is None:
+        chart_dir = daskhub_chart.ensure(out)
     try:
         chart = Chart(chart_dir)
         layers = [
@@ -246,7 +277,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         )
         if done.returncode != 0:
             raise program_failed(
-                f"image/binder/postBuild failed (exit {done.returncode})", done.stdout, work / "postBuild.log"
+                f"image/binder/postBuild failed (exit {done.returncode})", done.stdout, inputs["logs"] / "postBuild.log"
             )
     ports = hub_config.Ports(*(free_port() for _ in range(5)))
     password = secrets.token_urlsafe(12)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from hub_template import pypi_names
+from hub_template import pypi_names, user_cache
 from hub_template.environment import CondaSpec, read_environment
 from hub_template.preview import Say, program_failed
 
@@ -73,8 +72,7 @@ def translated(environment_yml: Path, jupyterhub: str) -> tuple[tuple[str, ...],
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hub-template" / "preview-envs"
+    return user_cache() / "preview-envs"
 
 
 def uv_program() -> str | None:
