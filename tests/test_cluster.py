@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -575,6 +576,12 @@ def test_a_hub_from_before_updates_keeping_its_key_and_edits(evolving_template, 
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "keep_the_shared_git_crypt_key" in done.stderr
+    # What copier prints of each migration it runs is the command as a shell
+    # line (copier's interpreter, run.py, the verb), not a Python list.
+    ran = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if " > Running task " in line]
+    for line in ran or ["(none)"]:
+        python, script, *verb = shlex.split(line)
+        assert (python, Path(script).parts[-2:], verb) == (sys.executable, ("hooks", "run.py"), ["migrate"]), line
     after = answers(hub)
     assert after["git_crypt_key"] == "default"
     assert (hub / ".gitattributes").read_text().strip().endswith("secrets/** filter=git-crypt diff=git-crypt")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -1246,3 +1247,29 @@ def test_a_conda_list_export_is_an_environment_file(template_repo, tmp_path, cap
     text = (hub / "image" / "binder" / "environment.yml").read_text()
     assert "  - numpy=1.26.4\n" in text and "  - zarr=2.18.2\n" in text and "py311" not in text
     assert "build string 'py311h64a7726_0' stripped from numpy=1.26.4" in output
+
+
+def test_copier_prints_the_import_as_a_shell_line(template_repo, tmp_path):
+    """What the real copier prints when it runs the import (`Running task 1
+    of 1: ...`) is a command a person can read and paste: copier's own
+    interpreter, run.py and its options, quoted for the shell, not a Python
+    list of strings."""
+    (tmp_path / "env.yml").write_text("channels: [conda-forge]\ndependencies:\n  - python=3.12\n  - xarray\n")
+    copy = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--data", "environment_file=env.yml"]
+    done = subprocess.run(
+        [*copy, str(template_repo), "deployments/charlie"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = [line for line in done.stderr.splitlines() if " > Running task " in line]
+    prefix, command = line.split(": ", 1)
+    assert prefix.strip() == "> Running task 1 of 1"
+    python, script, *options = shlex.split(command)
+    assert (python, Path(script).parts[-2:]) == (sys.executable, ("hooks", "run.py"))
+    assert options[:3] == ["import-source", "--origin-dir", str(tmp_path)]
+    assert options[3] == "--destination-before" and len(options) == 5
+    before = json.loads(options[4])
+    assert before["files"] == 0 and isinstance(before["since"], int)
+    assert command == shlex.join([python, script, *options])  # nothing but the command, quoted as needed
