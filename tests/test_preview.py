@@ -25,7 +25,7 @@ import yaml
 from conftest import BIN, ROOT, chart_data, git, render, skip_unless_required
 
 from hub_template.preview import overrides
-from hub_template.preview.smoke import CHROMIUM
+from hub_template.preview.smoke import CHROMIUM, MODIFIED_ON_OPEN
 
 ARTIFACTS = ROOT / "test-artifacts" / "preview"
 README_SHOT = ROOT / "docs" / "preview.png"
@@ -77,13 +77,14 @@ def preview(hub: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
     for folder in {log.parent for log in logs}:
         shutil.rmtree(folder, ignore_errors=True)
     # No leftovers: nothing the preview started outlives it. Its programs work
-    # in its folder (hub-template-preview-*) and Chromium in the artifacts'.
+    # in its folder (hub-template-preview-* in its own TMPDIR, so that another
+    # preview on the machine is not taken for it) and Chromium in the artifacts'.
     leftovers = []
     for p in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
         if p.pid in before or p.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         where = f"{p.info['cwd'] or ''} {' '.join(p.info['cmdline'] or [])}"
-        if "hub-template-preview-" in where or str(ARTIFACTS / name) in where:
+        if str(tmp) in where or str(ARTIFACTS / name) in where:
             leftovers.append(p.info["cmdline"])
     assert leftovers == [], leftovers
     assert _preview_folders(tmp) == []  # its folder is removed, whether it passed or failed
@@ -187,6 +188,7 @@ def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
     assert smoke_lines(done.stdout) == [
         *STEPS,
         "the workspace opens hub-notebooks/welcome.ipynb",
+        "hub-notebooks/welcome.ipynb opens unmodified",  # as JupyterLab would save it, its kernel's metadata too
         *GATEWAY_STEPS,
         "hub-notebooks/welcome.ipynb runs to the end",
         *END_STEPS,
@@ -249,6 +251,10 @@ def test_preview_smoke_of_a_hub_from_a_notebook_repository(template_repo, tmp_pa
     # The workspace opens the source's own notebook (there is no welcome notebook), which runs.
     assert "the workspace opens hub-notebooks/analysis.ipynb" in lines
     assert "hub-notebooks/analysis.ipynb runs to the end" in lines
+    # A notebook written with no kernel metadata (nbformat's new_notebook) is
+    # one JupyterLab changes on open: the smoke sees it, and says so.
+    opened = re.compile(r"hub-notebooks/analysis\.ipynb opens unmodified +not applicable: (.+)")
+    assert [m[1] for m in map(opened.fullmatch, lines) if m] == [MODIFIED_ON_OPEN], lines
     report = [line.strip() for line in lines if line.startswith("  notebook ")]
     assert report[:2] == [
         "notebook analysis.ipynb: pass",

@@ -131,6 +131,12 @@ def run(
                 page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
                 _accept_preferred_kernel(page, PlaywrightError)
                 steps.done(step, t)
+                t = time.monotonic()
+                step = f"{target.notebook} opens unmodified"
+                if _modified_once_kernel_ready(page, name):
+                    steps.not_applicable(step, MODIFIED_ON_OPEN)
+                else:
+                    steps.done(step, t)
             else:
                 steps.not_applicable("the workspace opens a notebook", target.no_notebook)
 
@@ -485,6 +491,20 @@ def _run_all(page: Page, path: Path) -> None:
         if needs_cloud(f"{error.ename}: {error.evalue}\n" + "\n".join(error.get("traceback", []))):
             raise NeedsCloud(text)
         raise PreviewError(text)
+
+
+# JupyterLab writes its kernel's kernelspec and language_info into a notebook
+# it opens; a notebook whose own differ shows as modified before the user types.
+MODIFIED_ON_OPEN = "JupyterLab marks it modified as its kernel starts (its kernelspec or language_info differ)"
+
+
+def _modified_once_kernel_ready(page: Page, name: str) -> bool:
+    """Whether the notebook's tab is marked modified once its kernel is idle
+    (JupyterLab sets the kernel's metadata from its kernel_info reply)."""
+    page.wait_for_selector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=120_000)
+    time.sleep(1)  # the kernel_info reply is handled as the kernel turns idle: let its metadata land
+    tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=name).first
+    return "jp-mod-dirty" in (tab.get_attribute("class") or "").split()
 
 
 def _accept_preferred_kernel(page: Page, playwright_error: type[Exception]) -> None:
