@@ -93,7 +93,8 @@ def _build(step: dict[str, Any], scratch: Path) -> Path:
     built = scratch / ".daskhub" / "daskhub"
     if code != 0:
         last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "no output")
-        raise ChartBuildError(f"cannot build the daskhub chart (tried {_tried(step, built)}): {last[:160]}; {OFFLINE}")
+        last = last if len(last) <= 240 else last[:239] + "…"
+        raise ChartBuildError(f"cannot build the daskhub chart (tried {_tried(step, built)}): {last}; {OFFLINE}")
     return built
 
 
