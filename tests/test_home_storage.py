@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import kube_tools
 import pytest
 import yaml
-from conftest import BIN, check_report, git, render
+from conftest import BIN, chart_data, check_report, git, render
 from hub_cells import REAL_IDS
 from test_kubernetes_backend import helm_template
 
@@ -300,3 +300,54 @@ def test_the_handmade_nfs_layout_passes_hv007(template_repo, tmp_path):
     git(fed, "add", "-A")
     git(fed, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "chart")
     assert check(hub, "--select", "HV007")["HV007"]["result"] is True
+
+
+def test_the_preview_keeps_nfs_homes_in_one_local_folder_and_the_shared_folder_admins(template_repo, tmp_path):
+    """`hub-template preview`'s configuration of an NFS hub, loaded as
+    JupyterHub loads it: each spawn's pre_spawn_hook (the hub's own, then the
+    preview's) binds the user's home, a folder of the claim's one local folder
+    at static.subPath, and /srv/shared read-only but for admins. The binds are
+    run by the real bubblewrap; JupyterHub's spawner is stood in for by its
+    `user` and `home_dir` (what the hook reads), the server by a shell."""
+    from traitlets.config import PyFileConfigLoader
+
+    from hub_template.preview import command, hub_config, sandbox
+
+    hub = nfs_hub(template_repo, tmp_path / "fed", "gcp", admin_users="ada")
+    values = command.read(hub, chart_data())["values"]
+    work = tmp_path / "work"
+    work.mkdir()
+    volumes = hub_config.storage(values, work)
+    assert volumes.homes_root == work / "volumes" / "home-nfs"
+    script = 'id -u > "$HOME/uid"; touch /srv/shared/from-$NAME 2>/dev/null && echo wrote; ls "$OTHER" 2>&1'
+    # The server's sandbox as command.py makes it, running a shell instead.
+    cmd = sandbox.argv(["sh", "-c", script], read_only=[], writable=[], home=volumes.homes_root)
+    plan = hub_config.plan(
+        values,
+        ports=hub_config.Ports(*range(40001, 40006)),
+        work=work,
+        password="pw",
+        chp="configurable-http-proxy",
+        cmd=cmd,
+        user_env={},
+        gateway_token="t",
+        image_spec="img:preview",
+    )
+    config = hub_config.write(work, plan)
+    hook = PyFileConfigLoader(config.name, str(config.parent)).load_config().Spawner.pre_spawn_hook
+    home = {name: volumes.homes_root / hub_config.RELEASE / name for name in ("ada", "bob")}
+    for name, admin in (("ada", True), ("bob", False)):
+        spawner = SimpleNamespace(user=SimpleNamespace(name=name, admin=admin), home_dir=str(home[name]))
+        hook(spawner)
+        other = home["bob" if name == "ada" else "ada"]
+        done = subprocess.run(
+            spawner.cmd,
+            capture_output=True,
+            text=True,
+            env={"HOME": str(home[name]), "NAME": name, "OTHER": str(other), "PATH": "/usr/bin:/bin"},
+        )
+        assert (home[name] / "uid").read_text() == "1000\n"  # the image's user owns its home
+        assert ("wrote" in done.stdout) is admin, done.stdout + done.stderr
+        assert "No such file" in done.stdout  # another user's home is not there
+    shared = volumes.homes_root / hub_config.RELEASE / "_shared"
+    assert [p.name for p in shared.iterdir()] == ["from-ada"]
