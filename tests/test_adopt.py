@@ -58,6 +58,11 @@ def test_adoption_round_trips(template, tmp_path, layout):
     recorded = answers(hub)
     assert recorded["_commit"] == "v1.2.0" and recorded["_src_path"] == str(template)
     assert recorded["hub_name"] == layout
+    if layout == "ocean":  # homes on NFS, its PersistentVolume in shared-nfs-prod.yaml beside the values
+        assert (recorded["home_storage"], recorded["nfs_server"], recorded["nfs_path"]) == ("nfs", "10.0.0.2", "/homes")
+        assert "homes on NFS at subPath 'home/{username}', kept as the hub's own" in done.stdout
+    else:
+        assert recorded["home_storage"] == "volume"
     assert "kept as the hub's own" in done.stdout
     commit(fed, f"Adopt {layout}")
 

@@ -154,6 +154,21 @@ CASES = [
         "github_orgs",
         ["not a GitHub organization"],
     ),
+    # NFS homes: the PV's server and path reach the cluster's mounts.
+    (
+        "nfs-server-shell",
+        {"customise": True, "home_storage": "nfs", "nfs_server": "a b;rm -rf /x"},
+        "charlie",
+        "nfs_server",
+        ["'a b;rm -...': not a host name or IP"],
+    ),
+    (
+        "nfs-path-climbs",
+        {"customise": True, "home_storage": "nfs", "nfs_path": "/homes/../etc"},
+        "charlie",
+        "nfs_path",
+        ["'/homes...': not a path like /homes"],
+    ),
 ]
 
 

@@ -327,31 +327,24 @@ def test_culling_follows_the_answers(hub):
         assert gateway_config(hub).ClusterConfig.idle_timeout == int(hub.answers["idle_timeout_minutes"]) * 60
 
 
-def test_the_shared_folder_is_read_only_for_users_and_writable_for_admins(hub, tmp_path):
+def test_the_shared_folder_is_read_only_for_users_and_writable_for_admins(hub):
     singleuser = merged(hub)[0]["jupyterhub"]["singleuser"]
+    values = hub.yaml("config/common.yaml")
     if not hub.answers["shared_folder"]:
         assert not singleuser["storage"].get("extraVolumes")
+        assert "sharedFolder" not in values["deployment"]
         return
-    # The claim the README tells the operators to make, in each namespace.
-    readme = (hub.path / "README.md").read_text()
-    manifest = readme[readme.index("apiVersion: v1\nkind: PersistentVolumeClaim") : readme.index("EOF\ndone")]
-    claim = yaml.safe_load(manifest)
-    (tmp_path / "claim.yaml").write_text(manifest)
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", str(tmp_path / "claim.yaml")],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert claim["spec"] == {
-        "accessModes": ["ReadWriteMany"],
-        "storageClassName": hub.cloud["shared_storage"]["storage_class"],
-        "resources": {"requests": {"storage": f"{hub.answers['shared_folder_size']}Gi"}},
+    # The claim the federation chart makes (tests/test_home_storage.py renders it with helm).
+    assert values["deployment"]["sharedFolder"] == {
+        "enabled": True,
+        "claimName": "charlie-shared",
+        "storageClass": hub.cloud["shared_storage"]["storage_class"],
+        "size": f"{hub.answers['shared_folder_size']}Gi",
     }
     [volume] = singleuser["storage"]["extraVolumes"]
-    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"] == "charlie-shared"
+    assert volume["persistentVolumeClaim"]["claimName"] == "charlie-shared"
     [mount] = singleuser["storage"]["extraVolumeMounts"]
-    assert mount == {"name": volume["name"], "mountPath": "/home/jovyan/shared", "readOnly": True}
+    assert mount == {"name": volume["name"], "mountPath": "/srv/shared", "readOnly": True}
     hook = hub_config(hub).KubeSpawner.pre_spawn_hook
     for admin in (False, True):
         spawner = SimpleNamespace(user=SimpleNamespace(admin=admin), volume_mounts=[mount])
@@ -829,6 +822,35 @@ def check_users_identity(
         )
 
 
+def check_nfs_homes(provider: str, calls: list[list[str]], hub: str, answers: dict, out: str):
+    """The hub's NFS filesystem, made as its answers name it; the server it
+    must answer, printed where it exists only once made."""
+    if provider == "gcp":
+        (create,) = calls_of(calls, "filestore", "instances", "create")
+        assert create[4] == f"{hub}-homes" and flag(create, "--tier") == "BASIC_HDD"
+        assert flag(create, "--file-share") == f"name={answers['nfs_path'].lstrip('/')},capacity=1TB"
+        made = "STANDIN"  # the instance's IP, which the stand-in answers
+    elif provider == "aws":
+        # The stand-in answers every --query with one word, so the file system
+        # "exists" and the subnets' "zone subnet" lines are empty: its creation
+        # and mount targets are not reached here, only the look-ups that lead to them.
+        assert calls_of(calls, "efs", "describe-file-systems", "--creation-token", f"{hub}-homes")
+        assert calls_of(calls, "efs", "describe-mount-targets", "--file-system-id", "STANDIN")
+        (subnets,) = calls_of(calls, "ec2", "describe-subnets")
+        assert flag(subnets, "--subnet-ids") == "STANDIN"  # the cluster's, from describe-cluster
+        made = "STANDIN.efs.us-west-2.amazonaws.com"
+    else:
+        account = answers["nfs_server"].split(".")[0]
+        (create,) = calls_of(calls, "storage", "account", "create", "--name", account)
+        assert flag(create, "--kind") == "FileStorage" and flag(create, "--https-only") == "false"
+        (share,) = calls_of(calls, "storage", "share-rm", "create")
+        assert flag(share, "--name") == answers["nfs_path"].split("/")[-1] == f"{hub}-homes"
+        assert flag(share, "--enabled-protocols") == "NFS" and flag(share, "--root-squash") == "NoRootSquash"
+        made = answers["nfs_server"]  # derived before it exists: nothing to answer
+    message = f"deployments/{hub}: set its NFS server: copier update --trust --defaults --data nfs_server={made}"
+    assert (message in out) is (provider != "azure"), out
+
+
 def check_deployers(provider: str, calls: list[list[str]]):
     """One deployer per environment, each trusting only its environment's
     GitHub subject, and handed to that environment's CI as a variable."""
@@ -897,7 +919,13 @@ def test_the_cluster_script_makes_what_every_hub_selects(template_repo, tmp_path
     identity = {"cloud_identity": AZURE_CLIENT_ID} if provider == "azure" else {}
     hubs = {
         "charlie": identity,
-        "delta": {"dask_backend": "kubernetes", "dask_spot": False, "gpu_size": True, **identity},
+        "delta": {
+            "dask_backend": "kubernetes",
+            "dask_spot": False,
+            "gpu_size": True,
+            "home_storage": "nfs",
+            **identity,
+        },
     }
     fed = cluster_federation(template_repo, tmp_path, provider, hubs)
     subprocess.run(["shellcheck", "cluster/setup.sh"], cwd=fed, check=True, env={"PATH": f"{BIN}:/usr/bin:/bin"})
@@ -954,7 +982,12 @@ def test_the_cluster_script_makes_what_every_hub_selects(template_repo, tmp_path
             assert placed(selector, user_tolerations + override.get("tolerations", [])), (name, profile["slug"])
         for pod in dask:
             assert placed(pod["nodeSelector"], pod["tolerations"]), (name, pod["nodeSelector"])
-        assert jh["singleuser"]["storage"]["dynamic"]["storageClass"] == cloud["storage_class"]
+        if answers.get("home_storage") == "nfs":
+            check_nfs_homes(provider, calls, name, answers, done.stdout)
+        else:
+            assert jh["singleuser"]["storage"]["dynamic"]["storageClass"] == cloud["storage_class"]
+            assert f"deployments/{name}: set its NFS server" not in done.stdout
+            assert not [c for c in calls if f"{name}-homes" in " ".join(c)]
         check_users_identity(provider, fed, calls, name, answers, values, done.stdout)
         for env in ENVS:
             label = [

@@ -38,6 +38,7 @@ FEDERATION_FILES = {
     "chart/templates/service-account.yaml",
     "chart/templates/dask-kubernetes-rbac.yaml",
     "chart/templates/dask-pod-policy.yaml",
+    "chart/templates/home-storage.yaml",
     "deployments/README.md",
 }
 _rendered: dict[tuple, Path] = {}

@@ -456,8 +456,33 @@ PIP_REQUIREMENT_PACKAGING_ONLY = [
     "pkg>=1,",
 ]
 
+# The NFS server and export of a hub's homes (the PersistentVolume's nfs:).
+NFS_SERVER = [
+    ("10.0.0.2", True),
+    ("fs-0123456789abcdef0.efs.us-west-2.amazonaws.com", True),
+    ("pangeohubshomes.file.core.windows.net", True),
+    ("10.0.0.256", False),
+    ("a b", False),
+    ("nfs;rm", False),
+    ("-x.example.org", False),
+    ("10.0.0.2\n", False),
+]
+NFS_PATH = [
+    ("/", True),
+    ("/homes", True),
+    ("/pangeohubshomes/charlie-homes", True),
+    ("homes", False),
+    ("/homes/../etc", False),
+    ("/..", False),
+    ("/homes/.", False),
+    ("/a b", False),
+    ("/homes\n", False),
+]
+
 # (rule of rules.yml, table): rules.py must accept exactly the good values.
 RULE_TABLES = [
+    ("nfs_server", NFS_SERVER),
+    ("nfs_path", NFS_PATH),
     ("apt_package", APT_PACKAGE),
     ("final_exec", FINAL_EXEC),
     ("git_ref", GIT_REF),
@@ -516,6 +541,14 @@ READ_AS_HOSTNAME = {"Charlie.pangeo.io", "charlie.pangeo.io."}
 # (the --data naming the value, the value, good, what copier's refusal says);
 # a list answer's one item is one package, even with blanks in it.
 COPIER = [
+    *(
+        ({"customise": True, "home_storage": "nfs", "nfs_server": v}, v, g, ["not a host name or IP"])
+        for v, g in NFS_SERVER
+    ),
+    *(
+        ({"customise": True, "home_storage": "nfs", "nfs_path": v}, v, g, ["not a path like /homes"])
+        for v, g in NFS_PATH
+    ),
     *(({"apt_packages": [v]}, v, g, ["not a Debian package"]) for v, g in APT_PACKAGE),
     *(({"source_repo": SOURCE, "source_ref": v}, v, g, ["not a branch, tag or commit"]) for v, g in GIT_REF),
     *(({"hub_name": v}, v, g, ["lowercase a-z, 0-9 and -", "characters, over 45"]) for v, g in HUB_NAME),

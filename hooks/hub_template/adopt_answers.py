@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .safe_yaml import load_bounded
+from .safe_yaml import load_all_bounded, load_bounded
 
 # hubploy's cloud names, as the template's cloud_provider answers.
 PROVIDERS = {"gcloud": "gcp", "aws": "aws", "azure": "azure"}
@@ -131,6 +131,8 @@ def infer(hub: Path) -> Inferred:
         )
     for env in ("prod", "staging", "common"):
         _from_values(found, env, unwrap(values[env])[1])
+    if found.answers.get("home_storage") == "nfs":
+        _from_nfs_manifests(found, hub)
     _from_image(found, hub)
     registry = re.match(r"([a-z0-9]+)\.azurecr\.io/", str(found.answers.get("image_name", "")))
     found.put("azure_registry", registry[1] if registry else None, found.origins.get("image_name", ""))
@@ -189,7 +191,13 @@ def _from_values(found: Inferred, env: str, values: dict[str, Any]) -> None:
         found.notes.append(f"{origin}: singleuser cpu/memory kept as the hub's own (the template's are its sizes)")
     storage = _get(single, "storage") or {}
     if storage.get("type") == "static":
-        found.notes.append(f"{origin}: homes on a static volume (NFS); the template gives each user a disk")
+        found.put("home_storage", "nfs", origin)
+        sub_path = _get(storage, "static", "subPath")
+        found.notes.append(
+            f"{origin}: homes on NFS at subPath {sub_path!r}, kept as the hub's own (the template's is "
+            "'{hubnamespace}/{username}'); KubeSpawner 7 slugs {username} safely, so a name that is not "
+            "lowercase letters, digits and - (escaped before 7) finds another folder"
+        )
     found.put("user_storage", int(_quantity(storage.get("capacity")) or 0) or None, origin)
     for variable in ("SCRATCH_BUCKET", "PANGEO_SCRATCH"):
         url = _get(single, "extraEnv", variable)
@@ -203,6 +211,35 @@ def _from_values(found: Inferred, env: str, values: dict[str, Any]) -> None:
     authenticator = _get(config, "JupyterHub", "authenticator_class") or _get(hub, "auth", "type")
     if authenticator and "github" not in str(authenticator).lower():
         found.notes.append(f"{origin}: logs in with {authenticator}; the template's login is GitHub's")
+
+
+def _from_nfs_manifests(found: Inferred, hub: Path) -> None:
+    """The NFS server and export of the hub's homes: the one NFS
+    PersistentVolume of its manifests beside the values (multi-document YAML,
+    pangeo-cloud-federation's shared-nfs-<env>.yaml), when they agree."""
+    exports: dict[tuple[str, str], str] = {}
+    for found_file in sorted([*hub.glob("*.yaml"), *hub.glob("config/*.yaml")]):
+        relpath = found_file.relative_to(hub).as_posix()
+        text = read_text(hub, relpath, found.notes)
+        try:
+            docs = load_all_bounded(text or "")
+        except (yaml.YAMLError, RecursionError):
+            continue  # not a manifest: the values files are read (and reported) above
+        for doc in docs:
+            nfs = _get(doc, "spec", "nfs") if _get(doc, "kind") == "PersistentVolume" else None
+            if isinstance(nfs, dict) and isinstance(nfs.get("server"), str) and isinstance(nfs.get("path"), str):
+                exports.setdefault((nfs["server"], nfs["path"]), relpath)
+    if len(exports) == 1:
+        ((server, export), origin) = exports.popitem()
+        found.put("nfs_server", server, origin)
+        found.put("nfs_path", export, origin)
+    elif exports:
+        found.notes.append(
+            f"{', '.join(sorted(set(exports.values())))}: several NFS exports; answer nfs_server, nfs_path"
+        )
+    found.notes.append(
+        "NFS homes: the hub's own PersistentVolume manifests stay its own (the template's federation chart makes one from deployment.homeNfs once the hub's values ask)"
+    )
 
 
 def _from_image(found: Inferred, hub: Path) -> None:

@@ -137,10 +137,8 @@ class Hub:
         return chart.umbrella if chart and chart.umbrella else "daskhub"
 
     @cached_property
-    def federation_chart(self) -> FederationChart | None:
-        """The chart the federation deploys every hub with: `chart/` at the
-        repository's root (this template's), else the one folder there with a
-        Chart.yaml (pangeo-cloud-federation's `pangeo-deploy/`)."""
+    def _federation_chart_folder(self) -> tuple[Path, str, bytes] | None:
+        """(repository root, folder, its Chart.yaml) of the federation's chart."""
         if self.path is None or self.git is None:
             return None
         top = self.git.top.resolve()
@@ -148,9 +146,34 @@ class Hub:
         for folder in folders:
             read = read_no_follow(top, f"{folder}/Chart.yaml")
             if read is not None:
-                values = read_no_follow(top, f"{folder}/values.yaml")
-                return FederationChart.parse(read[0], values[0] if values else b"")
+                return top, folder, read[0]
         return None
+
+    @cached_property
+    def federation_chart(self) -> FederationChart | None:
+        """The chart the federation deploys every hub with: `chart/` at the
+        repository's root (this template's), else the one folder there with a
+        Chart.yaml (pangeo-cloud-federation's `pangeo-deploy/`)."""
+        found = self._federation_chart_folder
+        if found is None:
+            return None
+        top, folder, chart_yaml = found
+        values = read_no_follow(top, f"{folder}/values.yaml")
+        return FederationChart.parse(chart_yaml, values[0] if values else b"")
+
+    @cached_property
+    def federation_chart_templates(self) -> str:
+        """The text of the federation chart's own templates (never followed
+        through a link): what a hand-made chart makes is only written there."""
+        found = self._federation_chart_folder
+        if found is None:
+            return ""
+        top, folder, _ = found
+        templates = top / folder / "templates"
+        if templates.is_symlink() or not templates.is_dir():
+            return ""
+        texts = (read_no_follow(top, f"{folder}/templates/{p.name}") for p in sorted(templates.iterdir()))
+        return "\n".join(t[0].decode("utf-8", errors="replace") for t in texts if t is not None)
 
     @property
     def jupyterhub_path(self) -> str:

@@ -322,12 +322,14 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         "DASK_ROOT_CONFIG": str(prefix / "etc" / "dask"),
         "JUPYTER_CONFIG_PATH": str(prefix / "etc" / "jupyter"),
     }
-    # Each server runs through the image's start, as the image's user, in the sandbox.
+    # Each server runs through the image's start, as the image's user, in the
+    # sandbox; the spawn binds its own home and volumes (hub_config's _mounted).
+    homes = hub_config.storage(values, work).homes_root
     cmd = sandbox.argv(
         ["bash", str(hub / "image" / "binder" / "start"), "jupyterhub-singleuser"],
         read_only=[env.prefix, hub / "image", prefix],
         writable=[],
-        home=work / "homes",
+        home=homes,
     )
     image = (values["jupyterhub"].get("singleuser") or {}).get("image") or {}
     the_plan = hub_config.plan(
@@ -341,7 +343,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         gateway_token=gateway_token,
         image_spec=f"{image.get('name', 'image')}:preview",
     )
-    (work / "homes").mkdir(exist_ok=True)
+    homes.mkdir(parents=True, exist_ok=True)
     config = hub_config.write(work, the_plan)
     hub_proc = procs.start(
         "jupyterhub",
@@ -369,7 +371,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
     target = Target(
         url=url,
         password=password,
-        home=work / "homes" / USER,
+        home=Path(the_plan["local"]["home_dir_template"].format(username=USER)),
         notebook=workspace_notebook(inputs["workspace"]),
         gateway_prefix=prefix_path,
         python=env.bin / "python",

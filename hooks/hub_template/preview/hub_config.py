@@ -51,7 +51,7 @@ c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = local["password"]
 c.SharedPasswordAuthenticator.allow_all = True
 c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = local["homes"] + "/{username}"
+c.SimpleLocalProcessSpawner.home_dir_template = local["home_dir_template"]
 c.JupyterHub.bind_url = local["bind_url"]
 c.JupyterHub.hub_bind_url = local["hub_bind_url"]
 c.ConfigurableHTTPProxy.api_url = local["proxy_api_url"]
@@ -81,7 +81,82 @@ def _expanded(value):
 
 
 c.Spawner.environment = {name: _expanded(value) for name, value in env.items()}
+
+_hub_hook = c.KubeSpawner.get("pre_spawn_hook")
+
+
+def _mounted(spawner):
+    """KubeSpawner's volume mounts (z2jh's, after the hub's own
+    pre_spawn_hook decided them) as the sandbox's binds: each claim a folder
+    of the preview's, each subPath a folder in it; the server sees its own
+    home, not the others'."""
+    spawner.volume_mounts = json.loads(json.dumps(local["volume_mounts"]))
+    if _hub_hook:
+        _hub_hook(spawner)
+    mounts = spawner.volume_mounts
+    binds = ["--bind", spawner.home_dir, spawner.home_dir]
+    for mount in mounts.values() if isinstance(mounts, dict) else mounts:
+        if mount["name"] not in local["volumes"] or mount["mountPath"] == local["home_mount_path"]:
+            continue  # the home (above), or a volume the preview has no folder for
+        sub = mount.get("subPath") or ""
+        source = Path(local["volumes"][mount["name"]], sub.format(username=spawner.user.name, hubnamespace=local["namespace"]))
+        source.mkdir(parents=True, exist_ok=True)
+        binds += ["--ro-bind" if mount.get("readOnly") else "--bind", str(source), mount["mountPath"]]
+    Path(spawner.home_dir).mkdir(parents=True, exist_ok=True)
+    # The sandbox's bind of every home (sandbox.argv's `home`) gives way to this one's.
+    base, everyone = list(local["cmd"]), ["--bind", local["homes_root"], local["homes_root"]]
+    at = next((i for i in range(len(base)) if base[i : i + 3] == everyone), None)
+    if at is not None:
+        del base[at : at + 3]
+    cut = base.index("--")
+    spawner.cmd = [*base[:cut], *binds, *base[cut:]]
+
+
+c.Spawner.pre_spawn_hook = _mounted
 '''
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a preview keeps what the users' pods mount: each claim a folder
+    of the preview's (work/volumes/<claim>), the homes as z2jh mounts them."""
+
+    homes_root: Path  # the one folder the servers' homes are under
+    home_dir_template: str  # SimpleLocalProcessSpawner's, {username} left to it
+    volumes: dict[str, str]  # volume name -> its folder
+    volume_mounts: dict[str, dict[str, Any]]  # z2jh's, keyed as z2jh keys them
+
+
+def storage(values: dict[str, Any], work: Path) -> Storage:
+    """z2jh 4.4's volumes for the singleuser values: a static home on its
+    claim at static.subPath ({hubnamespace} being the release's namespace),
+    else a home of its own per user; then extraVolumes and extraVolumeMounts."""
+    singleuser = values["jupyterhub"].get("singleuser") or {}
+    settings = singleuser.get("storage") or {}
+    volumes: dict[str, str] = {}
+    mounts: dict[str, dict[str, Any]] = {}
+    home_path = settings.get("homeMountPath") or "/home/jovyan"
+    if settings.get("type") == "static":
+        claim = (settings.get("static") or {}).get("pvcName") or "home"
+        root = work / "volumes" / claim
+        sub = ((settings.get("static") or {}).get("subPath") or "").replace("{hubnamespace}", RELEASE)
+        template = str(root / sub) if sub else str(root)
+        volumes["home"] = str(root)
+        mounts["home"] = {"name": "home", "mountPath": home_path, "subPath": sub}
+    else:
+        root = work / "homes"
+        template = str(root / "{username}")
+    extra = settings.get("extraVolumes") or []
+    for volume in extra.values() if isinstance(extra, dict) else extra:
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim:
+            volumes[volume["name"]] = str(work / "volumes" / claim)
+    extra_mounts = settings.get("extraVolumeMounts") or []
+    if isinstance(extra_mounts, dict):
+        mounts.update(extra_mounts)
+    else:
+        mounts.update({f"{i}-{m['name']}": m for i, m in enumerate(extra_mounts)})
+    return Storage(root, template, volumes, mounts)
 
 
 @dataclass(frozen=True)
@@ -107,6 +182,7 @@ def plan(
 ) -> dict[str, Any]:
     """Everything jupyterhub_config.py loads: the hub's values (as merged by helm)
     and the local settings of `overrides.HUB`."""
+    volumes = storage(values, work)
     jupyterhub = values["jupyterhub"]
     hub, singleuser = jupyterhub.get("hub") or {}, jupyterhub.get("singleuser") or {}
     env = {name: value for name, value in (singleuser.get("extraEnv") or {}).items()}
@@ -136,7 +212,12 @@ def plan(
         "default_url": singleuser.get("defaultUrl") or "/lab",
         "local": {
             "password": password,
-            "homes": str(work / "homes"),
+            "homes_root": str(volumes.homes_root),
+            "home_dir_template": volumes.home_dir_template,
+            "home_mount_path": (singleuser.get("storage") or {}).get("homeMountPath") or "/home/jovyan",
+            "volumes": volumes.volumes,
+            "volume_mounts": volumes.volume_mounts,
+            "namespace": RELEASE,
             "bind_url": f"http://127.0.0.1:{ports.proxy}",
             "hub_bind_url": f"http://127.0.0.1:{ports.hub}",
             "proxy_api_url": f"http://127.0.0.1:{ports.proxy_api}",

@@ -50,7 +50,14 @@ HUB = (
     Override("SharedPasswordAuthenticator.user_password", "the printed password"),
     Override("SharedPasswordAuthenticator.allow_all", "no GitHub organizations to check: any user name"),
     Override("JupyterHub.spawner_class", "KubeSpawner -> a local process spawner"),
-    Override("SimpleLocalProcessSpawner.home_dir_template", "each user's home in the preview's folder"),
+    Override(
+        "SimpleLocalProcessSpawner.home_dir_template",
+        "each user's home in the preview's folder (static homes: in the claim's folder, at static.subPath)",
+    ),
+    Override(
+        "Spawner.pre_spawn_hook",
+        "KubeSpawner's volume mounts, after the hub's own pre_spawn_hook, as sandbox binds of local folders",
+    ),
     Override(
         "Spawner.cmd",
         "the users' server through the rendered binder/start, as the image's user in a bubblewrap sandbox",
