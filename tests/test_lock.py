@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conda_channel import index, package
 from conftest import render
+from pip_index import serve, sha256, wheel
 
 from hub_template import lock
 from hub_template.checks.runner import run_checks
@@ -56,6 +57,38 @@ def channel_alias(tmp_path_factory) -> str:
     return _channel(tmp_path_factory.mktemp("channel")).as_uri() + "/"
 
 
+def _pip_index(root: Path) -> Path:
+    """PyPI as the hub's pip packages need it: odc-stac 0.3.11 needs pystac
+    >=1.10 and numpy >=2; the index has a numpy newer than the channel's, which
+    pip must not take (conda installs numpy, and repo2docker's base
+    python-dateutil 2.9.0.post0)."""
+    for name, version, requires in [
+        ("odc-stac", "0.3.10", ("pystac>=1.9", "numpy>=1.24")),
+        ("odc-stac", "0.3.11", ("pystac>=1.10", "numpy>=2")),
+        ("pystac", "1.9.0", ("python-dateutil>=2.7",)),
+        ("pystac", "1.10.0", ("python-dateutil>=2.7",)),
+        ("python-dateutil", "2.9.0", ()),
+        ("python-dateutil", "2.9.0.post0", ()),
+        ("numpy", "2.3.0", ()),
+        ("numpy", "2.4.0", ()),
+    ]:
+        wheel(root, name, version, requires)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pip_index_root(tmp_path_factory) -> Path:
+    return _pip_index(tmp_path_factory.mktemp("pypi"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pip_index(pip_index_root):
+    """PIP_INDEX_URL (pip's own variable, which `hub-template lock` reads) at the local index."""
+    with serve(pip_index_root) as url, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PIP_INDEX_URL", url)
+        yield url
+
+
 @pytest.fixture
 def hub(template_repo, tmp_path) -> Path:
     return render(
@@ -77,7 +110,7 @@ def _dependencies(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("  - ") and "==" in line]
 
 
-def test_lock_pins_every_package_of_the_base_and_the_hub(hub, channel_alias):
+def test_lock_pins_every_package_of_the_base_and_the_hub(hub, channel_alias, pip_index_root):
     done = _hub_template("lock", str(hub), "--channel-alias", channel_alias)
     assert done.returncode == 0, done.stdout + done.stderr
     text = (hub / lock.LOCK).read_text()
@@ -100,10 +133,79 @@ def test_lock_pins_every_package_of_the_base_and_the_hub(hub, channel_alias):
     # python first and without a channel: repo2docker reads the image's Python there.
     assert deps[0].startswith(f"  - python=={BASE_PYTHON[0]}={BASE_PYTHON[1]}  # ")
     assert len(deps) == len(base) + 10  # ten packages from the channel on top of the base
-    # pip packages as environment.yml names them.
-    assert "  - pip:  # as environment.yml names them, not resolved\n      - odc-stac>=0.3\n" in text
+    # pip packages resolved for the locked Python next to conda's numpy 2.3.0
+    # (not the index's 2.4.0) and the base's python-dateutil, which conda
+    # installs and pip leaves alone; each pinned with its hash.
+    pip_lines = text.split(f"  - pip:  {lock.PIP_RESOLVED}\n", 1)[1].splitlines()
+    files = {p.name.split("-")[0]: p for p in (pip_index_root / "simple").glob("*/*.whl")}
+    assert pip_lines == [
+        f"      - odc-stac==0.3.11 --hash={sha256(pip_index_root / 'simple/odc-stac/odc_stac-0.3.11-py3-none-any.whl')}",
+        f"      - pystac==1.10.0 --hash={sha256(pip_index_root / 'simple/pystac/pystac-1.10.0-py3-none-any.whl')}",
+    ], files
+    assert versions["odc-stac (pip)"] == "0.3.11"
     # A second run changes nothing.
     assert _hub_template("lock", str(hub), "--channel-alias", channel_alias, "--check").returncode == 0
+
+
+def test_pip_installs_the_locked_packages_and_nothing_it_would_resolve(hub, channel_alias, pip_index, tmp_path):
+    """The build's pip step as mamba runs it (`pip install -U -r` of the lock's
+    pip section, in the environment conda filled): exactly the locked files; a
+    dependency missing from the list fails instead of being resolved."""
+    import yaml
+
+    assert _hub_template("lock", str(hub), "--channel-alias", channel_alias).returncode == 0
+    deps = yaml.safe_load((hub / lock.LOCK).read_text())["dependencies"]
+    (pip,) = [d["pip"] for d in deps if isinstance(d, dict)]
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = str(env / "bin/python")
+    # Only the local index: not this machine's pip configuration (its extra indexes and wheels).
+    isolated = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+
+    def install(lines: list[str]) -> subprocess.CompletedProcess[str]:
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text("\n".join(lines) + "\n")
+        return subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "--python", python, "install", "-U", "-r", str(requirements)),
+                *("--no-input", "--index-url", pip_index, "--disable-pip-version-check", "--no-cache-dir"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=isolated,
+        )
+
+    # What conda installed before pip runs: numpy 2.3.0 and the base's python-dateutil.
+    assert install(["numpy==2.3.0", "python-dateutil==2.9.0.post0"]).returncode == 0
+    missing = install([line for line in pip if not line.startswith("pystac==")])
+    assert missing.returncode != 0 and "pystac" in missing.stderr and "hash" in missing.stderr.lower()
+    done = install(pip)
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "list", "--format", "json"], capture_output=True, text=True
+    )
+    installed = {p["name"].lower(): p["version"] for p in json.loads(listed.stdout)}
+    assert installed == {"numpy": "2.3.0", "python-dateutil": "2.9.0.post0", "odc-stac": "0.3.11", "pystac": "1.10.0"}
+
+
+def test_a_pip_conflict_is_refused_with_the_resolvers_explanation(hub, channel_alias):
+    env = hub / lock.ENVIRONMENT
+    env.write_text(
+        env.read_text().replace("      - odc-stac>=0.3\n", "      - odc-stac>=0.3.11\n      - pystac<1.10\n")
+    )
+    done = _hub_template("lock", str(hub), "--channel-alias", channel_alias)
+    assert done.returncode == 2, done.stdout
+    assert "the pip packages cannot be resolved for Python 3.12.12 on linux x86_64" in done.stdout
+    assert "pystac" in done.stdout and "unsatisfiable" in done.stdout
+    assert not (hub / lock.LOCK).exists()
+    # A conda package pip would have to replace: conda's numpy 1.26.4 against odc-stac's numpy>=2.
+    env.write_text(
+        env.read_text().replace("      - pystac<1.10\n", "").replace("  - xarray\n", "  - xarray\n  - numpy<2\n")
+    )
+    done = _hub_template("lock", str(hub), "--channel-alias", channel_alias)
+    assert done.returncode == 2, done.stdout
+    assert "with the conda packages the lock installs" in done.stdout and "numpy==1.26.4" in done.stdout
 
 
 def test_a_conflict_is_refused_naming_the_packages(hub, channel_alias):
@@ -131,12 +233,34 @@ def test_check_fails_a_stale_lock_naming_what_changed(hub, channel_alias):
     assert "`xarray` is now `xarray<2026`" in stale.err_msg
     assert "`toolz` added" in stale.err_msg and "`zarr>=3` removed" in stale.err_msg
     assert "`hub-template lock deployments/charlie`" in stale.err_msg
+    assert "pip" not in stale.err_msg
     # The refresh: the lock follows, and --diff prints the table a pull request carries.
     done = _hub_template("lock", str(hub), "--channel-alias", channel_alias, "--diff")
     assert done.returncode == 0, done.stdout
     assert "| xarray | 2026.2.0 | 2025.1.0 |" in done.stdout
     assert "| zarr | 3.1.0 | (removed) |" in done.stdout
     assert _im011(hub).result is True
+
+
+def test_check_fails_a_lock_whose_pip_packages_are_stale_or_unresolved(hub, channel_alias):
+    assert _hub_template("lock", str(hub), "--channel-alias", channel_alias).returncode == 0
+    env = hub / lock.ENVIRONMENT
+    env.write_text(env.read_text().replace("      - odc-stac>=0.3\n", "      - odc-stac<0.3.11\n      - pystac\n"))
+    stale = _im011(hub)
+    assert stale.result is False
+    assert "pip `odc-stac>=0.3` is now `odc-stac<0.3.11`" in stale.err_msg and "pip `pystac` added" in stale.err_msg
+    done = _hub_template("lock", str(hub), "--channel-alias", channel_alias, "--diff")
+    assert done.returncode == 0, done.stdout
+    assert "| odc-stac (pip) | 0.3.11 | 0.3.10 |" in done.stdout
+    assert _im011(hub).result is True
+    # A lock written before pip packages were resolved: named as such.
+    text = (hub / lock.LOCK).read_text()
+    head, _ = text.split(f"  - pip:  {lock.PIP_RESOLVED}\n")
+    (hub / lock.LOCK).write_text(
+        head + "  - pip:  # as environment.yml names them, not resolved\n      - odc-stac<0.3.11\n      - pystac\n"
+    )
+    stale = _im011(hub)
+    assert stale.result is False and "pip packages are as environment.yml names them" in stale.err_msg
 
 
 def test_repo2docker_builds_the_locked_hub_from_pinned_specs(hub, channel_alias, tmp_path, monkeypatch):
@@ -175,7 +299,8 @@ def test_repo2docker_builds_the_locked_hub_from_pinned_specs(hub, channel_alias,
     assert buildpack.python_version == "3.12"
     conda = [d for d in deps if isinstance(d, str)]
     assert conda and all(re.fullmatch(r"(conda-forge::)?[^=\s]+==[^=\s]+=[^=\s]+", d) for d in conda)
-    assert {"pip": ["odc-stac>=0.3"]} in deps
+    (pip,) = [d["pip"] for d in deps if isinstance(d, dict)]
+    assert [line.split(" ")[0] for line in pip] == ["odc-stac==0.3.11", "pystac==1.10.0"]
 
 
 def test_the_federations_image_step_builds_a_locked_hub_from_its_lock(template_repo, tmp_path_factory, channel_alias):

@@ -14,8 +14,9 @@ checkout, repo2docker's conda buildpack builds it unchanged, and mamba has
 exactly one candidate for each package (no solve to win or lose). environment.yml
 stays the file people edit; docs/image-lock.md says why this layout.
 
-pip packages are written as environment.yml names them: nothing here can
-resolve them against the locked Python honestly (no index is consulted).
+environment.yml's pip packages are resolved against the package index for the
+locked Python and conda packages (pip_lock.py) and written pinned and hashed
+under the lock's `pip:`, where the build's pip installs them without a resolve.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from .environment import Environment, read_environment
+from .pip_lock import DEFAULT_INDEX, PipLocked, PipLockError, resolve
 
 PLATFORM: Final = "linux-64"
 ENVIRONMENT = Path("image/binder/environment.yml")
@@ -40,6 +42,7 @@ VIRTUAL = {"__glibc": "2.39", "__unix": "0", "__linux": "6.0", "__archspec": "1"
 REQUESTED = "# requested: "
 REQUESTED_PIP = "# requested pip: "
 SOURCE_HASH = "# environment.yml sha256: "
+PIP_RESOLVED = "# resolved for the locked Python and conda packages, hashed"
 
 
 class LockError(Exception):
@@ -181,7 +184,7 @@ def solve(env: Environment, base: list[Locked], channel_alias: str | None = None
 # --- the lock file -----------------------------------------------------------------
 
 
-def render(env_text: str, env: Environment, python: str, packages: list[Locked]) -> str:
+def render(env_text: str, env: Environment, python: str, packages: list[Locked], pip: list[PipLocked]) -> str:
     from importlib.metadata import version
 
     lines = [
@@ -199,8 +202,9 @@ def render(env_text: str, env: Environment, python: str, packages: list[Locked])
     for p in sorted(packages, key=lambda p: p.name != "python"):  # python first, as people write it
         lines.append(f"  - {p.spec}  # {p.url} {p.hash}{' (base)' if p.base else ''}")
     if env.pip:
-        lines.append("  - pip:  # as environment.yml names them, not resolved")
-        lines += [f"      - {s.text}" for s in env.pip]
+        # Hashed, so pip installs exactly these (hash-checking mode) and nothing else.
+        lines.append(f"  - pip:  {PIP_RESOLVED}")
+        lines += [f"      - {p.line}" for p in pip]
     return "\n".join(lines) + "\n"
 
 
@@ -208,13 +212,15 @@ def render(env_text: str, env: Environment, python: str, packages: list[Locked])
 class LockInfo:
     requested: dict[str, str]  # conda name -> spec
     pip: dict[str, str]
-    versions: dict[str, str]  # name -> version, every locked package
+    versions: dict[str, str]  # name -> version, every locked package ("name (pip)" for pip's)
+    pip_resolved: bool  # the pip section is pinned and hashed (not as environment.yml names it)
 
 
 def read_lock(text: str) -> LockInfo:
     requested: dict[str, str] = {}
     pip: dict[str, str] = {}
     versions: dict[str, str] = {}
+    pip_resolved = False
     for line in text.splitlines():
         if line.startswith(REQUESTED):
             requested = {_conda_name(s): s for s in _split(line[len(REQUESTED) :])}
@@ -223,7 +229,11 @@ def read_lock(text: str) -> LockInfo:
         match = re.match(r"^  - (?:[^:\s]+::)?(?P<name>[^=\s]+)==(?P<version>[^=\s]+)=", line)
         if match:
             versions[match["name"]] = match["version"]
-    return LockInfo(requested, pip, versions)
+        pinned = re.match(r"^      - (?P<name>[^=\s]+)==(?P<version>\S+) --hash=", line)
+        if pinned:
+            versions[f"{pinned['name']} (pip)"] = pinned["version"]
+        pip_resolved = pip_resolved or line == f"  - pip:  {PIP_RESOLVED}"
+    return LockInfo(requested, pip, versions, pip_resolved)
 
 
 def _split(text: str) -> list[str]:
@@ -254,6 +264,8 @@ def stale(env: Environment, lock_text: str) -> list[str]:
                 changes.append(f"{kind}`{then[name]}` removed")
             elif now[name] != then[name]:
                 changes.append(f"{kind}`{then[name]}` is now `{now[name]}`")
+    if wanted_pip and not info.pip_resolved:
+        changes.append("its pip packages are as environment.yml names them, not resolved and hashed")
     return changes
 
 
@@ -274,7 +286,7 @@ def table(changes: list[tuple[str, str, str]]) -> str:
 # --- the verb ----------------------------------------------------------------------
 
 
-def lock_hub(hub: Path, channel_alias: str | None = None) -> tuple[str, str | None]:
+def lock_hub(hub: Path, channel_alias: str | None = None, pip_index_url: str = DEFAULT_INDEX) -> tuple[str, str | None]:
     """(the new lock's text, the old one's or None) for a hub folder."""
     env_path = hub / ENVIRONMENT
     if not env_path.is_file() or env_path.is_symlink():
@@ -284,9 +296,16 @@ def lock_hub(hub: Path, channel_alias: str | None = None) -> tuple[str, str | No
     python = python_minor(env)
     base = read_base(base_lock_path(python).read_text())
     packages = solve(env, base, channel_alias)
+    pip = []
+    if env.pip:
+        locked_python = next(p.version for p in packages if p.name == "python")
+        try:
+            pip = resolve([s.text for s in env.pip], locked_python, packages, pip_index_url)
+        except PipLockError as error:
+            raise LockError(f"{env.origin}: {error}") from None
     lock_path = hub / LOCK
     old = lock_path.read_text() if lock_path.is_file() and not lock_path.is_symlink() else None
-    return render(env_text, env, python, packages), old
+    return render(env_text, env, python, packages, pip), old
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -299,6 +318,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "does; default https://conda.anaconda.org/)",
     )
     parser.add_argument(
+        "--pip-index-url",
+        metavar="URL",
+        default=os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX,
+        help="the package index the pip packages are resolved against (also read from PIP_INDEX_URL as pip "
+        f"does; default {DEFAULT_INDEX})",
+    )
+    parser.add_argument(
         "--diff", action="store_true", help="print the table of version changes (Markdown) after writing the lock"
     )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a lock would change")
@@ -308,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for hub in args.hubs:
         try:
-            new, old = lock_hub(hub, args.channel_alias)
+            new, old = lock_hub(hub, args.channel_alias, args.pip_index_url)
         except LockError as error:
             print(f"error: {error}")
             status = 2
