@@ -42,12 +42,18 @@ def _channel(root: Path) -> Path:
         ("xarray", "2025.1.0", ("python >=3.10", "numpy >=1.24")),
         ("xarray", "2026.2.0", ("python >=3.11", "numpy >=2")),
         ("numpy", "1.26.4", ()),
+        ("numpy", "1.26.4", ()),
         ("numpy", "2.3.0", ()),
         ("zarr", "3.1.0", ("python >=3.11", "numcodecs >=0.14")),
         ("numcodecs", "0.13.1", ()),
         ("numcodecs", "0.15.0", ()),
     ]:
         package(forge, name, version, depends=depends)
+    # The builds a linux-64 `conda env export` names: an older xarray, and a
+    # second numpy build beside build 0.
+    package(forge, "xarray", "2025.1.0", "pyhd8ed1ab_0", ("python >=3.10", "numpy >=1.24"))
+    package(forge, "numpy", "1.26.4", "py312heda63a1_0", ("python >=3.12,<3.13",), subdir="linux-64")
+    package(forge, "_libgcc_mutex", "0.1", "conda_forge", subdir="linux-64")
     index(forge)
     return root
 
@@ -69,6 +75,7 @@ def _pip_index(root: Path) -> Path:
         ("pystac", "1.10.0", ("python-dateutil>=2.7",)),
         ("python-dateutil", "2.9.0", ()),
         ("python-dateutil", "2.9.0.post0", ()),
+        ("numpy", "1.26.4", ()),
         ("numpy", "2.3.0", ()),
         ("numpy", "2.4.0", ()),
     ]:
@@ -407,9 +414,60 @@ def test_the_weekly_refresh_opens_a_pull_request_with_the_version_table(template
     assert git(origin, "log", "-1", "--format=%s", "lock-refresh/charlie") == "charlie: refresh the image lock"
 
 
+EXPORT = """name: analysis
+channels:
+  - conda-forge
+dependencies:
+  - _libgcc_mutex=0.1=conda_forge
+  - python=3.12.12=hfe2f287_0_cpython
+  - numpy=1.26.4=py312heda63a1_0
+  - xarray=2025.1.0=pyhd8ed1ab_0
+  - numcodecs=0.15.0=py312h7a2b9c0_0
+  - pip:
+      - odc-stac==0.3.10
+prefix: /home/me/miniforge3/envs/analysis
+"""
+
+
+def test_an_imported_conda_env_export_locks_its_own_builds(template_repo, tmp_path, channel_alias, capfd, monkeypatch):
+    """A hub imported from `conda env export`: environment.yml keeps names and
+    versions, and `hub-template lock --export` keeps the exported linux-64
+    builds the channel has, naming the one it lacks, which is solved instead."""
+    export = tmp_path / "exported.yml"
+    export.write_text(EXPORT)
+    monkeypatch.chdir(tmp_path)  # where copier runs: the federation's root
+    capfd.readouterr()
+    hub = render(
+        template_repo,
+        tmp_path / "deployments/charlie",
+        hub_name="charlie",
+        conda_packages=["zarr>=3"],
+        environment_file="exported.yml",
+    )
+    printed = " ".join(capfd.readouterr().err.split())
+    assert "`hub-template lock deployments/charlie --export exported.yml` locks the exported builds" in printed
+    human = (hub / lock.ENVIRONMENT).read_text()
+    assert "numpy=1.26.4\n" in human and "xarray=2025.1.0\n" in human and "py312heda63a1_0" not in human
+    done = _hub_template("lock", str(hub), "--channel-alias", channel_alias, "--export", str(export))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        f"note: the channels have no linux-64 or noarch build numcodecs=0.15.0=py312h7a2b9c0_0 of {export}"
+        in done.stdout
+    )
+    assert f"note: kept the build of 3 packages of {export} (_libgcc_mutex, numpy, xarray)" in done.stdout
+    text = (hub / lock.LOCK).read_text()
+    assert "  - conda-forge::numpy==1.26.4=py312heda63a1_0  # " in text
+    assert "  - conda-forge::xarray==2025.1.0=pyhd8ed1ab_0  # " in text
+    assert "  - conda-forge::numcodecs==0.15.0=0  # " in text  # solved by version
+    assert "      - odc-stac==0.3.10 --hash=sha256:" in text
+    assert _im011(hub).result is True
+
+
 def test_bad_input_is_refused_naming_the_file_and_the_rule(hub, tmp_path, channel_alias):
     done = _hub_template("lock", str(tmp_path / "nowhere"), "--channel-alias", channel_alias)
     assert done.returncode == 2 and "no image/binder/environment.yml (a regular file) to lock" in done.stdout
+    done = _hub_template("lock", str(hub), "--channel-alias", channel_alias, "--export", str(tmp_path / "none.yml"))
+    assert done.returncode == 2 and f"--export {tmp_path / 'none.yml'}: no such file" in done.stdout
     env = hub / lock.ENVIRONMENT
     env.write_text(env.read_text().replace("  - python=3.12\n", "  - python\n"))
     done = _hub_template("lock", str(hub), "--channel-alias", channel_alias)
