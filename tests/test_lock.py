@@ -375,10 +375,7 @@ def test_the_weekly_refresh_opens_a_pull_request_with_the_version_table(template
     boundary = Boundary(tmp_path / "boundary", template_repo)
     try:
         token = "stand-in-token"
-        push_url = f"https://x-access-token:{token}@github.com/pangeo/pangeo-hubs.git"
-        subprocess.run(
-            ["git", "config", "--file", str(boundary.gitconfig), f"url.{origin}.insteadOf", push_url], check=True
-        )
+        boundary.github_repository("pangeo/pangeo-hubs", token, origin)
         env = boundary.env()
         output = tmp_path / "github_output"
         env |= {
