@@ -143,7 +143,8 @@ def test_lock_pins_every_package_of_the_base_and_the_hub(hub, channel_alias, pip
     # pip packages resolved for the locked Python next to conda's numpy 2.3.0
     # (not the index's 2.4.0) and the base's python-dateutil, which conda
     # installs and pip leaves alone; each pinned with its hash.
-    pip_lines = text.split(f"  - pip:  {lock.PIP_RESOLVED}\n", 1)[1].splitlines()
+    assert lock.PIP_RESOLVED in text.splitlines()
+    pip_lines = text.split("  - pip:\n", 1)[1].splitlines()
     files = {p.name.split("-")[0]: p for p in (pip_index_root / "simple").glob("*/*.whl")}
     assert pip_lines == [
         f"      - odc-stac==0.3.11 --hash={sha256(pip_index_root / 'simple/odc-stac/odc_stac-0.3.11-py3-none-any.whl')}",
@@ -194,6 +195,18 @@ def test_pip_installs_the_locked_packages_and_nothing_it_would_resolve(hub, chan
     )
     installed = {p["name"].lower(): p["version"] for p in json.loads(listed.stdout)}
     assert installed == {"numpy": "2.3.0", "python-dateutil": "2.9.0.post0", "odc-stac": "0.3.11", "pystac": "1.10.0"}
+
+
+def test_pip_packages_conda_installs_leave_no_pip_section(hub, channel_alias):
+    import yaml
+
+    env = hub / lock.ENVIRONMENT
+    env.write_text(env.read_text().replace("      - odc-stac>=0.3\n", "      - numpy\n"))
+    assert _hub_template("lock", str(hub), "--channel-alias", channel_alias).returncode == 0
+    text = (hub / lock.LOCK).read_text()
+    deps = yaml.safe_load(text)["dependencies"]
+    assert all(isinstance(d, str) for d in deps) and "  - conda-forge::numpy==2.3.0=0  # " in text
+    assert lock.PIP_RESOLVED in text.splitlines() and _im011(hub).result is True
 
 
 def test_a_pip_conflict_is_refused_with_the_resolvers_explanation(hub, channel_alias):
@@ -262,7 +275,7 @@ def test_check_fails_a_lock_whose_pip_packages_are_stale_or_unresolved(hub, chan
     assert _im011(hub).result is True
     # A lock written before pip packages were resolved: named as such.
     text = (hub / lock.LOCK).read_text()
-    head, _ = text.split(f"  - pip:  {lock.PIP_RESOLVED}\n")
+    head, _ = text.replace(f"{lock.PIP_RESOLVED}\n", "").split("  - pip:\n")
     (hub / lock.LOCK).write_text(
         head + "  - pip:  # as environment.yml names them, not resolved\n      - odc-stac<0.3.11\n      - pystac\n"
     )

@@ -42,7 +42,8 @@ VIRTUAL = {"__glibc": "2.39", "__unix": "0", "__linux": "6.0", "__archspec": "1"
 REQUESTED = "# requested: "
 REQUESTED_PIP = "# requested pip: "
 SOURCE_HASH = "# environment.yml sha256: "
-PIP_RESOLVED = "# resolved for the locked Python and conda packages, hashed"
+# Written when environment.yml has pip packages: a lock without it (older) has them unresolved.
+PIP_RESOLVED = "# pip packages resolved for the locked Python and conda packages, hashed"
 
 
 class LockError(Exception):
@@ -247,15 +248,16 @@ def render(env_text: str, env: Environment, python: str, packages: list[Locked],
         f"{SOURCE_HASH}{hashlib.sha256(env_text.encode()).hexdigest()}",
         f"{REQUESTED}{' | '.join(str(s) for s in env.conda)}",
         f"{REQUESTED_PIP}{' | '.join(s.text for s in env.pip)}",
+        *([PIP_RESOLVED] if env.pip else []),
         "channels:",
         *[f"  - {c}" for c in env.channels or ["conda-forge"]],
         "dependencies:",
     ]
     for p in sorted(packages, key=lambda p: p.name != "python"):  # python first, as people write it
         lines.append(f"  - {p.spec}  # {p.url} {p.hash}{' (base)' if p.base else ''}")
-    if env.pip:
+    if pip:  # none when conda installs every one
         # Hashed, so pip installs exactly these (hash-checking mode) and nothing else.
-        lines.append(f"  - pip:  {PIP_RESOLVED}")
+        lines.append("  - pip:")
         lines += [f"      - {p.line}" for p in pip]
     return "\n".join(lines) + "\n"
 
@@ -284,7 +286,7 @@ def read_lock(text: str) -> LockInfo:
         pinned = re.match(r"^      - (?P<name>[^=\s]+)==(?P<version>\S+) --hash=", line)
         if pinned:
             versions[f"{pinned['name']} (pip)"] = pinned["version"]
-        pip_resolved = pip_resolved or line == f"  - pip:  {PIP_RESOLVED}"
+        pip_resolved = pip_resolved or line == PIP_RESOLVED
     return LockInfo(requested, pip, versions, pip_resolved)
 
 
