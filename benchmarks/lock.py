@@ -19,6 +19,13 @@ default hub (the tests' template, rendered) is solved against it:
   `name==version=build` specs, one candidate each, solved by the same solver.
 
 Each is one solver invocation; the figures compare the work inside it.
+
+The pip side, the same way: a local package index (tests/pip_index.py, real
+wheels served on loopback) of --pip-packages names in --versions versions,
+and five pip requirements resolved by uv as `hub-template lock` does
+(`pip, lock` = what the build's pip resolves without the lock), then the
+lock's pinned requirements resolved again (`pip, locked`: one candidate each;
+the build's pip, in hash-checking mode, chooses nothing).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "hooks"), str(ROOT / "tests")]
 
 from conda_channel import index, package  # noqa: E402
+from pip_index import serve, wheel  # noqa: E402
 
 from hub_template import lock  # noqa: E402
 from hub_template.environment import read_environment  # noqa: E402
@@ -64,6 +72,22 @@ def make_channel(root: Path, extra: int, versions: int, seed: int = 32) -> Path:
     return root
 
 
+PIP_TOP = ["odc-stac", "pystac-client", "stackstac", "planetary-computer", "xbatcher"]
+
+
+def make_index(root: Path, extra: int, versions: int, seed: int = 32) -> Path:
+    rng = random.Random(seed)
+    libs = [f"pylib{i:03d}" for i in range(extra)]
+    for i, name in enumerate(libs):
+        for v in range(1, versions + 1):
+            deps = [f"{d}>={max(1, v - 2)}" for d in rng.sample(libs[i + 1 :], min(3, len(libs) - i - 1))]
+            wheel(root, name, f"{v}.0", tuple(deps))
+    for name in PIP_TOP:
+        for v in range(1, versions + 1):
+            wheel(root, name, f"{v}.0", tuple(f"{d}>={v}" for d in rng.sample(libs, 4)))
+    return root
+
+
 def candidates(channel: Path) -> dict[str, int]:
     import json
 
@@ -89,6 +113,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--packages", type=int, default=400)
     parser.add_argument("--versions", type=int, default=6)
+    parser.add_argument("--pip-packages", type=int, default=60)
     args = parser.parse_args()
     from conftest import VERSION, publish_template, render
 
@@ -122,6 +147,20 @@ def main() -> None:
         print("|---|---|---|")
         print(f"| lock (= install, unlocked) | {seconds * 1000:.0f} ms | {reached} |")
         print(f"| install, locked | {locked_seconds * 1000:.0f} ms | {len(packages) - len(base)} |")
+
+        from hub_template.pip_lock import resolve
+
+        pip_root = make_index(work / "pypi", args.pip_packages, args.versions)
+        with serve(pip_root) as url:
+            pip_seconds, pinned_pip = timed(args.runs, lambda: resolve(PIP_TOP, "3.12.12", packages, url))
+            assert isinstance(pinned_pip, list)
+            lines = [f"{p.name}=={p.version}" for p in pinned_pip]
+            pip_locked_seconds, _ = timed(args.runs, lambda: resolve(lines, "3.12.12", packages, url))
+        files = sum(1 for _ in pip_root.glob("simple/*/*.whl"))
+        reached = sum(1 for p in pinned_pip for _ in pip_root.glob(f"simple/{p.name}/*.whl"))
+        print(f"pip: {len(PIP_TOP)} requirements, {len(pinned_pip)} packages locked, index of {files} wheels")
+        print(f"| pip, lock (= build's pip, unlocked) | {pip_seconds * 1000:.0f} ms | {reached} |")
+        print(f"| pip, locked | {pip_locked_seconds * 1000:.0f} ms | {len(pinned_pip)} |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ from conftest import BIN, ROOT, VERSION, git
 from standins import Boundary
 
 ACT = BIN / "act"
+# The federation's repository on GitHub: the origin of each run's clone, as
+# GitHub's checkout makes it, from which act takes github.repository.
+REPOSITORY = "pangeo/pangeo-hubs"
 # A tracked file of the working tree the template is published from (copier and pip read it).
 _UNTRACKED = ("--others", "--exclude-standard")
 
@@ -152,6 +155,7 @@ class Federation:
         clone = run / "pangeo-hubs"
         subprocess.run(["git", "clone", "-q", "--no-local", str(self.repo), str(clone)], check=True)
         git(clone, "-c", "advice.detachedHead=false", "checkout", "-q", ref)
+        git(clone, "remote", "set-url", "origin", f"https://github.com/{REPOSITORY}.git")
         event_file = run / "event.json"
         event_file.write_text(json.dumps(payload))
         secrets = [arg for name, value in self.ci_secrets.items() for arg in ("-s", f"{name}={value}")]
@@ -188,6 +192,10 @@ class Federation:
     def push(self, branch: str, before: str, after: str) -> subprocess.CompletedProcess:
         payload = {"ref": f"refs/heads/{branch}", "before": before, "after": after}
         return self.act("push", "deploy.yml", payload, after)
+
+    def schedule(self, workflow: str, cron: str, branch: str) -> subprocess.CompletedProcess:
+        """A scheduled run: GitHub starts it on the default branch's workflow."""
+        return self.act("schedule", workflow, {"schedule": cron}, self.git("rev-parse", branch))
 
     def product_unchanged(self) -> bool:
         return tree_digest(self.repo, PRODUCT) == self.product_digest

@@ -6,16 +6,22 @@ tests/test_standins.py asserts the list).
 Per cell, one federation goes through, in order: a pull request adding a
 hub, its merge (the push to staging deploys it), a second hub added later
 (only it deploys), and the merge of staging into prod (both promoted, not
-rebuilt). One test per cell, so that pytest-xdist never splits a story."""
+rebuilt); in the first cell, then, the Monday run of lock-refresh.yml for a
+locked hub. One test per cell, so that pytest-xdist never splits a story."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from act_runs import Federation, act_output, template_clone
+from act_runs import REPOSITORY, Federation, act_output, template_clone
+from conda_channel import index, package
+
+from hub_template import lock
 
 pytestmark = pytest.mark.slow
 
@@ -111,11 +117,73 @@ def _story(fed: Federation) -> None:
     assert [r for r in fed.boundary.requests() if r["status"] == 403] == []
 
 
+# conda-forge as a default gcp hub's environment.yml needs it (the boundary's
+# stand-in channel): repo2docker's base Python and one version of each package.
+FORGE = [
+    ("python", "3.12.12", "hfe2f287_0_cpython", ("__glibc >=2.17",), "linux-64"),
+    ("dask-gateway", "2026.3.0", "pyhd8ed1ab_0", ("python >=3.10", "dask >=2024"), "noarch"),
+    ("dask", "2026.1.0", "pyhd8ed1ab_0", ("python >=3.10",), "noarch"),
+    ("distributed", "2026.1.0", "pyhd8ed1ab_0", ("python >=3.10", "dask ==2026.1.0"), "noarch"),
+    ("dask-labextension", "7.0.0", "pyhd8ed1ab_0", ("python >=3.9",), "noarch"),
+    ("gcsfs", "2025.9.0", "pyhd8ed1ab_0", ("python >=3.9",), "noarch"),
+    ("xarray", "2026.2.0", "pyhd8ed1ab_0", ("python >=3.11",), "noarch"),
+    ("zarr", "3.1.0", "pyhd8ed1ab_0", ("python >=3.11",), "noarch"),
+    ("netcdf4", "1.7.2", "py312h0_0", ("python >=3.12,<3.13",), "linux-64"),
+    ("matplotlib", "3.10.0", "py312h0_0", ("python >=3.12,<3.13",), "linux-64"),
+    ("hvplot", "0.11.0", "pyhd8ed1ab_0", ("python >=3.9",), "noarch"),
+    ("intake", "2.0.7", "pyhd8ed1ab_0", ("python >=3.9",), "noarch"),
+]
+CRON = "17 5 * * 1"
+
+
+def _lock_refresh(fed: Federation) -> None:
+    # 5. The operator locks charlie's image (docs/image-lock.md) on staging.
+    forge = fed.boundary.channel / "conda-forge"
+    for name, version, build, depends, subdir in FORGE:
+        package(forge, name, version, build, depends, subdir)
+    index(forge)
+    fed.git("checkout", "-q", "staging")
+    done = subprocess.run(
+        [sys.executable, "-m", "hub_template.cli", "lock", "deployments/charlie"],
+        cwd=fed.repo,
+        env=fed.boundary.env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    fed.git("add", "-A")
+    fed.git("commit", "-q", "-m", "Lock charlie's image")
+    # A week later conda-forge has a newer xarray: the Monday run opens one pull
+    # request to staging, through GitHub (bin/gh), with the table of versions.
+    package(forge, "xarray", "2026.3.0", "pyhd8ed1ab_0", ("python >=3.11",))
+    index(forge)
+    fed.ci_secrets["LOCK_REFRESH_TOKEN"] = "stand-in-refresh-token"
+    fed.boundary.github_repository(REPOSITORY, "stand-in-refresh-token", fed.repo)
+    done = fed.schedule("lock-refresh.yml", CRON, "staging")
+    assert done.returncode == 0, act_output(done)
+    (pull,) = json.loads((fed.boundary.work / "pulls.json").read_text())
+    assert (pull["base"], pull["head"], pull["title"]) == (
+        "staging",
+        "lock-refresh/charlie",
+        "charlie: refresh the image lock",
+    )
+    table = [line for line in pull["body"].splitlines() if line.startswith("|")]
+    assert table == ["| package | old | new |", "|---|---|---|", "| xarray | 2026.2.0 | 2026.3.0 |"]
+    pushed = fed.git("show", "lock-refresh/charlie:deployments/charlie/image/binder/environment.lock.yml")
+    assert lock.read_lock(pushed).versions["xarray"] == "2026.3.0"
+    assert "  - conda-forge::xarray==2026.3.0=pyhd8ed1ab_0  # https://conda.anaconda.org/conda-forge/noarch/" in pushed
+    # conda-forge was the stand-in channel, reached through the proxy.
+    fetched = {r["path"] for r in fed.boundary.requests() if r["host"] == "conda.anaconda.org" and r["status"] == 200}
+    assert "/conda-forge/noarch/repodata.json" in fetched
+
+
 @pytest.mark.parametrize(("provider", "secrets"), CELLS, ids=["-".join(c) for c in CELLS])
 def test_a_federation_deploys_its_hubs_through_its_own_workflows(published, tmp_path, provider, secrets):
     fed = Federation(tmp_path, published, provider, secrets)
     try:
         _story(fed)
+        if (provider, secrets) == CELLS[0]:  # one cell: the refresh does not depend on the cloud
+            _lock_refresh(fed)
         assert all(seconds < RUN_BUDGET_SECONDS for _, seconds in fed.durations), fed.durations
     finally:
         print("act runs (s):", [(name, round(seconds)) for name, seconds in fed.durations])

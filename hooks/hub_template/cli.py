@@ -49,7 +49,8 @@ EXAMPLES = {
     "lock": """examples:
   hub-template lock deployments/charlie          # (re)write image/binder/environment.lock.yml
   hub-template lock deployments/charlie --diff   # and print the table of version changes
-  hub-template lock deployments/* --check        # exit 1 if a lock would change""",
+  hub-template lock deployments/* --check        # exit 1 if a lock would change
+  hub-template lock deployments/charlie --export analysis.yml   # keep a `conda env export`'s builds""",
     "run-notebooks": """examples:
   hub-template run-notebooks https://staging.charlie.example.org --user health-check   # JUPYTERHUB_API_TOKEN set""",
     "plan-deploy": """examples:

@@ -351,6 +351,13 @@ class Environment:
     conda: list[CondaSpec] = field(default_factory=list)
     pip: list[PipSpec] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The build strings stripped (an export's): name -> (version, build), which
+    # `hub-template lock --export` keeps where the channel has them for linux-64.
+    builds: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def add_build(self, spec: CondaSpec, build: str) -> None:
+        if spec.constraint.startswith("=") and not spec.channel:
+            self.builds[spec.key] = (spec.constraint.lstrip("="), build)
 
     def add_conda(self, spec: CondaSpec) -> None:
         self.conda = [s for s in self.conda if s.key != spec.key] + [spec]
@@ -401,6 +408,7 @@ def read_conda_list(text: str, origin: str) -> Environment:
             raise _located(origin, number, error) from None
         if build:
             env.notes.append(f"{origin}, line {number}: build string '{build}' stripped from {spec}")
+            env.add_build(spec, build)
         env.add_conda(spec)
     _summarise_builds(env, origin)
     return env
@@ -516,6 +524,7 @@ def _add_dependency(env: Environment, node: yaml.Node, include: Include | None) 
         raise _located(env.origin, line, error) from None
     if build:
         env.notes.append(f"{env.origin}, line {line}: build string '{build}' stripped from {spec}")
+        env.add_build(spec, build)
     env.add_conda(spec)
 
 

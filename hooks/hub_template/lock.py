@@ -14,8 +14,9 @@ checkout, repo2docker's conda buildpack builds it unchanged, and mamba has
 exactly one candidate for each package (no solve to win or lose). environment.yml
 stays the file people edit; docs/image-lock.md says why this layout.
 
-pip packages are written as environment.yml names them: nothing here can
-resolve them against the locked Python honestly (no index is consulted).
+environment.yml's pip packages are resolved against the package index for the
+locked Python and conda packages (pip_lock.py) and written pinned and hashed
+under the lock's `pip:`, where the build's pip installs them without a resolve.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from .environment import Environment, read_environment
+from .pip_lock import DEFAULT_INDEX, PipLocked, PipLockError, resolve
 
 PLATFORM: Final = "linux-64"
 ENVIRONMENT = Path("image/binder/environment.yml")
@@ -40,6 +42,8 @@ VIRTUAL = {"__glibc": "2.39", "__unix": "0", "__linux": "6.0", "__archspec": "1"
 REQUESTED = "# requested: "
 REQUESTED_PIP = "# requested pip: "
 SOURCE_HASH = "# environment.yml sha256: "
+# Written when environment.yml has pip packages: a lock without it (older) has them unresolved.
+PIP_RESOLVED = "# pip packages resolved for the locked Python and conda packages, hashed"
 
 
 class LockError(Exception):
@@ -117,12 +121,23 @@ def python_minor(env: Environment) -> str:
     )
 
 
-def solve(env: Environment, base: list[Locked], channel_alias: str | None = None) -> list[Locked]:
-    """environment.yml's conda specs solved for linux-64 on top of `base`."""
+def _channels(env: Environment, channel_alias: str | None) -> list[Any]:
+    from rattler import Channel, ChannelConfig
+
+    config = ChannelConfig(channel_alias=channel_alias) if channel_alias else ChannelConfig()
+    return [Channel(name, config) for name in env.channels or ["conda-forge"]]
+
+
+def solve(
+    env: Environment,
+    base: list[Locked],
+    channel_alias: str | None = None,
+    builds: dict[str, tuple[str, str]] | None = None,
+) -> list[Locked]:
+    """environment.yml's conda specs solved for linux-64 on top of `base`;
+    `builds` (name -> version, build) pins those packages to that very build."""
     from rattler import (
         BuildString,
-        Channel,
-        ChannelConfig,
         GenericVirtualPackage,
         PackageName,
         PackageRecord,
@@ -132,8 +147,8 @@ def solve(env: Environment, base: list[Locked], channel_alias: str | None = None
     from rattler import solve as rattler_solve
     from rattler.exceptions import SolverError
 
-    config = ChannelConfig(channel_alias=channel_alias) if channel_alias else ChannelConfig()
-    channels = [Channel(name, config) for name in env.channels or ["conda-forge"]]
+    builds = builds or {}
+    channels = _channels(env, channel_alias)
     # The base as installed packages: the solver keeps them unless a spec needs
     # otherwise. Their records carry no dependencies (an @EXPLICIT file has none);
     # where a channel serves the same file, the solver uses the channel's record.
@@ -149,7 +164,10 @@ def solve(env: Environment, base: list[Locked], channel_alias: str | None = None
     virtual = [GenericVirtualPackage(PackageName(n), Version(v), BuildString("0")) for n, v in VIRTUAL.items()]
     # Every base package stays in the image (mamba env update removes none).
     asked = {spec.key for spec in env.conda}
-    specs = [str(spec) for spec in env.conda] + [p.name for p in base if p.name not in asked]
+    specs = [
+        f"{spec.name} =={builds[spec.key][0]} {builds[spec.key][1]}" if spec.key in builds else str(spec)
+        for spec in env.conda
+    ] + [p.name for p in base if p.name not in asked]
     try:
         records = asyncio.run(
             rattler_solve(
@@ -178,10 +196,48 @@ def solve(env: Environment, base: list[Locked], channel_alias: str | None = None
     return sorted(result, key=lambda p: p.name)
 
 
+# --- an export's builds ----------------------------------------------------------
+
+
+def read_export(path: Path) -> Environment:
+    """A `conda env export` (YAML) or `conda list --export`, with its build strings."""
+    from .environment import SpecError, is_conda_list, read_conda_list
+
+    if not path.is_file() or path.is_symlink():
+        raise LockError(f"--export {path}: no such file (a `conda env export` or `conda list --export`)")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        return read_conda_list(text, str(path)) if is_conda_list(text) else read_environment(text, str(path))
+    except SpecError as error:
+        raise LockError(str(error)) from None
+
+
+def export_builds(env: Environment, export: Environment) -> dict[str, tuple[str, str]]:
+    """The export's build of each package environment.yml pins to the export's
+    version (the import wrote it so); a version the hub changed is solved."""
+    return {
+        spec.key: export.builds[spec.key]
+        for spec in env.conda
+        if spec.key in export.builds and spec.constraint.lstrip("=") == export.builds[spec.key][0]
+    }
+
+
+def missing_builds(env: Environment, builds: dict[str, tuple[str, str]], channel_alias: str | None) -> list[str]:
+    """`name=version=build` of each of `builds` the channels lack for linux-64 and noarch."""
+    from rattler import Gateway
+
+    if not builds:
+        return []
+    specs = [f"{name} =={version} {build}" for name, (version, build) in builds.items()]
+    found = asyncio.run(Gateway().query(_channels(env, channel_alias), [PLATFORM, "noarch"], specs, recursive=False))
+    there = {(r.name.normalized, str(r.version), str(r.build)) for records in found for r in records}
+    return [f"{n}={v}={b}" for n, (v, b) in sorted(builds.items()) if (n, v, b) not in there]
+
+
 # --- the lock file -----------------------------------------------------------------
 
 
-def render(env_text: str, env: Environment, python: str, packages: list[Locked]) -> str:
+def render(env_text: str, env: Environment, python: str, packages: list[Locked], pip: list[PipLocked]) -> str:
     from importlib.metadata import version
 
     lines = [
@@ -192,15 +248,17 @@ def render(env_text: str, env: Environment, python: str, packages: list[Locked])
         f"{SOURCE_HASH}{hashlib.sha256(env_text.encode()).hexdigest()}",
         f"{REQUESTED}{' | '.join(str(s) for s in env.conda)}",
         f"{REQUESTED_PIP}{' | '.join(s.text for s in env.pip)}",
+        *([PIP_RESOLVED] if env.pip else []),
         "channels:",
         *[f"  - {c}" for c in env.channels or ["conda-forge"]],
         "dependencies:",
     ]
     for p in sorted(packages, key=lambda p: p.name != "python"):  # python first, as people write it
         lines.append(f"  - {p.spec}  # {p.url} {p.hash}{' (base)' if p.base else ''}")
-    if env.pip:
-        lines.append("  - pip:  # as environment.yml names them, not resolved")
-        lines += [f"      - {s.text}" for s in env.pip]
+    if pip:  # none when conda installs every one
+        # Hashed, so pip installs exactly these (hash-checking mode) and nothing else.
+        lines.append("  - pip:")
+        lines += [f"      - {p.line}" for p in pip]
     return "\n".join(lines) + "\n"
 
 
@@ -208,13 +266,15 @@ def render(env_text: str, env: Environment, python: str, packages: list[Locked])
 class LockInfo:
     requested: dict[str, str]  # conda name -> spec
     pip: dict[str, str]
-    versions: dict[str, str]  # name -> version, every locked package
+    versions: dict[str, str]  # name -> version, every locked package ("name (pip)" for pip's)
+    pip_resolved: bool  # the pip section is pinned and hashed (not as environment.yml names it)
 
 
 def read_lock(text: str) -> LockInfo:
     requested: dict[str, str] = {}
     pip: dict[str, str] = {}
     versions: dict[str, str] = {}
+    pip_resolved = False
     for line in text.splitlines():
         if line.startswith(REQUESTED):
             requested = {_conda_name(s): s for s in _split(line[len(REQUESTED) :])}
@@ -223,7 +283,11 @@ def read_lock(text: str) -> LockInfo:
         match = re.match(r"^  - (?:[^:\s]+::)?(?P<name>[^=\s]+)==(?P<version>[^=\s]+)=", line)
         if match:
             versions[match["name"]] = match["version"]
-    return LockInfo(requested, pip, versions)
+        pinned = re.match(r"^      - (?P<name>[^=\s]+)==(?P<version>\S+) --hash=", line)
+        if pinned:
+            versions[f"{pinned['name']} (pip)"] = pinned["version"]
+        pip_resolved = pip_resolved or line == PIP_RESOLVED
+    return LockInfo(requested, pip, versions, pip_resolved)
 
 
 def _split(text: str) -> list[str]:
@@ -254,6 +318,8 @@ def stale(env: Environment, lock_text: str) -> list[str]:
                 changes.append(f"{kind}`{then[name]}` removed")
             elif now[name] != then[name]:
                 changes.append(f"{kind}`{then[name]}` is now `{now[name]}`")
+    if wanted_pip and not info.pip_resolved:
+        changes.append("its pip packages are as environment.yml names them, not resolved and hashed")
     return changes
 
 
@@ -274,8 +340,11 @@ def table(changes: list[tuple[str, str, str]]) -> str:
 # --- the verb ----------------------------------------------------------------------
 
 
-def lock_hub(hub: Path, channel_alias: str | None = None) -> tuple[str, str | None]:
-    """(the new lock's text, the old one's or None) for a hub folder."""
+def lock_hub(
+    hub: Path, channel_alias: str | None = None, pip_index_url: str = DEFAULT_INDEX, export: Path | None = None
+) -> tuple[str, str | None, list[str]]:
+    """(the new lock's text, the old one's or None, notes) for a hub folder;
+    `export` (a `conda env export`) gives the builds to keep where the channel has them."""
     env_path = hub / ENVIRONMENT
     if not env_path.is_file() or env_path.is_symlink():
         raise LockError(f"{hub}: no {ENVIRONMENT} (a regular file) to lock; is this a hub folder?")
@@ -283,10 +352,38 @@ def lock_hub(hub: Path, channel_alias: str | None = None) -> tuple[str, str | No
     env = read_environment(env_text, str(env_path))
     python = python_minor(env)
     base = read_base(base_lock_path(python).read_text())
-    packages = solve(env, base, channel_alias)
+    builds: dict[str, tuple[str, str]] = {}
+    notes = []
+    if export is not None:
+        builds = export_builds(env, read_export(export))
+        missing = missing_builds(env, builds, channel_alias)
+        if missing:
+            notes.append(
+                f"the channels have no {PLATFORM} or noarch build {', '.join(missing)} of {export} "
+                "(built for another platform?): those packages are solved by version instead"
+            )
+        builds = {n: b for n, b in builds.items() if f"{n}={b[0]}={b[1]}" not in missing}
+    try:
+        packages = solve(env, base, channel_alias, builds)
+    except LockError as error:
+        if not builds:
+            raise
+        notes.append(
+            f"the builds of {export} do not solve with environment.yml, so it is solved without them:\n{error}"
+        )
+        builds, packages = {}, solve(env, base, channel_alias)
+    if builds:
+        notes.append(f"kept the build of {len(builds)} packages of {export} ({', '.join(sorted(builds))})")
+    pip = []
+    if env.pip:
+        locked_python = next(p.version for p in packages if p.name == "python")
+        try:
+            pip = resolve([s.text for s in env.pip], locked_python, packages, pip_index_url)
+        except PipLockError as error:
+            raise LockError(f"{env.origin}: {error}") from None
     lock_path = hub / LOCK
     old = lock_path.read_text() if lock_path.is_file() and not lock_path.is_symlink() else None
-    return render(env_text, env, python, packages), old
+    return render(env_text, env, python, packages, pip), old, notes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -299,6 +396,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "does; default https://conda.anaconda.org/)",
     )
     parser.add_argument(
+        "--pip-index-url",
+        metavar="URL",
+        default=os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX,
+        help="the package index the pip packages are resolved against (also read from PIP_INDEX_URL as pip "
+        f"does; default {DEFAULT_INDEX})",
+    )
+    parser.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="a `conda env export` (or `conda list --export`) of the environment the hub was imported from: "
+        "its build of each package environment.yml pins to the same version is kept where the channels have "
+        "it for linux-64; the others are solved",
+    )
+    parser.add_argument(
         "--diff", action="store_true", help="print the table of version changes (Markdown) after writing the lock"
     )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a lock would change")
@@ -308,11 +420,13 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for hub in args.hubs:
         try:
-            new, old = lock_hub(hub, args.channel_alias)
+            new, old, notes = lock_hub(hub, args.channel_alias, args.pip_index_url, args.export)
         except LockError as error:
             print(f"error: {error}")
             status = 2
             continue
+        for note in notes:
+            print(f"note: {note}")
         changes = diff(old or "", new)
         if args.check:
             if old != new:

@@ -243,6 +243,12 @@ def run(hub: Path, answers_path: Path, origin_dir: Path, work: Path) -> str:
         lines.append(f"hub-template imported {source.shown} at commit {tree.commit} into image/:")
     if answers.get("environment_file"):
         imports.append(read_environment_file(str(answers["environment_file"]), origin_dir))
+        if imports[-1].builds:  # a `conda env export`: its builds can still make the lock
+            plan.notes.append(
+                f"environment.yml keeps names and versions only; `hub-template lock {os.path.relpath(hub, origin_dir)} "
+                f"--export {answers['environment_file']}` locks the exported builds for linux-64 where the channels "
+                "have them (docs/image-lock.md)"
+            )
         lines.append(f"hub-template imported the environment {answers['environment_file']}:")
         plan.merged.append(ENVIRONMENT)
     if imports:

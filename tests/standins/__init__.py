@@ -76,7 +76,7 @@ STAND_INS: tuple[StandIn, ...] = (
     StandIn(
         "git",
         "https://x-access-token",
-        "a local bare repository, by insteadOf (tests/test_lock.py)",
+        "the federation's repository, by insteadOf (Boundary.github_repository)",
         "lock-refresh.yml pushes its branch to the federation's own repository on GitHub",
     ),
     StandIn(
@@ -108,6 +108,12 @@ STAND_INS: tuple[StandIn, ...] = (
         "https://helm.dask.org/",
         "upstream/chart-repos/dask-gateway",
         "daskhub depends on the dask-gateway chart from this repository",
+    ),
+    StandIn(
+        "https",
+        "https://conda.anaconda.org/",
+        "Boundary.channel: a local conda channel the test builds (tests/conda_channel.py)",
+        "lock-refresh.yml's `hub-template lock` solves each locked hub against conda-forge",
     ),
     # --- GitHub-hosted actions (composite stand-ins under actions/) -------------------
     # actions/checkout is act's own: it copies the clone (with its history) into the workspace.
@@ -224,8 +230,11 @@ def chart_sites() -> dict[str, Path]:
     return {
         s.replaces.removeprefix("https://"): UPSTREAM / s.by.removeprefix("upstream/")
         for s in STAND_INS
-        if s.kind == "https"
+        if s.kind == "https" and s.by.startswith("upstream/")
     }
+
+
+CONDA_FORGE = "conda.anaconda.org/"  # conda's channel_alias: conda-forge is its conda-forge/
 
 
 def git_insteadof(template_clone: Path, work: Path) -> dict[str, str]:
@@ -330,8 +339,11 @@ class Boundary:
         self.kube_api = servers.HttpsServer(
             _server_context(ca, "127.0.0.1"), servers.kubernetes_api(), self.log, "cluster"
         )
+        # conda's channels, as a test fills them (tests/conda_channel.py); empty, every solve fails.
+        self.channel = work / "conda-channel"
         routes = servers.first(
             servers.static_files(chart_sites()),
+            servers.static_files({CONDA_FORGE: self.channel}),
             servers.oidc(OIDC_HOST, {"iss": f"https://{OIDC_HOST}"}),
             servers.google(lambda: self.kube_api.endpoint, self.ca_pem),
             servers.aws_sts(),
@@ -349,6 +361,11 @@ class Boundary:
         subprocess.run(
             ["git", "config", "--file", str(self.gitconfig), "advice.graftFileDeprecated", "false"], check=True
         )
+
+    def github_repository(self, full_name: str, token: str, local: Path) -> None:
+        """git pushes to https://x-access-token:TOKEN@github.com/FULL_NAME.git reach `local`."""
+        url = f"https://x-access-token:{token}@github.com/{full_name}.git"
+        subprocess.run(["git", "config", "--file", str(self.gitconfig), f"url.{local}.insteadOf", url], check=True)
 
     def env(self) -> dict[str, str]:
         """act's environment: the machine's, with the network and the tools swapped."""
