@@ -46,6 +46,7 @@ HUB_FAILED = 3
 FOLDER = "hub-notebooks"  # where the image's start copies image/'s notebooks
 CELL_TIMEOUT = 600.0  # s
 SERVER_TIMEOUT = 300.0  # s
+ROUTE_WAIT = 60.0  # s: how long the proxy may have no route to the hub
 # Errors that mean a cloud endpoint was out of reach (public buckets, STAC
 # APIs), not that the notebook is wrong: said as such in the report.
 CLOUD_SIGNS = (
@@ -231,6 +232,10 @@ async def run_notebook(api: Api, server: str, path: str) -> Result:
         await api.request("DELETE", f"{server}api/kernels/{kernel['id']}")
 
 
+class NoRoute(PreviewError):
+    """The proxy, not the hub, answered: it has no route to the hub (yet)."""
+
+
 class Api:
     """The hub's and the user's server's REST APIs, with the token. Requests
     go through urllib, which takes HTTPS_PROXY and NO_PROXY as pip and git
@@ -240,7 +245,19 @@ class Api:
         self.hub, self.token = hub, token
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
-        return await asyncio.to_thread(self._request, method, path, body)
+        # Right after a deploy (or a preview's start) configurable-http-proxy may
+        # answer before the hub has given it its routes: a bare 404 "Not Found",
+        # which JupyterHub (JSON errors) never sends. Asked again for a while.
+        deadline = time.monotonic() + ROUTE_WAIT
+        while True:
+            try:
+                return await asyncio.to_thread(self._request, method, path, body)
+            except NoRoute as error:
+                if time.monotonic() > deadline:
+                    raise PreviewError(
+                        f"{error} for {ROUTE_WAIT:.0f} s: the hub's proxy routes nothing to the hub"
+                    ) from None
+                await asyncio.sleep(1)
 
     def _request(self, method: str, path: str, body: Any) -> Any:
         import urllib.error
@@ -258,6 +275,8 @@ class Api:
                 text = response.read()
         except urllib.error.HTTPError as error:
             said = error.read().decode(errors="replace")[:160]
+            if error.code == 404 and not said.lstrip().startswith("{"):
+                raise NoRoute(f"{method} {path} answered {error.code}: {said}") from None
             raise PreviewError(f"{method} {path} answered {error.code}: {said}") from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
