@@ -180,6 +180,29 @@ def test_the_hub_config_is_z2jhs_loading_with_only_the_listed_overrides(template
     assert roles["hub-health"]["scopes"] == ["servers!user=health_check", "access:servers!user=health_check"]
 
 
+def test_run_notebooks_refuses_a_token_it_cannot_use_before_asking_the_hub(template_repo, tmp_path):
+    """What fails the deploy job's health step (exit 2): the rendered
+    placeholder, a file git-crypt still locks, secrets of a hub made before
+    the service (no apiToken). Port 9 (discard) would refuse any request."""
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    locked = tmp_path / "locked.yaml"
+    locked.write_bytes(b"\0GITCRYPT\0" + os.urandom(64))
+    older = tmp_path / "older.yaml"
+    older.write_text(re.sub(r"(?ms)^      services:.*", "", (hub / "secrets" / "staging.yaml").read_text()))
+    for secrets_file, said in [
+        (hub / "secrets" / "staging.yaml", "is still the template's placeholder, which the hub refuses as a token"),
+        (locked, "is git-crypt encrypted: `git-crypt unlock` first"),
+        (older, "sets no jupyterhub.hub.services.hub-health.apiToken: add it"),
+    ]:
+        done = subprocess.run(
+            [str(BIN / "hub-template"), "run-notebooks", "http://127.0.0.1:9", "--secrets", str(secrets_file)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+        assert done.stdout == ""
+
+
 @pytest.mark.slow
 def test_the_health_check_runs_as_ci_runs_it_with_the_hubs_own_service(template_repo, tmp_path):
     """CI's health check, for real: the rendered hub's `hub-health` service and
