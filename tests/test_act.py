@@ -11,6 +11,7 @@ locked hub. One test per cell, so that pytest-xdist never splits a story."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 import yaml
 from act_runs import REPOSITORY, Federation, act_output, template_clone
 from conda_channel import index, package
+from standins.servers import NO_DEPLOYED_HUB
 
 from hub_template import lock
 
@@ -67,6 +69,23 @@ def new_calls(fed: Federation, seen: int) -> list[dict]:
     return fed.boundary.calls_made()[seen:]
 
 
+def health_checks(fed: Federation, done, hosts: dict[str, str]) -> bool:
+    """After each deploy, CI ran the hub's notebooks on the hub's own URL, as
+    its health service, with the token of its secrets (decrypted by CI): one
+    request each, which the boundary answers as no hub is deployed here, and
+    the step reports that as a warning, not a failed job."""
+    for release, host in hosts.items():
+        hub = release.rsplit("-", 1)[0]
+        asked = [r for r in fed.boundary.requests() if r["host"] == host]
+        assert [(r["method"], r["path"], r["status"]) for r in asked] == [("GET", "/hub/api/users/health_check", 503)]
+        token = f"token {hub}-hub-health-api-token-value".encode()
+        assert asked[0]["authorization"] == hashlib.sha256(token).hexdigest(), release
+    said = "the hub could not run the notebooks: GET /hub/api/users/health_check answered 503"
+    assert (done.stdout + done.stderr).count(said) >= len(hosts), act_output(done)
+    assert NO_DEPLOYED_HUB in done.stdout + done.stderr
+    return True
+
+
 def _story(fed: Federation) -> None:
     # 1. A pull request adds charlie: its CI checks it and test-builds its image.
     fed.add_hub("charlie", "add-charlie")
@@ -90,6 +109,7 @@ def _story(fed: Federation) -> None:
     assert set(deployed) == {"charlie-staging"}
     charlie_tag = pushed[0]["tag"].rsplit(":", 1)[1]
     assert image_tag(deployed["charlie-staging"]) == charlie_tag
+    assert health_checks(fed, done, {"charlie-staging": "staging.charlie.pangeo.io"})
     seen += len(calls)
 
     # 3. A second hub, added later: only it is built and deployed.
@@ -113,6 +133,7 @@ def _story(fed: Federation) -> None:
     assert set(deployed) == {"charlie-prod", "dana-prod"}
     assert image_tag(deployed["charlie-prod"]) == charlie_tag
     assert json.loads(fed.boundary.registry.read_text()) == registry  # same tags, same digests
+    assert health_checks(fed, done, {"charlie-prod": "charlie.pangeo.io", "dana-prod": "dana.pangeo.io"})
     # Nothing was fetched from a host the boundary does not list.
     assert [r for r in fed.boundary.requests() if r["status"] == 403] == []
 

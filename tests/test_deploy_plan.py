@@ -146,6 +146,9 @@ def test_prod_promotes_the_image_staging_built_and_never_builds(fed):
     assert (prod["build"], prod["promote"]) == (False, True)
     assert prod["tag"] == staging["tag"] == image[:12] and prod["image"] == staging["image"]
     assert prod["deploy"] == deploy_command("alpha", "prod", image[:12])
+    # Where CI runs the hub's notebooks after the deploy: each environment's own host (config/<env>.yaml).
+    assert (staging["url"], prod["url"]) == ("https://staging.alpha.pangeo.io", "https://alpha.pangeo.io")
+    assert plan(clone, first, image, None, pull_request=True)["hubs"][0]["url"] is None
     # A first push to prod (git knows no `before`) promotes every hub too.
     assert all(e["promote"] and not e["build"] for e in plan(clone, None, image, "prod")["hubs"])
 

@@ -247,9 +247,14 @@ def test_the_deploy_workflow_logs_in_keylessly_and_runs_the_plans_command(templa
     assert workflow["env"]["HUBPLOY"] == (
         "hubploy @ git+https://github.com/berkeley-dsep-infra/hubploy@237ac7daca9fb8043d4b4bd9e9a86499ec868353"
     )
-    last = deploy["steps"][-1]
-    assert last["env"] == {"DEPLOY": "${{ toJSON(matrix.deploy) }}"}
-    assert last["run"].splitlines()[-1] == '"${deploy[@]}"'
+    hubploy = deploy["steps"][steps.index("hubploy deploy ${{ matrix.hub }} chart ${{ matrix.environment }}")]
+    assert hubploy["env"] == {"DEPLOY": "${{ toJSON(matrix.deploy) }}"}
+    assert hubploy["run"].splitlines()[-1] == '"${deploy[@]}"'
+    # Then, last, the health check: the hub's notebooks on the plan's URL, the token from its secrets.
+    health = deploy["steps"][-1]
+    assert steps.index(health["name"]) > steps.index(hubploy["name"])
+    assert health["env"] == {"URL": "${{ matrix.url }}", "ENVIRONMENT": "${{ matrix.environment }}"}
+    assert 'hub-template run-notebooks "$URL" --secrets "deployments/$HUB/secrets/$ENVIRONMENT.yaml"' in health["run"]
 
 
 def test_a_hub_made_inside_starts_from_the_federations_answers(template_repo, tmp_path_factory, tmp_path):

@@ -178,12 +178,120 @@ def test_the_hub_config_is_z2jhs_loading_with_only_the_listed_overrides(template
     assert expanded == {"SCRATCH_BUCKET", "PANGEO_SCRATCH"}
     assert theirs["JupyterHub.authenticator_class"] == "github"  # the hub's own, replaced
     assert "GitHubOAuthenticator.allowed_organizations" not in changed
+    # The health service and its role, as z2jh loads them; the fresh secrets'
+    # placeholder (public: it is in the template) is never a token.
+    services = {s["name"]: s for s in preview["JupyterHub.services"]}
+    assert "api_token" not in services["hub-health"]
+    roles = {r["name"]: r for r in preview["JupyterHub.load_roles"]}
+    assert roles["hub-health"]["services"] == ["hub-health"]
+    assert roles["hub-health"]["scopes"] == ["servers!user=health_check", "access:servers!user=health_check"]
+
+
+def test_run_notebooks_refuses_a_token_it_cannot_use_before_asking_the_hub(template_repo, tmp_path):
+    """What fails the deploy job's health step (exit 2): the rendered
+    placeholder, a file git-crypt still locks, secrets of a hub made before
+    the service (no apiToken). Port 9 (discard) would refuse any request."""
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    locked = tmp_path / "locked.yaml"
+    locked.write_bytes(b"\0GITCRYPT\0" + os.urandom(64))
+    older = tmp_path / "older.yaml"
+    older.write_text(re.sub(r"(?ms)^      services:.*", "", (hub / "secrets" / "staging.yaml").read_text()))
+    for secrets_file, said in [
+        (hub / "secrets" / "staging.yaml", "is still the template's placeholder, which the hub refuses as a token"),
+        (locked, "is git-crypt encrypted: `git-crypt unlock` first"),
+        (older, "sets no jupyterhub.hub.services.hub-health.apiToken: add it"),
+    ]:
+        done = subprocess.run(
+            [str(BIN / "hub-template"), "run-notebooks", "http://127.0.0.1:9", "--secrets", str(secrets_file)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+        assert done.stdout == ""
+
+
+@pytest.mark.slow
+def test_the_health_check_runs_as_ci_runs_it_with_the_hubs_own_service(template_repo, tmp_path):
+    """CI's health check, for real: the rendered hub's `hub-health` service and
+    role, with the token its secrets hold (set as its README says), loaded by
+    the preview into a real JupyterHub; `hub-template run-notebooks --secrets`,
+    the workflow's command, runs the hub's notebooks in `health_check`'s
+    server, and the token can do nothing else."""
+    if shutil.which("configurable-http-proxy") is None:
+        pytest.skip("no configurable-http-proxy: npm install -g configurable-http-proxy (.ci/run does)")
+    import secrets
+    import signal
+    import urllib.error
+    import urllib.request
+
+    from hub_template.preview.notebooks import HEALTH
+
+    hub = render(template_repo, tmp_path / "deployments" / "charlie")
+    secrets_file = hub / "secrets" / "staging.yaml"
+    token = secrets.token_hex(32)  # `openssl rand -hex 32`, as the README says
+    secrets_file.write_text(
+        secrets_file.read_text().replace("<hub-template placeholder: hub-health-api-token>", token, 1)
+    )
+    env = {**os.environ, "HUB_TEMPLATE_CHART_DATA": str(chart_data())}
+    running = subprocess.Popen(
+        [str(BIN / "hub-template"), "preview", str(hub)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = None
+        for line in running.stdout:  # type: ignore[union-attr]
+            if match := re.search(r"hub ready in \S+ s at (http://127\.0\.0\.1:\d+)/", line):
+                url = match[1]
+                break
+        assert url, "the preview never said its URL"
+        done = subprocess.run(
+            [str(BIN / "hub-template"), "run-notebooks", url, "--secrets", str(secrets_file)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.splitlines() == ["notebook welcome.ipynb: pass"]
+        assert token not in done.stdout + done.stderr
+
+        def status(method: str, path: str) -> int:
+            request = urllib.request.Request(
+                url + path, method=method, headers={"Authorization": f"token {token}"}, data=b"{}"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        user = HEALTH["user"]
+        # The runner stopped the server it started; the user's model is all the token reads.
+        assert status("GET", f"/hub/api/users/{user}") == 200
+        for method, path in [
+            ("GET", "/hub/api/users"),  # no other user
+            ("POST", "/hub/api/users/someone"),  # no user made
+            ("GET", f"/hub/api/users/{user}/tokens"),  # no token of the user's
+            ("PATCH", f"/hub/api/users/{user}"),  # no admin flag
+            ("DELETE", f"/hub/api/users/{user}"),
+            ("GET", "/hub/api/services"),
+        ]:
+            assert status(method, path) == 403, (method, path)
+    finally:
+        running.send_signal(signal.SIGINT)
+        stopped = running.communicate(timeout=120)[0]
+    assert "stopped every process it started" in stopped, stopped
 
 
 @pytest.mark.usefixtures("needs_browser")
 def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
     hub = render(template_repo, tmp_path / "deployments" / "charlie")
-    done = preview(hub, "default-hub", "--notebooks", "--screenshot", str(ARTIFACTS / "default-hub" / "lab.png"))
+    # Without --notebooks: run-notebooks is run against a preview as CI runs it by
+    # test_the_health_check_runs_as_ci_runs_it_with_the_hubs_own_service, and
+    # through the smoke by the notebook repository's smoke below.
+    done = preview(hub, "default-hub", "--screenshot", str(ARTIFACTS / "default-hub" / "lab.png"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert smoke_lines(done.stdout) == [
         *STEPS,
@@ -192,9 +300,7 @@ def test_preview_smoke_of_the_default_hub(template_repo, tmp_path):
         *GATEWAY_STEPS,
         "hub-notebooks/welcome.ipynb runs to the end",
         *END_STEPS,
-        # hub-template run-notebooks against the preview's hub, as CI runs it against a deployed one
-        "  notebook welcome.ipynb: pass",
-        NOTEBOOKS_STEP,
+        f"{NOTEBOOKS_STEP:<58} {NOT_ASKED}",
         "the server stops",
     ]
     # What it replaced, printed: the one list, nothing more.

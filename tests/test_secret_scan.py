@@ -124,7 +124,8 @@ def test_values_sops_leaves_in_clear_are_scanned(hub, rule, key):
     text = staging.read_text()
     if key is None:  # a key sops leaves in clear by its suffix
         text = text.replace("client_secret:", "client_secret_unencrypted:")
-    text = re.sub(r'client_id: ".*"', 'client_id: "ENC[AES256_GCM,data:aWQ=,iv:aXY=,tag:dGc=,type:str]"', text)
+    # What sops encrypts: every value its rule does not leave in clear.
+    text = re.sub(r'(client_id|apiToken): ".*"', r'\1: "ENC[AES256_GCM,data:aWQ=,iv:aXY=,tag:dGc=,type:str]"', text)
     text = re.sub(r'(client_secret\w*): ".*"', rf'\1: "{CLIENT_SECRET}"', text)
     staging.write_text(text + SOPS_META + f"  {rule}\n")
     line = next(i for i, line in enumerate(text.splitlines(), 1) if "client_secret" in line)

@@ -22,7 +22,16 @@ from pathlib import Path
 import dask.config
 import pytest
 import yaml
-from conftest import REPO2DOCKER_OPTIONS, ROOT, git, publish_template, render, skip_unless_required
+from conftest import (
+    REPO2DOCKER_OPTIONS,
+    ROOT,
+    check_report,
+    git,
+    hub_template,
+    publish_template,
+    render,
+    skip_unless_required,
+)
 from copier import run_copy, run_update
 from copier.errors import TaskError
 from hub_cells import run_postbuild
@@ -1113,6 +1122,15 @@ def test_pangeo_gallery_cmip6(template_repo, tmp_path, capfd):
     # named by its environment.yml, or the hub's (intake is a default package of the hub)
     for named in ("xarray", "dask_gateway", "gcsfs", "matplotlib", "intake", "collections"):
         assert f"    | {named}:" not in output, named
+    # `hub-template check` reads the same notebooks the same way, naming the cell (IM012)
+    imports = notebook_checks(hub)["IM012"]
+    assert imports["result"] is False
+    for module in ("cartopy", "xesmf"):
+        assert f"`image/ECS_Gregory_method.ipynb`: cell 3 imports `{module}`, which no package of" in imports["err_msg"]
+    assert "`image/precip_frequency_change.ipynb`: cell 2 imports `xhistogram`" in imports["err_msg"]
+    for named in ("xarray", "dask_gateway", "gcsfs", "matplotlib", "intake", "collections"):
+        assert f"imports `{named}`" not in imports["err_msg"], named
+    assert notebook_checks(hub)["IM013"]["result"] is True
 
 
 def test_pythia_cmip6_cookbook(template_repo, tmp_path, capfd):
@@ -1131,6 +1149,7 @@ def test_pythia_cmip6_cookbook(template_repo, tmp_path, capfd):
     assert not (hub / "image" / "notebooks" / "example-workflows" / "dask-worker-space").exists()
     # every module its notebooks import is named by its environment.yml or the hub's
     assert "the notebooks import modules" not in output
+    assert {k: v["result"] for k, v in notebook_checks(hub).items()} == {"IM012": True, "IM013": True}
 
 
 OLD_NOTEBOOK = {
@@ -1228,6 +1247,26 @@ def test_an_old_repository_is_told_what_will_fail(template_repo, tmp_path_factor
         in output
     )
     assert "0-demo-aws.ipynb, cell 4: xr.open_rasterio: removed from xarray in 2023.04" in output
+
+    # `hub-template check` says the same of the hub's notebooks, offline, cell by cell
+    found = notebook_checks(hub)
+    assert "`image/0-demo-aws.ipynb`: cell 2 imports `satstac`, which no package of" in found["IM012"]["err_msg"]
+    assert "helpers" not in found["IM012"]["err_msg"] and "xarray" not in found["IM012"]["err_msg"]
+    removed = found["IM013"]["err_msg"]
+    assert "`image/0-demo-aws.ipynb`: cell 3 calls `from dask_kubernetes import KubeCluster`: the classic" in removed
+    assert "`image/0-demo-aws.ipynb`: cell 4 calls `xr.open_rasterio`: removed from xarray in 2023.04" in removed
+    assert "rioxarray.open_rasterio" in removed
+    # an image that pins xarray below the removal still has open_rasterio
+    env = hub / "image" / "binder" / "environment.yml"
+    env.write_text(env.read_text().replace("  - xarray\n", "  - xarray<2023.04\n"))
+    assert "open_rasterio" not in notebook_checks(hub)["IM013"]["err_msg"]
+
+
+def notebook_checks(hub: Path) -> dict:
+    """IM012 and IM013 of `hub-template check`, run for real."""
+    done = hub_template("check", str(hub), "--select", "IM012,IM013", "--format", "json")
+    assert "Traceback" not in done.stderr, done.stderr
+    return check_report(done.stdout)["checks"]
 
 
 def workspace_files_any(hub: Path) -> tuple[list[str], dict]:

@@ -52,7 +52,8 @@ EXAMPLES = {
   hub-template lock deployments/* --check        # exit 1 if a lock would change
   hub-template lock deployments/charlie --export analysis.yml   # keep a `conda env export`'s builds""",
     "run-notebooks": """examples:
-  hub-template run-notebooks https://staging.charlie.example.org --user health-check   # JUPYTERHUB_API_TOKEN set""",
+  hub-template run-notebooks https://staging.charlie.example.org --secrets deployments/charlie/secrets/staging.yaml
+  hub-template run-notebooks https://staging.charlie.example.org --token-file token.txt""",
     "plan-deploy": """examples:
   hub-template plan-deploy --before HEAD~1 --after HEAD --branch staging   # what a push deploys
   hub-template plan-deploy --before origin/staging --after HEAD --pull-request""",
@@ -64,7 +65,13 @@ EXTRAS = {
     "   or, from a clone: pip install -e '.[check]'",
     "lock": "pip install 'hub-template[lock] @ git+https://github.com/pangeo/hub-template'\n"
     "   or, from a clone: pip install -e '.[lock]'",
+    "run-notebooks": "pip install 'hub-template[health] @ git+https://github.com/pangeo/hub-template'\n"
+    "   or, from a clone: pip install -e '.[health]'",
 }
+
+
+# A verb whose extra has another name.
+EXTRA_NAMES = {"run-notebooks": "health"}
 
 
 def _missing_extra(verb: str, error: ModuleNotFoundError) -> bool:
@@ -78,7 +85,7 @@ def _missing_extra(verb: str, error: ModuleNotFoundError) -> bool:
     wanted = {
         canonicalize_name(r.name)
         for r in map(Requirement, requires("hub-template") or ())
-        if r.marker and r.marker.evaluate({"extra": verb})
+        if r.marker and r.marker.evaluate({"extra": EXTRA_NAMES.get(verb, verb)})
     }
     top = (error.name or "").partition(".")[0]
     return any(canonicalize_name(d) in wanted for d in packages_distributions().get(top, [top]))
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         parser.exit(
             2,
-            f"hub-template {args.verb}: '{missing.name}' is missing; install the [{args.verb}] extra:\n"
+            f"hub-template {args.verb}: '{missing.name}' is missing; install the [{EXTRA_NAMES.get(args.verb, args.verb)}] extra:\n"
             f"   {EXTRAS[args.verb]}\n",
         )
 

@@ -64,6 +64,7 @@ PATTERNS = {
         "umbrella": "helm_umbrella_key",
         "image": "image_name",
         "git_crypt_key": "git_crypt_key",
+        "host": "hostname",
         **{field: rule for login in LOGIN.values() for field, rule in login.items()},
     }.items()
 }
@@ -88,6 +89,7 @@ class HubPlan:
     git_crypt_secret: str | None  # the repository secret with the hub's git-crypt key; None for sops
     login: dict[str, Any]
     deploy: list[str] | None  # None for a pull request: nothing is deployed
+    url: str | None  # the deployed hub's, where CI runs its notebooks after the deploy; None for a pull request
 
 
 # --- reading git ------------------------------------------------------------
@@ -206,6 +208,17 @@ def refuse_links(repo: Path, commit: str, where: str) -> None:
         )
 
 
+def hub_url(repo: Path, commit: str, where: str, path: list[str], environment: str) -> str:
+    """The environment's hub URL: the first host of its config/<env>.yaml
+    (proxy.https.hosts, where the template puts the hub's domain)."""
+    rel = f"{where}/config/{environment}.yaml"
+    values: object = _yaml_at(repo, commit, rel)
+    for key in [*path, "proxy", "https", "hosts"]:
+        values = values.get(key) if isinstance(values, dict) else None
+    host = values[0] if isinstance(values, list) and values else None
+    return "https://" + _checked(f"{rel} proxy.https.hosts", "host", host)
+
+
 def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, image_changed: bool) -> HubPlan:
     where = f"{DEPLOYMENTS}/{hub}"
     _checked(where, "hub", hub)
@@ -236,6 +249,7 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, image_c
     login = {field: _checked(where, field, answers.get(field)) for field in LOGIN[provider]}
     tag = image_tag(repo, commit, hub)
     tag_value = ".".join([*path, "singleuser", "image", "tag"])
+    url = hub_url(repo, commit, where, path, environment) if environment else None
     return HubPlan(
         hub=hub,
         environment=environment,
@@ -250,6 +264,7 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, image_c
         git_crypt_secret=git_crypt_secret(crypt_key) if crypt_key else None,
         login=login,
         deploy=deploy_command(hub, environment, tag_value, tag) if environment else None,
+        url=url,
     )
 
 

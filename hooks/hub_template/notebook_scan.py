@@ -88,14 +88,60 @@ def named(module: str, packages: Iterable[str]) -> bool:
     return key in keys or key.removeprefix("py") in keys or f"py{key}" in keys
 
 
-def removed_calls(source: str) -> list[str]:
+@dataclass(frozen=True)
+class Removed:
+    """An API data/notebook_apis.yml says a library removed."""
+
+    shows: str  # what messages quote
+    why: str  # since when, and what to use instead
+    package: str  # the conda package it was removed from
+    removed_in: str  # the first version without it
+
+    def __str__(self) -> str:
+        return f"{self.shows}: {self.why}"
+
+
+def removed_calls(source: str) -> list[Removed]:
     """What a cell calls that its library removed, as data/notebook_apis.yml says."""
-    return [f"{api['shows']}: {api['why']}" for api in _apis() if re.search(api["pattern"], source, re.MULTILINE)]
+    return [api for pattern, api in _apis() if re.search(pattern, source, re.MULTILINE)]
 
 
-def _apis() -> list[dict[str, str]]:
-    apis: list[dict[str, str]] = load_data("notebook_apis.yml")["removed"]
-    return apis
+def _apis() -> list[tuple[str, Removed]]:
+    return [
+        (api["pattern"], Removed(api["shows"], api["why"], api["package"], str(api["removed_in"])))
+        for api in load_data("notebook_apis.yml")["removed"]
+    ]
+
+
+def local_modules(paths: Iterable[str]) -> set[str]:
+    """The modules a notebook can import from files beside it: each folder and
+    .py file named in `paths` (image-relative, POSIX)."""
+    return {part.removesuffix(".py") for p in paths for part in p.split("/") if "." not in part or part.endswith(".py")}
+
+
+def unnamed_imports(notebooks: dict[str, str], packages: Iterable[str], local: Iterable[str]) -> list[Finding]:
+    """Each import (`what` is the module) of `notebooks` (name -> JSON text)
+    that no package of `packages` names, leaving out the standard library and
+    `local` modules (files of the repository); the first cell importing it, per notebook."""
+    packages, local = list(packages), set(local)
+    found: dict[tuple[str, str], Finding] = {}
+    for name, text in sorted(notebooks.items()):
+        for cell, source in code_cells(text):
+            for module in sorted(imported_modules(source)):
+                if module in sys.stdlib_module_names or module in local or named(module, packages):
+                    continue
+                found.setdefault((name, module), Finding(name, cell, module))
+    return list(found.values())
+
+
+def removed_apis(notebooks: dict[str, str]) -> list[tuple[Finding, Removed]]:
+    """Each call of a removed API in `notebooks` (name -> JSON text), with its cell."""
+    return [
+        (Finding(name, cell, str(api)), api)
+        for name, text in sorted(notebooks.items())
+        for cell, source in code_cells(text)
+        for api in removed_calls(source)
+    ]
 
 
 def scan(
@@ -105,15 +151,7 @@ def scan(
     package of `packages` names (module -> the notebooks importing it),
     leaving out the standard library and `local` modules (files of the
     repository), and the removed APIs they call."""
-    packages, local = list(packages), set(local)
     unnamed: dict[str, list[str]] = {}
-    findings = []
-    for name, text in sorted(notebooks.items()):
-        for cell, source in code_cells(text):
-            for module in sorted(imported_modules(source)):
-                if module in sys.stdlib_module_names or module in local or named(module, packages):
-                    continue
-                if name not in unnamed.setdefault(module, []):
-                    unnamed[module].append(name)
-            findings += [Finding(name, cell, what) for what in removed_calls(source)]
-    return unnamed, findings
+    for finding in unnamed_imports(notebooks, packages, local):
+        unnamed.setdefault(finding.what, []).append(finding.notebook)
+    return unnamed, [finding for finding, _ in removed_apis(notebooks)]

@@ -310,9 +310,7 @@ def notebook_report(tree: SourceTree, copies: dict[str, str], environment_text: 
     (notebook_scan). Warnings, for the summary."""
     env = environment.read_environment(environment_text, ENVIRONMENT)
     packages = [*base, *(spec.name for spec in env.conda), *(spec.name for spec in env.pip)]
-    local = {
-        part.removesuffix(".py") for d in copies for part in d.split("/") if "." not in part or part.endswith(".py")
-    }
+    local = notebook_scan.local_modules(copies)
     notebooks = {}
     for destination, path in copies.items():
         entry = tree.files.get(path)

@@ -181,6 +181,13 @@ STAND_INS: tuple[StandIn, ...] = (
     ),
     StandIn(
         "api",
+        "https://*.pangeo.io/hub/api/",
+        "servers.no_deployed_hub",
+        "the deployed hub the health check runs its notebooks on (deploy.yml): no cluster ran the release, "
+        "so its API answers 503 saying so, and the request (with its token's digest) is logged",
+    ),
+    StandIn(
+        "api",
         "https://<cluster>/api/v1/namespaces",
         "servers.kubernetes_api",
         "hubploy reads (404) and creates the release's namespace; no cluster exists here",
@@ -348,6 +355,7 @@ class Boundary:
             servers.google(lambda: self.kube_api.endpoint, self.ca_pem),
             servers.aws_sts(),
             servers.aws_kms(),
+            servers.no_deployed_hub(),
         )
         self.proxy = servers.HttpsProxy(
             stand_in_hosts(), cache(lambda host: _server_context(ca, host)), routes, self.log

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fnmatch
+import hashlib
 import json
 import socket
 import ssl
@@ -56,6 +57,7 @@ def _handler(route: Route, log: RequestLog, server_name: str) -> type[BaseHTTPRe
             path = urlsplit(self.path).path if self.path.startswith("http") else self.path
             answer = route(self.command, host, path, body)
             status, content_type, payload = answer or (404, "text/plain", f"not stood in: {host}{path}\n".encode())
+            authorization = self.headers.get("Authorization")
             log.add(
                 server=server_name,
                 method=self.command,
@@ -63,6 +65,8 @@ def _handler(route: Route, log: RequestLog, server_name: str) -> type[BaseHTTPRe
                 path=path,
                 status=status,
                 body=body.decode(errors="replace"),
+                # A digest, never the credential: a test compares it with the one it expects.
+                authorization=hashlib.sha256(authorization.encode()).hexdigest() if authorization else None,
             )
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -314,6 +318,21 @@ def aws_kms() -> Route:
             key = request.get("KeyId", "stand-in")
             return 200, "application/x-amz-json-1.1", json.dumps({"Plaintext": plain, "KeyId": key}).encode()
         return None
+
+    return route
+
+
+# What the stand-in answers where a deployed hub would (the health check's requests).
+NO_DEPLOYED_HUB = "stand-in: no deployed hub here (tests/standins): helm rendered the release, no cluster ran it"
+
+
+def no_deployed_hub() -> Route:
+    """The API of a hub the deploy would have made, as it is here: not running."""
+
+    def route(method: str, host: str, path: str, body: bytes) -> tuple[int, str, bytes] | None:
+        if not (host.endswith(".pangeo.io") and path.startswith("/hub/api/")):
+            return None
+        return _json(503, {"status": 503, "message": NO_DEPLOYED_HUB})
 
     return route
 

@@ -8,6 +8,7 @@ ID, a family and a one-line docstring (base.py), grouped by module:
 - git_layout.py ST008: no folder laid out as a git directory
 - helm.py       HV: helm values merged per environment, against --chart
 - image.py      IM: repo2docker's plan, environment.yml, apt.txt, scripts, workspace, notebooks
+- notebooks.py  IM012-IM013: the notebooks' imports and calls, read against the environment
 - dask_config.py DK: the dask config the image reads at run time (runtime.py)
 - resources.py  HV005-HV006, DK005: CPU and memory amounts, and the gateway workers' image
 - storage.py    HV007: the volume claims users' pods mount are made
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import answers, dask_config, git_layout, helm, image, resources, secrets, storage, structure
+from . import answers, dask_config, git_layout, helm, image, notebooks, resources, secrets, storage, structure
 from .base import FAMILIES
 from .encryption import PLACEHOLDER
 from .hub import ChartSource, Hub
@@ -35,6 +36,7 @@ CHECK_CLASSES = (
     *resources.HELM_CHECKS,
     *storage.CHECKS,
     *image.CHECKS,
+    *notebooks.CHECKS,
     *dask_config.CHECKS,
     *resources.DASK_CHECKS,
     *secrets.CHECKS,

