@@ -91,12 +91,13 @@ def limits() -> dict:
                 refused[name] = f"accepted as cluster {gateway.submit(**{name: value})}"
             except ValueError as error:
                 refused[name] = str(error)
-        opts = gateway.cluster_options()
-        try:
-            opts.worker_memory = request["worker_memory"]
-            refused["worker_memory (client)"] = "accepted"
-        except ValueError as error:
-            refused["worker_memory (client)"] = str(error)
+        if "worker_memory" in request:
+            opts = gateway.cluster_options()
+            try:
+                opts.worker_memory = request["worker_memory"]
+                refused["worker_memory (client)"] = "accepted"
+            except ValueError as error:
+                refused["worker_memory (client)"] = str(error)
         refused["clusters"] = len(gateway.list_clusters())
     return refused
 

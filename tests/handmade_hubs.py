@@ -261,4 +261,67 @@ dependencies:
     return hub, {}
 
 
+def glacier(fed: Path) -> tuple[Path, dict[str, str]]:
+    """Images to choose at login, both ways hubs offered them: a profile per
+    image (pangeo-cloud-federation: an ML profile with its own image) and a
+    profile's image choices with a typed image (2i2c's profile_options)."""
+    hub = fed / "deployments" / "glacier"
+    _write(
+        hub,
+        {
+            "hubploy.yaml": "cluster:\n  provider: gcloud\n  gcloud:\n    project: glacier-lab\n"
+            "    cluster: pangeo\n    zone: us-central1-b\n",
+            "config/common.yaml": """\
+daskhub:
+  jupyterhub:
+    hub:
+      config:
+        GitHubOAuthenticator:
+          allowed_organizations: [glacier-lab]
+    singleuser:
+      image:
+        name: us-central1-docker.pkg.dev/glacier-lab/hubs/glacier
+        tag: 0a1b2c3
+      profileList:
+        - display_name: Default
+          slug: default
+          default: true
+        - display_name: Machine learning (2021)
+          slug: ml
+          kubespawner_override:
+            image: pangeo/ml-notebook:2021.05.04
+        - display_name: Choose an image
+          slug: choose
+          profile_options:
+            image:
+              display_name: Image
+              choices:
+                pangeo:
+                  display_name: Pangeo
+                  kubespawner_override:
+                    image: pangeo/pangeo-notebook:2026.04.29
+                ours:
+                  display_name: Ours
+                  kubespawner_override:
+                    image: us-central1-docker.pkg.dev/glacier-lab/hubs/glacier:0a1b2c3
+                r:
+                  display_name: R
+                  kubespawner_override:
+                    image: rocker/binder:latest
+              unlisted_choice:
+                enabled: true
+                display_name: Other
+                kubespawner_override:
+                  image: "{value}"
+""",
+            "config/prod.yaml": "daskhub:\n  jupyterhub:\n    proxy:\n      https:\n        hosts: [glacier.example.org]\n",
+        },
+    )
+    commit(fed, "glacier: images to choose at login")
+    return hub, {}
+
+
+# The layouts adopt round-trips through the evolving test template; glacier's
+# answers (user_images) need a release that asks them: tests/test_adopt.py
+# adopts it with this checkout's template.
 LAYOUTS = {"ocean": ocean, "atmos": atmos, "ice": ice}

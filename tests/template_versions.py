@@ -73,6 +73,12 @@ def v1_1_0_source(dst: Path) -> Path:
     current = yaml.safe_load((ROOT / "hooks" / "hub_template" / "data" / "providers.yml").read_text())
     old = yaml.safe_load(facts.read_text())
     facts.write_text(yaml.safe_dump({name: {**current[name], **old[name]} for name in old}))
+    # 1.1.0's versions, beside those the current copier.yml reads more of
+    # (pangeo_images: the images users choose, 1.2.0's user_images).
+    pins = dst / "hooks" / "hub_template" / "data" / "versions.yml"
+    if pins.exists():
+        now = yaml.safe_load((ROOT / "hooks" / "hub_template" / "data" / "versions.yml").read_text())
+        pins.write_text(yaml.safe_dump({**now, **yaml.safe_load(pins.read_text())}))
     # 1.1.0's looser pip grammar: it took `s3fs~=2024`, which later releases
     # refuse (PEP 440 wants two parts after ~=); issue 29's lost answer.
     rules = dst / "hooks" / "hub_template" / "data" / "rules.yml"

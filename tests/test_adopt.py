@@ -5,7 +5,7 @@ reaches them through copier's own update, keeping every setting of theirs."""
 from __future__ import annotations
 
 import pytest
-from conftest import BIN, git, hub_template, publish_template
+from conftest import BIN, git, hub_template, publish_template, render
 from handmade_hubs import LAYOUTS
 from template_versions import answers, commit, federation, snapshot, v1_2_0_source
 
@@ -153,3 +153,41 @@ def test_adopt_asks_on_a_terminal_for_what_the_files_do_not_say(template, tmp_pa
     assert session.exitstatus == 0, session.before
     assert answers(hub)["github_orgs"] == "atmos-lab"
     assert answers(hub)["aws_cluster"] == "pangeo-atmos"
+
+
+def test_a_hubs_image_profiles_become_its_image_answers(template_repo, tmp_path):
+    """Both ways hand-made hubs offered images at login (a profile per image,
+    a profile's image choices with a typed one) map onto user_images and
+    other_image; adopted with this checkout's template, whose render then
+    offers the same images (less the untagged one, which adopt names)."""
+    import yaml
+    from handmade_hubs import glacier
+
+    fed = federation(tmp_path / "federation", template_repo)
+    hub, _ = glacier(fed)
+    done = adopt(hub)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    recorded = answers(hub)
+    assert recorded["user_images"] == [
+        "hub",
+        {"name": "ml", "image": "pangeo/ml-notebook:2021.05.04"},
+        "pangeo-notebook",
+    ]
+    assert recorded["other_image"] is True
+    assert "config/common.yaml: profileList offers rocker/binder:latest with no version tag" in done.stdout
+    rendered = render(
+        template_repo,
+        tmp_path / "rendered" / "glacier",
+        **{k: v for k, v in recorded.items() if not k.startswith("_")},
+    )
+    profiles = yaml.safe_load((rendered / "config" / "common.yaml").read_text())["daskhub"]["jupyterhub"]["singleuser"][
+        "profileList"
+    ]
+    offered = {
+        choice["kubespawner_override"].get("image")
+        for profile in profiles
+        for choice in profile["profile_options"]["image"]["choices"].values()
+    }
+    assert offered == {None, "pangeo/ml-notebook:2021.05.04", "pangeo/pangeo-notebook:2026.04.29"}
+    assert all(p["profile_options"]["image"]["unlisted_choice"]["enabled"] for p in profiles)

@@ -116,6 +116,25 @@ WRONGS = [
         f"`DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE` is '{OTHER_IMAGE}:latest', not the users' image",
     ),
     Wrong(
+        "gateway workers on an image not offered at login",
+        "HV006",
+        COMMON,
+        r"^(\s+OFFERED_IMAGES = ).*$",
+        rf'\1["{OTHER_IMAGE}:1"]',
+        "OFFERED_IMAGES = ",
+        f"`OFFERED_IMAGES` is ['{OTHER_IMAGE}:1'], not the images profileList offers at login",
+    ),
+    Wrong(
+        "an image offered at login the gateway refuses",
+        "HV006",
+        COMMON,
+        r"^(\s+image: )pangeo/pangeo-notebook:(.*)$",
+        rf"\1{OTHER_IMAGE}:1",
+        "OFFERED_IMAGES = ",
+        # The first size's choice changed: the list must hold both.
+        f'write `["{OTHER_IMAGE}:1", "pangeo/pangeo-notebook:',
+    ),
+    Wrong(
         "dask config gateway image another image",
         "HV006",
         DASK_CONFIG,
@@ -159,7 +178,7 @@ def test_each_wrong_resource_or_image_fails_its_check_at_its_line(template_repo,
     assert f"`{wrong.file}:{line_of(hub / wrong.file, wrong.marker)}`" in message, message
     assert wrong.says in message, message
     assert len(message.splitlines()) == 1, message  # one finding, on one line
-    if wrong.check == "HV006":
+    if wrong.check == "HV006" and "OFFERED_IMAGES" not in wrong.marker:
         image = next(line for line in (hub / COMMON).read_text().splitlines() if line.startswith("        name: "))
         assert f"write `{image.split(': ', 1)[1]}`" in message, message
 

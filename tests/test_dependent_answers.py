@@ -65,6 +65,12 @@ EXTREMES = {
     "pip_packages": ["", "odc-stac>=0.3, pystac-client"],
     "apt_packages": ["", "nco"],
     "image_registry": ["registry.example.org", "registry.example.org:5000/a/b__c"],
+    # The hub's own image, which user_images may not name as another.
+    "image_name": ["ghcr.io/a", "registry.example.org:5000/a/b__c/charlie"],
+    "user_images": [
+        ["hub"],
+        ["pangeo-notebook", {"name": "r", "image": "rocker/binder:4.4.1"}, {"name": "ml-notebook", "sizes": ["small"]}],
+    ],
 }
 
 

@@ -313,6 +313,33 @@ def test_the_limits_bite(client_env, answers):
     assert refused["clusters"] == 0  # the refused requests started nothing
 
 
+def test_workers_run_an_image_offered_at_login_and_no_other(client_env, hub, answers):
+    """A notebook on the pangeo-notebook choice (its JUPYTER_IMAGE_SPEC, which
+    the image's dask config passes as the image option) gets a cluster that
+    computes; an image the hub does not offer, or another tag of an offered
+    one, is refused. The local backend runs every worker on this machine's
+    Python whatever the image: the handler's decision is what is tested."""
+    jupyterhub = hub_values(hub)["jupyterhub"]
+    offered = [
+        choice["kubespawner_override"]["image"]
+        for profile in jupyterhub["singleuser"]["profileList"]
+        for choice in profile["profile_options"]["image"]["choices"].values()
+        if choice["kubespawner_override"].get("image")
+    ]
+    pangeo = offered[0]
+    assert pangeo.startswith("pangeo/pangeo-notebook:")  # the default's fallback image
+    on_pangeo = {**client_env, "JUPYTER_IMAGE_SPEC": pangeo}
+    assert run_client("options", on_pangeo)["image"]["value"] == pangeo
+    assert run_client("compute", on_pangeo)["workers"] == 1
+    other_tag = pangeo.rpartition(":")[0] + ":2020.01.01"
+    refused = run_client("limits", client_env, json.dumps({"image": other_tag}))
+    assert refused["image"] == (
+        f"Workers run this hub's image, {answers['image_name']}:<tag>, or one offered at login "
+        f"({pangeo}); got {other_tag!r}."
+    )
+    assert refused["clusters"] == 0
+
+
 @pytest.mark.parametrize("backend", ["gateway", "kubernetes"])
 @pytest.mark.parametrize("https", [True, False], ids=["proxy-http", "proxy-public"])
 def test_the_hub_extra_config_runs_against_a_traitlets_config(

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from . import load_data
 from .safe_yaml import load_all_bounded, load_bounded
 
 # hubploy's cloud names, as the template's cloud_provider answers.
@@ -203,6 +204,7 @@ def _from_values(found: Inferred, env: str, values: dict[str, Any]) -> None:
         url = _get(single, "extraEnv", variable)
         if isinstance(url, str) and (match := re.match(r"[a-z0-9]+://([^/$]+)", url)):
             found.put("scratch_bucket", match[1], origin)
+    _from_profiles(found, origin, single)
     cull = _get(hub, "cull") or {}
     if isinstance(cull.get("timeout"), int):
         found.put("cull_idle_minutes", cull["timeout"] // 60, origin)
@@ -240,6 +242,66 @@ def _from_nfs_manifests(found: Inferred, hub: Path) -> None:
     found.notes.append(
         "NFS homes: the hub's own PersistentVolume manifests stay its own (the template's federation chart makes one from deployment.homeNfs once the hub's values ask)"
     )
+
+
+def _profile_images(profile: dict[str, Any]) -> tuple[list[tuple[str, Any]], bool]:
+    """(label, image) of each image a profile offers (its own override's,
+    each profile_options choice's), and whether it takes a typed image."""
+    images = []
+    override = profile.get("kubespawner_override")
+    if isinstance(override, dict) and override.get("image"):
+        images.append((str(profile.get("slug") or profile.get("display_name") or ""), override["image"]))
+    typed = False
+    options = profile.get("profile_options")
+    for option in options.values() if isinstance(options, dict) else ():
+        if not isinstance(option, dict):
+            continue
+        choices = option.get("choices")
+        for key, choice in choices.items() if isinstance(choices, dict) else ():
+            image = _get(choice, "kubespawner_override", "image")
+            if image:
+                images.append((str(key), image))
+        typed = typed or bool(_get(option, "unlisted_choice", "enabled"))
+    return images, typed
+
+
+def _from_profiles(found: Inferred, origin: str, single: dict[str, Any]) -> None:
+    """profileList's images as user_images (on every size: the template's
+    sizes are machine types, asked apart) and a typed image as other_image."""
+    profiles = _get(single, "profileList")
+    if not isinstance(profiles, list):
+        return
+    hub_image = _get(single, "image", "name")
+    pangeo = load_data("versions.yml")["pangeo_images"]
+    known = {f"{repo}:{pangeo['tag']}": name for name, repo in pangeo["names"].items()}
+    entries: list[Any] = ["hub"]
+    seen: set[str] = set()
+    typed = False
+    for profile in profiles:
+        if not isinstance(profile, dict):
+            continue
+        images, typed_here = _profile_images(profile)
+        typed = typed or typed_here
+        for label, image in images:
+            name, colon, tag = str(image).rpartition(":")
+            if not isinstance(image, str) or image in seen or name == hub_image:
+                continue
+            seen.add(image)
+            if not colon or "/" in tag or tag == "latest":
+                found.notes.append(f"{origin}: profileList offers {image} with no version tag; user_images needs one")
+            elif image in known:
+                entries.append(known[image])
+            else:
+                key = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:32].strip("-")
+                key = key if key and key != "hub" else name.rsplit("/", 1)[-1][:32]
+                used = {e if isinstance(e, str) else e["name"] for e in entries}
+                key = next(k for k in (key, *(f"{key[:29]}-{n}" for n in range(2, 99))) if k not in used)
+                entries.append({"name": key, "image": image})
+    if len(entries) > 1:
+        found.put("user_images", entries, origin)
+        found.notes.append(f"{origin}: profileList's images offered on every size (user_images)")
+    if typed:
+        found.put("other_image", True, origin)
 
 
 def _from_image(found: Inferred, hub: Path) -> None:

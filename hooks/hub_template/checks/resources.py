@@ -8,7 +8,10 @@
   (`max=inf` is a NameError when the gateway starts).
 - HV006: a gateway hub's workers run the users' image: the snippet's
   HUB_IMAGE, a literal image option, and the DASK_GATEWAY image variable
-  name the image of `singleuser.image.name`.
+  name the image of `singleuser.image.name`; the images the option handler
+  lets workers run besides it (OFFERED_IMAGES) are exactly the images
+  profileList offers at login (its kubespawner_override images, and its
+  profile_options choices'), read from the rendered values: one list.
 - DK005: the same rule for the image's dask config (the kubernetes backend's
   pod resources, the gateway's cluster options).
 
@@ -18,6 +21,7 @@ The snippets are parsed with `ast`, never executed.
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -262,6 +266,68 @@ def _singleuser_image(hub: Hub, env: str) -> str | None:
     return None
 
 
+def _offered_at_login(profiles: object) -> set[str]:
+    """The images profileList lets users choose besides singleuser.image:
+    each profile's kubespawner_override image and each profile_options choice's."""
+    overrides: list[object] = []
+    for profile in profiles if isinstance(profiles, list) else []:
+        if not isinstance(profile, dict):
+            continue
+        overrides.append(profile.get("kubespawner_override"))
+        options = profile.get("profile_options")
+        for option in options.values() if isinstance(options, dict) else ():
+            choices = option.get("choices") if isinstance(option, dict) else None
+            for choice in choices.values() if isinstance(choices, dict) else ():
+                overrides.append(choice.get("kubespawner_override") if isinstance(choice, dict) else None)
+    return {o["image"] for o in overrides if isinstance(o, dict) and isinstance(o.get("image"), str)}
+
+
+def _worker_lists(hub: Hub, f: ValuesFile) -> Iterator[tuple[int | None, object]]:
+    """(line, value) of each OFFERED_IMAGES the gateway's snippets of `f` assign."""
+    for start, tree in _snippets(hub, f):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "OFFERED_IMAGES" for t in node.targets
+            ):
+                try:
+                    value = ast.literal_eval(node.value)
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                    value = None
+                yield start + node.lineno, value
+
+
+def _offered_problems(hub: Hub, env: str) -> Iterator[Problem]:
+    """The handler's OFFERED_IMAGES against profileList's images, in one release."""
+    merged: dict[str, Any] = {}
+    for f in hub.values_layers(env):
+        merged = coalesce(merged, f.data)
+    offered: set[str] = set()
+    for root, path in hub.chart_paths([("jupyterhub", "singleuser", "profileList")]):
+        offered |= _offered_at_login(get_path(merged, [*root, *path]))
+    lists = [(f, line, value) for f in hub.values_layers(env) for line, value in _worker_lists(hub, f)]
+    if not lists:
+        if offered:
+            f = hub.values_layers(env)[0]
+            line = next((f.line_of([*r, *p]) for r, p in hub.chart_paths([("jupyterhub", "singleuser", "profileList")])
+                         if f.line_of([*r, *p])), None)  # fmt: skip
+            yield Problem(
+                f.label,
+                line,
+                f"profileList offers {sorted(offered)!r} but the gateway's handler lists no OFFERED_IMAGES: "
+                f"write {code('OFFERED_IMAGES = ' + json.dumps(sorted(offered)))}, or their workers are refused.",
+            )
+        return
+    f, line, value = lists[-1]  # the last layer's is the one the gateway runs
+    listed = set(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+    if listed != offered:
+        yield Problem(
+            f.label,
+            line,
+            f"{code('OFFERED_IMAGES')} is {value!r}, not the images profileList offers at login: write "
+            f"{code(json.dumps(sorted(offered)))}, or workers run images no notebook runs, or are refused theirs.",
+        )
+
+
 def _wrong_image(label: str, line: int | None, what: str, value: str, wanted: str) -> Problem:
     return Problem(
         label,
@@ -291,6 +357,7 @@ class HV006(Helm):
             if config and isinstance(option, str) and _image_name(option) and _image_name(option) != wanted:
                 line = config.line_of(["gateway", "cluster", "options", "image"])
                 problems.append(_wrong_image(DASK_CONFIG, line, "gateway.cluster.options.image", option, wanted))
+            problems += [p for p in _offered_problems(hub, env) if p not in problems]
         return report(problems)
 
 
