@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,24 +34,42 @@ HUB_TEMPLATE = [str(Path(sys.executable).with_name("hub-template"))]
 
 
 def hub_template_rows(*args: str, trace: Path | None = None, **env: str) -> tuple[int, dict[str, list[str]], str]:
-    """Run `hub-template ARGS`; return its exit status, its summary table as
-    {hub: [from, to, status, notes]}, and everything it printed."""
+    """Run `hub-template ARGS`; return its exit status, its summary as
+    {hub: [from, to, status, notes, template]} (the notes joined by spaces,
+    the template the hub's own or else the federation's), and everything it
+    printed."""
     env = {**os.environ, "COLUMNS": "250", **env}
     if trace:
         env["GIT_TRACE2_EVENT"] = str(trace)
     done = subprocess.run([*HUB_TEMPLATE, *args], capture_output=True, text=True, env=env)
+    return done.returncode, summary_rows(done.stdout), done.stdout + done.stderr
+
+
+def summary_rows(stdout: str) -> dict[str, list[str]]:
+    """The summary's hubs: a line `HUB  FROM -> TO  STATUS`, then its notes,
+    each on lines indented by two, continued by four."""
     rows: dict[str, list[str]] = {}
+    header: list[str] = []
     last = None
-    for line in done.stdout.splitlines():
-        if not line.startswith("│"):
-            continue
-        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
-        if cells[0]:
-            last = cells[0]
-            rows[last] = cells[1:]
-        elif last:  # a wrapped note
-            rows[last][3] = f"{rows[last][3]} {cells[4]}".strip()
-    return done.returncode, rows, done.stdout + done.stderr
+    for line in stdout.splitlines():
+        head = re.fullmatch(r"(\S+)\s+(\S+) -> (\S+)  (\S.*)", line)
+        if head:
+            last = head[1]
+            rows[last] = [head[2], head[3], head[4], "", ""]
+        elif last is None:
+            header.append(line.strip())
+        elif line.startswith("  "):
+            note = line.strip()
+            if line.startswith("    "):  # a note continued
+                rows[last][3] += " " + note
+            elif note.startswith("template: "):
+                rows[last][4] = note.removeprefix("template: ")
+            else:
+                rows[last][3] = f"{rows[last][3]} {note}".strip()
+    federation_template = " ".join(header).partition("the federation's template: ")[2]
+    for row in rows.values():
+        row[4] = row[4] or federation_template
+    return rows
 
 
 def hub_snapshot(hub: Path) -> dict[str, bytes]:
@@ -156,10 +175,19 @@ def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run
         " user_memory_guarantee 2.0, user_memory_limit 8.0 retired: every size overrode them; users' CPU and"
         " memory are the sizes' (answer user_sizes, docs/cluster.md)"
     )
-    assert rows["bravo"][3] == RENAME_LOG + f" {keep_key}" + sizes + hubploy + gateway
-    assert rows["charlie"][3] == (
+    # Then what the releases crossed bring: the answers added (a rename is
+    # none), those still a stand-in, and the behaviour changes CHANGELOG.md marks.
+    rename = "behaviour change 1.1.0: The answer `provider` is now `cloud_provider`"
+    sizes_change = "behaviour change 1.2.0: Users' CPU and memory come from the sizes offered at login"
+    bravo = rows["bravo"][3]
+    assert bravo.startswith(RENAME_LOG + f" {keep_key}" + sizes + hubploy + gateway + " behaviour change"), bravo
+    assert "answers added" not in bravo and bravo.index(rename) < bravo.index(sizes_change)
+    charlie = rows["charlie"][3]
+    assert charlie.startswith(
         keep_key + sizes + hubploy + gateway + " resolve the conflict markers in: image/binder/environment.yml"
-    )
+        " answers added: gcp_workload_identity_provider added with a stand-in: gcp_workload_identity_provider,"
+    ), charlie
+    assert sizes_change in charlie and rename not in charlie  # 1.1.0 to 1.2.0 crosses 1.2.0 only
     assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
     assert "cull.yaml" in rows["echo"][3]  # the failing migration's error
     assert "1 current, 1 updated, 1 conflicts, 1 skipped dirty, 2 failed" in output

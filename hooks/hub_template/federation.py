@@ -60,6 +60,7 @@ from .copier_settings import ANSWERS_FILE
 from .parallel import add_jobs_option
 from .update.hubs import BEHIND, CONFLICTS, FAILED, REFUSED, FederationHub, Result, find_hubs, git_dir_refusal
 from .update.one_hub import check_hub, plan_hub, update_hub
+from .update.release_notes import annotate
 from .update.repository import ParkedEntries, copier_git, statuses
 from .update.signals import sigterm_as_interrupt, uninterrupted
 from .update.sources import TemplateSource, pinned, refusal
@@ -154,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
                     "hubs updated before it keep their update."
                 )
                 return 130
+        for hub, result in zip(hubs, results, strict=True):  # the mirrors are still here
+            annotate(result, hub, sources.get(hub.src))
 
     summary(console, results, args.check, federation_template)
     bad = {BEHIND, CONFLICTS, FAILED, REFUSED} if args.check else {CONFLICTS, FAILED, REFUSED}
