@@ -52,6 +52,8 @@ def summary_rows(stdout: str) -> dict[str, list[str]]:
     header: list[str] = []
     last = None
     for line in stdout.splitlines():
+        if line.startswith("diff of "):  # --diff's diffs follow the summary
+            break
         head = re.fullmatch(r"(\S+)\s+(\S+) -> (\S+)  (\S.*)", line)
         if head:
             last = head[1]
@@ -112,8 +114,8 @@ def fed_run(evolving_template, tmp_path_factory):
         deployments = str(fed / "deployments")
         # echo's fork and foxtrot's moved template are trusted by name.
         trust = ["--allow-template", str(fork), "--allow-template", (base / "moved.git").as_uri()]
-        check = hub_template_rows("update", deployments, "--check", *trust)
-        after_check = snapshot(fed), git(fed, "status", "--porcelain", "--ignored")
+        check = hub_template_rows("update", deployments, "--check", "--diff", *trust)
+        after_check = snapshot(fed), git(fed, "status", "--porcelain", "--ignored"), git(fed, "worktree", "list")
         trace = base / "trace.json"
         update = hub_template_rows("update", deployments, *trust, trace=trace)
 
@@ -146,11 +148,46 @@ def test_check_reports_every_hub_and_changes_nothing(fed_run):
     }
     assert "cannot read the template file://" in rows["foxtrot"][3]
     assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
-    files, status = fed_run["after_check"]
+    files, status, worktrees = fed_run["after_check"]
     assert status == fed_run["fed_before"][0]
+    assert len(worktrees.splitlines()) == 1, worktrees  # --diff's scratch worktree is gone
     assert {
         name: {p: c for p, c in files.items() if p.startswith(f"deployments/{name}/")} for name in fed_run["hubs"]
     } == {name: {f"deployments/{name}/{p}": c for p, c in hub.items()} for name, hub in fed_run["before"].items()}
+
+
+def diffs(output: str) -> dict[str, str]:
+    """--diff's diffs, by hub: each follows a line `diff of HUB: ...`."""
+    found: dict[str, str] = {}
+    hub = None
+    for line in output.splitlines(keepends=True):
+        if line.startswith("diff of "):
+            hub = line.split()[2].rstrip(":")
+            found[hub] = ""
+        elif hub:
+            found[hub] += line
+    return found
+
+
+def test_check_diff_shows_what_each_update_would_change(fed_run):
+    """--check --diff: a unified diff per hub behind, of what its update
+    would write (the release's lines, migrations' and copier's conflicts
+    included), with paths from the hub's folder; nothing for the others.
+    The hubs stay byte for byte (test_check_reports_every_hub_and_changes_nothing)."""
+    shown = diffs(fed_run["check"][2])
+    assert set(shown) == {"bravo", "charlie", "echo"}, shown.keys()
+    bravo = shown["bravo"]
+    assert "diff --git a/config/common.yaml b/config/common.yaml" in bravo
+    assert "+" + CULL_BLOCK.splitlines()[1] + "\n" in bravo  # the release's culler line
+    assert "+  - dask-labextension>=7,<8\n" in bravo
+    assert "-_commit: v1.0.0\n+_commit: v1.2.0\n" in bravo
+    changed = [line for line in bravo.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert not [line for line in changed if "capacity: " in line]  # the hub's own edit is kept: no change
+    charlie = shown["charlie"]
+    assert (
+        "+<<<<<<< before updating\n" in charlie and "+  - dask-labextension>=7,<8\n+>>>>>>> after updating\n" in charlie
+    )
+    assert "the update would fail:" in shown["echo"] and "cull.yaml" in shown["echo"]
 
 
 def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run):
