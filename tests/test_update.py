@@ -109,6 +109,19 @@ def test_a_clashing_edit_ends_in_conflict_markers(evolving_template, tmp_path):
     # The rest of the update went through.
     assert CULL_BLOCK in (hub / "config" / "common.yaml").read_text()
     assert answers(hub)["_commit"] == "v1.2.0"
+    # copier said nothing of it; the commands the hub's README gives find it.
+    assert "conflict" not in done.stdout.lower()
+    readme = (hub / "README.md").read_text()
+    block = re.search(r"```\n(git diff --name-only --diff-filter=U[^`]*)```", readme)
+    assert block, "the hub's README shows no command that finds conflicts"
+    shown = {}
+    for line in block[1].splitlines():
+        command = line.split("  #")[0].strip()
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "COLUMNS": "200"}
+        shown[command] = subprocess.run(command, shell=True, cwd=hub, capture_output=True, text=True, env=env).stdout
+    git_files, check = shown.values()
+    assert git_files == "image/binder/environment.yml\n"
+    assert "ST003" in check and "image/binder/environment.yml" in check and "conflict markers" in check, check
 
 
 def test_changing_an_answer_rerenders_what_depends_on_it(evolving_template, tmp_path):
