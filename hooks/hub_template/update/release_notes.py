@@ -11,6 +11,7 @@ do). Each bullet is printed whole in the update's summary.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 import yaml
@@ -59,8 +60,7 @@ def annotate(result: Result, hub: FederationHub, source: TemplateSource | None) 
         return
     if result.added:
         result.notes.append("answers added: " + ", ".join(sorted(result.added)))
-    questions = yaml.safe_load(source.show(result.after, "copier.yml") or "") or {}
-    stand_ins = read_stand_ins(questions) if isinstance(questions, dict) else {}
+    stand_ins = _stand_ins(source.show(result.after, "copier.yml") or "") if result.added else {}
     folder = _folder(hub)
     for name, value in sorted(result.added.items()):
         if name in stand_ins and str(value) == stand_ins[name]:
@@ -74,6 +74,13 @@ def annotate(result: Result, hub: FederationHub, source: TemplateSource | None) 
         return
     for release, change in behaviour_changes(changelog, before, after):
         result.notes.append(f"behaviour change {release}: {change}")
+
+
+@cache
+def _stand_ins(copier_yml: str) -> dict[str, str]:
+    """A release's stand-ins, parsed once per release however many hubs it reaches."""
+    questions = yaml.safe_load(copier_yml) or {}
+    return read_stand_ins(questions) if isinstance(questions, dict) else {}
 
 
 def _folder(hub: FederationHub) -> Path | str:
