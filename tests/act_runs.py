@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 from conftest import BIN, ROOT, VERSION, git
+from hub_cells import REAL_IDS
 from standins import Boundary
 
 ACT = BIN / "act"
@@ -98,7 +99,7 @@ class Federation:
         inside the federation, fill its secrets, encrypt them, commit."""
         self.git("checkout", "-q", "-b", branch, "staging")
         self._copier(
-            "copy", "--trust", "--defaults", "--data", "gcp_project=ocean-lab-1", "--data", "aws_account_id=210987654321",
+            "copy", "--trust", "--defaults", *(f"--data={name}={value}" for name, value in REAL_IDS.items()),
             str(self.template), f"deployments/{hub}", cwd=self.repo, env={"COPIER_SETTINGS_PATH": "copier-settings.yml"},
         )  # fmt: skip
         folder = self.repo / "deployments" / hub

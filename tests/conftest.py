@@ -49,7 +49,7 @@ BIN = Path(sys.executable).parent
 # The daskhub chart data beside the project (see ../shared/charts/README.md),
 # or any daskhub chart folder (.ci/federation-chart builds one: its .daskhub/daskhub).
 CHART = Path(os.environ.get("HUB_TEMPLATE_CHART_DATA", ROOT.parent / "shared" / "charts" / "daskhub"))
-TEMPLATE_PARTS = ("copier.yml", "template", "federation", "hooks")
+TEMPLATE_PARTS = ("copier.yml", "template", "federation", "hooks", "CHANGELOG.md")
 
 
 def hub_template(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

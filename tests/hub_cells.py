@@ -23,7 +23,14 @@ _rendered: dict[tuple, Path] = {}
 
 # The ids a researcher types, which have no default at the prompt (the
 # stand-ins `--defaults` records fail ST006).
-REAL_IDS = {"gcp_project": "ocean-lab-1", "aws_account_id": "210987654321"}
+REAL_IDS = {
+    "gcp_project": "ocean-lab-1",
+    "aws_account_id": "210987654321",
+    "gcp_workload_identity_provider": "projects/210987654321/locations/global/workloadIdentityPools/hubs-ci/providers/github",
+    "azure_client_id": "61a26663-4830-4996-a6a6-8e8907107707",
+    "azure_tenant_id": "efdb953d-0cd3-4574-a0bf-88c228ba81e4",
+    "azure_subscription_id": "9f48881b-96f8-4ffe-aad2-8b0285987ee2",
+}
 
 
 def rendered_hub(template_repo: Path, tmp_path_factory, provider: str, secrets: str, dask: str) -> Path:

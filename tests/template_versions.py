@@ -3,8 +3,9 @@ hubs rendered from them inside a federation repository.
 
 - v1.0.0 asked `provider` (the exact inverse of the 1.1.0 migration);
 - v1.1.0 is the current template with 1.1.0's hubploy.yaml (hubploy 0.4's
-  schema), its cloud key stub in secrets/ (tests/data/v1.1.0) and its looser
-  pip grammar (`s3fs~=2024`);
+  schema), its cloud key stub in secrets/ (tests/data/v1.1.0), its looser
+  pip grammar (`s3fs~=2024`), and without the login questions 1.2.0 added
+  whose defaults are stand-ins (`gcp_workload_identity_provider`, Azure's ids);
 - v1.2.0 is the current template plus what a maintainer would change next:
   a helm value (how often the culler looks), a pinned version (dask-labextension
   capped below 8) and a better starter notebook.
@@ -85,6 +86,7 @@ def v1_1_0_source(dst: Path) -> Path:
     line = next(line for line in rules.read_text().splitlines() if line.startswith("pip_requirement: "))
     _edit(rules, line, "pip_requirement: '[A-Za-z0-9][^,]*'")
     _as_1_1_0_questions(dst / "copier.yml")
+    _without_login_questions(dst / "copier.yml")
     return dst
 
 
@@ -143,6 +145,19 @@ def _as_1_1_0_questions(copier_yml: Path) -> None:
         f'"{name}"' for name in ("user_cpu_guarantee", "user_cpu_limit", "user_memory_guarantee", "user_memory_limit")
     )
     macros.write_text(macros.read_text().replace('"destination_before"\n]', f'"destination_before", {names}\n]'))
+
+
+# 1.2.0 added CI's keyless login; these of its questions have stand-ins for
+# defaults, which an update across 1.2.0 records (tests/test_update.py).
+LOGIN_STAND_INS = ("gcp_workload_identity_provider", "azure_client_id", "azure_tenant_id", "azure_subscription_id")
+
+
+def _without_login_questions(copier_yml: Path) -> None:
+    text = copier_yml.read_text()
+    for name in LOGIN_STAND_INS:
+        text, count = re.subn(rf"(?ms)^{name}:\n.*?\n\n", "", text)
+        assert count == 1, f"copier.yml has no question {name}; update tests/template_versions.py"
+    copier_yml.write_text(text)
 
 
 def v1_0_0_source(dst: Path) -> Path:

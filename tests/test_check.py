@@ -637,3 +637,26 @@ def test_a_hubploy_yaml_for_hubploy_0_4_is_told_to_update(template_repo, tmp_pat
     assert set(failed) == {"ST004"}, failed
     assert "`images` is hubploy 0.4's: today's hubploy builds no image and reads only `cluster:`" in failed["ST004"]
     assert failed["ST004"].startswith("- `hubploy.yaml`: `(top level)`: ")
+
+
+def test_conflict_markers_in_any_file_are_one_st003_finding(template_repo, tmp_path_factory, tmp_path):
+    """An update's conflict in a script (or the README) is ST003's, named as
+    such, once: IM007 does not report bash's syntax error on the markers. A
+    `.rej` file (`copier update --conflict rej`) is ST003's too."""
+    hub = copy_hub(rendered_hub(template_repo, tmp_path_factory, "gcp", "git-crypt", "gateway"), tmp_path)
+    postbuild = hub / "image" / "binder" / "postBuild"
+    lines = postbuild.read_text().splitlines(keepends=True)
+    lines[3:3] = ["<<<<<<< before updating\n", "pip install mine\n", "=======\n", "pip install theirs\n"]
+    lines.insert(7, ">>>>>>> after updating\n")
+    postbuild.write_text("".join(lines))
+    (hub / "config" / "prod.yaml.rej").write_text("@@ -1 +1 @@\n-a: 1\n+a: 2\n")
+
+    found = results(hub)
+
+    assert found["ST003"].result is False
+    message = found["ST003"].err_msg
+    assert "`image/binder/postBuild:4`: holds the conflict markers an update left (lines 4-8)" in message, message
+    assert "`config/prod.yaml.rej`: is a change an update could not place" in message, message
+    assert "`config/prod.yaml` by hand" in message
+    assert found["IM007"].result is True  # start is checked; postBuild is left to ST003
+    assert [name for name, r in found.items() if r.result is False and "postBuild" in (r.err_msg or "")] == ["ST003"]

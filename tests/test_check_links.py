@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import check_report, git, hub_template, render
-from hub_cells import copy_hub, rendered_hub
+from hub_cells import REAL_IDS, copy_hub, rendered_hub
 
 from hub_template.checks.hub import Hub, read_no_follow
 
@@ -70,7 +70,7 @@ def test_plan_deploy_refuses_a_hub_with_a_link_in_image_or_config(template_repo,
     fed = tmp_path / "fed"
     fed.mkdir()
     git(fed, "init", "-q")
-    hub = render(template_repo, fed / "deployments" / "alpha", cloud_provider="gcp")
+    hub = render(template_repo, fed / "deployments" / "alpha", cloud_provider="gcp", **REAL_IDS)
     (hub / "image" / "binder" / "runtime.txt").symlink_to("../../secrets/prod.yaml")
     git(fed, "add", "-A")
     git(fed, "commit", "-q", "-m", "a hub with a link")

@@ -15,6 +15,7 @@ import sys
 import pytest
 import yaml
 from conftest import git, render
+from hub_cells import REAL_IDS
 from test_federation_repo import federation
 
 pytestmark = pytest.mark.skipif(
@@ -72,7 +73,7 @@ def test_ci_unlocks_each_hub_with_the_secret_its_readme_names(template_repo, tmp
     git(fed, "init", "-q")
     secrets = {}
     for hub, value in HUBS.items():
-        render(template_repo, fed / "deployments" / hub, secrets_backend="git-crypt")
+        render(template_repo, fed / "deployments" / hub, secrets_backend="git-crypt", **REAL_IDS)
         readme = (fed / "deployments" / hub / "README.md").read_text()
         # The operator follows the README: the hub's own key, at the root...
         sh(fed, readme_says(readme, r"`(git-crypt init -k [\w-]+)`"))

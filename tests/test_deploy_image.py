@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import BIN, git, hub_template, render
+from hub_cells import REAL_IDS
 from standins import Boundary
 from test_federation_repo import federation
 
@@ -29,7 +30,7 @@ def hubs(template_repo, tmp_path_factory):
     the real plans of that push to staging and then to prod."""
     fed = tmp_path_factory.mktemp("image") / "pangeo-hubs"
     shutil.copytree(federation(template_repo, tmp_path_factory), fed)
-    render(template_repo, fed / "deployments" / "charlie")
+    render(template_repo, fed / "deployments" / "charlie", **REAL_IDS)
     git(fed, "init", "-q")
     git(fed, "add", "-A")
     git(fed, "commit", "-q", "-m", "charlie")

@@ -9,7 +9,9 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from conftest import git, render
+from hub_cells import REAL_IDS
 
 from hub_template.deploy_plan import plan
 
@@ -55,7 +57,7 @@ def fed(template_repo, tmp_path_factory):
     (fed / "chart" / "Chart.yaml").write_text("apiVersion: v2\nname: hubs\nversion: 0.1.0\n")
     git(fed.parent, "init", "-q", fed.name)
     for hub, provider in HUBS.items():
-        render(template_repo, fed / "deployments" / hub, cloud_provider=provider)
+        render(template_repo, fed / "deployments" / hub, cloud_provider=provider, **REAL_IDS)
     first = commit(fed, "three hubs")
     return fed, first
 
@@ -79,11 +81,11 @@ def test_a_series_of_commits(fed):
     alpha = by_hub(result)["alpha"]
     assert alpha["build"] is False and alpha["tag"] == first[:12]
     assert alpha["deploy"] == deploy_command("alpha", "staging", first[:12])
-    assert alpha["image"] == "us-central1-docker.pkg.dev/my-pangeo-project/pangeo-hubs/alpha"
+    assert alpha["image"] == "us-central1-docker.pkg.dev/ocean-lab-1/pangeo-hubs/alpha"
     assert alpha["registry"] == "us-central1-docker.pkg.dev"
     assert alpha["login"] == {
-        "gcp_workload_identity_provider": "projects/123456789012/locations/global/workloadIdentityPools/github/providers/github",
-        "gcp_deployer": "pangeo-hubs-deployer@my-pangeo-project.iam.gserviceaccount.com",
+        "gcp_workload_identity_provider": REAL_IDS["gcp_workload_identity_provider"],
+        "gcp_deployer": "pangeo-hubs-deployer@ocean-lab-1.iam.gserviceaccount.com",
     }
 
     # An image change builds and deploys that hub with the new commit's tag.
@@ -96,7 +98,7 @@ def test_a_series_of_commits(fed):
     assert bravo["build"] is True and bravo["promote"] is False and bravo["tag"] == image[:12]
     assert bravo["deploy"] == deploy_command("bravo", "staging", image[:12])
     assert bravo["login"] == {
-        "aws_deploy_role": "arn:aws:iam::123456789012:role/pangeo-hubs-deployer",
+        "aws_deploy_role": "arn:aws:iam::210987654321:role/pangeo-hubs-deployer",
         "aws_region": "us-west-2",
     }
 
@@ -159,9 +161,11 @@ def test_each_git_crypt_hub_names_the_secret_of_its_own_key(template_repo, tmp_p
     keeps `default`, and none for sops."""
     fed = tmp_path / "pangeo-hubs"
     git(tmp_path, "init", "-q", fed.name)
-    render(template_repo, fed / "deployments" / "ocean-lab", secrets_backend="git-crypt")
-    render(template_repo, fed / "deployments" / "shared", secrets_backend="git-crypt", git_crypt_key="default")
-    render(template_repo, fed / "deployments" / "kms", secrets_backend="sops")
+    render(template_repo, fed / "deployments" / "ocean-lab", secrets_backend="git-crypt", **REAL_IDS)
+    render(
+        template_repo, fed / "deployments" / "shared", secrets_backend="git-crypt", git_crypt_key="default", **REAL_IDS
+    )
+    render(template_repo, fed / "deployments" / "kms", secrets_backend="sops", **REAL_IDS)
     head = commit(fed, "three hubs")
     secrets = {hub: entry["git_crypt_secret"] for hub, entry in by_hub(plan(fed, None, head, "staging")).items()}
     assert secrets == {"ocean-lab": "GIT_CRYPT_KEY_OCEAN_LAB", "shared": "GIT_CRYPT_KEY", "kms": None}
@@ -200,7 +204,7 @@ def test_the_tag_ci_sets_is_the_users_image_of_each_backend(template_repo, tmp_p
 
     fed = tmp_path / "pangeo-hubs"
     git(tmp_path, "init", "-q", fed.name)
-    hub = render(template_repo, fed / "deployments" / "delta", dask_backend=backend)
+    hub = render(template_repo, fed / "deployments" / "delta", dask_backend=backend, **REAL_IDS)
     head = commit(fed, "delta")
     (entry,) = plan(fed, "0" * 40, head, "staging")["hubs"]
     *where, last = entry["tag_value"].split(".")
@@ -229,3 +233,27 @@ def test_the_workflows_read_only_what_the_plan_gives(template_repo, tmp_path):
         assert "singleuser.image.tag" not in text, workflow.name
     assert used and used <= fields, used - fields
     assert "tag_value" in used
+
+
+@pytest.mark.parametrize("provider", ["gcp", "aws", "azure"])
+def test_a_hub_still_holding_a_stand_in_is_refused(template_repo, tmp_path, provider):
+    """`--defaults` records stand-ins for the ids with no honest default (and
+    an update adding such a question does too): planning that hub fails in
+    one line naming each, and no login id reaches the workflow."""
+    from hub_template.stand_ins import stand_ins
+
+    fed = tmp_path / "pangeo-hubs"
+    git(tmp_path, "init", "-q", fed.name)
+    render(template_repo, fed / "deployments" / "charlie", cloud_provider=provider)
+    head = commit(fed, "a hub rendered with --defaults")
+
+    done = plan_deploy(fed, "0" * 40, head, "staging")
+
+    assert done.returncode == 1 and done.stdout == "", done.stdout
+    assert len(done.stderr.splitlines()) == 1
+    recorded = yaml.safe_load((fed / "deployments/charlie/.copier-answers.yml").read_text())
+    named = [name for name, value in stand_ins().items() if str(recorded.get(name)) == value]
+    assert named, recorded  # each provider has some
+    for name in named:
+        assert f"{name} {stand_ins()[name]!r}" in done.stderr, done.stderr
+    assert "(ST006)" in done.stderr and f"--data {named[0]}=..." in done.stderr

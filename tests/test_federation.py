@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,24 +34,44 @@ HUB_TEMPLATE = [str(Path(sys.executable).with_name("hub-template"))]
 
 
 def hub_template_rows(*args: str, trace: Path | None = None, **env: str) -> tuple[int, dict[str, list[str]], str]:
-    """Run `hub-template ARGS`; return its exit status, its summary table as
-    {hub: [from, to, status, notes]}, and everything it printed."""
+    """Run `hub-template ARGS`; return its exit status, its summary as
+    {hub: [from, to, status, notes, template]} (the notes joined by spaces,
+    the template the hub's own or else the federation's), and everything it
+    printed."""
     env = {**os.environ, "COLUMNS": "250", **env}
     if trace:
         env["GIT_TRACE2_EVENT"] = str(trace)
     done = subprocess.run([*HUB_TEMPLATE, *args], capture_output=True, text=True, env=env)
+    return done.returncode, summary_rows(done.stdout), done.stdout + done.stderr
+
+
+def summary_rows(stdout: str) -> dict[str, list[str]]:
+    """The summary's hubs: a line `HUB  FROM -> TO  STATUS`, then its notes,
+    each on lines indented by two, continued by four."""
     rows: dict[str, list[str]] = {}
+    header: list[str] = []
     last = None
-    for line in done.stdout.splitlines():
-        if not line.startswith("│"):
-            continue
-        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
-        if cells[0]:
-            last = cells[0]
-            rows[last] = cells[1:]
-        elif last:  # a wrapped note
-            rows[last][3] = f"{rows[last][3]} {cells[4]}".strip()
-    return done.returncode, rows, done.stdout + done.stderr
+    for line in stdout.splitlines():
+        if line.startswith("diff of "):  # --diff's diffs follow the summary
+            break
+        head = re.fullmatch(r"(\S+)\s+(\S+) -> (\S+)  (\S.*)", line)
+        if head:
+            last = head[1]
+            rows[last] = [head[2], head[3], head[4], "", ""]
+        elif last is None:
+            header.append(line.strip())
+        elif line.startswith("  "):
+            note = line.strip()
+            if line.startswith("    "):  # a note continued
+                rows[last][3] += " " + note
+            elif note.startswith("template: "):
+                rows[last][4] = note.removeprefix("template: ")
+            else:
+                rows[last][3] = f"{rows[last][3]} {note}".strip()
+    federation_template = " ".join(header).partition("the federation's template: ")[2]
+    for row in rows.values():
+        row[4] = row[4] or federation_template
+    return rows
 
 
 def hub_snapshot(hub: Path) -> dict[str, bytes]:
@@ -93,8 +114,8 @@ def fed_run(evolving_template, tmp_path_factory):
         deployments = str(fed / "deployments")
         # echo's fork and foxtrot's moved template are trusted by name.
         trust = ["--allow-template", str(fork), "--allow-template", (base / "moved.git").as_uri()]
-        check = hub_template_rows("update", deployments, "--check", *trust)
-        after_check = snapshot(fed), git(fed, "status", "--porcelain", "--ignored")
+        check = hub_template_rows("update", deployments, "--check", "--diff", *trust)
+        after_check = snapshot(fed), git(fed, "status", "--porcelain", "--ignored"), git(fed, "worktree", "list")
         trace = base / "trace.json"
         update = hub_template_rows("update", deployments, *trust, trace=trace)
 
@@ -127,11 +148,46 @@ def test_check_reports_every_hub_and_changes_nothing(fed_run):
     }
     assert "cannot read the template file://" in rows["foxtrot"][3]
     assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
-    files, status = fed_run["after_check"]
+    files, status, worktrees = fed_run["after_check"]
     assert status == fed_run["fed_before"][0]
+    assert len(worktrees.splitlines()) == 1, worktrees  # --diff's scratch worktree is gone
     assert {
         name: {p: c for p, c in files.items() if p.startswith(f"deployments/{name}/")} for name in fed_run["hubs"]
     } == {name: {f"deployments/{name}/{p}": c for p, c in hub.items()} for name, hub in fed_run["before"].items()}
+
+
+def diffs(output: str) -> dict[str, str]:
+    """--diff's diffs, by hub: each follows a line `diff of HUB: ...`."""
+    found: dict[str, str] = {}
+    hub = None
+    for line in output.splitlines(keepends=True):
+        if line.startswith("diff of "):
+            hub = line.split()[2].rstrip(":")
+            found[hub] = ""
+        elif hub:
+            found[hub] += line
+    return found
+
+
+def test_check_diff_shows_what_each_update_would_change(fed_run):
+    """--check --diff: a unified diff per hub behind, of what its update
+    would write (the release's lines, migrations' and copier's conflicts
+    included), with paths from the hub's folder; nothing for the others.
+    The hubs stay byte for byte (test_check_reports_every_hub_and_changes_nothing)."""
+    shown = diffs(fed_run["check"][2])
+    assert set(shown) == {"bravo", "charlie", "echo"}, shown.keys()
+    bravo = shown["bravo"]
+    assert "diff --git a/config/common.yaml b/config/common.yaml" in bravo
+    assert "+" + CULL_BLOCK.splitlines()[1] + "\n" in bravo  # the release's culler line
+    assert "+  - dask-labextension>=7,<8\n" in bravo
+    assert "-_commit: v1.0.0\n+_commit: v1.2.0\n" in bravo
+    changed = [line for line in bravo.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert not [line for line in changed if "capacity: " in line]  # the hub's own edit is kept: no change
+    charlie = shown["charlie"]
+    assert (
+        "+<<<<<<< before updating\n" in charlie and "+  - dask-labextension>=7,<8\n+>>>>>>> after updating\n" in charlie
+    )
+    assert "the update would fail:" in shown["echo"] and "cull.yaml" in shown["echo"]
 
 
 def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run):
@@ -156,10 +212,19 @@ def test_update_summarizes_each_hub_and_fails_for_conflicts_and_failures(fed_run
         " user_memory_guarantee 2.0, user_memory_limit 8.0 retired: every size overrode them; users' CPU and"
         " memory are the sizes' (answer user_sizes, docs/cluster.md)"
     )
-    assert rows["bravo"][3] == RENAME_LOG + f" {keep_key}" + sizes + hubploy + gateway
-    assert rows["charlie"][3] == (
+    # Then what the releases crossed bring: the answers added (a rename is
+    # none), those still a stand-in, and the behaviour changes CHANGELOG.md marks.
+    rename = "behaviour change 1.1.0: The answer `provider` is now `cloud_provider`"
+    sizes_change = "behaviour change 1.2.0: Users' CPU and memory come from the sizes offered at login"
+    bravo = rows["bravo"][3]
+    assert bravo.startswith(RENAME_LOG + f" {keep_key}" + sizes + hubploy + gateway + " behaviour change"), bravo
+    assert "answers added" not in bravo and bravo.index(rename) < bravo.index(sizes_change)
+    charlie = rows["charlie"][3]
+    assert charlie.startswith(
         keep_key + sizes + hubploy + gateway + " resolve the conflict markers in: image/binder/environment.yml"
-    )
+        " answers added: gcp_workload_identity_provider added with a stand-in: gcp_workload_identity_provider,"
+    ), charlie
+    assert sizes_change in charlie and rename not in charlie  # 1.1.0 to 1.2.0 crosses 1.2.0 only
     assert "config/prod.yaml" in rows["delta"][3] and "commit or stash" in rows["delta"][3]
     assert "cull.yaml" in rows["echo"][3]  # the failing migration's error
     assert "1 current, 1 updated, 1 conflicts, 1 skipped dirty, 2 failed" in output

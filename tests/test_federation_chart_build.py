@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import git, render, skip_unless_required
+from hub_cells import REAL_IDS
 from standins import UPSTREAM, Boundary, helm_versions
 from test_federation_repo import federation
 
@@ -74,8 +75,8 @@ def test_the_chart_ci_builds_renders_every_release_of_each_dask_backend(
     env, boundary = upstream_network
     fed = tmp_path / "pangeo-hubs"
     shutil.copytree(federation(template_repo, tmp_path_factory), fed)
-    render(template_repo, fed / "deployments" / "charlie", dask_backend="gateway")
-    render(template_repo, fed / "deployments" / "delta", dask_backend="kubernetes")
+    render(template_repo, fed / "deployments" / "charlie", dask_backend="gateway", **REAL_IDS)
+    render(template_repo, fed / "deployments" / "delta", dask_backend="kubernetes", **REAL_IDS)
     git(fed, "init", "-q")
     git(fed, "add", "-A")
     git(fed, "commit", "-q", "-m", "two hubs")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conda_channel import index, package
 from conftest import render
+from hub_cells import REAL_IDS
 from pip_index import serve, sha256, wheel
 
 from hub_template import lock
@@ -338,7 +339,9 @@ def test_the_federations_image_step_builds_a_locked_hub_from_its_lock(template_r
     git(fed, "commit", "-q", "-m", "the federation")
     first = git(fed, "rev-parse", "HEAD")
     for name in ("charlie", "delta"):
-        render(template_repo, fed / "deployments" / name, hub_name=name, conda_packages=["xarray", "zarr>=3"])
+        render(
+            template_repo, fed / "deployments" / name, hub_name=name, conda_packages=["xarray", "zarr>=3"], **REAL_IDS
+        )
     assert _hub_template("lock", str(fed / "deployments/charlie"), "--channel-alias", channel_alias).returncode == 0
     git(fed, "add", "-A")
     git(fed, "commit", "-q", "-m", "charlie and delta")

@@ -26,6 +26,7 @@ import pytest
 import yaml
 from conftest import ROOT, git, render
 from copier import run_copy
+from hub_cells import REAL_IDS
 
 from hub_template import rules
 from hub_template.checks.runner import run_checks
@@ -714,7 +715,7 @@ def test_source_repo_by_the_source_import(tmp_path, value, good):
 @pytest.fixture(scope="module")
 def plain_hub(template_repo, tmp_path_factory) -> Path:
     """A rendered hub without a source: each import works on a copy of it."""
-    return render(template_repo, tmp_path_factory.mktemp("plain") / "deployments" / "plain")
+    return render(template_repo, tmp_path_factory.mktemp("plain") / "deployments" / "plain", **REAL_IDS)
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,13 @@ run the way an operator runs it: the copier command, from deployments/<hub>."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
 import yaml
-from conftest import git
+from conftest import BIN, ROOT, check_report, git, hub_template
 from plumbum import local
 from template_versions import (
     CULL_BLOCK,
@@ -21,6 +23,8 @@ from template_versions import (
     make_hub,
     snapshot,
 )
+
+from hub_template.stand_ins import stand_ins
 
 
 def copier_update(hub, *args):
@@ -79,7 +83,7 @@ def test_update_keeps_the_hubs_edits_and_brings_the_new_release(evolving_templat
     changed = changed_paths(fed)
     assert changed and all(path.startswith("deployments/charlie/") for path in changed), changed
     assert snapshot(neighbour) == neighbour_before
-    assert "<<<<<<<" not in "".join(p.read_text() for p in hub.rglob("*") if p.is_file())
+    assert not re.search(r"(?m)^<<<<<<<", "".join(p.read_text() for p in hub.rglob("*") if p.is_file()))
 
 
 def test_a_clashing_edit_ends_in_conflict_markers(evolving_template, tmp_path):
@@ -105,6 +109,19 @@ def test_a_clashing_edit_ends_in_conflict_markers(evolving_template, tmp_path):
     # The rest of the update went through.
     assert CULL_BLOCK in (hub / "config" / "common.yaml").read_text()
     assert answers(hub)["_commit"] == "v1.2.0"
+    # copier said nothing of it; the commands the hub's README gives find it.
+    assert "conflict" not in done.stdout.lower()
+    readme = (hub / "README.md").read_text()
+    block = re.search(r"```\n(git diff --name-only --diff-filter=U[^`]*)```", readme)
+    assert block, "the hub's README shows no command that finds conflicts"
+    shown = {}
+    for line in block[1].splitlines():
+        command = line.split("  #")[0].strip()
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "COLUMNS": "200"}
+        shown[command] = subprocess.run(command, shell=True, cwd=hub, capture_output=True, text=True, env=env).stdout
+    git_files, check = shown.values()
+    assert git_files == "image/binder/environment.yml\n"
+    assert "ST003" in check and "image/binder/environment.yml" in check and "conflict markers" in check, check
 
 
 def test_changing_an_answer_rerenders_what_depends_on_it(evolving_template, tmp_path):
@@ -195,3 +212,64 @@ def test_the_copy_only_source_import_never_runs_on_update(evolving_template, tmp
     commands = traced_commands(tmp_path / "update.json")
     assert any("write-tree" in argv for argv in commands)  # the trace saw copier's update
     assert not mention_source(commands)
+
+
+def test_an_update_adding_a_stand_in_says_so_and_the_hub_is_refused_until_answered(evolving_template, tmp_path):
+    """1.2.0 added the workload identity provider, whose default is a
+    stand-in. `hub-template update` (piped, as in CI: 80 columns) names it
+    under the hub with the answers added and the behaviour changes
+    CHANGELOG.md marks for 1.2.0; check (ST006) and plan-deploy refuse the
+    hub until it is answered, and plan-deploy never emits the stand-in."""
+    from hub_cells import REAL_IDS
+
+    from hub_template.update.release_notes import behaviour_changes
+    from hub_template.update.sources import commit_version
+
+    fed = federation(tmp_path / "federation", evolving_template)
+    hub = make_hub(evolving_template, fed, "charlie", "v1.1.0", gcp_project=REAL_IDS["gcp_project"])
+    assert "gcp_workload_identity_provider" not in answers(hub)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+    done = subprocess.run(
+        [str(BIN / "hub-template"), "update", str(fed / "deployments")], capture_output=True, text=True, env=env
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), done.stdout
+    assert re.search(r"(?m)^charlie  v1\.1\.0 -> v1\.2\.0  updated$", done.stdout), done.stdout
+    text = " ".join(line.strip() for line in lines)
+    stand_in = answers(hub)["gcp_workload_identity_provider"]
+    assert stand_in == stand_ins()["gcp_workload_identity_provider"]
+    assert "answers added: " in text and "gcp_workload_identity_provider" in text.split("answers added: ")[1]
+    assert (
+        "added with a stand-in: gcp_workload_identity_provider, not a real id; check (ST006) and plan-deploy "
+        "refuse the hub until it is answered: cd deployments/charlie && copier update --trust --defaults "
+        "--data gcp_workload_identity_provider=..."
+    ) in text
+    marked = behaviour_changes((ROOT / "CHANGELOG.md").read_text(), commit_version("v1.1.0"), commit_version("v1.2.0"))
+    assert marked and all(release == "1.2.0" for release, _ in marked)
+    for release, change in marked:
+        assert f"behaviour change {release}: {change}" in text
+    assert "Users' CPU and memory come from the sizes offered at login" in text
+    commit(fed, "hub-template 1.2.0")
+
+    check = hub_template("check", str(hub), "--select", "ST006", "--format", "json")
+    assert (
+        "`gcp_workload_identity_provider` is the stand-in" in check_report(check.stdout)["checks"]["ST006"]["err_msg"]
+    )
+    plan = hub_template("plan-deploy", "--before", "0" * 40, "--branch", "staging", cwd=fed)
+    assert plan.returncode == 1 and plan.stdout == "", plan.stdout
+    assert "gcp_workload_identity_provider" in plan.stderr and "(ST006)" in plan.stderr
+
+    real = REAL_IDS["gcp_workload_identity_provider"]
+    answered = copier_update(hub, "--data", f"gcp_workload_identity_provider={real}")
+    assert answered.returncode == 0, answered.stderr
+    commit(fed, "charlie: the real workload identity provider")
+    assert check_report(hub_template("check", str(hub), "--select", "ST006", "--format", "json").stdout)["checks"][
+        "ST006"
+    ]["result"]
+    plan = hub_template("plan-deploy", "--before", "0" * 40, "--branch", "staging", cwd=fed)
+    assert plan.returncode == 0, plan.stderr
+    (entry,) = json.loads(plan.stdout)["hubs"]
+    assert entry["login"]["gcp_workload_identity_provider"] == real

@@ -21,7 +21,9 @@ one entry per hub to deploy (or, for a pull request, to check):
 - `git_crypt_secret` names the repository secret holding the hub's own
   git-crypt key (`git_crypt_key`; the hub's README names the same);
 - `staging` and `prod` pick the environment; any other branch is refused;
-- `deploy` is the exact `hubploy deploy` command line CI runs.
+- `deploy` is the exact `hubploy deploy` command line CI runs;
+- a hub whose answers still hold a stand-in id (ST006: `--defaults` or an
+  update recorded it) is refused: its login would name no real identity.
 
 Everything is read from the commits (`git show`), and every value that
 reaches the workflow is checked against a strict pattern first: a hub's files
@@ -43,6 +45,7 @@ import yaml
 
 from . import git_runner, load_data, rules
 from .copier_settings import ANSWERS_FILE
+from .stand_ins import stand_in_answers
 
 DEPLOYMENTS = "deployments"
 ENVIRONMENTS = ("staging", "prod")
@@ -226,6 +229,13 @@ def plan_hub(repo: Path, commit: str, hub: str, environment: str | None, image_c
     if len(hub) > rules.limit("hub_name_max"):
         raise PlanError(f"{where}: hub {hub!r} has {len(hub)} characters, over {rules.limit('hub_name_max')}")
     answers = _yaml_at(repo, commit, f"{where}/{ANSWERS_FILE}")
+    standing = stand_in_answers(answers)
+    if standing:
+        name = next(iter(standing))
+        raise PlanError(
+            f"{where}: {', '.join(f'{n} {v!r}' for n, v in standing.items())}: stand-ins, no real id (ST006); "
+            f"answer each: copier update --trust --defaults --data {name}=..."
+        )
     provider = answers.get("cloud_provider")
     if provider not in LOGIN:
         raise PlanError(f"{where}: cloud_provider {provider!r} is not one of {', '.join(LOGIN)}")

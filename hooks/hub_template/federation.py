@@ -4,7 +4,8 @@ Every folder of DEPLOYMENTS_DIR with a `.copier-answers.yml` is a hub. With
 `--check` nothing changes: each hub is reported as `update` would find it
 (refused, conflicts, skipped dirty, behind or current, against the newest
 release of its template), and the exit status is 1 when any hub is behind,
-conflicted, refused or failing. Otherwise each hub is updated with `copier update`, one at a time:
+conflicted, refused or failing; `--diff` adds, per hub behind, the diff its
+update would make, computed in a scratch worktree (update/preview.py). Otherwise each hub is updated with `copier update`, one at a time:
 
 - a hub with uncommitted changes is skipped (copier would refuse it);
 - a hub already at the newest release is left alone;
@@ -60,6 +61,8 @@ from .copier_settings import ANSWERS_FILE
 from .parallel import add_jobs_option
 from .update.hubs import BEHIND, CONFLICTS, FAILED, REFUSED, FederationHub, Result, find_hubs, git_dir_refusal
 from .update.one_hub import check_hub, plan_hub, update_hub
+from .update.preview import update_diffs
+from .update.release_notes import annotate
 from .update.repository import ParkedEntries, copier_git, statuses
 from .update.signals import sigterm_as_interrupt, uninterrupted
 from .update.sources import TemplateSource, pinned, refusal
@@ -97,6 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SRC",
         help="also update hubs recording this other template, running its tasks (repeat for several)",
     )
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="with --check: print, for each hub that is behind, the diff its update would make "
+        "(computed in a scratch worktree; the hub is not touched)",
+    )
     add_jobs_option(parser, "hubs updated at once, each in its own git worktree")
 
 
@@ -113,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.jobs < 1:
         Console(stderr=True).print(f"[red]--jobs {args.jobs}:[/] give 1 or more hubs at once.")
+        return 2
+    if args.diff and not args.check:
+        Console(stderr=True).print("[red]--diff goes with --check:[/] it shows what an update would change.")
         return 2
     hubs = find_hubs(deployments)
     if not hubs:
@@ -134,8 +146,13 @@ def run(args: argparse.Namespace) -> int:
                 sources[hub.src] = TemplateSource(hub.src)
                 sources[hub.src].fetch(Path(scratch) / f"template-{len(sources)}.git", args.vcs_ref)
         dirty = statuses(hubs)
+        diffs: dict[str, str] = {}
         if args.check:
             results = [check_hub(hub, sources.get(hub.src), refused[hub.path], dirty[hub.path]) for hub in hubs]
+            if args.diff:
+                rewrites = [pair for source in sources.values() for pair in source.rewrites()]
+                with sigterm_as_interrupt():
+                    diffs = update_diffs(hubs, results, args.vcs_ref, Path(scratch), rewrites)
         else:
             planned = {
                 hub.path: plan_hub(hub, sources.get(hub.src), args.vcs_ref, dirty[hub.path], refused[hub.path])
@@ -154,8 +171,13 @@ def run(args: argparse.Namespace) -> int:
                     "hubs updated before it keep their update."
                 )
                 return 130
+        for hub, result in zip(hubs, results, strict=True):  # the mirrors are still here
+            annotate(result, hub, sources.get(hub.src))
 
     summary(console, results, args.check, federation_template)
+    for name, diff in diffs.items():
+        console.print(f"diff of {name}: what `hub-template update` would change", style="bold", soft_wrap=True)
+        console.print(diff, markup=False, highlight=False, soft_wrap=True, end="")
     bad = {BEHIND, CONFLICTS, FAILED, REFUSED} if args.check else {CONFLICTS, FAILED, REFUSED}
     return 1 if any(r.status in bad for r in results) else 0
 

@@ -267,6 +267,12 @@ class Hub:
             self._bytes[rel] = read[0] if read is not None else None
         return self._bytes[rel]
 
+    def conflict_markers(self, rel: str) -> tuple[int, int] | None:
+        """The first and last line of the first conflict an update left in
+        the file, or None (also for a binary or encrypted file)."""
+        text = self.text(rel)
+        return _conflict_markers(text) if text is not None else None
+
     def text(self, rel: str) -> str | None:
         """The file's text; None if it is missing, binary or encrypted by git-crypt
         (a file that only starts with git-crypt's header is read after it)."""
@@ -291,14 +297,7 @@ class Hub:
             if text is None:
                 self._parsed[rel] = Parsed()
             elif markers:
-                self._parsed[rel] = Parsed(
-                    problem=Problem(
-                        rel,
-                        markers[0],
-                        f"holds the conflict markers an update left (lines {markers[0]}-{markers[1]}): keep what "
-                        "is right, delete the markers, `git add` the file and commit.",
-                    )
-                )
+                self._parsed[rel] = Parsed(problem=conflict_problem(rel, markers))
             else:
                 self._parsed[rel] = _parse(rel, text, load_bounded)
         return self._parsed[rel]
@@ -451,6 +450,16 @@ class ChartSource:
         # chart is read once per process and only read from (runner.chart_source),
         # so each hub's copy would be the same data, built again.
         return self
+
+
+def conflict_problem(rel: str, markers: tuple[int, int]) -> Problem:
+    """The one finding for a file holding an update's conflict markers (ST003)."""
+    return Problem(
+        rel,
+        markers[0],
+        f"holds the conflict markers an update left (lines {markers[0]}-{markers[1]}): keep what "
+        "is right, delete the markers, `git add` the file and commit.",
+    )
 
 
 def _conflict_markers(text: str) -> tuple[int, int] | None:

@@ -510,8 +510,14 @@ class IM007(Image):
 
     def run(self, hub: Hub) -> str | Skip:
         scripts = [rel for rel in _scripts(hub) if _is_shell(hub.text(rel) or "")]
+        conflicted = [rel for rel in scripts if hub.conflict_markers(rel)]
+        scripts = [rel for rel in scripts if rel not in conflicted]  # ST003 names them, once
         if not scripts:
-            return self.skip("no shell postBuild or start script")
+            return self.skip(
+                f"{', '.join(conflicted)} holds conflict markers (ST003)"
+                if conflicted
+                else "no shell postBuild or start script"
+            )
         problems = []
         shellcheck = _shellcheck()
         for rel in scripts:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..copier_settings import ANSWERS_FILE
 from ..helm_values import Problem
 from .base import Skip, Structure, code, report
-from .hub import Hub
+from .hub import Hub, conflict_problem
 from .template_files import TemplateFiles, template_files
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class ST002(Structure):
 
 
 class ST003(Structure):
-    "Every YAML file parses"
+    "Every YAML file parses, and no file holds an update's conflict markers"
 
     def run(self, hub: Hub) -> str:
         problems = []
@@ -103,6 +103,17 @@ class ST003(Structure):
                 if problem:
                     fix = " Fix the syntax there." if problem.message.startswith("is not valid YAML") else ""
                     problems.append(Problem(problem.file, problem.line, problem.message + fix))
+            elif (markers := hub.conflict_markers(rel)) is not None:  # scripts, README.md, notebooks...
+                problems.append(conflict_problem(rel, markers))
+            elif rel.endswith(".rej"):
+                problems.append(
+                    Problem(
+                        rel,
+                        None,
+                        f"is a change an update could not place (`copier update --conflict rej`): apply it "
+                        f"to {code(rel.removesuffix('.rej'))} by hand, then delete it.",
+                    )
+                )
         return report(problems)
 
 

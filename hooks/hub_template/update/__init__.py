@@ -7,7 +7,10 @@ hub_template.federation):
 - one_hub.py    one hub: decide, then update (copier), restored when it fails
 - worktrees.py  hubs in parallel, each worker in its own worktree, written back
 - signals.py    Ctrl-C and SIGTERM: stop cleanly, never inside a write
-- summary.py    the table printed at the end
+- release_notes.py what a release tells each hub: answers added, stand-ins,
+                behaviour changes (CHANGELOG.md)
+- preview.py    `--check --diff`: each hub's update, in a scratch worktree
+- summary.py    the summary printed at the end
 
 Every git command goes through hub_template.git_runner.
 """

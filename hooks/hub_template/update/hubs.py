@@ -41,6 +41,7 @@ class Result:
     status: str
     notes: list[str] = field(default_factory=list)
     src: str = ""
+    added: dict[str, object] = field(default_factory=dict)  # answers the update recorded that the hub had not
 
 
 def find_hubs(deployments: Path) -> list[FederationHub]:

@@ -133,7 +133,8 @@ def update_hub(
         )
         return result
 
-    lost = lost_answers(answers_before, _read_answers(path))
+    answers_after = _read_answers(path)
+    lost = lost_answers(answers_before, answers_after)
     if lost:
         after = _read_commit(path) or "the new release"
         restore(top, path, untracked_before)
@@ -143,6 +144,7 @@ def update_hub(
         result.notes.append("nothing changed: the update would have dropped it; the hub is as it was")
         return result
     result.after = _read_commit(path) or "?"
+    result.added = added_answers(answers_before, answers_after)
     result.notes.extend(line for line in log.read_text().splitlines() if line.startswith("migration "))
     clashes = conflicts(top, path)
     if clashes:
@@ -178,6 +180,18 @@ def lost_answers(before: dict[str, object], after: dict[str, object]) -> dict[st
         name: value
         for name, value in before.items()
         if not name.startswith("_") and not _empty(value) and name in after and _empty(after[name])
+    }
+
+
+def added_answers(before: dict[str, object], after: dict[str, object]) -> dict[str, object]:
+    """The answers an update recorded that the hub had not: a release's new
+    questions, with their defaults. An answer a migration renamed carries its
+    value over from a name the update removed: that is no new answer."""
+    carried = [value for name, value in before.items() if not name.startswith("_") and name not in after]
+    return {
+        name: value
+        for name, value in after.items()
+        if not name.startswith("_") and name not in before and value not in carried
     }
 
 

@@ -115,6 +115,7 @@ class TemplateSource:
     newest: str | None = None  # the tag (or commit, or --vcs-ref's description) hubs go to
     # commit_of's answers: a federation's hubs mostly name the same few commits.
     _commits: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _files: dict[str, str | None] = field(default_factory=dict, repr=False)  # show's answers
 
     def fetch(self, into: Path, vcs_ref: str | None) -> None:
         done = git_runner.run("clone", "--mirror", "--quiet", "--", git_url(self.src), str(into), text=True)
@@ -156,6 +157,19 @@ class TemplateSource:
             "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", text=True
         )
         return done.stdout.strip() if done.returncode == 0 else None
+
+    def show(self, version: str, path: str) -> str | None:
+        """A file of the template at `version` (a `_commit`), or None."""
+        key = f"{version}:{path}"
+        if key not in self._files:
+            commit = self.commit_of(version) if self.mirror is not None else None
+            done = (
+                git_runner.bare(self.mirror).run("show", "--end-of-options", f"{commit}:{path}", text=True)
+                if commit and self.mirror is not None
+                else None
+            )
+            self._files[key] = done.stdout if done is not None and done.returncode == 0 else None
+        return self._files[key]
 
     def is_behind(self, commit: str) -> bool | None:
         """Whether a hub at `commit` is behind `newest`; None when that
