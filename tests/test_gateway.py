@@ -36,6 +36,7 @@ import yaml
 from conftest import BIN, chart_data
 from hub_cells import rendered_hub
 
+from hub_template import load_data
 from hub_template.checks.hub import Hub
 from hub_template.checks.runtime import runtime_config
 from hub_template.helm_values import Chart, ValuesFile
@@ -375,7 +376,8 @@ def test_the_hub_extra_config_runs_against_a_traitlets_config(
     if backend == "kubernetes":
         assert "00-add-dask-gateway-values" not in snippets
         assert not any(name.startswith("DASK_GATEWAY__") for name in env)
-        assert [s["name"] for s in c.JupyterHub.services] == []
+        # The health check's service only (data/health.yml): no dask-gateway.
+        assert [s["name"] for s in c.JupyterHub.services] == [load_data("health.yml")["service"]]
         account = yaml.safe_load((hub / "config" / "common.yaml").read_text())["deployment"]["serviceAccount"]
         assert jupyterhub["singleuser"]["serviceAccountName"] == account["name"]
         return
