@@ -10,6 +10,7 @@ ID, a family and a one-line docstring (base.py), grouped by module:
 - image.py      IM: repo2docker's plan, environment.yml, apt.txt, scripts, workspace, notebooks
 - dask_config.py DK: the dask config the image reads at run time (runtime.py)
 - resources.py  HV005-HV006, DK005: CPU and memory amounts, and the gateway workers' image
+- login.py      HV012: who the login lets in, and where the provider calls back
 - secrets.py    SE: encryption of secrets/, and no credential in clear
 
 The two functions below and the fixtures of fixtures.py are also repo-review's
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import answers, dask_config, git_layout, helm, image, resources, secrets, structure
+from . import answers, dask_config, git_layout, helm, image, login, resources, secrets, structure
 from .base import FAMILIES
 from .encryption import PLACEHOLDER
 from .hub import ChartSource, Hub
@@ -32,6 +33,7 @@ CHECK_CLASSES = (
     *git_layout.CHECKS,
     *helm.CHECKS,
     *resources.HELM_CHECKS,
+    *login.CHECKS,
     *image.CHECKS,
     *dask_config.CHECKS,
     *resources.DASK_CHECKS,

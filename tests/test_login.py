@@ -1,0 +1,343 @@
+"""How people log in (copier.yml's `login`): GitHub (the default), CILogon or
+a generic OpenID Connect provider.
+
+Each login is rendered, checked, and its merged hub.config (common, env,
+secrets, as hubploy layers them; hub.extraConfig run as z2jh runs it) loaded
+into the real oauthenticator class JupyterHub would load, which then decides
+on a user the provider vouches for: only its HTTP calls to the provider are
+replaced (get_token_info, token_to_user), the rest is oauthenticator's and
+JupyterHub's own (username claim, allow rules, groups, post_auth_hook).
+The slow matrix renders each login on each cloud through the federation's
+real chart (helm template) and kubernetes-validate --strict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import kube_tools
+import pytest
+import yaml
+from conftest import BIN, check_report, render
+from hub_cells import PROVIDERS, REAL_IDS, copy_hub
+from test_check import edit, failures, line_of
+
+from hub_template.helm_values import coalesce
+
+CILOGON = {
+    "login": "cilogon",
+    "cilogon_idps": ["google", "https://idp.uni.edu/idp/shibboleth"],
+    "cilogon_domains": "uni.edu, ADA@lab.org",
+    "admin_users": ["ada@uni.edu"],
+}
+OIDC_GROUPS = {
+    "login": "oidc",
+    # Pasted as the discovery document's URL: read as the issuer.
+    "oidc_issuer": "https://my-lab.us.auth0.com/.well-known/openid-configuration",
+    "oidc_username_claim": "nickname",
+    "oidc_allowed_groups": "hub-users",
+    "admin_users": ["ada"],
+}
+OIDC_DOMAINS = {
+    "login": "oidc",
+    "oidc_issuer": "sso.uni.edu/realms/hub/",
+    "oidc_allowed_domains": "https://uni.edu/",
+}
+LOGINS = {"github": {}, "cilogon": CILOGON, "oidc-groups": OIDC_GROUPS, "oidc-domains": OIDC_DOMAINS}
+
+# (claims the provider vouches for, let in?) per login.
+PEOPLE: dict[str, list[tuple[dict[str, Any], bool]]] = {
+    "cilogon": [
+        ({"idp": "http://google.com/accounts/o8/id", "email": "ada@uni.edu"}, True),
+        ({"idp": "http://google.com/accounts/o8/id", "email": "eve@gmail.com"}, False),
+        ({"idp": "https://idp.uni.edu/idp/shibboleth", "email": "bob@lab.org"}, True),
+    ],
+    "oidc-groups": [
+        ({"nickname": "ada", "groups": ["hub-users", "x"]}, True),
+        ({"nickname": "eve", "groups": ["others"]}, False),
+        ({"nickname": "mallory"}, False),
+    ],
+    "oidc-domains": [
+        ({"preferred_username": "ada", "email": "ada@uni.edu", "email_verified": True}, True),
+        ({"preferred_username": "eve", "email": "eve@uni.edu.evil.com"}, False),
+        ({"preferred_username": "mal", "email": "mal@uni.edu", "email_verified": False}, False),
+    ],
+}
+
+_hubs: dict[tuple[str, str], Path] = {}
+
+
+def login_hub(template_repo: Path, tmp_path_factory, login: str, provider: str = "gcp") -> Path:
+    """deployments/charlie rendered with this login (shared: copy it before changing it)."""
+    key = (login, provider)
+    if key not in _hubs:
+        dst = tmp_path_factory.mktemp(f"login-{login}-{provider}") / "deployments" / "charlie"
+        data = {**REAL_IDS, "cloud_provider": provider, "customise": True, **LOGINS[login]}
+        _hubs[key] = render(template_repo, dst, **data)
+    return _hubs[key]
+
+
+def hub_values(hub: Path, env: str) -> dict[str, Any]:
+    """The jupyterhub chart's values of ``env``, merged as helm merges hubploy's files."""
+    merged: dict[str, Any] = {}
+    for rel in ("config/common.yaml", f"config/{env}.yaml", f"secrets/{env}.yaml"):
+        merged = coalesce(merged, yaml.safe_load((hub / rel).read_text()))
+    return merged["daskhub"]["jupyterhub"]
+
+
+def authenticator(hub: Path, env: str) -> Any:
+    """The authenticator JupyterHub makes from the hub's values, as z2jh's
+    jupyterhub_config.py loads them: hub.config as c.<Class>.<trait>, then
+    hub.extraConfig's snippets, sorted by key."""
+    from traitlets.config import Config
+
+    hub_section = hub_values(hub, env)["hub"]
+    c = Config()
+    for cls, traits in hub_section["config"].items():
+        for trait, value in traits.items():
+            setattr(getattr(c, cls), trait, value)
+    for key, source in sorted((hub_section.get("extraConfig") or {}).items()):
+        exec(compile(source, f"hub.extraConfig.{key}", "exec"), {"c": c, "__name__": "__main__"})
+    name = c.JupyterHub.authenticator_class
+    (entry,) = entry_points(group="jupyterhub.authenticators", name=name)
+    return entry.load()(config=c)
+
+
+def log_in(auth: Any, claims: dict[str, Any]) -> dict[str, Any] | None:
+    """JupyterHub's own login decision for a user whose provider returned
+    ``claims``: only the two HTTP calls to the provider are replaced."""
+
+    async def token_info(handler: object, params: dict[str, Any]) -> dict[str, Any]:
+        assert params["redirect_uri"] == auth.oauth_callback_url
+        return {"access_token": "token", "token_type": "Bearer", "scope": " ".join(auth.scope)}
+
+    async def token_to_user(token: dict[str, Any]) -> dict[str, Any]:
+        return dict(claims)
+
+    class Callback:
+        """The provider's redirect to /hub/oauth_callback, as tornado's handler reads it."""
+
+        def get_argument(self, name: str, default: str | None = None) -> str | None:
+            return {"code": "the-code"}.get(name, default)
+
+        def get_state_cookie(self) -> str:
+            # The state cookie the login handler set (PKCE's verifier in it).
+            from oauthenticator.oauth2 import _serialize_state
+
+            return _serialize_state({"state_id": "s", "code_verifier": "verifier"})
+
+    auth.get_token_info = token_info
+    auth.token_to_user = token_to_user
+    return asyncio.run(auth.get_authenticated_user(Callback(), {"code": "the-code"}))
+
+
+@pytest.mark.parametrize("login", LOGINS)
+def test_each_login_renders_what_oauthenticator_accepts_and_passes_the_checker(template_repo, tmp_path_factory, login):
+    hub = login_hub(template_repo, tmp_path_factory, login)
+    assert failures(hub) == {}
+    for env, host in (("staging", "staging.charlie.pangeo.io"), ("prod", "charlie.pangeo.io")):
+        auth = authenticator(hub, env)
+        assert auth.oauth_callback_url == f"https://{host}/hub/oauth_callback"
+        # The client id and secret: the template's placeholders, in secrets/ only.
+        assert auth.client_id.startswith("<hub-template placeholder: ")
+        assert "client_secret" not in (hub / "config" / "common.yaml").read_text()
+        for claims, let_in in PEOPLE.get(login, []):
+            model = log_in(auth, claims)
+            assert (model is not None) == let_in, (claims, model)
+    kind = type(auth).__name__
+    assert kind == {"github": "GitHubOAuthenticator", "cilogon": "CILogonOAuthenticator"}.get(
+        login, "GenericOAuthenticator"
+    )
+    if login == "oidc-groups":
+        # The issuer's conventions (Auth0's), from the pasted discovery URL.
+        assert (auth.authorize_url, auth.token_url, auth.userdata_url) == (
+            "https://my-lab.us.auth0.com/authorize",
+            "https://my-lab.us.auth0.com/oauth/token",
+            "https://my-lab.us.auth0.com/userinfo",
+        )
+        assert log_in(auth, {"nickname": "Ada", "groups": ["hub-users"]})["name"] == "ada"
+    if login == "oidc-domains":
+        assert auth.authorize_url == "https://sso.uni.edu/realms/hub/protocol/openid-connect/auth"
+    if login == "cilogon":
+        assert log_in(auth, PEOPLE["cilogon"][0][0])["name"] == "ada@uni.edu"
+        assert log_in(auth, PEOPLE["cilogon"][0][0])["admin"] is True
+
+
+def test_the_github_login_renders_as_before(template_repo, tmp_path_factory):
+    """Existing hubs (no `login` answer) and new default ones render the same
+    GitHub values, asked for nothing more."""
+    hub = login_hub(template_repo, tmp_path_factory, "github")
+    config = hub_values(hub, "prod")["hub"]["config"]
+    assert config["JupyterHub"]["authenticator_class"] == "github"
+    assert config["GitHubOAuthenticator"] == {
+        "allowed_organizations": ["pangeo-data"],
+        "scope": ["read:org"],
+        "oauth_callback_url": "https://charlie.pangeo.io/hub/oauth_callback",
+        "client_id": "<hub-template placeholder: github-oauth-client-id>",
+        "client_secret": "<hub-template placeholder: github-oauth-client-secret>",
+    }
+    assert {"CILogonOAuthenticator", "GenericOAuthenticator"}.isdisjoint(config)
+
+
+BREAKAGES = [
+    # (login, file, pattern, replacement, marker of the line named, what the finding says)
+    (
+        "oidc-groups",
+        "config/common.yaml",
+        r'^          username_claim: "nickname"\n',
+        "",
+        "^        GenericOAuthenticator:",
+        "`GenericOAuthenticator.username_claim` is unset",
+    ),
+    (
+        "oidc-domains",
+        "config/common.yaml",
+        r"^        hub-template-login-domains: \|\n(^          .*\n|^\n)*",
+        "",
+        "allow_all: true",
+        "`GenericOAuthenticator.allow_all` lets in anyone the provider knows",
+    ),
+    (
+        "oidc-groups",
+        "config/common.yaml",
+        r"^          manage_groups: true\n",
+        "",
+        "allowed_groups:",
+        "`GenericOAuthenticator.allowed_groups` needs `manage_groups: true`",
+    ),
+    (
+        "cilogon",
+        "config/common.yaml",
+        r'^              allowed_domains: \["uni.edu", "lab.org"\]\n              allowed_domains_claim: email\n',
+        "              allow_all: true\n",
+        "allow_all: true",
+        "lets in anyone with an account at http://google.com/accounts/o8/id",
+    ),
+    (
+        "cilogon",
+        "config/prod.yaml",
+        r"https://charlie.pangeo.io/hub/oauth_callback",
+        "https://staging.charlie.pangeo.io/hub/oauth_callback",
+        "oauth_callback_url",
+        "is 'https://staging.charlie.pangeo.io/hub/oauth_callback', not "
+        "`https://charlie.pangeo.io/hub/oauth_callback` (in `prod`).",
+    ),
+]
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES, ids=lambda b: f"{b[0]}-{b[5][:40]}")
+def test_a_login_that_lets_in_anyone_or_nobody_fails_hv012(template_repo, tmp_path_factory, tmp_path, breakage):
+    login, rel, pattern, replacement, marker, says = breakage
+    hub = copy_hub(login_hub(template_repo, tmp_path_factory, login), tmp_path)
+    edit(hub / rel, pattern, replacement)
+    failed = failures(hub)
+    assert failed.keys() == {"HV012"}, failed
+    message = failed["HV012"]
+    assert f"`{rel}:{line_of(hub / rel, marker)}`" in message, message
+    assert says in message, message
+    assert len(message.splitlines()) == 1, message  # one finding, for every environment it holds in
+
+
+REFUSALS = [
+    ({"login": "cilogon", "cilogon_idps": "google", "cilogon_domains": ""}, "cilogon_domains", "needed"),
+    ({"login": "cilogon", "cilogon_idps": "idp.uni.edu"}, "cilogon_idps", "'idp.uni.edu': not an EntityID"),
+    ({"login": "cilogon", "admin_users": "octocat"}, "admin_users", "'octocat': not an email"),
+    ({"login": "github", "admin_users": "ada@uni.edu"}, "admin_users", "'ada@uni.edu': not a GitHub user"),
+    ({"admin_users": "ada@uni.edu"}, "login", "admin_users 'ada@u...': not a GitHub user"),
+    ({"login": "oidc", "oidc_issuer": "https://x.org"}, "oidc_allowed_domains", "uni.edu"),
+    ({"login": "oidc", "oidc_issuer": "http://x.org", "oidc_allowed_groups": "a"}, "oidc_issuer", "not an https"),
+    (
+        {"login": "oidc", "oidc_issuer": "https://x.org", "oidc_allowed_groups": "a", "oidc_scope": "profile"},
+        "oidc_scope",
+        "'profile': add openid",
+    ),
+    (
+        {
+            "login": "oidc",
+            "oidc_issuer": "https://x.org",
+            "oidc_allowed_groups": "a",
+            "gpu_size": True,
+            "gpu_teams": "my-lab:gpu",
+        },
+        "gpu_teams",
+        "teams need login github",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "question", "says"), REFUSALS, ids=lambda v: str(v)[:30])
+def test_a_wrong_login_answer_is_refused_in_one_line(template_repo, tmp_path, data, question, says):
+    with pytest.raises(ValueError) as refused:
+        render(template_repo, tmp_path / "deployments" / "charlie", customise=True, **REAL_IDS, **data)
+    (line,) = str(refused.value).splitlines()
+    assert line.startswith(f"Validation error for question '{question}': "), line
+    assert says in line, line
+    assert len(line) <= 80, line
+
+
+# --- every login on every cloud, through the federation's real chart ----------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_login_on_every_cloud_renders_with_the_real_chart(template_repo, tmp_path_factory, tmp_path, provider):
+    federation = kube_tools.federation_chart(tmp_path_factory.mktemp("federation-chart"))
+    chart = federation / "chart"
+    helm = str(kube_tools.helm())
+    for login in LOGINS:
+        hub = login_hub(template_repo, tmp_path_factory, login, provider)
+        check = subprocess.run(
+            [
+                str(BIN / "hub-template"),
+                "check",
+                str(hub),
+                "--chart",
+                str(federation / ".daskhub" / "daskhub"),
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert check_report(check.stdout)["checks"]["HV012"]["result"] is True
+        manifests = []
+        for env in ("staging", "prod"):
+            release = f"charlie-{env}"
+            files = [hub / "config" / "common.yaml", hub / "config" / f"{env}.yaml", hub / "secrets" / f"{env}.yaml"]
+            done = subprocess.run(
+                [
+                    helm,
+                    "template",
+                    release,
+                    str(chart),
+                    "--namespace",
+                    release,
+                    *(a for f in files for a in ("--values", str(f))),
+                    "--set-string",
+                    "daskhub.jupyterhub.singleuser.image.tag=ci",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0, done.stderr
+            manifests.append(done.stdout)
+            # The login as the chart hands it to JupyterHub: the hub Secret's values.yaml.
+            (secret,) = [
+                o
+                for o in yaml.safe_load_all(done.stdout)
+                if o and o["kind"] == "Secret" and o["metadata"]["name"] == "hub"
+            ]
+            given = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))["hub"]["config"]
+            assert given == hub_values(hub, env)["hub"]["config"]
+        manifest = tmp_path / f"{login}.yaml"
+        manifest.write_text("\n---\n".join(manifests))
+        valid = subprocess.run(
+            [str(BIN / "kubernetes-validate"), "--strict", str(manifest)], capture_output=True, text=True
+        )
+        assert valid.returncode == 0, valid.stdout + valid.stderr
