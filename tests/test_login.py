@@ -341,3 +341,67 @@ def test_every_login_on_every_cloud_renders_with_the_real_chart(template_repo, t
             [str(BIN / "kubernetes-validate"), "--strict", str(manifest)], capture_output=True, text=True
         )
         assert valid.returncode == 0, valid.stdout + valid.stderr
+
+
+# --- adopt: a hand-made hub's login, as these answers ----------------------------------
+
+HANDMADE_LOGINS = [
+    (
+        {
+            "JupyterHub": {"authenticator_class": "oauthenticator.generic.GenericOAuthenticator"},
+            "GenericOAuthenticator": {
+                "token_url": "https://sso.uni.edu/realms/hub/protocol/openid-connect/token",
+                "userdata_url": "https://sso.uni.edu/realms/hub/protocol/openid-connect/userinfo",
+                "username_key": "preferred_username",
+                "claim_groups_key": "roles",
+                "allowed_groups": ["hub-users"],
+                "scope": ["openid", "roles"],
+            },
+        },
+        {
+            "login": "oidc",
+            "oidc_issuer": "https://sso.uni.edu/realms/hub",
+            "oidc_token_url": "https://sso.uni.edu/realms/hub/protocol/openid-connect/token",
+            "oidc_userdata_url": "https://sso.uni.edu/realms/hub/protocol/openid-connect/userinfo",
+            "oidc_username_claim": "preferred_username",
+            "oidc_groups_claim": "roles",
+            "oidc_allowed_groups": ["hub-users"],
+            "oidc_scope": ["openid", "roles"],
+        },
+    ),
+    (
+        {"JupyterHub": {"authenticator_class": "auth0"}, "Auth0OAuthenticator": {"auth0_subdomain": "ocean-lab"}},
+        {"login": "oidc", "oidc_issuer": "https://ocean-lab.auth0.com"},
+    ),
+    (
+        {
+            "JupyterHub": {"authenticator_class": "cilogon"},
+            "CILogonOAuthenticator": {
+                "allowed_idps": {
+                    "https://idp.uni.edu/idp/shibboleth": {
+                        "username_derivation": {"username_claim": "email"},
+                        "allowed_domains": ["uni.edu"],
+                    }
+                }
+            },
+        },
+        {"login": "cilogon", "cilogon_idps": ["https://idp.uni.edu/idp/shibboleth"], "cilogon_domains": ["uni.edu"]},
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "expected"), HANDMADE_LOGINS, ids=["keycloak", "auth0", "cilogon"])
+def test_adopt_reads_a_handmade_login_as_the_login_answers(tmp_path, config, expected):
+    from hub_template.adopt_answers import infer, missing
+
+    hub = tmp_path / "deployments" / "lab"
+    (hub / "config").mkdir(parents=True)
+    (hub / "config" / "common.yaml").write_text(
+        yaml.safe_dump({"daskhub": {"jupyterhub": {"hub": {"config": config}}}})
+    )
+    found = infer(hub)
+    assert {name: found.answers[name] for name in expected} == expected
+    assert not any(name.startswith(("github", "oidc", "cilogon")) for name in set(found.answers) - set(expected))
+    # What adoption still asks: an Auth0 hub that named no group, its domains.
+    assert ("oidc_allowed_domains" in missing(found.answers)) == (expected.get("oidc_issuer", "").endswith("auth0.com"))
+    assert "github_orgs" not in missing(found.answers)
