@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import signal
 import subprocess
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import kube_tools
+import psutil
 import pytest
 import yaml
-from conftest import BIN, check_report, render
+from conftest import BIN, chart_data, check_report, render
 from hub_cells import PROVIDERS, REAL_IDS, copy_hub
 from test_check import edit, failures, line_of
+from test_preview import needs_browser  # noqa: F401 - the fixture: Chromium and configurable-http-proxy
 
 from hub_template.helm_values import coalesce
 
@@ -405,3 +409,64 @@ def test_adopt_reads_a_handmade_login_as_the_login_answers(tmp_path, config, exp
     # What adoption still asks: an Auth0 hub that named no group, its domains.
     assert ("oidc_allowed_domains" in missing(found.answers)) == (expected.get("oidc_issuer", "").endswith("auth0.com"))
     assert "github_orgs" not in missing(found.answers)
+
+
+# --- the preview logs in through a loopback OIDC provider -----------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("needs_browser")
+def test_the_preview_logs_in_through_the_hubs_own_generic_oauthenticator(template_repo, tmp_path_factory, tmp_path):
+    """`hub-template preview` of an OIDC hub runs its GenericOAuthenticator
+    (username claim, groups, scope) against oidc-provider-mock on loopback:
+    Chromium clicks "Sign in with", authorizes at the provider's page, and
+    JupyterLab opens for the user the provider named. Only the provider's
+    endpoints, the callback and the client are replaced, as the preview prints."""
+    from playwright.sync_api import sync_playwright
+
+    from hub_template.preview import overrides, smoke
+
+    hub = login_hub(template_repo, tmp_path_factory, "oidc-groups")
+    env = {**os.environ, "HUB_TEMPLATE_CHART_DATA": str(chart_data())}
+    before = {p.pid for p in psutil.process_iter()}
+    preview = subprocess.Popen(
+        [str(BIN / "hub-template"), "preview", str(hub)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert preview.stdout is not None
+        for line in preview.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("hub ready in "):
+                break
+        ready = lines[-1]
+        assert "log in as researcher at the loopback OIDC provider" in ready, "\n".join(lines)
+        url = ready.split(" at ", 1)[1].split("/  ", 1)[0]
+        title = "replaced, as a preview must (everything else is the hub's own):"
+        printed = [line.strip().split(":")[0] for line in lines[lines.index(title) + 1 :] if line.startswith("  ")]
+        assert printed[: len(overrides.HUB_OIDC)] == [o.target for o in overrides.HUB_OIDC]
+        target = smoke.Target(url=url, password="", home=tmp_path, notebook=None, gateway_prefix=None, login="oidc")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=smoke.CHROMIUM, args=smoke.FLAGS)
+            page = browser.new_page()
+            smoke.log_in(page, target)
+            page.wait_for_url(f"**/user/{smoke.USER}/lab**", timeout=smoke.SERVER_TIMEOUT)
+            page.wait_for_selector(".jp-LabShell", timeout=smoke.SERVER_TIMEOUT)
+            # The hub's own rules admitted the user: its groups claim, made a JupyterHub group.
+            groups = page.evaluate("async () => (await (await fetch('/hub/api/user')).json()).groups")
+            assert groups == ["hub-users"]
+            browser.close()
+    finally:
+        preview.send_signal(signal.SIGINT)
+        out, _ = preview.communicate(timeout=60)
+        lines += out.splitlines()
+    assert preview.returncode == 130, "\n".join(lines)
+    assert "stopped every process it started" in "\n".join(lines)
+    left = [
+        p.pid for p in psutil.process_iter() if p.pid not in before and "oidc_provider_mock" in " ".join(p.cmdline())
+    ]
+    assert left == []

@@ -32,6 +32,7 @@ from hub_template.preview import (
     Say,
     gateway_config,
     hub_config,
+    oidc,
     overrides,
     program_failed,
     sandbox,
@@ -299,6 +300,16 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         home=work / "homes",
     )
     image = (values["jupyterhub"].get("singleuser") or {}).get("image") or {}
+    # A generic OIDC hub logs in through its own GenericOAuthenticator, against
+    # a loopback provider (preview/oidc.py); any other login through a password.
+    from hub_template.preview.smoke import USER
+
+    hub_section = values["jupyterhub"].get("hub") or {}
+    generic = oidc.generic_login(hub_section)
+    login = None
+    if generic is not None:
+        claims = oidc.user_claims(generic, USER, oidc.login_domains(hub_section))
+        login = oidc.start(procs, work, claims, f"http://127.0.0.1:{ports.proxy}/hub/oauth_callback")
     the_plan = hub_config.plan(
         values,
         ports=ports,
@@ -309,6 +320,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         user_env=user_env,
         gateway_token=gateway_token,
         image_spec=f"{image.get('name', 'image')}:preview",
+        oidc=login,
     )
     (work / "homes").mkdir(exist_ok=True)
     config = hub_config.write(work, the_plan)
@@ -323,7 +335,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
     url = f"http://127.0.0.1:{ports.proxy}"
     out(f"users' environment: {env.label}")
     out("replaced, as a preview must (everything else is the hub's own):")
-    for o in (*overrides.HUB, *listed):
+    for o in (*(overrides.HUB_OIDC if login else overrides.HUB), *listed):
         out(f"  {o.target}: {o.why}")
     sizes = (values["jupyterhub"].get("singleuser") or {}).get("profileList") or []
     if sizes:
@@ -331,9 +343,12 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         for size in sizes:
             out(f"  {size.get('slug')}: {size.get('description')}{' (default)' if size.get('default') else ''}")
     out(f"idle stack memory: {procs.rss() / 2**20:.0f} MiB")
-    out(f"hub ready in {hub_ready:.1f} s at {url}/  (any user name, password: {password})")
+    if login:
+        out(f"hub ready in {hub_ready:.1f} s at {url}/  (log in as {USER} at the loopback OIDC provider)")
+    else:
+        out(f"hub ready in {hub_ready:.1f} s at {url}/  (any user name, password: {password})")
     prefix_path = (gateway.get("gateway") or {}).get("prefix", "/").rstrip("/") if gateway_on else None
-    from hub_template.preview.smoke import USER, Target
+    from hub_template.preview.smoke import Target
 
     target = Target(
         url=url,
@@ -344,6 +359,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         python=env.bin / "python",
         # A user's kernel: its server's environment, and the chart's gateway auth.
         client_env={**the_plan["local"]["env"], "DASK_GATEWAY__AUTH__TYPE": "jupyterhub"},
+        login="oidc" if login else "password",
     )
     return {
         "target": target,
