@@ -453,12 +453,19 @@ def test_the_preview_logs_in_through_the_hubs_own_generic_oauthenticator(templat
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=smoke.CHROMIUM, args=smoke.FLAGS)
             page = browser.new_page()
+            # Someone the provider knows, outside the hub's groups: refused by the hub.
+            page.goto(f"{url}/hub/login")
+            page.get_by_role("button", name="Sign in with").click()
+            page.fill("input[name=sub]", "stranger")
+            page.get_by_role("button", name="Authorize").click()
+            page.wait_for_load_state()
+            assert "/hub/oauth_callback" in page.url and "403" in page.content(), page.content()[:2000]
             smoke.log_in(page, target)
             page.wait_for_url(f"**/user/{smoke.USER}/lab**", timeout=smoke.SERVER_TIMEOUT)
             page.wait_for_selector(".jp-LabShell", timeout=smoke.SERVER_TIMEOUT)
-            # The hub's own rules admitted the user: its groups claim, made a JupyterHub group.
-            groups = page.evaluate("async () => (await (await fetch('/hub/api/user')).json()).groups")
-            assert groups == ["hub-users"]
+            # Only the hub's allowed_groups admits anyone (no allow_all; its admin is `ada`):
+            # the provider's groups claim let the user in.
+            assert f"/user/{smoke.USER}/lab" in page.url
             browser.close()
     finally:
         preview.send_signal(signal.SIGINT)

@@ -49,10 +49,12 @@ options, limits and scheduler/worker commands, its image's start script, dask
 config and JupyterLab workspace, and its welcome notebook, work together in a
 real JupyterHub, configurable-http-proxy, dask-gateway-server and JupyterLab.
 
-What it does not prove: GitHub OAuth (a shared password stands in), KubeSpawner
-and Kubernetes (local processes; no pods, resources or node pools), the image
-build (an approximate pip environment stands in for the conda solve), users'
-storage, TLS and the domain, and the scratch bucket (never reached).
+What it does not prove: GitHub or CILogon login (a shared password stands
+in; a generic OIDC hub's own authenticator runs against a loopback provider),
+KubeSpawner and Kubernetes (local processes; no pods, resources or node
+pools), the image build (an approximate pip environment stands in for the
+conda solve), users' storage, TLS and the domain, and the scratch bucket
+(never reached).
 
 configurable-http-proxy comes from npm: npm install -g configurable-http-proxy
 """
