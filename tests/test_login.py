@@ -472,3 +472,61 @@ def test_the_preview_logs_in_through_the_hubs_own_generic_oauthenticator(templat
         p.pid for p in psutil.process_iter() if p.pid not in before and "oidc_provider_mock" in " ".join(p.cmdline())
     ]
     assert left == []
+
+
+def test_the_preview_of_an_oidc_hub_changes_only_the_listed_traits(template_repo, tmp_path_factory, tmp_path):
+    """The preview's jupyterhub_config.py of an OIDC hub, loaded by traitlets as
+    JupyterHub loads it, differs from z2jh's loading of the same values by
+    exactly overrides.HUB_OIDC: the hub's GenericOAuthenticator (claim,
+    groups, scope) is its own, the password login absent."""
+    from traitlets.config import PyFileConfigLoader
+
+    from hub_template.preview import command, hub_config, oidc, overrides
+
+    hub = login_hub(template_repo, tmp_path_factory, "oidc-groups")
+    values = command.read(hub, chart_data())["values"]
+    section = values["jupyterhub"]["hub"]
+    settings = oidc.generic_login(section)
+    assert settings is not None
+    claims = oidc.user_claims(settings, "researcher", oidc.login_domains(section))
+    assert claims == {
+        "sub": "researcher",
+        "nickname": "researcher",
+        "email": "researcher@example.org",
+        "email_verified": True,
+        "groups": ["hub-users"],
+    }
+    stand_in = {
+        "authorize_url": "http://127.0.0.1:1/oauth2/authorize",
+        "token_url": "http://127.0.0.1:1/oauth2/token",
+        "userdata_url": "http://127.0.0.1:1/userinfo",
+        "oauth_callback_url": "http://127.0.0.1:2/hub/oauth_callback",
+        "client_id": "x",
+        "client_secret": "y",
+    }
+    plan = hub_config.plan(
+        values,
+        ports=hub_config.Ports(*range(40001, 40006)),
+        work=tmp_path,
+        password="pw",
+        chp="configurable-http-proxy",
+        cmd=["bash", "start"],
+        user_env={},
+        gateway_token="t",
+        image_spec="img:preview",
+        oidc=stand_in,
+    )
+    full = hub_config.write(tmp_path, plan)
+    z2jh = tmp_path / "z2jh_only.py"
+    z2jh.write_text(hub_config.z2jh_part())
+
+    def load(path: Path) -> dict:
+        config = PyFileConfigLoader(path.name, str(path.parent)).load_config()
+        return {f"{cls}.{trait}": value for cls, traits in config.items() for trait, value in traits.items()}
+
+    preview, theirs = load(full), load(z2jh)
+    changed = {key for key in preview.keys() | theirs.keys() if preview.get(key) != theirs.get(key)}
+    listed = {o.target for o in overrides.HUB_OIDC if not o.target.startswith("env ") and o.target != "provider user"}
+    assert changed == listed
+    assert preview["JupyterHub.authenticator_class"] == "generic-oauth"
+    assert preview["GenericOAuthenticator.allowed_groups"] == ["hub-users"]
