@@ -451,10 +451,15 @@ def test_the_preview_logs_in_through_the_hubs_own_generic_oauthenticator(templat
             # Someone the provider knows, outside the hub's groups: refused by the hub.
             page.goto(f"{url}/hub/login")
             page.get_by_role("button", name="Sign in with").click()
+            page.wait_for_selector("input[name=sub]")
+            provider = page.url.split("/oauth2/", 1)[0]
+            stranger = {"nickname": "stranger", "groups": ["others"], "email": "stranger@example.org"}
+            assert page.request.put(f"{provider}/users/stranger", data=stranger).ok  # the provider's own API
             page.fill("input[name=sub]", "stranger")
             page.get_by_role("button", name="Authorize").click()
             page.wait_for_load_state()
-            assert "/hub/oauth_callback" in page.url and "403" in page.content(), page.content()[:2000]
+            text = page.locator("body").inner_text()
+            assert "/hub/oauth_callback" in page.url and "403" in text, text[:2000]
             smoke.log_in(page, target)
             page.wait_for_url(f"**/user/{smoke.USER}/lab**", timeout=smoke.SERVER_TIMEOUT)
             page.wait_for_selector(".jp-LabShell", timeout=smoke.SERVER_TIMEOUT)
@@ -469,7 +474,11 @@ def test_the_preview_logs_in_through_the_hubs_own_generic_oauthenticator(templat
     assert preview.returncode == 130, "\n".join(lines)
     assert "stopped every process it started" in "\n".join(lines)
     left = [
-        p.pid for p in psutil.process_iter() if p.pid not in before and "oidc_provider_mock" in " ".join(p.cmdline())
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline", "status"])
+        if p.info["pid"] not in before
+        and p.info["status"] != psutil.STATUS_ZOMBIE
+        and "oidc_provider_mock" in " ".join(p.info["cmdline"] or [])
     ]
     assert left == []
 
