@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from .logins import authenticator_classes
 from .safe_yaml import load_bounded
 
 # hubploy's cloud names, as the template's cloud_provider answers.
@@ -39,18 +40,8 @@ REQUIRED = {
 REQUIRED_ALWAYS = ("cloud_provider", "domain", "image_name")
 # What each login cannot do without (data/logins.yml's logins; GitHub's is the default).
 REQUIRED_BY_LOGIN = {"github": ("github_orgs",), "cilogon": ("cilogon_idps",), "oidc": ("oidc_issuer",)}
-# A hand-made hub's authenticator_class, as the template's `login`.
-LOGINS = {
-    "github": "github",
-    "githuboauthenticator": "github",
-    "cilogon": "cilogon",
-    "cilogonoauthenticator": "cilogon",
-    "generic-oauth": "oidc",
-    "generic": "oidc",
-    "genericoauthenticator": "oidc",
-    "auth0": "oidc",
-    "auth0oauthenticator": "oidc",
-}
+# oauthenticator's Auth0 class, which the template's generic OIDC login expresses.
+AUTH0 = ("auth0", "auth0oauthenticator")
 UMBRELLAS = ("daskhub", "pangeo")
 # Packages the template's environment always adds (copier.yml's help).
 ALWAYS_IN_IMAGE = {"python", "pip", "dask", "distributed", "dask-gateway", "dask-labextension"}
@@ -229,7 +220,8 @@ def _login(found: Inferred, origin: str, config: dict[str, Any], auth: Any) -> N
     username claim and groups, as the login questions take them."""
     authenticator = _get(config, "JupyterHub", "authenticator_class") or _get(auth, "type")
     named = str(authenticator or "github").rsplit(".", 1)[-1].lower()
-    login = LOGINS.get(named)
+    logins = {name.rsplit(".", 1)[-1].lower(): login for name, (login, _) in authenticator_classes().items()}
+    login = "oidc" if named in AUTH0 else logins.get(named)
     if login is None:
         found.notes.append(f"{origin}: logs in with {authenticator}; the template offers GitHub, CILogon or OIDC")
         return

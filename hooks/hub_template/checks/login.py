@@ -26,22 +26,11 @@ from typing import Any
 
 from .. import load_data
 from ..helm_values import Problem, coalesce
+from ..logins import authenticator_classes
 from .base import Helm, code, get_path, report
 from .hub import Hub
 
 CALLBACK = "https://{host}/hub/oauth_callback"
-
-
-def _classes() -> dict[str, tuple[str, str]]:
-    """authenticator_class as hubs write it -> (login, its hub.config class)."""
-    found = {}
-    for login, spec in load_data("logins.yml").items():
-        cls = spec["class"]
-        module = {"github": "github", "cilogon": "cilogon", "oidc": "generic"}[login]
-        for name in (spec["authenticator_class"], cls, f"oauthenticator.{module}.{cls}", f"oauthenticator.{cls}"):
-            found[name] = (login, cls)
-    found["generic"] = found["generic-oauth"]
-    return found
 
 
 def _merged(hub: Hub, env: str) -> tuple[dict[str, Any], list[Any]]:
@@ -112,7 +101,7 @@ class HV012(Helm):
     "The login lets in only the people the hub names, and calls back to the hub's own host"
 
     def run(self, hub: Hub) -> str:
-        classes = _classes()
+        classes = authenticator_classes()
         problems: dict[tuple[str, int | None, str], list[str]] = {}  # common.yaml's finding once, with its envs
         for env in hub.environments:
             merged, layers = _merged(hub, env)

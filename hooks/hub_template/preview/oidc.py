@@ -20,18 +20,18 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from hub_template.logins import authenticator_classes
 from hub_template.preview import PreviewError
 from hub_template.preview.processes import Processes, free_port
 
-# How hubs name GenericOAuthenticator in JupyterHub.authenticator_class.
-GENERIC = {"generic-oauth", "generic", "GenericOAuthenticator", "oauthenticator.generic.GenericOAuthenticator"}
 LOGIN_DOMAINS = "hub-template-login-domains"  # the template's email-domain snippet (config/common.yaml)
 
 
 def generic_login(hub_section: dict[str, Any]) -> dict[str, Any] | None:
     """The hub's GenericOAuthenticator settings, when it logs in with one."""
     config = hub_section.get("config") or {}
-    if str((config.get("JupyterHub") or {}).get("authenticator_class")) not in GENERIC:
+    chosen = authenticator_classes().get(str((config.get("JupyterHub") or {}).get("authenticator_class")))
+    if chosen is None or chosen[0] != "oidc":
         return None
     settings = config.get("GenericOAuthenticator")
     return dict(settings) if isinstance(settings, dict) else {}
