@@ -566,6 +566,8 @@ def test_a_researcher_chooses_cilogon_at_the_prompt(template_repo, tmp_path):
     config = hub_values(hub, "prod")["hub"]["config"]
     idps = config["CILogonOAuthenticator"]["allowed_idps"]
     assert list(idps) == ["http://google.com/accounts/o8/id", "https://idp.uni.edu/idp/shibboleth"]
-    assert {idp["allowed_domains"][0] for idp in idps.values()} == {"uni.edu"}, (hub / ".copier-answers.yml").read_text()
+    assert {idp["allowed_domains"][0] for idp in idps.values()} == {"uni.edu"}, (
+        hub / ".copier-answers.yml"
+    ).read_text()
     assert config["Authenticator"]["admin_users"] == ["ada@uni.edu"]
     assert config["CILogonOAuthenticator"]["oauth_callback_url"] == "https://charlie.pangeo.io/hub/oauth_callback"
