@@ -254,7 +254,7 @@ REFUSALS = [
     ({"login": "cilogon", "admin_users": "octocat"}, "admin_users", "'octocat': not an email"),
     ({"login": "github", "admin_users": "ada@uni.edu"}, "admin_users", "'ada@uni.edu': not a GitHub user"),
     ({"admin_users": "ada@uni.edu"}, "admin_users", "'ada@uni.edu': not a GitHub user"),
-    ({"login": "oidc", "oidc_issuer": "https://x.org"}, "oidc_allowed_domains", "uni.edu"),
+    ({"login": "oidc", "oidc_issuer": "https://x.org", "oidc_allowed_domains": ""}, "oidc_allowed_domains", "uni.edu"),
     ({"login": "oidc", "oidc_issuer": "http://x.org", "oidc_allowed_groups": "a"}, "oidc_issuer", "not an https"),
     (
         {"login": "oidc", "oidc_issuer": "https://x.org", "oidc_allowed_groups": "a", "oidc_scope": "profile"},
