@@ -214,8 +214,8 @@ daskhub:
         },
     )
     commit(fed, "atmos: the hub as made by hand in 2021")
-    # An Auth0 hub names no GitHub organization: the operator says one.
-    return hub, {"github_orgs": "atmos-lab"}
+    # An Auth0 hub that let in anyone Auth0 knows: the operator names the email domains.
+    return hub, {"oidc_allowed_domains": "atmos-lab.org"}
 
 
 def ice(fed: Path) -> tuple[Path, dict[str, str]]:

@@ -143,15 +143,24 @@ def test_adopt_asks_on_a_terminal_for_what_the_files_do_not_say(template, tmp_pa
     import pexpect
 
     fed = federation(tmp_path / "federation", template)
-    hub, _ = LAYOUTS["atmos"](fed)  # an Auth0 hub: no GitHub organization in its files
+    hub, _ = LAYOUTS["atmos"](fed)  # an Auth0 hub that let in anyone: no groups or domains in its files
     session = pexpect.spawn(str(BIN / "hub-template"), ["adopt", str(hub)], encoding="utf-8", timeout=120)
-    session.expect_exact("github_orgs? ")
-    session.sendline("atmos-lab")
+    session.expect_exact("oidc_allowed_domains? ")
+    session.sendline("atmos-lab.org")
     session.expect(pexpect.EOF)
     session.close()
 
     assert session.exitstatus == 0, session.before
-    assert answers(hub)["github_orgs"] == "atmos-lab"
+    # Its Auth0 login, as the login questions take it (the issuer from its token URL).
+    recorded = answers(hub)
+    assert recorded["login"] == "oidc"
+    assert recorded["oidc_issuer"] == "https://atmos.auth0.com"
+    assert recorded["oidc_token_url"] == "https://atmos.auth0.com/oauth/token"
+    assert recorded["oidc_userdata_url"] == "https://atmos.auth0.com/userinfo"
+    assert recorded["oidc_authorize_url"] == "https://atmos.auth0.com/authorize"  # the issuer's convention
+    assert recorded["oidc_username_claim"] == "email"
+    assert recorded["oidc_allowed_domains"] == "atmos-lab.org"
+    assert "github_orgs" not in recorded or recorded["github_orgs"] == ["pangeo-data"]
     assert answers(hub)["aws_cluster"] == "pangeo-atmos"
 
 

@@ -71,6 +71,18 @@ EXTREMES = {
         ["hub"],
         ["pangeo-notebook", {"name": "r", "image": "rocker/binder:4.4.1"}, {"name": "ml-notebook", "sizes": ["small"]}],
     ],
+    # The login's answers (walked with their login's questions asked only when it is chosen).
+    "cilogon_idps": ["google", "https://idp.uni.edu/idp/shibboleth, orcid"],
+    "cilogon_domains": ["uni.edu", ".uni.edu, lab.org"],
+    "oidc_issuer": ["https://a.io", "login.microsoftonline.com/0/v2.0/.well-known/openid-configuration"],
+    "oidc_authorize_url": ["https://a.io/authorize"],
+    "oidc_token_url": ["https://a.io/oauth/token"],
+    "oidc_userdata_url": ["https://a.io:8443/userinfo"],
+    "oidc_username_claim": ["email", "https://a.io/claims/name"],
+    "oidc_allowed_groups": ["", "hub-users, https://a.io/admins"],
+    "oidc_groups_claim": ["groups", "https://a.io/roles"],
+    "oidc_allowed_domains": ["uni.edu", ".uni.edu, lab.org"],
+    "oidc_scope": ["openid", "openid profile email groups"],
 }
 
 

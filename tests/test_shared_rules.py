@@ -479,11 +479,45 @@ NFS_PATH = [
     ("/a b", False),
     ("/homes\n", False),
 ]
+# The login's (copier.yml's login questions; the normalised values are judged).
+CILOGON_IDP = [
+    ("https://idp.uni.edu/idp/shibboleth", True),
+    ("http://google.com/accounts/o8/id", True),
+    ("urn:mace:incommon:uni.edu", True),
+    ("idp.uni.edu", False),
+    ("https://idp.uni.edu/a b", False),
+    ("https://a.edu/x,https://b.edu/y", False),
+]
+EMAIL_DOMAIN = [
+    ("uni.edu", True),
+    ("*.uni.edu", True),
+    ("uni..edu", False),
+    ("*uni.edu", False),
+    ("UNI.edu", False),  # normalise() lowers it first
+    ("uni.edu/", False),
+]
+OIDC_URL = [
+    ("https://my-lab.us.auth0.com", True),
+    ("https://sso.uni.edu:8443/realms/hub", True),
+    ("http://sso.uni.edu", False),
+    ("https://sso.uni.edu/?x=1", False),
+    ("https://sso uni.edu", False),
+]
+OIDC_CLAIM = [
+    ("preferred_username", True),
+    ("https://my-lab.org/roles", True),
+    ("user name", False),
+    ("", False),
+]
 
 # (rule of rules.yml, table): rules.py must accept exactly the good values.
 RULE_TABLES = [
     ("nfs_server", NFS_SERVER),
     ("nfs_path", NFS_PATH),
+    ("cilogon_idp", CILOGON_IDP),
+    ("email_domain", EMAIL_DOMAIN),
+    ("oidc_url", OIDC_URL),
+    ("oidc_claim", OIDC_CLAIM),
     ("apt_package", APT_PACKAGE),
     ("final_exec", FINAL_EXEC),
     ("git_ref", GIT_REF),

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from . import load_data
+from .logins import authenticator_classes
 from .safe_yaml import load_all_bounded, load_bounded
 
 # hubploy's cloud names, as the template's cloud_provider answers.
@@ -37,7 +38,11 @@ REQUIRED = {
     "aws": ("aws_account_id", "aws_region", "aws_cluster"),
     "azure": ("azure_resource_group", "azure_cluster", "azure_registry"),
 }
-REQUIRED_ALWAYS = ("cloud_provider", "domain", "image_name", "github_orgs")
+REQUIRED_ALWAYS = ("cloud_provider", "domain", "image_name")
+# What each login cannot do without (data/logins.yml's logins; GitHub's is the default).
+REQUIRED_BY_LOGIN = {"github": ("github_orgs",), "cilogon": ("cilogon_idps",), "oidc": ("oidc_issuer",)}
+# oauthenticator's Auth0 class, which the template's generic OIDC login expresses.
+AUTH0 = ("auth0", "auth0oauthenticator")
 UMBRELLAS = ("daskhub", "pangeo")
 # Packages the template's environment always adds (copier.yml's help).
 ALWAYS_IN_IMAGE = {"python", "pip", "dask", "distributed", "dask-gateway", "dask-labextension"}
@@ -61,7 +66,15 @@ class Inferred:
 
 def missing(answers: dict[str, Any]) -> list[str]:
     """The answers the template cannot do without that `answers` lacks."""
-    wanted = [*REQUIRED_ALWAYS, *REQUIRED.get(str(answers.get("cloud_provider")), ())]
+    login = str(answers.get("login") or "github")
+    wanted = [
+        *REQUIRED_ALWAYS,
+        *REQUIRED_BY_LOGIN.get(login, ()),
+        *REQUIRED.get(str(answers.get("cloud_provider")), ()),
+    ]
+    # An OIDC login lets in a group or an email domain (a hand-made one often let in anyone).
+    if login == "oidc" and not answers.get("oidc_allowed_groups"):
+        wanted.append("oidc_allowed_domains")
     return [name for name in wanted if name not in answers]
 
 
@@ -179,8 +192,7 @@ def _from_values(found: Inferred, env: str, values: dict[str, Any]) -> None:
         found.put({"prod": "domain", "staging": "staging_domain"}.get(env, "domain"), hosts[0], origin)
     found.put("contact_email", _get(hub, "proxy", "https", "letsencrypt", "contactEmail"), origin)
     config = _get(hub, "hub", "config") or {}
-    orgs = _get(config, "GitHubOAuthenticator", "allowed_organizations") or _get(hub, "auth", "github", "orgWhitelist")
-    found.put("github_orgs", orgs if isinstance(orgs, list) else None, origin)
+    _login(found, origin, config, _get(hub, "auth"))
     admins = _get(config, "Authenticator", "admin_users") or _get(hub, "auth", "admin", "users")
     found.put("admin_users", admins if isinstance(admins, list) else None, origin)
     single = _get(hub, "singleuser") or {}
@@ -210,9 +222,76 @@ def _from_values(found: Inferred, env: str, values: dict[str, Any]) -> None:
         found.put("cull_idle_minutes", cull["timeout"] // 60, origin)
     if isinstance(cull.get("maxAge"), int):
         found.put("cull_max_age_hours", cull["maxAge"] // 3600, origin)
-    authenticator = _get(config, "JupyterHub", "authenticator_class") or _get(hub, "auth", "type")
-    if authenticator and "github" not in str(authenticator).lower():
-        found.notes.append(f"{origin}: logs in with {authenticator}; the template's login is GitHub's")
+
+
+def _login(found: Inferred, origin: str, config: dict[str, Any], auth: Any) -> None:
+    """How people log in: GitHub's organizations, CILogon's identity providers
+    and domains, or a generic (Auth0, Keycloak...) provider's endpoints,
+    username claim and groups, as the login questions take them."""
+    authenticator = _get(config, "JupyterHub", "authenticator_class") or _get(auth, "type")
+    named = str(authenticator or "github").rsplit(".", 1)[-1].lower()
+    logins = {name.rsplit(".", 1)[-1].lower(): login for name, (login, _) in authenticator_classes().items()}
+    login = "oidc" if named in AUTH0 else logins.get(named)
+    if login is None:
+        found.notes.append(f"{origin}: logs in with {authenticator}; the template offers GitHub, CILogon or OIDC")
+        return
+    if authenticator:
+        found.put("login", login, origin)
+    if login == "github":
+        orgs = _get(config, "GitHubOAuthenticator", "allowed_organizations") or _get(auth, "github", "orgWhitelist")
+        found.put("github_orgs", orgs if isinstance(orgs, list) else None, origin)
+    elif login == "cilogon":
+        cilogon = _get(config, "CILogonOAuthenticator") or {}
+        idps = cilogon.get("allowed_idps") or cilogon.get("idps") if isinstance(cilogon, dict) else None
+        if isinstance(idps, dict):
+            found.put("cilogon_idps", [str(entity) for entity in idps], origin)
+            domains = [d for idp in idps.values() if isinstance(idp, dict) for d in idp.get("allowed_domains") or []]
+            found.put("cilogon_domains", list(dict.fromkeys(map(str, domains))), origin)
+    else:
+        _generic_login(found, origin, config, named)
+
+
+def _generic_login(found: Inferred, origin: str, config: dict[str, Any], named: str) -> None:
+    cls = "Auth0OAuthenticator" if named.startswith("auth0") else "GenericOAuthenticator"
+    generic = _get(config, cls) or {}
+    if not isinstance(generic, dict):
+        return
+    urls = {key: generic.get(f"{key}_url") for key in ("authorize", "token", "userdata")}
+    subdomain = generic.get("auth0_subdomain") or generic.get("auth0_domain")
+    known = next((u for u in (urls["token"], urls["authorize"], urls["userdata"]) if isinstance(u, str)), None)
+    if isinstance(subdomain, str):  # Auth0OAuthenticator names its tenant only
+        found.put("oidc_issuer", f"https://{subdomain}{'' if '.' in subdomain else '.auth0.com'}", origin)
+    elif known:
+        found.put("oidc_issuer", _issuer_of(known), origin)
+    for key, url in urls.items():
+        found.put(f"oidc_{key}_url", url if isinstance(url, str) else None, origin)
+    claim = generic.get("username_claim") or generic.get("username_key")
+    found.put("oidc_username_claim", claim if isinstance(claim, str) else None, origin)
+    groups = generic.get("allowed_groups")
+    found.put("oidc_allowed_groups", list(groups) if isinstance(groups, list) else None, origin)
+    groups_key = generic.get("auth_state_groups_key") or generic.get("claim_groups_key")
+    if isinstance(groups_key, str):
+        found.put("oidc_groups_claim", groups_key.removeprefix("oauth_user."), origin)
+    scope = generic.get("scope")
+    found.put("oidc_scope", list(scope) if isinstance(scope, list) else None, origin)
+    if not groups and not generic.get("allowed_users"):
+        found.notes.append(f"{origin}: lets in anyone its provider knows; the template asks for groups or domains")
+
+
+def _issuer_of(url: str) -> str:
+    """The issuer an endpoint belongs to, by the conventions of data/logins.yml
+    (https://atmos.auth0.com/oauth/token: https://atmos.auth0.com), else its origin."""
+    from . import load_data
+
+    for rule in load_data("logins.yml")["oidc"]["endpoints"]:
+        for template in (rule["authorize"], rule["token"], rule["userdata"]):
+            head, marker, suffix = template.partition("{issuer}")
+            if marker and not head and suffix and url.endswith(suffix):
+                issuer = url[: -len(suffix)]
+                if re.fullmatch(rule["match"], issuer) and rule["match"] != ".*":
+                    return issuer
+    match = re.match(r"https?://[^/]+", url)
+    return match[0] if match else url
 
 
 def _from_nfs_manifests(found: Inferred, hub: Path) -> None:

@@ -12,6 +12,7 @@ ID, a family and a one-line docstring (base.py), grouped by module:
 - dask_config.py DK: the dask config the image reads at run time (runtime.py)
 - resources.py  HV005-HV006, DK005: CPU and memory amounts, and the gateway workers' image
 - storage.py    HV007: the volume claims users' pods mount are made
+- login.py      HV012: who the login lets in, and where the provider calls back
 - secrets.py    SE: encryption of secrets/, and no credential in clear
 
 The two functions below and the fixtures of fixtures.py are also repo-review's
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import answers, dask_config, git_layout, helm, image, notebooks, resources, secrets, storage, structure
+from . import answers, dask_config, git_layout, helm, image, login, notebooks, resources, secrets, storage, structure
 from .base import FAMILIES
 from .encryption import PLACEHOLDER
 from .hub import ChartSource, Hub
@@ -35,6 +36,7 @@ CHECK_CLASSES = (
     *helm.CHECKS,
     *resources.HELM_CHECKS,
     *storage.CHECKS,
+    *login.CHECKS,
     *image.CHECKS,
     *notebooks.CHECKS,
     *dask_config.CHECKS,

@@ -32,6 +32,7 @@ from hub_template.preview import (
     Say,
     gateway_config,
     hub_config,
+    oidc,
     overrides,
     program_failed,
     sandbox,
@@ -48,10 +49,12 @@ options, limits and scheduler/worker commands, its image's start script, dask
 config and JupyterLab workspace, and its welcome notebook, work together in a
 real JupyterHub, configurable-http-proxy, dask-gateway-server and JupyterLab.
 
-What it does not prove: GitHub OAuth (a shared password stands in), KubeSpawner
-and Kubernetes (local processes; no pods, resources or node pools), the image
-build (an approximate pip environment stands in for the conda solve), users'
-storage, TLS and the domain, and the scratch bucket (never reached).
+What it does not prove: GitHub or CILogon login (a shared password stands
+in; a generic OIDC hub's own authenticator runs against a loopback provider),
+KubeSpawner and Kubernetes (local processes; no pods, resources or node
+pools), the image build (an approximate pip environment stands in for the
+conda solve), users' storage, TLS and the domain, and the scratch bucket
+(never reached).
 
 configurable-http-proxy comes from npm: npm install -g configurable-http-proxy
 """
@@ -346,6 +349,16 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         home=homes,
     )
     image = (values["jupyterhub"].get("singleuser") or {}).get("image") or {}
+    # A generic OIDC hub logs in through its own GenericOAuthenticator, against
+    # a loopback provider (preview/oidc.py); any other login through a password.
+    from hub_template.preview.smoke import USER
+
+    hub_section = values["jupyterhub"].get("hub") or {}
+    generic = oidc.generic_login(hub_section)
+    login = None
+    if generic is not None:
+        claims = oidc.user_claims(generic, USER, oidc.login_domains(hub_section))
+        login = oidc.start(procs, work, claims, f"http://127.0.0.1:{ports.proxy}/hub/oauth_callback")
     the_plan = hub_config.plan(
         values,
         ports=ports,
@@ -356,6 +369,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         user_env=user_env,
         gateway_token=gateway_token,
         image_spec=f"{image.get('name', 'image')}:preview",
+        oidc=login,
     )
     homes.mkdir(parents=True, exist_ok=True)
     config = hub_config.write(work, the_plan)
@@ -370,7 +384,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
     url = f"http://127.0.0.1:{ports.proxy}"
     out(f"users' environment: {env.label}")
     out("replaced, as a preview must (everything else is the hub's own):")
-    for o in (*overrides.HUB, *listed):
+    for o in (*(overrides.HUB_OIDC if login else overrides.HUB), *listed):
         out(f"  {o.target}: {o.why}")
     sizes = (values["jupyterhub"].get("singleuser") or {}).get("profileList") or []
     if sizes:
@@ -378,9 +392,12 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         for size in sizes:
             out(f"  {size.get('slug')}: {size.get('description')}{' (default)' if size.get('default') else ''}")
     out(f"idle stack memory: {procs.rss() / 2**20:.0f} MiB")
-    out(f"hub ready in {hub_ready:.1f} s at {url}/  (any user name, password: {password})")
+    if login:
+        out(f"hub ready in {hub_ready:.1f} s at {url}/  (log in as {USER} at the loopback OIDC provider)")
+    else:
+        out(f"hub ready in {hub_ready:.1f} s at {url}/  (any user name, password: {password})")
     prefix_path = (gateway.get("gateway") or {}).get("prefix", "/").rstrip("/") if gateway_on else None
-    from hub_template.preview.smoke import USER, Target
+    from hub_template.preview.smoke import Target
 
     target = Target(
         url=url,
@@ -391,6 +408,7 @@ def start(inputs: dict[str, Any], work: Path, procs: Processes, out: Say) -> dic
         python=env.bin / "python",
         # A user's kernel: its server's environment, and the chart's gateway auth.
         client_env={**the_plan["local"]["env"], "DASK_GATEWAY__AUTH__TYPE": "jupyterhub"},
+        login="oidc" if login else "password",
     )
     return {
         "target": target,

@@ -49,9 +49,14 @@ for key, source in sorted(plan["extra_config"].items()):
 #@ local stand-ins
 # Local stand-ins, applied last (hub_template.preview.overrides.HUB).
 local = plan["local"]
-c.JupyterHub.authenticator_class = "shared-password"
-c.SharedPasswordAuthenticator.user_password = local["password"]
-c.SharedPasswordAuthenticator.allow_all = True
+if local.get("oidc"):
+    # The hub's own GenericOAuthenticator, against the loopback OIDC provider.
+    for trait, value in local["oidc"].items():
+        setattr(c.GenericOAuthenticator, trait, value)
+else:
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = local["password"]
+    c.SharedPasswordAuthenticator.allow_all = True
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = local["home_dir_template"]
 c.JupyterHub.bind_url = local["bind_url"]
@@ -181,6 +186,7 @@ def plan(
     user_env: dict[str, str],
     gateway_token: str,
     image_spec: str,
+    oidc: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything jupyterhub_config.py loads: the hub's values (as merged by helm)
     and the local settings of `overrides.HUB`."""
@@ -235,6 +241,8 @@ def plan(
             "args": ["--allow-root"] if os.geteuid() == 0 else [],
             "services": services,
             "env": local_env,
+            # GenericOAuthenticator's traits against the loopback provider (preview/oidc.py).
+            "oidc": oidc or {},
         },
     }
 

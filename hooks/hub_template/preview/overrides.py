@@ -44,11 +44,28 @@ GATEWAY_HUB_AUTH = (
     Override("JupyterHubAuthenticator.jupyterhub_api_token", "the gateway service's token for the local hub"),
 )
 
-# JupyterHub: what z2jh's Kubernetes pieces become on one machine.
-HUB = (
+# JupyterHub's login: a shared password stands in for GitHub or CILogon,
+# which cannot be reached from here.
+PASSWORD_LOGIN = (
     Override("JupyterHub.authenticator_class", "GitHub OAuth -> SharedPasswordAuthenticator (password printed)"),
     Override("SharedPasswordAuthenticator.user_password", "the printed password"),
     Override("SharedPasswordAuthenticator.allow_all", "no GitHub organizations to check: any user name"),
+)
+# A generic OIDC hub keeps its GenericOAuthenticator (username claim, scope,
+# allowed groups, its email-domain hook): only the provider is stood in for,
+# by a loopback OpenID Connect provider (oidc-provider-mock, preview/oidc.py).
+OIDC_LOGIN = (
+    Override("GenericOAuthenticator.authorize_url", "the loopback OIDC provider's authorization_endpoint"),
+    Override("GenericOAuthenticator.token_url", "the loopback OIDC provider's token_endpoint"),
+    Override("GenericOAuthenticator.userdata_url", "the loopback OIDC provider's userinfo_endpoint"),
+    Override("GenericOAuthenticator.oauth_callback_url", "the preview's own /hub/oauth_callback on loopback"),
+    Override("GenericOAuthenticator.client_id", "any id: the loopback provider registers none"),
+    Override("GenericOAuthenticator.client_secret", "any secret: the hub's own stays encrypted"),
+    Override("provider user", "one user whose claims the hub's rules let in (username claim, email, groups)"),
+)
+
+# JupyterHub: what z2jh's Kubernetes pieces become on one machine.
+RUNTIME = (
     Override("JupyterHub.spawner_class", "KubeSpawner -> a local process spawner"),
     Override(
         "SimpleLocalProcessSpawner.home_dir_template",
@@ -84,3 +101,5 @@ HUB = (
     Override("env JUPYTER_CONFIG_PATH", "the Jupyter config postBuild installed, in the preview's prefix"),
     Override("env $(VAR)", "Kubernetes' $(VAR) expansion, done per user at spawn"),
 )
+HUB = (*PASSWORD_LOGIN, *RUNTIME)
+HUB_OIDC = (*OIDC_LOGIN, *RUNTIME)

@@ -63,6 +63,30 @@ class Target:
     # computation on the panel's cluster runs there, as the user.
     python: Path | None = None
     client_env: dict[str, str] = field(default_factory=dict)
+    # "password" (the shared password's form) or "oidc" (the hub's
+    # GenericOAuthenticator, through the loopback provider's page).
+    login: str = "password"
+
+
+LOGIN_STEPS = {
+    "password": "log in through the form",
+    "oidc": "log in through the OIDC provider, with the hub's own authenticator",
+}
+
+
+def log_in(page: Page, target: Target) -> None:
+    """The login page, as a user meets it: the password form, or the hub's
+    "Sign in with ..." button, then the provider's page, then back."""
+    page.goto(f"{target.url}/hub/login")
+    if target.login == "oidc":
+        page.get_by_role("button", name="Sign in with").click()
+        page.wait_for_selector("input[name=sub]")
+        page.fill("input[name=sub]", USER)
+        page.get_by_role("button", name="Authorize").click()
+        return
+    page.fill("input#username_input", USER)
+    page.fill("input#password_input", target.password)
+    page.click("#login_submit")
 
 
 class NeedsCloud(PreviewError):
@@ -109,11 +133,8 @@ def run(
         step = "start"
         try:
             t = time.monotonic()
-            step = "log in through the form"
-            page.goto(f"{target.url}/hub/login")
-            page.fill("input#username_input", USER)
-            page.fill("input#password_input", target.password)
-            page.click("#login_submit")
+            step = LOGIN_STEPS[target.login]
+            log_in(page, target)
             steps.done(step, t)
 
             t = time.monotonic()
