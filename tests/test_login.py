@@ -7,15 +7,13 @@ into the real oauthenticator class JupyterHub would load, which then decides
 on a user the provider vouches for: only its HTTP calls to the provider are
 replaced (get_token_info, token_to_user), the rest is oauthenticator's and
 JupyterHub's own (username claim, allow rules, groups, post_auth_hook).
-The slow matrix renders each login on each cloud through the federation's
-real chart (helm template) and kubernetes-validate --strict.
+Each login on each cloud, through the federation's real chart (helm
+template) and kubernetes-validate --strict: test_render_matrix.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import os
 import signal
 import subprocess
@@ -23,12 +21,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-import kube_tools
 import psutil
 import pytest
 import yaml
 from conftest import BIN, chart_data, render
-from hub_cells import PROVIDERS, REAL_IDS, copy_hub
+from hub_cells import REAL_IDS, copy_hub
 from test_check import edit, failures, line_of
 from test_preview import needs_browser  # noqa: F401 - the fixture: Chromium and configurable-http-proxy
 
@@ -286,60 +283,6 @@ def test_a_wrong_login_answer_is_refused_in_one_line(template_repo, tmp_path, da
 
 
 # --- every login on every cloud, through the federation's real chart ----------------
-
-
-@pytest.mark.slow
-def test_every_login_on_every_cloud_renders_with_the_real_chart(template_repo, tmp_path_factory, tmp_path):
-    """Each login on each cloud: rendered, checked against the chart the
-    federation builds, and rendered by helm with that chart as hubploy
-    deploys it; the chart hands JupyterHub the hub's login, and every object
-    helm renders passes kubernetes-validate --strict (each distinct object
-    once: most are the same in every cell)."""
-    federation = kube_tools.federation_chart(tmp_path_factory.mktemp("federation-chart"))
-    chart, daskhub = federation / "chart", federation / ".daskhub" / "daskhub"
-    helm = str(kube_tools.helm())
-    distinct: dict[str, dict] = {}
-    for provider in PROVIDERS:
-        for login in ("github", "cilogon", "oidc-groups"):
-            hub = login_hub(template_repo, tmp_path_factory, login, provider)
-            assert failures(hub, daskhub) == {}, (provider, login)
-            for env in ("staging", "prod"):
-                release = f"charlie-{env}"
-                files = [
-                    hub / "config" / "common.yaml",
-                    hub / "config" / f"{env}.yaml",
-                    hub / "secrets" / f"{env}.yaml",
-                ]
-                done = subprocess.run(
-                    [
-                        helm,
-                        "template",
-                        release,
-                        str(chart),
-                        "--namespace",
-                        release,
-                        *(a for f in files for a in ("--values", str(f))),
-                        "--set-string",
-                        "daskhub.jupyterhub.singleuser.image.tag=ci",
-                    ],
-                    capture_output=True,
-                    text=True,
-                )
-                assert done.returncode == 0, done.stderr
-                objects = [o for o in yaml.safe_load_all(done.stdout) if o]
-                # The login as the chart hands it to JupyterHub: the hub Secret's values.yaml.
-                (secret,) = [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "hub"]
-                given = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))["hub"]["config"]
-                for cls, traits in hub_values(hub, env)["hub"]["config"].items():  # (the chart adds its own)
-                    assert {trait: given[cls].get(trait) for trait in traits} == traits, (provider, login, cls)
-                for obj in objects:
-                    distinct.setdefault(json.dumps(obj, sort_keys=True), obj)
-    manifest = tmp_path / "objects.yaml"
-    manifest.write_text(yaml.safe_dump_all(distinct.values()))
-    valid = subprocess.run(
-        [str(BIN / "kubernetes-validate"), "--strict", str(manifest)], capture_output=True, text=True
-    )
-    assert valid.returncode == 0, valid.stdout + valid.stderr
 
 
 # --- adopt: a hand-made hub's login, as these answers ----------------------------------
