@@ -395,3 +395,44 @@ def test_check_names_the_conflict_markers_an_update_left_once(fed_run):
     assert "holds the conflict markers an update left" in failed["ST003"] and "not valid YAML" not in failed["ST003"]
     assert [name for name, message in failed.items() if "environment.yml" in message] == ["ST003"], failed
     assert checks["IM001"]["skip_reason"] == "image/binder/environment.yml holds conflict markers (ST003)"
+
+
+def test_a_changed_federation_answer_reaches_every_hub_with_one_data(evolving_template, tmp_path):
+    """`hub-template update --data NAME=VALUE` answers NAME in every hub, at
+    the release it is at; a value the release refuses leaves every hub as it was."""
+    fed = federation(tmp_path / "federation", evolving_template)
+    hubs = [make_hub(evolving_template, fed, name, "v1.2.0") for name in ("alpha", "bravo")]
+    deployments = str(fed / "deployments")
+    before = {hub.name: hub_snapshot(hub) for hub in hubs}
+
+    code, rows, output = hub_template_rows("update", deployments, "--data", "contact_email=not-an-email")
+    assert code == 1, output
+    for name in ("alpha", "bravo"):
+        assert rows[name][2] == "failed", output
+        assert "not an email" in rows[name][3] and "the hub is restored as it was" in rows[name][3], output
+    assert {hub.name: hub_snapshot(hub) for hub in hubs} == before
+
+    code, rows, output = hub_template_rows("update", deployments, "--check", "--data", "contact_email=ops@uni.edu")
+    assert code == 1, output
+    assert {hub: (row[2], row[3]) for hub, row in rows.items()} == {
+        "alpha": ("behind", "--data changes contact_email"),
+        "bravo": ("behind", "--data changes contact_email"),
+    }
+    assert {hub.name: hub_snapshot(hub) for hub in hubs} == before
+
+    code, rows, output = hub_template_rows("update", deployments, "--data", "contact_email=ops@uni.edu")
+    assert code == 0, output
+    assert [row[2] for row in rows.values()] == ["updated", "updated"], output
+    for hub in hubs:
+        assert answers(hub)["contact_email"] == "ops@uni.edu"
+        assert "contactEmail: ops@uni.edu" in (hub / "config" / "prod.yaml").read_text()
+    commit(fed, "The operators' address")
+
+    code, rows, output = hub_template_rows("update", deployments, "--data", "contact_email=ops@uni.edu")
+    assert code == 0 and [row[2] for row in rows.values()] == ["current", "current"], output
+
+    done = subprocess.run(
+        [*HUB_TEMPLATE, "update", deployments, "--data", "contact_email"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "--data 'contact_email': give NAME=VALUE, e.g. --data gcp_region=us-central1"

@@ -38,7 +38,8 @@ EXAMPLES = {
     "update": """examples:
   hub-template update deployments/ --check       # who is behind; changes nothing
   hub-template update deployments/               # update every hub that is behind
-  hub-template update deployments/ --vcs-ref v1.2.0""",
+  hub-template update deployments/ --vcs-ref v1.2.0
+  hub-template update deployments/ --data contact_email=ops@uni.edu""",
     "preview": """examples:
   hub-template preview deployments/charlie                    # open the printed URL
   hub-template preview deployments/charlie --smoke            # the researcher's path, headless

@@ -106,6 +106,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --check: print, for each hub that is behind, the diff its update would make "
         "(computed in a scratch worktree; the hub is not touched)",
     )
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="answer NAME with VALUE in every hub (as copier's --data; repeat for several): "
+        "a changed federation answer reaches every hub, each hub's update refused if its release refuses it",
+    )
     add_jobs_option(parser, "hubs updated at once, each in its own git worktree")
 
 
@@ -126,6 +134,15 @@ def run(args: argparse.Namespace) -> int:
     if args.diff and not args.check:
         Console(stderr=True).print("[red]--diff goes with --check:[/] it shows what an update would change.")
         return 2
+    data: dict[str, str] = {}
+    for pair in args.data:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            Console(stderr=True).print(
+                f"[red]--data {pair!r}:[/] give NAME=VALUE, e.g. --data gcp_region=us-central1", soft_wrap=True
+            )
+            return 2
+        data[name.strip()] = value
     hubs = find_hubs(deployments)
     if not hubs:
         Console(stderr=True).print(
@@ -148,14 +165,14 @@ def run(args: argparse.Namespace) -> int:
         dirty = statuses(hubs)
         diffs: dict[str, str] = {}
         if args.check:
-            results = [check_hub(hub, sources.get(hub.src), refused[hub.path], dirty[hub.path]) for hub in hubs]
+            results = [check_hub(hub, sources.get(hub.src), refused[hub.path], dirty[hub.path], data) for hub in hubs]
             if args.diff:
                 rewrites = [pair for source in sources.values() for pair in source.rewrites()]
                 with sigterm_as_interrupt():
-                    diffs = update_diffs(hubs, results, args.vcs_ref, Path(scratch), rewrites)
+                    diffs = update_diffs(hubs, results, args.vcs_ref, Path(scratch), rewrites, data)
         else:
             planned = {
-                hub.path: plan_hub(hub, sources.get(hub.src), args.vcs_ref, dirty[hub.path], refused[hub.path])
+                hub.path: plan_hub(hub, sources.get(hub.src), args.vcs_ref, dirty[hub.path], refused[hub.path], data)
                 for hub in hubs
             }
             rewrites = [pair for source in sources.values() for pair in source.rewrites()]
@@ -164,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
                     results = [result for result in planned.values() if result is not None]
                 else:
                     with sigterm_as_interrupt(), copier_git(rewrites):
-                        results = _update_all(hubs, planned, args.vcs_ref, Path(scratch), args.jobs)
+                        results = _update_all(hubs, planned, args.vcs_ref, Path(scratch), args.jobs, data)
             except KeyboardInterrupt:
                 Console(stderr=True).print(
                     "[red]Interrupted.[/] The hub being updated is restored as it was; "
@@ -183,7 +200,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _update_all(
-    hubs: list[FederationHub], planned: dict[Path, Result | None], vcs_ref: str | None, scratch: Path, jobs: int
+    hubs: list[FederationHub],
+    planned: dict[Path, Result | None],
+    vcs_ref: str | None,
+    scratch: Path,
+    jobs: int,
+    data: dict[str, str],
 ) -> list[Result]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -209,8 +231,9 @@ def _update_all(
                 progress.console.print(f"{hub.name}: [{STYLES[result.status]}]{result.status}[/]")
                 progress.advance(task)
 
-            if jobs == 1 or len(todo) <= 1 or not _in_worktrees(todo, vcs_ref, scratch, min(jobs, len(todo)), done):
-                _in_place(todo, vcs_ref, scratch, progress, task, done)
+            in_worktrees = jobs > 1 and len(todo) > 1
+            if not (in_worktrees and _in_worktrees(todo, vcs_ref, data, scratch, min(jobs, len(todo)), done)):
+                _in_place(todo, vcs_ref, data, scratch, progress, task, done)
     finally:
         display.close()
     return [results[hub.path] for hub in hubs]
@@ -221,7 +244,13 @@ Done = Callable[["FederationHub", "Result"], None]
 
 
 def _in_place(
-    todo: list[FederationHub], vcs_ref: str | None, scratch: Path, progress: Progress, task: TaskID, done: Done
+    todo: list[FederationHub],
+    vcs_ref: str | None,
+    data: dict[str, str],
+    scratch: Path,
+    progress: Progress,
+    task: TaskID,
+    done: Done,
 ) -> None:
     """One hub after the other, in the federation's checkout."""
     parked = ParkedEntries()
@@ -229,12 +258,14 @@ def _in_place(
         for hub in todo:
             assert hub.top is not None
             progress.update(task, description=f"updating [bold]{hub.name}[/]")
-            done(hub, update_hub(hub, hub.path, hub.top, vcs_ref, scratch / "copier.log", parked))
+            done(hub, update_hub(hub, hub.path, hub.top, vcs_ref, scratch / "copier.log", parked, data))
     finally:
         parked.restore_all()
 
 
-def _in_worktrees(todo: list[FederationHub], vcs_ref: str | None, scratch: Path, jobs: int, done: Done) -> bool:
+def _in_worktrees(
+    todo: list[FederationHub], vcs_ref: str | None, data: dict[str, str], scratch: Path, jobs: int, done: Done
+) -> bool:
     """`jobs` processes, forked from this one (copier already imported), each
     updating in its own worktrees; each result is written back here."""
     import multiprocessing
@@ -254,7 +285,7 @@ def _in_worktrees(todo: list[FederationHub], vcs_ref: str | None, scratch: Path,
         except subprocess.CalledProcessError:
             return False  # no worktree (an old git, a full disk): one hub at a time, in place
         pool = context.Pool(jobs, initializer=Worker.start, initargs=(slots, trees, scratch))
-        for outcome in pool.imap_unordered(update_in_worktree, [(hub, vcs_ref) for hub in todo]):
+        for outcome in pool.imap_unordered(update_in_worktree, [(hub, vcs_ref, data) for hub in todo]):
             hub = by_name[outcome.result.hub]
             with uninterrupted():
                 if outcome.files is not None:

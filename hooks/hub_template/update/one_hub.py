@@ -87,7 +87,12 @@ def _blocked(result: Result, hub: FederationHub, changes: list[str]) -> bool:
 
 
 def plan_hub(
-    hub: FederationHub, source: TemplateSource | None, vcs_ref: str | None, dirty: list[str], refused: str | None
+    hub: FederationHub,
+    source: TemplateSource | None,
+    vcs_ref: str | None,
+    dirty: list[str],
+    refused: str | None,
+    data: dict[str, str] | None = None,
 ) -> Result | None:
     """The result of a hub that needs no copier at all, or None when it must
     be updated."""
@@ -98,15 +103,39 @@ def plan_hub(
         result.notes.append("not in a git repository: copier updates only hubs tracked by git")
     elif _blocked(result, hub, dirty):
         pass
-    elif not vcs_ref and source.is_behind(hub.commit or "") is False:
+    elif not vcs_ref and source.is_behind(hub.commit or "") is False and not changed_answers(hub, data):
         result.status = CURRENT
     else:
         return None
     return result
 
 
+def changed_answers(hub: FederationHub, data: dict[str, str] | None) -> list[str]:
+    """The names of `--data` answers the hub records otherwise (or not at
+    all: copier decides whether its question applies to the hub)."""
+    recorded = _read_answers(hub.path)
+    return [name for name, value in (data or {}).items() if not _same_answer(recorded.get(name), value)]
+
+
+def _same_answer(recorded: object, given: str) -> bool:
+    """Whether `--data NAME=given` (text, as copier's --data takes it) is
+    what the hub recorded (text, or a value its YAML reads as)."""
+    if isinstance(recorded, str) or recorded is None:
+        return recorded == given
+    try:
+        return bool(yaml.safe_load(given) == recorded)
+    except yaml.YAMLError:
+        return False
+
+
 def update_hub(
-    hub: FederationHub, path: Path, top: Path, vcs_ref: str | None, log: Path, parked: ParkedEntries
+    hub: FederationHub,
+    path: Path,
+    top: Path,
+    vcs_ref: str | None,
+    log: Path,
+    parked: ParkedEntries,
+    data: dict[str, str] | None = None,
 ) -> Result:
     """`copier update` of the hub at `path` (in the checkout `top`), restored
     as it was when it fails."""
@@ -120,7 +149,15 @@ def update_hub(
     log.write_text("")
     try:
         with captured_output(log):
-            run_update(str(path), vcs_ref=vcs_ref, defaults=True, overwrite=True, unsafe=True, quiet=True)
+            run_update(
+                str(path),
+                data=dict(data or {}),
+                vcs_ref=vcs_ref,
+                defaults=True,
+                overwrite=True,
+                unsafe=True,
+                quiet=True,
+            )
     except KeyboardInterrupt:
         restore(top, path, untracked_before)
         raise
@@ -249,7 +286,13 @@ def error_message(error: Exception, log: Path) -> str:
     return f"{type(error).__name__}: {str(error).strip()}"
 
 
-def check_hub(hub: FederationHub, source: TemplateSource | None, refused: str | None, dirty: list[str]) -> Result:
+def check_hub(
+    hub: FederationHub,
+    source: TemplateSource | None,
+    refused: str | None,
+    dirty: list[str],
+    data: dict[str, str] | None = None,
+) -> Result:
     """What `update` would do with the hub, without doing it: refused,
     failed, conflicts, skipped dirty, behind or current."""
     result = Result(hub.name, hub.commit or "?", "?", FAILED, src=hub.src or "")
@@ -262,5 +305,8 @@ def check_hub(hub: FederationHub, source: TemplateSource | None, refused: str | 
     if behind is None:
         result.notes.append(f"{hub.commit!r} is no release or commit of the template")
     else:
-        result.status = BEHIND if behind else CURRENT
+        changed = changed_answers(hub, data)
+        result.status = BEHIND if behind or changed else CURRENT
+        if changed:
+            result.notes.append(f"--data changes {', '.join(changed)}")
     return result

@@ -21,6 +21,7 @@ def update_diffs(
     vcs_ref: str | None,
     scratch: Path,
     rewrites: list[tuple[str, str]],
+    data: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Hub name -> the diff its update would make (paths from the hub's
     folder), for each hub `--check` found behind; a hub whose update fails
@@ -35,13 +36,13 @@ def update_diffs(
         with copier_git(rewrites):
             for hub in behind:
                 assert hub.top is not None
-                found[hub.name] = _diff_in(trees[0][hub.top], hub, vcs_ref, scratch / "copier.log")
+                found[hub.name] = _diff_in(trees[0][hub.top], hub, vcs_ref, scratch / "copier.log", data)
     finally:
         remove_worktrees(trees)
     return found
 
 
-def _diff_in(tree: Path, hub: FederationHub, vcs_ref: str | None, log: Path) -> str:
+def _diff_in(tree: Path, hub: FederationHub, vcs_ref: str | None, log: Path, data: dict[str, str] | None) -> str:
     assert hub.top is not None
     rel = str(hub.path.relative_to(hub.top))
     for name in untracked(hub.top, hub.path):  # the decrypted secrets an update may read
@@ -49,7 +50,7 @@ def _diff_in(tree: Path, hub: FederationHub, vcs_ref: str | None, log: Path) -> 
         shutil.copy2(hub.top / name, tree / name, follow_symlinks=False)
     parked = ParkedEntries()
     try:
-        result = update_hub(hub, tree / rel, tree, vcs_ref, log, parked)
+        result = update_hub(hub, tree / rel, tree, vcs_ref, log, parked, data)
         parked.restore_all()
         if result.status not in (UPDATED, CONFLICTS):
             return "\n".join(["the update would fail:", *result.notes]) + "\n"

@@ -71,8 +71,8 @@ def remove_worktrees(trees: dict[int, dict[Path, Path]]) -> None:
                 repository(top).run("worktree", "prune")
 
 
-def update_in_worktree(task: tuple[FederationHub, str | None]) -> Outcome:
-    hub, vcs_ref = task
+def update_in_worktree(task: tuple[FederationHub, str | None, dict[str, str]]) -> Outcome:
+    hub, vcs_ref, data = task
     assert hub.top is not None
     tree = Worker.trees[hub.top]
     rel = hub.path.relative_to(hub.top)
@@ -84,7 +84,7 @@ def update_in_worktree(task: tuple[FederationHub, str | None]) -> Outcome:
         for name in untracked(hub.top, hub.path):
             (tree / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(hub.top / name, tree / name, follow_symlinks=False)
-        result = update_hub(hub, path, tree, vcs_ref, Worker.log, parked)
+        result = update_hub(hub, path, tree, vcs_ref, Worker.log, parked, data)
         parked.restore_all()  # the conflict's stages are part of what goes back
         outcome = Outcome(result)
         if result.status in (UPDATED, CONFLICTS):
