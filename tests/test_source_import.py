@@ -25,6 +25,7 @@ import yaml
 from conftest import (
     REPO2DOCKER_OPTIONS,
     ROOT,
+    TEMPLATE_PARTS,
     check_report,
     git,
     hub_template,
@@ -875,9 +876,11 @@ def test_update_keeps_the_import_and_does_not_fetch_again(sources, tmp_path, cap
     template = publish_template(tmp_path / "hub-template", "v1.1.0")
     next_release = tmp_path / "next"
     next_release.mkdir()
-    shutil.copy2(ROOT / "copier.yml", next_release / "copier.yml")
-    for part in ("template", "federation", "hooks"):
-        shutil.copytree(ROOT / part, next_release / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in TEMPLATE_PARTS:
+        if (ROOT / part).is_dir():
+            shutil.copytree(ROOT / part, next_release / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / part, next_release / part)
     versions = next_release / "hooks" / "hub_template" / "data" / "versions.yml"
     versions.write_text(versions.read_text().replace('dask_labextension: ">=7"', 'dask_labextension: ">=7,<8"'))
     publish_template(template, "v1.2.0", source=next_release)
