@@ -60,6 +60,10 @@ CLOUD_SIGNS = (
     "Network is unreachable",
     "EndpointConnectionError",
     "No route to host",
+    # A busy machine's resolver gives up instead of answering "not known".
+    "urlopen error timed out",
+    "ClientConnectorDNSError",
+    "Timeout while contacting DNS servers",
 )
 
 

@@ -393,17 +393,27 @@ def _task_stream_updates(page: Page, target: Target, token: str, cluster_name: s
 def _tasks_drawn(page: Page, more_than: int) -> int:
     """How many tasks the Task Stream pane has drawn, once it has drawn more
     than `more_than` (-1: once Bokeh has loaded)."""
+    from playwright.sync_api import Error as PlaywrightError
+
     frame_element = page.locator(".jp-IFrame iframe[src*='individual-task-stream']").first
-    frame_element.wait_for(timeout=30_000)
-    frame = frame_element.element_handle().content_frame()
-    if frame is None:
-        raise PreviewError("the Task Stream pane has no frame")
     deadline = time.monotonic() + 60
-    while (drawn := int(frame.evaluate(TASKS_DRAWN_JS))) <= more_than:
+    while True:
+        frame_element.wait_for(timeout=30_000)
+        frame = frame_element.element_handle().content_frame()
+        if frame is None:
+            raise PreviewError("the Task Stream pane has no frame")
+        try:
+            drawn = int(frame.evaluate(TASKS_DRAWN_JS))
+        except PlaywrightError as error:
+            # The pane reloads its page (Bokeh reconnecting): read it again.
+            if "Execution context was destroyed" not in str(error) or time.monotonic() > deadline:
+                raise
+            drawn = more_than
+        if drawn > more_than:
+            return drawn
         if time.monotonic() > deadline:
             raise PreviewError(f"the Task Stream pane ({frame.url}) drew no more than {more_than} tasks in 60 s")
         time.sleep(0.5)
-    return drawn
 
 
 def _wait_cluster_or_error(page: Page) -> None:
