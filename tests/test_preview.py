@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -210,6 +211,48 @@ def test_run_notebooks_refuses_a_token_it_cannot_use_before_asking_the_hub(templ
         assert done.stdout == ""
 
 
+def test_a_dropped_connection_is_asked_again_and_an_unreachable_hub_is_said_at_once():
+    """After a deploy the proxy may drop a connection (its pod replaced, or
+    busy): run-notebooks asks again, as it does for a proxy with no route yet.
+    A hub that refuses the connection is unreachable: said at once."""
+    import asyncio
+    import socket
+    import struct
+
+    from hub_template.preview import PreviewError
+    from hub_template.preview.notebooks import Api, Dropped
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def serve() -> None:
+        while len(accepted) < 3:
+            conn, _ = listener.accept()
+            accepted.append(conn)
+            conn.recv(65536)
+            if len(accepted) < 3:  # the first two are reset, as a replaced proxy does
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                body = b'{"name": "health_check"}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                conn.sendall(b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    api = Api(f"http://127.0.0.1:{port}", "not-a-real-token")
+    assert asyncio.run(api.request("GET", "/hub/api/users/health_check")) == {"name": "health_check"}
+    assert len(accepted) == 3
+    listener.close()
+    thread.join(5)
+
+    with pytest.raises(PreviewError) as refused:  # nothing listens there now
+        api._request("GET", "/hub/api/users/health_check", None)
+    assert not isinstance(refused.value, Dropped)
+    assert "Connection refused" in str(refused.value), refused.value
+
+
 @pytest.mark.slow
 def test_the_health_check_runs_as_ci_runs_it_with_the_hubs_own_service(template_repo, tmp_path):
     """CI's health check, for real: the rendered hub's `hub-health` service and
@@ -240,6 +283,7 @@ def test_the_health_check_runs_as_ci_runs_it_with_the_hubs_own_service(template_
         stderr=subprocess.STDOUT,
         text=True,
     )
+    reader = None
     try:
         url = None
         for line in running.stdout:  # type: ignore[union-attr]
@@ -247,13 +291,18 @@ def test_the_health_check_runs_as_ci_runs_it_with_the_hubs_own_service(template_
                 url = match[1]
                 break
         assert url, "the preview never said its URL"
+        # The preview's further lines are read as they come (a full pipe would
+        # stall it) and shown if the run fails.
+        later: list[str] = []
+        reader = threading.Thread(target=lambda: later.extend(running.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
         done = subprocess.run(
             [str(BIN / "hub-template"), "run-notebooks", url, "--secrets", str(secrets_file)],
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
         )
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.returncode == 0, done.stdout + done.stderr + "\nthe preview said:\n" + "".join(later)
         assert done.stdout.splitlines() == ["notebook welcome.ipynb: pass"]
         assert token not in done.stdout + done.stderr
 
@@ -281,7 +330,13 @@ def test_the_health_check_runs_as_ci_runs_it_with_the_hubs_own_service(template_
             assert status(method, path) == 403, (method, path)
     finally:
         running.send_signal(signal.SIGINT)
-        stopped = running.communicate(timeout=120)[0]
+        if reader is None:
+            stopped = running.communicate(timeout=120)[0]
+        else:
+            running.wait(timeout=120)
+            reader.join(30)
+            running.stdout.close()  # type: ignore[union-attr]
+            stopped = "".join(later)
     assert "stopped every process it started" in stopped, stopped
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import subprocess
@@ -46,7 +47,7 @@ HUB_FAILED = 3
 FOLDER = "hub-notebooks"  # where the image's start copies image/'s notebooks
 CELL_TIMEOUT = 600.0  # s
 SERVER_TIMEOUT = 300.0  # s
-ROUTE_WAIT = 60.0  # s: how long the proxy may have no route to the hub
+ROUTE_WAIT = 60.0  # s: how long the proxy may have no route to the hub, or drop connections
 # Errors that mean a cloud endpoint was out of reach (public buckets, STAC
 # APIs), not that the notebook is wrong: said as such in the report.
 CLOUD_SIGNS = (
@@ -240,6 +241,12 @@ class NoRoute(PreviewError):
     """The proxy, not the hub, answered: it has no route to the hub (yet)."""
 
 
+class Dropped(PreviewError):
+    """The connection was closed before an answer: a proxy being replaced by
+    a deploy, or too busy to answer; not an unreachable hub (refused, unknown
+    name), which is said at once."""
+
+
 class Api:
     """The hub's and the user's server's REST APIs, with the token. Requests
     go through urllib, which takes HTTPS_PROXY and NO_PROXY as pip and git
@@ -251,16 +258,16 @@ class Api:
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         # Right after a deploy (or a preview's start) configurable-http-proxy may
         # answer before the hub has given it its routes: a bare 404 "Not Found",
-        # which JupyterHub (JSON errors) never sends. Asked again for a while.
+        # which JupyterHub (JSON errors) never sends; or a proxy being replaced
+        # (or busy) drops the connection. Asked again for a while.
         deadline = time.monotonic() + ROUTE_WAIT
         while True:
             try:
                 return await asyncio.to_thread(self._request, method, path, body)
-            except NoRoute as error:
+            except (NoRoute, Dropped) as error:
                 if time.monotonic() > deadline:
-                    raise PreviewError(
-                        f"{error} for {ROUTE_WAIT:.0f} s: the hub's proxy routes nothing to the hub"
-                    ) from None
+                    why = "routes nothing to the hub" if isinstance(error, NoRoute) else "drops every connection"
+                    raise PreviewError(f"{error} for {ROUTE_WAIT:.0f} s: the hub's proxy {why}") from None
                 await asyncio.sleep(1)
 
     def _request(self, method: str, path: str, body: Any) -> Any:
@@ -282,8 +289,10 @@ class Api:
             if error.code == 404 and not said.lstrip().startswith("{"):
                 raise NoRoute(f"{method} {path} answered {error.code}: {said}") from None
             raise PreviewError(f"{method} {path} answered {error.code}: {said}") from None
-        except (urllib.error.URLError, OSError) as error:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             reason = getattr(error, "reason", error)
+            if isinstance(reason, (ConnectionResetError, http.client.RemoteDisconnected)):
+                raise Dropped(f"{method} {self.hub}{path}: {reason}") from None
             raise PreviewError(f"{method} {self.hub}{path}: {reason}") from None
         return json.loads(text) if text else None
 
