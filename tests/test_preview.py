@@ -736,3 +736,29 @@ def test_a_resolver_that_gives_up_reads_as_the_cloud_out_of_reach():
     assert needs_cloud(f"URLError: {urllib.error.URLError(TimeoutError('timed out'))}")
     assert needs_cloud("URLError: <urlopen error [Errno -2] Name or service not known>")
     assert not needs_cloud("ModuleNotFoundError: No module named 'xesmf'")
+
+
+def test_only_the_newest_failed_previews_keep_their_logs(tmp_path, capsys):
+    """A failed preview's logs stay in the user's cache for reading; the cache
+    keeps the newest KEPT_FAILURES of them, not every failure ever."""
+    from hub_template.preview.command import KEPT_FAILURES, keep_logs
+
+    cache = tmp_path / "cache" / "preview-logs"
+    for i in range(KEPT_FAILURES + 2):
+        earlier = cache / f"hub-template-preview-old{i:02}"
+        earlier.mkdir(parents=True)
+        (earlier / "jupyterhub.log").write_text("an earlier failure\n")
+        os.utime(earlier, (1_000_000 + i, 1_000_000 + i))
+    work = tmp_path / "hub-template-preview-new"
+    work.mkdir()
+    (work / "jupyterhub.log").write_text("this failure\n")
+    keep_logs(work, cache / work.name, failed=True)
+    assert str(cache / work.name / "jupyterhub.log") in capsys.readouterr().err
+    newest = [f"hub-template-preview-old{i:02}" for i in range(3, KEPT_FAILURES + 2)]
+    assert sorted(d.name for d in cache.iterdir()) == sorted([work.name, *newest])
+
+    passed = tmp_path / "hub-template-preview-passed"
+    passed.mkdir()
+    (passed / "jupyterhub.log").write_text("fine\n")
+    keep_logs(passed, cache / passed.name, failed=False)
+    assert sorted(d.name for d in cache.iterdir()) == sorted([work.name, *newest])

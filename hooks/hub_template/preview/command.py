@@ -182,9 +182,13 @@ def serve(args: argparse.Namespace, inputs: dict[str, Any], work: Path, procs: P
     raise PreviewError("a program of the preview exited on its own; see its log in " + str(inputs["logs"]))
 
 
+KEPT_FAILURES = 10  # failed previews whose logs stay in the user's cache
+
+
 def keep_logs(work: Path, logs: Path, failed: bool) -> None:
     """A failed preview's logs, out of its folder into `logs` (named on stderr);
-    a preview that did not fail keeps none."""
+    a preview that did not fail keeps none. Only the newest KEPT_FAILURES
+    failures' logs stay in the cache."""
     for log in sorted(work.glob("*.log")) if failed else ():
         logs.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log, logs / log.name)
@@ -193,6 +197,10 @@ def keep_logs(work: Path, logs: Path, failed: bool) -> None:
         print(f"hub-template preview: the programs' logs: {', '.join(str(p) for p in kept)}", file=sys.stderr)
     elif not failed:
         shutil.rmtree(logs, ignore_errors=True)
+    earlier = [d for d in logs.parent.glob("hub-template-preview-*") if d.is_dir() and d != logs]
+    earlier.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in earlier[KEPT_FAILURES - (1 if logs.is_dir() else 0) :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def say(line: str) -> None:
