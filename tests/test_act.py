@@ -28,7 +28,7 @@ from hub_template import lock
 pytestmark = pytest.mark.slow
 
 CELLS = [("gcp", "git-crypt"), ("aws", "sops")]
-# One act run on 2 shared cores: most of it is pip installing hub-template[check] and hubploy.
+# One act run on 2 shared cores: 15-50 s, most of it uv installing hub-template[check] and hubploy.
 RUN_BUDGET_SECONDS = 600
 
 

@@ -2,7 +2,7 @@
 workflows (tests/test_act.py): what cannot exist on a test machine (the
 internet, the cloud, a GitHub-hosted runner's preinstalled tools) is stood in
 for here, and only here. Everything else runs for real: act runs the
-rendered workflows unchanged, pip installs hub-template and hubploy from git,
+rendered workflows unchanged, uv installs hub-template and hubploy from git,
 helm builds and renders the federation's own chart, repo2docker writes the
 image's Dockerfile, git-crypt and sops decrypt, hubploy deploys.
 
@@ -14,7 +14,7 @@ The mechanisms, all set up by `Boundary` for one act run and none touching a
 rendered file:
 
 - git URLs: `url.<local>.insteadOf <url>` in a test-only GIT_CONFIG_GLOBAL
-  (git clone, and pip's `git+https://`);
+  (git clone, and uv's fetch of a `git+https://` requirement);
 - https hosts: HTTPS_PROXY to a loopback proxy that answers, with a
   throwaway CA's certificates (SSL_CERT_FILE and its kin), for the hosts
   listed here and refuses every other one; the package index (NO_PROXY) is
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -83,13 +82,13 @@ STAND_INS: tuple[StandIn, ...] = (
         "git",
         "https://github.com/berkeley-dsep-infra/hubploy",
         "upstream/git/hubploy.git",
-        "deploy.yml pip-installs hubploy from git at the pinned commit; no GitHub here",
+        "deploy.yml installs hubploy from git (uv) at the pinned commit; no GitHub here",
     ),
     StandIn(
         "git",
         "https://github.com/pangeo/hub-template",
         "a tagged clone of this working tree",
-        "the workflows pip-install hub-template at the tag the federation was rendered from: the code under test",
+        "the workflows install hub-template (uv) at the tag the federation was rendered from: the code under test",
     ),
     StandIn(
         "https",
@@ -181,6 +180,19 @@ STAND_INS: tuple[StandIn, ...] = (
     ),
     StandIn(
         "api",
+        "https://api.github.com/repos/",
+        "servers.github_fast_path",
+        "uv resolves a `git+https://github.com/` requirement's ref to its commit through GitHub's API first "
+        "(its GitHub fast path): answered from the git stand-ins above",
+    ),
+    StandIn(
+        "api",
+        "https://raw.githubusercontent.com/",
+        "servers.github_fast_path",
+        "then reads the requirement's pyproject.toml at that commit from here: the git stand-ins' file",
+    ),
+    StandIn(
+        "api",
         "https://*.pangeo.io/hub/api/",
         "servers.no_deployed_hub",
         "the deployed hub the health check runs its notebooks on (deploy.yml): no cluster ran the release, "
@@ -244,39 +256,16 @@ def chart_sites() -> dict[str, Path]:
 CONDA_FORGE = "conda.anaconda.org/"  # conda's channel_alias: conda-forge is its conda-forge/
 
 
-def git_insteadof(template_clone: Path, work: Path) -> dict[str, str]:
-    """URL -> the local repository git fetches instead (each served as GitHub
-    serves it: see `served_as_github`)."""
+def git_insteadof(template_clone: Path) -> dict[str, str]:
+    """URL -> the local repository git fetches instead. ../shared/upstream's
+    repositories are shallow (one commit), GitHub's are not: a fetch of the
+    pinned commit (uv's `git fetch URL +SHA:...`, the daskhub action's
+    clone) makes a shallow copy of it, as `--depth 1` would from GitHub."""
     local = {
-        s.replaces: served_as_github(UPSTREAM / s.by.removeprefix("upstream/"), work)
-        for s in STAND_INS
-        if s.by.startswith("upstream/git/")
+        s.replaces: UPSTREAM / s.by.removeprefix("upstream/") for s in STAND_INS if s.by.startswith("upstream/git/")
     }
     local["https://github.com/pangeo/hub-template"] = template_clone
     return {url: str(path) for url, path in local.items()}
-
-
-def served_as_github(upstream: Path, work: Path) -> Path:
-    """A copy of one of ../shared/upstream's one-commit repositories that
-    answers a partial clone as GitHub does. Those repositories are shallow;
-    git 2.39 cloning a shallow server with `--filter=blob:none` (what pip does
-    for `git+https://`) looks up the shallow commit while reading the server's
-    shallow-info, lazily fetches it from the promisor remote, and so on without
-    end (thousands of processes). GitHub's repositories are not shallow and
-    send no shallow-info: the copy keeps the same commit and objects, and
-    marks where its history stops with a graft (info/grafts) instead of a
-    shallow file, so its server sends none either. The clone gets the commit,
-    its tree and blobs, as from GitHub; its parents stay promised."""
-    if not (upstream / "shallow").is_file():
-        return upstream
-    served = work / "served" / upstream.name
-    if not served.exists():
-        shutil.copytree(upstream, served)
-        for path in served.rglob("*"):
-            path.chmod(path.stat().st_mode | 0o200)
-        (served / "info").mkdir(exist_ok=True)
-        (served / "shallow").replace(served / "info" / "grafts")
-    return served
 
 
 def action_stand_ins() -> dict[str, Path]:
@@ -348,6 +337,7 @@ class Boundary:
         )
         # conda's channels, as a test fills them (tests/conda_channel.py); empty, every solve fails.
         self.channel = work / "conda-channel"
+        insteadof = git_insteadof(template_clone)
         routes = servers.first(
             servers.static_files(chart_sites()),
             servers.static_files({CONDA_FORGE: self.channel}),
@@ -355,6 +345,13 @@ class Boundary:
             servers.google(lambda: self.kube_api.endpoint, self.ca_pem),
             servers.aws_sts(),
             servers.aws_kms(),
+            servers.github_fast_path(
+                {
+                    url.removeprefix("https://github.com/"): Path(local)
+                    for url, local in insteadof.items()
+                    if url.startswith("https://github.com/")
+                }
+            ),
             servers.no_deployed_hub(),
         )
         self.proxy = servers.HttpsProxy(
@@ -363,12 +360,8 @@ class Boundary:
         host, port = self.kube_api.endpoint.split(":")
         self.proxy.relays.add((host, int(port)))
         self.gitconfig = work / "gitconfig"
-        for url, local in git_insteadof(template_clone, work).items():
+        for url, local in insteadof.items():
             subprocess.run(["git", "config", "--file", str(self.gitconfig), f"url.{local}.insteadOf", url], check=True)
-        # The grafts of `served_as_github` are git's older mechanism; its hint is noise here.
-        subprocess.run(
-            ["git", "config", "--file", str(self.gitconfig), "advice.graftFileDeprecated", "false"], check=True
-        )
 
     def github_repository(self, full_name: str, token: str, local: Path) -> None:
         """git pushes to https://x-access-token:TOKEN@github.com/FULL_NAME.git reach `local`."""

@@ -13,6 +13,7 @@ import hashlib
 import json
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -318,6 +319,45 @@ def aws_kms() -> Route:
             key = request.get("KeyId", "stand-in")
             return 200, "application/x-amz-json-1.1", json.dumps({"Plaintext": plain, "KeyId": key}).encode()
         return None
+
+    return route
+
+
+def github_fast_path(repositories: dict[str, Path]) -> Route:
+    """What uv asks GitHub for a `git+https://github.com/OWNER/REPO@REF`
+    requirement before (or instead of) fetching it by git, for a repository
+    the boundary serves by git (OWNER/REPO -> its local copy): the ref's
+    commit from the REST API (`GET api.github.com/repos/OWNER/REPO/commits/REF`,
+    the SHA as text), then its pyproject.toml from raw.githubusercontent.com
+    (`/OWNER/REPO/SHA/PATH`). Anything else: 404, as GitHub answers; uv then
+    fetches by git."""
+
+    def git(local: Path, *args: str) -> bytes | None:
+        done = subprocess.run(["git", "-C", str(local), *args], capture_output=True)
+        return done.stdout if done.returncode == 0 else None
+
+    def route(method: str, host: str, path: str, body: bytes) -> tuple[int, str, bytes] | None:
+        parts = path.partition("?")[0].strip("/").split("/")
+        if method != "GET" or host not in ("api.github.com", "raw.githubusercontent.com"):
+            return None
+        if host == "api.github.com" and parts[:1] == ["repos"] and parts[3:4] == ["commits"]:
+            name, ref, what = "/".join(parts[1:3]), "/".join(parts[4:]), "commit"
+        elif host == "raw.githubusercontent.com" and len(parts) >= 4:
+            name, ref, what = "/".join(parts[0:2]), parts[2], "/".join(parts[3:])
+        else:
+            return None
+        local = repositories.get(name.removesuffix(".git"))
+        found = None
+        if local is not None and ref and not ref.startswith("-"):
+            if what == "commit":
+                found = git(local, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+            else:
+                found = git(local, "show", f"{ref}:{what}")
+        if found is None:
+            return _json(404, {"message": "Not Found", "status": "404"})
+        if what == "commit":
+            return 200, "application/vnd.github.sha", found.strip()
+        return 200, "text/plain; charset=utf-8", found
 
     return route
 
