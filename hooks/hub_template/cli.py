@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import NoReturn
 
 VERBS = {
     "check": ("hub_template.checks.command", "Check a rendered hub, offline, in seconds."),
@@ -74,6 +76,12 @@ EXTRAS = {
 # A verb whose extra has another name.
 EXTRA_NAMES = {"run-notebooks": "health"}
 
+# Verbs whose native solver leaves threads running (py-rattler's runtime) that
+# can crash Python's finalization once the verb is done (SIGSEGV or SIGABRT,
+# "no Python frame", about one run in twenty on a busy machine): run as the
+# program, they end the process with their own exit status, output flushed.
+NATIVE_RUNTIME = frozenset({"lock"})
+
 
 def _missing_extra(verb: str, error: ModuleNotFoundError) -> bool:
     """Whether ``error`` is a module of the verb's extra that is not installed
@@ -111,6 +119,7 @@ class _Version(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None  # the console script, or `python -m hub_template.cli`
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="hub-template",
@@ -137,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     assert module is not None  # parse_args exits unless a verb was given
     try:
         code: int = module.run(args)
-        return code
     except ModuleNotFoundError as missing:  # the verbs import their tools when they need them
         if args.verb not in EXTRAS or not _missing_extra(args.verb, missing):
             raise
@@ -146,6 +154,16 @@ def main(argv: list[str] | None = None) -> int:
             f"hub-template {args.verb}: '{missing.name}' is missing; install the [{EXTRA_NAMES.get(args.verb, args.verb)}] extra:\n"
             f"   {EXTRAS[args.verb]}\n",
         )
+    if as_program and args.verb in NATIVE_RUNTIME:
+        _end_now(code)
+    return code
+
+
+def _end_now(code: int) -> NoReturn:
+    """End the process without Python's finalization, its output flushed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
